@@ -1,0 +1,47 @@
+"""Writes for users and keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.keys import DISPLAY_PREFIX_LENGTH, key_digest, key_generate
+from accounts.models import ApiKey, User
+from gateway.models import CacheInvalidation, invalidation_announce
+
+
+@transaction.atomic
+def user_create(*, email: str, password: str | None = None, role: str = User.Role.USER) -> User:
+    user = User.objects.create_user(email=email, password=password, role=role)
+    from billing.services import credit_account_ensure  # billing builds on accounts
+
+    credit_account_ensure(user=user)
+    return user
+
+
+@transaction.atomic
+def api_key_create(
+    *, user: User, name: str, expires_at: datetime | None = None
+) -> tuple[ApiKey, str]:
+    """Returns the key row and the full key, which exists nowhere else after this call."""
+    raw = key_generate()
+    api_key = ApiKey.objects.create(
+        user=user,
+        name=name,
+        digest=key_digest(raw),
+        prefix=raw[:DISPLAY_PREFIX_LENGTH],
+        last4=raw[-4:],
+        expires_at=expires_at,
+    )
+    return api_key, raw
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at", "updated_at"])
+    invalidation_announce(CacheInvalidation.Kind.API_KEY, api_key.digest)
+    return api_key

@@ -1,0 +1,51 @@
+"""The customer's balance and credit transactions."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from billing.models import LedgerEntry
+from billing.selectors import credit_account_of, ledger_entries_of
+
+
+def _user(request: Request) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+class Balance(APIView):
+    def get(self, request: Request) -> Response:
+        account = credit_account_of(user=_user(request))
+        # Amounts as strings: exact decimals survive JSON that way.
+        return Response(
+            {
+                "balance": str(account.balance.normalize()),
+                "held": str(account.held.normalize()),
+                "available": str(account.available.normalize()),
+                "currency": "credits",
+            }
+        )
+
+
+class LedgerEntryOutput(serializers.ModelSerializer):
+    amount = serializers.DecimalField(max_digits=24, decimal_places=12, coerce_to_string=True)
+    balance_after = serializers.DecimalField(
+        max_digits=24, decimal_places=12, coerce_to_string=True
+    )
+
+    class Meta:
+        model = LedgerEntry
+        fields = ("id", "kind", "amount", "balance_after", "reference", "memo", "created_at")
+
+
+class CreditTransactions(ListAPIView):
+    serializer_class = LedgerEntryOutput
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]  # DRF's signature
+        return ledger_entries_of(user=_user(self.request))

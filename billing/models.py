@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+# Credits are exact decimals: prices per 1M tokens carry ≤ 6 places, so a charge never
+# needs more than 12.
+MONEY = {"max_digits": 24, "decimal_places": 12}
+ZERO = Decimal(0)
+
+
+class CreditAccount(models.Model):
+    """A user's spendable balance. `balance` always equals the sum of the user's ledger."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_account"
+    )
+    balance = models.DecimalField(default=ZERO, **MONEY)  # type: ignore[call-overload]
+    held = models.DecimalField(default=ZERO, **MONEY)  # type: ignore[call-overload]
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.balance}"
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.held
+
+
+class LedgerEntry(models.Model):
+    """An append-only balance change, idempotent on (kind, reference)."""
+
+    class Kind(models.TextChoices):
+        GRANT = "grant"
+        PURCHASE = "purchase"
+        USAGE = "usage"
+        REFUND = "refund"
+        ADJUSTMENT = "adjustment"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = models.DecimalField(**MONEY)  # type: ignore[call-overload]
+    balance_after = models.DecimalField(**MONEY)  # type: ignore[call-overload]
+    reference = models.CharField(max_length=100)
+    memo = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(fields=("kind", "reference"), name="ledger_kind_reference")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} ({self.reference})"
+
+
+class CreditHold(models.Model):
+    """Credit reserved for one in-flight request; replaced by its charge at settlement."""
+
+    request_id = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_holds"
+    )
+    amount = models.DecimalField(**MONEY)  # type: ignore[call-overload]
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"hold {self.amount} for {self.request_id}"

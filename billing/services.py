@@ -1,0 +1,106 @@
+"""Writes to the credit ledger. Every balance change is one ledger row plus one conditional
+UPDATE of the account, in one transaction, so concurrent writers can never overspend."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from billing.models import ZERO, CreditAccount, CreditHold, LedgerEntry
+
+
+class InsufficientCredit(Exception):
+    pass
+
+
+def credit_account_ensure(*, user: User) -> CreditAccount:
+    account, _ = CreditAccount.objects.get_or_create(user=user)
+    return account
+
+
+@transaction.atomic
+def ledger_entry_add(
+    *, user_id: int, kind: str, amount: Decimal, reference: str, memo: str = ""
+) -> LedgerEntry:
+    """Applies `amount` (negative to spend) once per (kind, reference); a repeat returns the
+    first entry and changes nothing."""
+    existing = LedgerEntry.objects.filter(kind=kind, reference=reference).first()
+    if existing is not None:
+        return existing
+    CreditAccount.objects.get_or_create(user_id=user_id)
+    CreditAccount.objects.filter(user_id=user_id).update(balance=F("balance") + amount)
+    balance = CreditAccount.objects.values_list("balance", flat=True).get(user_id=user_id)
+    try:
+        with transaction.atomic():
+            return LedgerEntry.objects.create(
+                user_id=user_id,
+                kind=kind,
+                amount=amount,
+                balance_after=balance,
+                reference=reference,
+                memo=memo,
+            )
+    except IntegrityError:
+        # A concurrent writer recorded the same reference first: undo ours.
+        CreditAccount.objects.filter(user_id=user_id).update(balance=F("balance") - amount)
+        return LedgerEntry.objects.get(kind=kind, reference=reference)
+
+
+def credit_grant(*, user: User, amount: Decimal, reference: str, memo: str = "") -> LedgerEntry:
+    if amount <= 0:
+        raise ValueError("a grant must be positive")
+    return ledger_entry_add(
+        user_id=user.pk, kind=LedgerEntry.Kind.GRANT, amount=amount, reference=reference, memo=memo
+    )
+
+
+@transaction.atomic
+def credit_hold_create(*, user_id: int, request_id: str, amount: Decimal) -> CreditHold:
+    """Reserves `amount` if the available balance covers it, atomically with the check."""
+    admitted = CreditAccount.objects.filter(
+        user_id=user_id, balance__gte=F("held") + amount
+    ).update(held=F("held") + amount)
+    if not admitted:
+        raise InsufficientCredit
+    ttl = timedelta(seconds=settings.GATEWAYZ_HOLD_TTL_SECONDS)
+    return CreditHold.objects.create(
+        user_id=user_id, request_id=request_id, amount=amount, expires_at=timezone.now() + ttl
+    )
+
+
+def credit_hold_release(*, request_id: str) -> bool:
+    """Gives a hold's credit back. Only the caller that deletes the row gives it back, so a
+    settlement and the expiry task racing for one hold cannot both release it."""
+    hold = CreditHold.objects.filter(request_id=request_id).first()
+    if hold is None:
+        return False
+    deleted, _ = CreditHold.objects.filter(pk=hold.pk).delete()
+    if deleted:
+        CreditAccount.objects.filter(user_id=hold.user_id).update(held=F("held") - hold.amount)
+    return bool(deleted)
+
+
+def credit_holds_release_expired(*, now: object = None) -> int:
+    now = now or timezone.now()
+    released = 0
+    for request_id in CreditHold.objects.filter(expires_at__lte=now).values_list(
+        "request_id", flat=True
+    ):
+        with transaction.atomic():
+            released += credit_hold_release(request_id=request_id)
+    return released
+
+
+def usage_charge(*, user_id: int, request_id: str, cost: Decimal) -> None:
+    """Releases the request's hold and charges its actual cost (call inside a transaction)."""
+    credit_hold_release(request_id=request_id)
+    if cost > ZERO:
+        ledger_entry_add(
+            user_id=user_id, kind=LedgerEntry.Kind.USAGE, amount=-cost, reference=request_id
+        )

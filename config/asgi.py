@@ -1,0 +1,32 @@
+"""ASGI entry point: Channels' protocol router in front of two HTTP apps.
+
+/v1/* (inference, model list) goes to the gateway's raw ASGI app, which never enters the
+Django middleware stack; everything else (API, admin, pages) goes to Django.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django_app = get_asgi_application()  # sets Django up before the gateway imports models
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
+
+from gateway.app import gateway_app  # noqa: E402
+from gateway.http import Receive, Scope, Send  # noqa: E402
+from gateway.runtime import lifespan  # noqa: E402
+
+GATEWAY_PREFIX = "/v1/"
+
+
+async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["path"].startswith(GATEWAY_PREFIX):
+        await gateway_app(scope, receive, send)
+    else:
+        await django_app(scope, receive, send)
+
+
+application = ProtocolTypeRouter({"http": http_app, "lifespan": lifespan})

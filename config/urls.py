@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from accounts.api import ApiKeyListCreate, ApiKeyRevoke, Profile
+from billing.api import Balance, CreditTransactions
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("auth/token", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("auth/token/refresh", TokenRefreshView.as_view(), name="token-refresh"),
+    path("user/api-keys", ApiKeyListCreate.as_view(), name="api-keys"),
+    path("user/api-keys/<int:key_id>", ApiKeyRevoke.as_view(), name="api-key-revoke"),
+    path("user/balance", Balance.as_view(), name="balance"),
+    path("user/profile", Profile.as_view(), name="profile"),
+    path("user/credit-transactions", CreditTransactions.as_view(), name="credit-transactions"),
+    path("", include("django_prometheus.urls")),
+]

@@ -1,0 +1,43 @@
+"""The raw ASGI app behind /v1/*: a dispatch table, no Django request machinery."""
+
+from __future__ import annotations
+
+from gateway.chat import chat_completions
+from gateway.errors import GatewayError
+from gateway.http import Receive, Scope, Send, send_error
+from gateway.models_api import model_retrieve, models_list
+from gateway.runtime import runtime_ensure_started
+
+
+def _method_not_allowed(allowed: str) -> GatewayError:
+    return GatewayError(
+        405,
+        f"Method not allowed; use {allowed}.",
+        code="method_not_allowed",
+        headers=[(b"allow", allowed.encode())],
+    )
+
+
+async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
+    runtime_ensure_started()
+    path: str = scope["path"]
+    method: str = scope["method"]
+    try:
+        if path == "/v1/chat/completions":
+            if method != "POST":
+                raise _method_not_allowed("POST")
+            await chat_completions(scope, receive, send)
+        elif path == "/v1/models":
+            if method != "GET":
+                raise _method_not_allowed("GET")
+            await models_list(send)
+        elif path.startswith("/v1/models/"):
+            if method != "GET":
+                raise _method_not_allowed("GET")
+            await model_retrieve(send, path[len("/v1/models/") :])
+        else:
+            raise GatewayError(
+                404, f"Unknown endpoint {method} {path}.", code="unknown_url"
+            )
+    except GatewayError as error:
+        await send_error(send, error, [])

@@ -1,0 +1,34 @@
+"""Who is calling: the Gatewayz key from the Authorization header, via the key cache."""
+
+from __future__ import annotations
+
+import time
+
+from accounts.keycache import KeyIdentity, key_cache
+from accounts.keys import key_digest, key_looks_valid
+from gateway.errors import GatewayError
+from gateway.http import Scope, header
+
+
+def _unauthorized(message: str) -> GatewayError:
+    return GatewayError(401, message, code="invalid_api_key")
+
+
+async def authenticate(scope: Scope) -> KeyIdentity:
+    raw = header(scope, b"authorization")
+    if not raw:
+        raise _unauthorized(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer gw_live_...'."
+        )
+    scheme, _, token = raw.decode("latin-1").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("Send the API key as 'Authorization: Bearer gw_live_...'.")
+    if not key_looks_valid(token):
+        raise _unauthorized("Incorrect API key provided.")
+    identity = await key_cache.lookup(key_digest(token))
+    if identity is None:
+        raise _unauthorized("Incorrect API key provided, or the key was revoked.")
+    if identity.expired(time.time()):
+        raise _unauthorized("This API key has expired.")
+    return identity

@@ -1,0 +1,258 @@
+"""POST /v1/chat/completions: authenticate, validate, resolve, admit, call, relay, settle."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from accounts.keycache import KeyIdentity
+from billing.pricing import Usage, hold_amount, usage_cost
+from billing.services import InsufficientCredit, credit_hold_create
+from gateway.auth import authenticate
+from gateway.errors import GatewayError, not_found
+from gateway.http import (
+    JSON_HEADERS,
+    SSE_HEADERS,
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_bytes,
+    send_error,
+)
+from gateway.settlement import settler
+from gateway.upstream_call import UpstreamAnswer, chat_call
+from gateway.validation import chat_body_parse, requested_output_tokens
+from monitoring.services import RequestOutcome
+from providers.adapters.openai import usage_read
+from providers.catalog import CatalogModel, catalog_holder
+
+ENDPOINT = "chat.completions"
+_hold_create = sync_to_async(credit_hold_create, thread_sensitive=False)
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def _max_output_tokens(body: dict[str, Any], model: CatalogModel) -> int:
+    asked = requested_output_tokens(body)
+    cap = model.max_output_tokens or settings.GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS
+    per_choice = min(asked, cap) if asked else cap
+    return per_choice * int(body.get("n") or 1)
+
+
+async def _admit(identity: KeyIdentity, request_id: str, amount: Decimal) -> None:
+    try:
+        await _hold_create(
+            user_id=identity.user_id, request_id=request_id, amount=amount
+        )
+    except InsufficientCredit:
+        raise GatewayError(
+            402,
+            "Your credit balance cannot cover this request. Add credits, or lower max_tokens.",
+            type="insufficient_credits",
+            code="insufficient_credits",
+        ) from None
+
+
+async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
+    started = time.perf_counter()
+    request_id = f"req_{uuid.uuid4().hex}"
+    id_header = [(b"x-request-id", request_id.encode())]
+    try:
+        identity = await authenticate(scope)
+    except GatewayError as error:
+        await send_error(send, error, id_header)
+        return
+
+    outcome = RequestOutcome(
+        request_id=request_id,
+        user_id=identity.user_id,
+        api_key_id=identity.key_id,
+        endpoint=ENDPOINT,
+        requested_model="",
+        status=200,
+        total_latency_ms=0.0,
+    )
+    try:
+        raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
+        body = chat_body_parse(raw)
+        outcome.requested_model = body["model"][:200]
+        outcome.stream = bool(body.get("stream"))
+        model = (await catalog_holder.get()).resolve(body["model"])
+        if model is None:
+            raise not_found(
+                f"The model '{body['model']}' does not exist.", code="model_not_found"
+            )
+        outcome.served_model = model.id
+        output_tokens = _max_output_tokens(body, model)
+        hold = max(
+            hold_amount(
+                body_bytes=len(raw), max_output_tokens=output_tokens, deployment=d
+            )
+            for d in model.deployments
+        )
+        await _admit(identity, request_id, hold)
+        outcome.held = True
+        answer = await chat_call(body, model)
+    except ClientGone:
+        return
+    except GatewayError as error:
+        outcome.status = error.status
+        outcome.error_type = error.code or error.type
+        outcome.total_latency_ms = _ms_since(started)
+        settler.submit(outcome)
+        await send_error(send, error, id_header)
+        return
+
+    outcome.provider = answer.deployment.provider
+    outcome.upstream_latency_ms = answer.latency_ms
+    headers = id_header + [
+        (b"x-gatewayz-provider", answer.deployment.provider.encode()),
+        (b"x-gatewayz-model", model.id.encode()),
+    ]
+    if outcome.stream:
+        await _relay_stream(send, body, len(raw), answer, outcome, headers, started)
+    else:
+        await _relay_json(send, len(raw), answer, outcome, headers)
+    outcome.total_latency_ms = _ms_since(started)
+    settler.submit(outcome)
+
+
+def _estimate_usage(body_bytes: int, completion_chars: int) -> Usage:
+    # Only for an upstream that sent no usage (a cut stream): ~4 bytes per token.
+    return Usage(
+        prompt_tokens=body_bytes // 4, completion_tokens=(completion_chars + 3) // 4
+    )
+
+
+def _record_usage(
+    outcome: RequestOutcome, usage: Usage, answer: UpstreamAnswer
+) -> Decimal:
+    outcome.prompt_tokens = usage.prompt_tokens
+    outcome.completion_tokens = usage.completion_tokens
+    outcome.cached_tokens = usage.cached_tokens
+    outcome.cost = usage_cost(usage, answer.deployment)
+    return outcome.cost
+
+
+async def _relay_json(
+    send: Send,
+    body_bytes: int,
+    answer: UpstreamAnswer,
+    outcome: RequestOutcome,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    try:
+        raw = await answer.response.aread()
+        data = orjson.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except (httpx.HTTPError, ValueError) as exc:
+        error = GatewayError(
+            504 if isinstance(exc, httpx.TimeoutException) else 502,
+            f"{answer.deployment.provider} sent an incomplete or invalid response.",
+            type="upstream_error",
+            code="upstream_invalid_response",
+        )
+        outcome.status, outcome.error_type = error.status, error.code or ""
+        await send_error(send, error, headers)
+        return
+    finally:
+        await answer.response.aclose()
+    usage = usage_read(data.get("usage")) or _estimate_usage(body_bytes, len(raw))
+    cost = _record_usage(outcome, usage, answer)
+    usage_out = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    usage_out["cost"] = float(cost)
+    data["usage"] = usage_out
+    await send_bytes(
+        send,
+        200,
+        orjson.dumps(data),
+        JSON_HEADERS + headers + [(b"x-gatewayz-cost", str(cost.normalize()).encode())],
+    )
+
+
+async def _relay_stream(
+    send: Send,
+    body: dict[str, Any],
+    body_bytes: int,
+    answer: UpstreamAnswer,
+    outcome: RequestOutcome,
+    headers: list[tuple[bytes, bytes]],
+    started: float,
+) -> None:
+    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers}
+    )
+    usage: Usage | None = None
+    chars = 0
+    finished = False
+    try:
+        async for line in answer.response.aiter_lines():
+            if not line.startswith("data:"):
+                continue  # SSE comments and keep-alives
+            data = line[5:].strip()
+            if data == "[DONE]":
+                finished = True
+                break
+            chunk = orjson.loads(data)
+            if outcome.ttft_ms is None:
+                outcome.ttft_ms = _ms_since(started)
+            out: bytes | None = data.encode()
+            if "usage" in chunk:
+                read = usage_read(chunk["usage"])
+                if read is not None:
+                    usage = read
+                    chunk["usage"]["cost"] = float(
+                        _record_usage(outcome, usage, answer)
+                    )
+                if wants_usage:
+                    out = orjson.dumps(chunk) if read is not None else out
+                elif not chunk.get("choices"):
+                    out = None  # the usage chunk we asked for on our own behalf
+                else:
+                    del chunk["usage"]
+                    out = orjson.dumps(chunk)
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                chars += len(delta.get("content") or "")
+            if out is not None:
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": b"data: " + out + b"\n\n",
+                        "more_body": True,
+                    }
+                )
+    except (httpx.HTTPError, orjson.JSONDecodeError):
+        finished = False
+    finally:
+        await answer.response.aclose()
+
+    if finished:
+        tail = b"data: [DONE]\n\n"
+    else:
+        # Cut mid-stream: the client gets a well-formed error event, and we bill what the
+        # provider produced (its usage if it sent one, else an estimate from the text).
+        error = GatewayError(
+            502,
+            f"{answer.deployment.provider} ended the stream early.",
+            type="upstream_error",
+            code="upstream_stream_interrupted",
+        )
+        outcome.status, outcome.error_type = 502, "upstream_stream_interrupted"
+        tail = b"data: " + error.body() + b"\n\n"
+    if usage is None:
+        _record_usage(outcome, _estimate_usage(body_bytes, chars), answer)
+    await send({"type": "http.response.body", "body": tail, "more_body": False})

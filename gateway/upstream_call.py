@@ -1,0 +1,108 @@
+"""Calling a model's deployments in order until one answers (failover before the first byte).
+
+A provider's credential, capacity or availability failure moves on to the next deployment;
+an error about the request itself is the client's answer and is returned at once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from gateway.errors import GatewayError
+from gateway.upstream import upstream_client
+from providers.adapters.openai import chat_request, error_message
+from providers.catalog import CatalogModel, Deployment
+
+# Failures that say nothing about the request: another deployment may well succeed.
+FAILOVER_STATUSES = frozenset({401, 402, 403, 404, 408, 409, 425, 429})
+
+
+@dataclass(slots=True)
+class UpstreamAnswer:
+    deployment: Deployment
+    response: httpx.Response  # opened, body not yet read
+    latency_ms: float  # until the upstream's headers arrived
+
+
+def _failure(
+    status: int, deployment: Deployment, body: bytes, headers: httpx.Headers
+) -> GatewayError:
+    message = f"{deployment.provider}: {error_message(body)}"
+    if status == 429:
+        retry_after = headers.get("retry-after")
+        extra = [(b"retry-after", retry_after.encode())] if retry_after else []
+        return GatewayError(
+            429,
+            f"The provider is rate limiting: {message}",
+            type="rate_limit_error",
+            code="upstream_rate_limited",
+            headers=extra,
+        )
+    if status in FAILOVER_STATUSES or status >= 500:
+        return GatewayError(
+            502,
+            f"The provider failed: {message}",
+            type="upstream_error",
+            code="upstream_error",
+        )
+    # The provider's 4xx about the request itself, passed through with its message.
+    return GatewayError(
+        status, message, type="invalid_request_error", code="upstream_rejected"
+    )
+
+
+async def chat_call(body: dict[str, Any], model: CatalogModel) -> UpstreamAnswer:
+    client = upstream_client()
+    last: GatewayError | None = None
+    for deployment in model.deployments:
+        url, headers, payload = chat_request(body, deployment)
+        timeout = httpx.Timeout(
+            deployment.read_timeout, connect=deployment.connect_timeout
+        )
+        request = client.build_request(
+            "POST", url, headers=headers, content=payload, timeout=timeout
+        )
+        started = time.perf_counter()
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.TimeoutException:
+            last = GatewayError(
+                504,
+                f"{deployment.provider} did not answer in time.",
+                type="timeout",
+                code="upstream_timeout",
+            )
+            continue
+        except httpx.TransportError:
+            last = GatewayError(
+                503,
+                f"{deployment.provider} could not be reached.",
+                type="upstream_error",
+                code="upstream_unavailable",
+            )
+            continue
+        latency_ms = (time.perf_counter() - started) * 1000
+        if response.status_code == 200:
+            return UpstreamAnswer(deployment, response, latency_ms)
+        try:
+            error_body = await response.aread()
+        except httpx.HTTPError:
+            error_body = b""
+        finally:
+            await response.aclose()
+        failure = _failure(
+            response.status_code, deployment, error_body, response.headers
+        )
+        if failure.code == "upstream_rejected":
+            raise failure
+        last = failure
+    raise last or GatewayError(
+        503,
+        "No provider is available for this model.",
+        type="upstream_error",
+        code="no_provider_available",
+    )

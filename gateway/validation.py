@@ -1,0 +1,67 @@
+"""Validation of a chat completion request: only what the gateway acts on; the rest of the
+body is the provider's business and passes through unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.errors import bad_request
+
+
+def _positive_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise bad_request(f"'{name}' must be a positive integer.", param=name)
+    return value
+
+
+def chat_body_parse(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise bad_request(
+            "We could not parse the JSON body of your request. Send a JSON object."
+        ) from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("You must provide a model parameter.", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' must be a non-empty array.", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise bad_request(
+                f"'messages[{i}]' must be an object with a 'role'.",
+                param=f"messages[{i}]",
+            )
+    stream = body.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        raise bad_request("'stream' must be a boolean.", param="stream")
+    options = body.get("stream_options")
+    if options is not None:
+        if not stream:
+            raise bad_request(
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                param="stream_options",
+            )
+        if not isinstance(options, dict):
+            raise bad_request(
+                "'stream_options' must be an object.", param="stream_options"
+            )
+    _positive_int(body, "max_tokens")
+    _positive_int(body, "max_completion_tokens")
+    n = _positive_int(body, "n")
+    if n is not None and n > 128:
+        raise bad_request("'n' must be at most 128.", param="n")
+    return body
+
+
+def requested_output_tokens(body: dict[str, Any]) -> int | None:
+    value = body.get("max_completion_tokens") or body.get("max_tokens")
+    return int(value) if value else None

@@ -1,0 +1,51 @@
+"""Settlement: the one transaction that ends every admitted request."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+from django.db import transaction
+
+from billing.services import credit_hold_release, usage_charge
+from monitoring.models import RequestLog
+
+
+@dataclass(slots=True)
+class RequestOutcome:
+    request_id: str
+    user_id: int
+    api_key_id: int
+    endpoint: str
+    requested_model: str
+    status: int
+    total_latency_ms: float
+    stream: bool = False
+    served_model: str = ""
+    provider: str = ""
+    error_type: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost: Decimal = Decimal(0)
+    upstream_latency_ms: float | None = None
+    ttft_ms: float | None = None
+    held: bool = False  # whether admission reserved credit for it
+
+
+@transaction.atomic
+def request_settle(*, outcome: RequestOutcome) -> RequestLog:
+    """Charges the actual cost, releases the hold and writes the request log row, once:
+    repeating it for the same request id changes nothing, so a failed write is retried."""
+    log = RequestLog.objects.filter(request_id=outcome.request_id).first()
+    if log is not None:
+        return log
+    if outcome.cost > 0:
+        usage_charge(user_id=outcome.user_id, request_id=outcome.request_id, cost=outcome.cost)
+    elif outcome.held:
+        credit_hold_release(request_id=outcome.request_id)
+    fields = asdict(outcome)
+    fields.pop("held")
+    return RequestLog.objects.create(
+        user_id=fields.pop("user_id"), api_key_id=fields.pop("api_key_id"), **fields
+    )

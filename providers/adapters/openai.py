@@ -1,0 +1,54 @@
+"""The OpenAI-compatible wire protocol (most providers): request shaping and usage reading.
+
+Everything in the client's body that we do not act on (tools, tool_choice, response_format,
+seed, logprobs, n, stop, ...) is forwarded unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from billing.pricing import Usage
+from providers.catalog import Deployment
+
+
+def chat_request(body: dict[str, Any], deployment: Deployment) -> tuple[str, dict[str, str], bytes]:
+    """The upstream URL, headers and body for a chat completion on `deployment`."""
+    upstream = dict(body)
+    upstream["model"] = deployment.upstream_model_id
+    if upstream.get("stream"):
+        # Always ask for usage so every stream can be metered; the relay hides the usage
+        # chunk from clients that did not ask for it.
+        upstream["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    headers = {"content-type": "application/json"}
+    if deployment.api_key:
+        headers["authorization"] = f"Bearer {deployment.api_key}"
+    return f"{deployment.base_url}/chat/completions", headers, orjson.dumps(upstream)
+
+
+def usage_read(usage: Any) -> Usage | None:
+    if not isinstance(usage, dict):
+        return None
+    details = usage.get("prompt_tokens_details") or {}
+    return Usage(
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+    )
+
+
+def error_message(body: bytes) -> str:
+    """The provider's own error message, from an OpenAI-shaped (or any) error body."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:300].decode(errors="replace").strip() or "no message"
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    return "no message"

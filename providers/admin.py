@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db import transaction
+from django.http import HttpRequest
+
+from providers.catalog_file import catalog_changed
+from providers.models import Alias, Model, Offering, Provider
+
+
+class CatalogAdmin(admin.ModelAdmin):
+    """Every edit tells all gateway processes to reload the catalog."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            catalog_changed()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            catalog_changed()
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        with transaction.atomic():
+            super().delete_queryset(request, queryset)
+            catalog_changed()
+
+
+class OfferingInline(admin.TabularInline):
+    model = Offering
+    extra = 0
+
+
+@admin.register(Provider)
+class ProviderAdmin(CatalogAdmin):
+    list_display = ("slug", "name", "protocol", "base_url", "credential_env", "enabled")
+    list_filter = ("protocol", "enabled")
+    search_fields = ("slug", "name")
+
+
+@admin.register(Model)
+class ModelAdmin(CatalogAdmin):
+    list_display = ("canonical_id", "name", "context_length", "max_output_tokens")
+    search_fields = ("canonical_id", "name")
+    inlines = (OfferingInline,)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        with transaction.atomic():
+            super().save_related(request, form, formsets, change)
+            catalog_changed()
+
+
+@admin.register(Offering)
+class OfferingAdmin(CatalogAdmin):
+    list_display = ("model", "provider", "upstream_model_id", "input_price", "output_price",
+                    "cached_input_price", "priority", "enabled")  # fmt: skip
+    list_filter = ("provider", "enabled")
+    search_fields = ("model__canonical_id", "upstream_model_id")
+
+
+@admin.register(Alias)
+class AliasAdmin(CatalogAdmin):
+    list_display = ("alias", "model")
+    search_fields = ("alias",)

@@ -1,0 +1,130 @@
+"""Loads a catalog data file (TOML) into the catalog tables: upsert, never delete.
+
+Deleting is left to staff in the admin: a file that forgets a model must not silently take
+it away from customers.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from gateway.models import CacheInvalidation, invalidation_announce
+from providers.models import Alias, CatalogState, Model, Offering, Provider
+
+BUNDLED_CATALOG = Path(__file__).resolve().parent / "catalog" / "catalog.toml"
+DEMO_CATALOG = Path(__file__).resolve().parent / "catalog" / "demo.toml"
+
+
+class CatalogFileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CatalogLoadResult:
+    version: str
+    providers: int
+    models: int
+    offerings: int
+
+
+def _price(raw: Any, where: str) -> Decimal:
+    # Floats are refused: 0.1 in TOML is a binary fraction, and money stays exact.
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise CatalogFileError(f"{where}: write prices as strings, e.g. \"2.50\" (got {raw!r})")
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation as exc:
+        raise CatalogFileError(f"{where}: {raw!r} is not a price") from exc
+    if value < 0 or value != value.quantize(Decimal("0.000001")):
+        raise CatalogFileError(f"{where}: {raw!r} must be ≥ 0 with at most 6 decimal places")
+    return value
+
+
+def _require(table: dict[str, Any], key: str, where: str) -> Any:
+    if key not in table:
+        raise CatalogFileError(f"{where}: missing {key!r}")
+    return table[key]
+
+
+@transaction.atomic
+def catalog_file_load(*, path: Path) -> CatalogLoadResult:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CatalogFileError(f"{path}: {exc}") from exc
+    version = str(_require(data, "version", str(path)))
+    n_offerings = 0
+
+    for i, p in enumerate(data.get("providers", [])):
+        where = f"{path.name}: providers[{i}]"
+        protocol = p.get("protocol", Provider.Protocol.OPENAI)
+        if protocol not in Provider.Protocol.values:
+            raise CatalogFileError(f"{where}: unknown protocol {protocol!r}")
+        Provider.objects.update_or_create(
+            slug=_require(p, "slug", where),
+            defaults={
+                "name": p.get("name", p["slug"]),
+                "protocol": protocol,
+                "base_url": str(_require(p, "base_url", where)).rstrip("/"),
+                "credential_env": p.get("credential_env", ""),
+                "connect_timeout": float(p.get("connect_timeout", 5)),
+                "read_timeout": float(p.get("read_timeout", 120)),
+                "enabled": bool(p.get("enabled", True)),
+            },
+        )
+
+    for i, m in enumerate(data.get("models", [])):
+        where = f"{path.name}: models[{i}]"
+        model, _ = Model.objects.update_or_create(
+            canonical_id=_require(m, "id", where),
+            defaults={
+                "name": m.get("name", m["id"]),
+                "context_length": int(m.get("context_length", 0)),
+                "max_output_tokens": m.get("max_output_tokens"),
+                "capabilities": list(m.get("capabilities", [])),
+            },
+        )
+        for alias in m.get("aliases", []):
+            Alias.objects.update_or_create(alias=alias, defaults={"model": model})
+        for j, o in enumerate(m.get("offerings", [])):
+            owhere = f"{where}.offerings[{j}]"
+            slug = _require(o, "provider", owhere)
+            provider = Provider.objects.filter(slug=slug).first()
+            if provider is None:
+                raise CatalogFileError(f"{owhere}: unknown provider {slug!r}")
+            Offering.objects.update_or_create(
+                provider=provider,
+                model=model,
+                defaults={
+                    "upstream_model_id": _require(o, "upstream_id", owhere),
+                    "input_price": _price(_require(o, "input", owhere), owhere),
+                    "output_price": _price(_require(o, "output", owhere), owhere),
+                    "cached_input_price": _price(
+                        o.get("cached_input", o["input"]), f"{owhere}.cached_input"
+                    ),
+                    "priority": int(o.get("priority", 100)),
+                    "enabled": bool(o.get("enabled", True)),
+                },
+            )
+            n_offerings += 1
+
+    catalog_changed(file_version=version)
+    return CatalogLoadResult(
+        version, len(data.get("providers", [])), len(data.get("models", [])), n_offerings
+    )
+
+
+def catalog_changed(*, file_version: str | None = None) -> None:
+    """Tell every gateway process to reload the catalog (call inside the editing transaction)."""
+    state, _ = CatalogState.objects.get_or_create(pk=1)
+    state.version += 1
+    if file_version is not None:
+        state.loaded_file_version = file_version
+    state.save()
+    invalidation_announce(CacheInvalidation.Kind.CATALOG)
