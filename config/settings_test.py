@@ -1,0 +1,21 @@
+"""Settings of the test suite (selected by pytest's configuration, never by production).
+
+Postgres and Redis on their standard local ports unless DATABASE_URL / REDIS_URL say
+otherwise; the embedded lane sets DATABASE_URL to SQLite and REDIS_URL to nothing.
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789")
+os.environ.setdefault("GATEWAYZ_KEY_PEPPER", "test-pepper-not-for-production")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gatewayz")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+
+from config.settings import *  # noqa: E402,F403
+from config.settings import DATABASES, VAR_DIR  # noqa: E402
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, tests only
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so the gateway processes the tests start share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-gatewayz.sqlite3")}

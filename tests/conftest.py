@@ -1,0 +1,145 @@
+"""Shared fixtures: real Postgres/Redis (or the embedded lane's SQLite), the mock upstream
+and gateway server processes, and accounts with keys and credit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from tests.support.servers import Upstream, free_port, spawn, stop
+
+UPSTREAM_KEY = "sk-test-upstream"
+
+
+@pytest.fixture(scope="session")
+def mock_upstream() -> Iterator[Upstream]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = spawn(
+        ["-m", "mockserver", "--port", str(port), "--api-key", UPSTREAM_KEY], f"{url}/health"
+    )
+    yield Upstream(url, UPSTREAM_KEY)
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(
+    request: pytest.FixtureRequest,
+    django_test_environment: None,
+    django_db_blocker: Any,
+    django_db_use_migrations: bool,
+    django_db_keepdb: bool,
+    django_db_createdb: bool,
+    django_db_modify_db_settings: None,
+) -> Iterator[None]:
+    """pytest-django's set-up, except that the default database is always set up: the
+    end-to-end tests use it through server processes, not through the `db` fixture."""
+    from django.test.utils import setup_databases, teardown_databases
+    from pytest_django.fixtures import _disable_migrations
+
+    if not django_db_use_migrations:
+        _disable_migrations()
+    keepdb = django_db_keepdb and not django_db_createdb
+    with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=request.config.option.verbose, interactive=False, keepdb=keepdb,
+            aliases={"default"},
+        )  # fmt: skip
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(config, verbosity=request.config.option.verbose)
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def test_catalog(django_db_setup: Any, django_db_blocker: Any, mock_upstream: Upstream,
+                 tmp_path_factory: pytest.TempPathFactory) -> None:  # fmt: skip
+    from providers.catalog_file import catalog_file_load
+
+    text = (Path(__file__).parent / "data" / "catalog.toml").read_text()
+    text = text.replace("{mock}", mock_upstream.url).replace(
+        "{dead}", f"http://127.0.0.1:{free_port()}"
+    )
+    path = tmp_path_factory.mktemp("catalog") / "catalog.toml"
+    path.write_text(text)
+    with django_db_blocker.unblock():
+        catalog_file_load(path=path)
+
+
+GatewayStarter = Callable[[], str]
+
+
+@pytest.fixture(scope="session")
+def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[GatewayStarter]:
+    """Starts a gateway process (uvicorn, the production ASGI app) on the test database."""
+    procs = []
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+
+    def start() -> str:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {
+            "DJANGO_SETTINGS_MODULE": "config.settings_test",
+            "DATABASE_URL": database_url,
+            "GATEWAYZ_TEST_UPSTREAM_KEY": UPSTREAM_KEY,
+            "GATEWAYZ_TEST_WRONG_KEY": "sk-wrong",
+            "GATEWAYZ_MAX_BODY_BYTES": str(64 * 1024),
+        }
+        args = ["-m", "uvicorn", "config.asgi:application", "--port", str(port),
+                "--no-access-log", "--log-level", "warning"]  # fmt: skip
+        procs.append(spawn(args, f"{url}/v1/models", env))
+        return url
+
+    yield start
+    for proc in procs:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def gateway(start_gateway: GatewayStarter) -> str:
+    return start_gateway()
+
+
+@pytest.fixture
+def live_db(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """Database access outside a test transaction: what the tests write, the gateway
+    processes see. Tests keep to their own freshly created accounts."""
+    with django_db_blocker.unblock():
+        yield
+
+
+@dataclass(frozen=True)
+class Account:
+    user: Any
+    key: str
+    key_id: int
+
+
+@pytest.fixture
+def make_account(live_db: None) -> Callable[..., Account]:
+    from accounts.services import api_key_create, user_create
+    from billing.services import credit_grant
+
+    def make(credit: Decimal = Decimal("10")) -> Account:
+        user = user_create(email=f"{uuid.uuid4().hex[:12]}@example.com")
+        if credit:
+            credit_grant(user=user, amount=credit, reference=f"test:{user.pk}")
+        api_key, raw = api_key_create(user=user, name="test")
+        return Account(user, raw, api_key.pk)
+
+    return make
