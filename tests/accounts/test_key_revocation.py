@@ -1,0 +1,54 @@
+"""A revoked key is refused by every gateway process within a second, although each process
+serves keys from its own in-memory cache."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from accounts.models import ApiKey
+from accounts.services import api_key_revoke
+
+pytestmark = pytest.mark.smoke
+
+BODY = {"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _status(gateway: str, key: str) -> int:
+    response = httpx.post(f"{gateway}/v1/chat/completions", json=BODY,
+                          headers={"authorization": f"Bearer {key}"})  # fmt: skip
+    return response.status_code
+
+
+@pytest.fixture(scope="module")
+def second_gateway(start_gateway) -> str:
+    return start_gateway()
+
+
+def test_it_refuses_a_revoked_key_in_every_process_within_a_second(gateway, second_gateway, make_account):
+    account = make_account()
+    processes = [gateway, second_gateway]
+    assert [_status(g, account.key) for g in processes] == [200, 200]  # both have it cached
+
+    api_key_revoke(api_key=ApiKey.objects.get(pk=account.key_id))
+    revoked_at = time.monotonic()
+    refused: dict[str, float] = {}
+    while len(refused) < len(processes) and time.monotonic() - revoked_at < 1.0:
+        for g in processes:
+            if g not in refused and _status(g, account.key) == 401:
+                refused[g] = time.monotonic() - revoked_at
+        time.sleep(0.02)
+
+    assert set(refused) == set(processes), f"still accepted after 1 s by {set(processes) - set(refused)}"
+
+
+def test_it_keeps_other_keys_of_the_user_working(gateway, make_account):
+    from accounts.services import api_key_create
+
+    account = make_account()
+    other, other_raw = api_key_create(user=account.user, name="second")
+    api_key_revoke(api_key=ApiKey.objects.get(pk=account.key_id))
+
+    assert _status(gateway, other_raw) == 200
