@@ -25,7 +25,8 @@ class UserAdmin(BaseUserAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "masked", "user", "created_at", "last_used_at", "expires_at", "revoked_at")
+    list_display = ("name", "masked", "user", "created_at", "last_used_at", "expires_at",
+                    "revoked_at")  # fmt: skip
     list_filter = ("revoked_at",)
     search_fields = ("name", "user__email", "prefix")
     readonly_fields = ("digest", "prefix", "last4", "created_at", "last_used_at", "revoked_at")

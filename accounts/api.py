@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response

@@ -22,9 +22,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None  # someone else's bearer token (a JWT): let the next class try
         if not key_looks_valid(token):
             raise exceptions.AuthenticationFailed("Incorrect API key provided.")
-        api_key = (
-            ApiKey.objects.select_related("user").filter(digest=key_digest(token)).first()
-        )
+        api_key = ApiKey.objects.select_related("user").filter(digest=key_digest(token)).first()
         if api_key is None or not api_key.is_active(timezone.now()) or not api_key.user.is_active:
             raise exceptions.AuthenticationFailed("Incorrect, revoked or expired API key.")
         return api_key.user, api_key

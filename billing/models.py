@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -8,8 +9,11 @@ from django.utils import timezone
 
 # Credits are exact decimals: prices per 1M tokens carry ≤ 6 places, so a charge never
 # needs more than 12.
-MONEY = {"max_digits": 24, "decimal_places": 12}
 ZERO = Decimal(0)
+
+
+def money_field(**options: Any) -> models.DecimalField[Decimal | int | str, Decimal]:
+    return models.DecimalField(max_digits=24, decimal_places=12, **options)
 
 
 class CreditAccount(models.Model):
@@ -18,8 +22,8 @@ class CreditAccount(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_account"
     )
-    balance = models.DecimalField(default=ZERO, **MONEY)  # type: ignore[call-overload]
-    held = models.DecimalField(default=ZERO, **MONEY)  # type: ignore[call-overload]
+    balance = money_field(default=ZERO)
+    held = money_field(default=ZERO)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -44,8 +48,8 @@ class LedgerEntry(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    amount = models.DecimalField(**MONEY)  # type: ignore[call-overload]
-    balance_after = models.DecimalField(**MONEY)  # type: ignore[call-overload]
+    amount = money_field()
+    balance_after = money_field()
     reference = models.CharField(max_length=100)
     memo = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -68,7 +72,7 @@ class CreditHold(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_holds"
     )
-    amount = models.DecimalField(**MONEY)  # type: ignore[call-overload]
+    amount = money_field()
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
 

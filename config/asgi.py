@@ -26,7 +26,7 @@ async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["path"].startswith(GATEWAY_PREFIX):
         await gateway_app(scope, receive, send)
     else:
-        await django_app(scope, receive, send)
+        await django_app(scope, receive, send)  # type: ignore[arg-type]  # same ASGI types, spelt narrower
 
 
 application = ProtocolTypeRouter({"http": http_app, "lifespan": lifespan})

@@ -18,9 +18,7 @@ def env_str(name: str, default: str = "") -> str:
             with open(path, encoding="utf-8") as f:
                 return f.read().strip()
         except OSError as exc:
-            raise ImproperlyConfigured(
-                f"{name}_FILE={path!r} cannot be read: {exc}"
-            ) from exc
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc}") from exc
     return os.environ.get(name, default)
 
 
@@ -68,8 +66,4 @@ def env_decimal(name: str, default: str) -> Decimal:
 
 
 def env_list(name: str, default: str = "") -> list[str]:
-    return [
-        item.strip()
-        for item in os.environ.get(name, default).split(",")
-        if item.strip()
-    ]
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]

@@ -117,9 +117,7 @@ else:
 # --- auth --------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
-    {
-        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"
-    },
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -170,34 +168,24 @@ DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 
 # --- gateway -----------------------------------------------------------------------------
 # Bodies larger than this are refused with 413 before they are parsed.
-GATEWAYZ_MAX_BODY_BYTES = env_int(
-    "GATEWAYZ_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024
-)
+GATEWAYZ_MAX_BODY_BYTES = env_int("GATEWAYZ_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
 # A hold not settled within this many seconds belongs to a crashed process and is released.
 GATEWAYZ_HOLD_TTL_SECONDS = env_int("GATEWAYZ_HOLD_TTL_SECONDS", 900, minimum=60)
 # Output tokens reserved when a request sets no max_tokens and its model declares no cap.
-GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS = env_int(
-    "GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS", 4096, minimum=1
-)
+GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS = env_int("GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS", 4096, minimum=1)
 # Extra catalog files (an operator's own providers), loaded after the bundled catalog.
 GATEWAYZ_CATALOG_FILES = env_list("GATEWAYZ_CATALOG_FILES")
 # How often each process re-checks for revoked keys and catalog edits (seconds).
-GATEWAYZ_INVALIDATION_POLL_SECONDS = env_float(
-    "GATEWAYZ_INVALIDATION_POLL_SECONDS", 0.5
-)
+GATEWAYZ_INVALIDATION_POLL_SECONDS = env_float("GATEWAYZ_INVALIDATION_POLL_SECONDS", 0.5)
 # Upstream connection limits (timeouts are per provider, in the catalog).
-GATEWAYZ_UPSTREAM_MAX_CONNECTIONS = env_int(
-    "GATEWAYZ_UPSTREAM_MAX_CONNECTIONS", 512, minimum=1
-)
+GATEWAYZ_UPSTREAM_MAX_CONNECTIONS = env_int("GATEWAYZ_UPSTREAM_MAX_CONNECTIONS", 512, minimum=1)
 # Credit granted to an account created by `make run`'s demo set-up.
 GATEWAYZ_DEMO_CREDIT = env_decimal("GATEWAYZ_DEMO_CREDIT", "10")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
-    },
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # One line per upstream call is noise at INFO; failures are logged by the gateway.

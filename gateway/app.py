@@ -36,8 +36,6 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
                 raise _method_not_allowed("GET")
             await model_retrieve(send, path[len("/v1/models/") :])
         else:
-            raise GatewayError(
-                404, f"Unknown endpoint {method} {path}.", code="unknown_url"
-            )
+            raise GatewayError(404, f"Unknown endpoint {method} {path}.", code="unknown_url")
     except GatewayError as error:
         await send_error(send, error, [])

@@ -52,9 +52,7 @@ def _max_output_tokens(body: dict[str, Any], model: CatalogModel) -> int:
 
 async def _admit(identity: KeyIdentity, request_id: str, amount: Decimal) -> None:
     try:
-        await _hold_create(
-            user_id=identity.user_id, request_id=request_id, amount=amount
-        )
+        await _hold_create(user_id=identity.user_id, request_id=request_id, amount=amount)
     except InsufficientCredit:
         raise GatewayError(
             402,
@@ -90,15 +88,11 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         outcome.stream = bool(body.get("stream"))
         model = (await catalog_holder.get()).resolve(body["model"])
         if model is None:
-            raise not_found(
-                f"The model '{body['model']}' does not exist.", code="model_not_found"
-            )
+            raise not_found(f"The model '{body['model']}' does not exist.", code="model_not_found")
         outcome.served_model = model.id
         output_tokens = _max_output_tokens(body, model)
         hold = max(
-            hold_amount(
-                body_bytes=len(raw), max_output_tokens=output_tokens, deployment=d
-            )
+            hold_amount(body_bytes=len(raw), max_output_tokens=output_tokens, deployment=d)
             for d in model.deployments
         )
         await _admit(identity, request_id, hold)
@@ -116,7 +110,8 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
 
     outcome.provider = answer.deployment.provider
     outcome.upstream_latency_ms = answer.latency_ms
-    headers = id_header + [
+    headers = [
+        *id_header,
         (b"x-gatewayz-provider", answer.deployment.provider.encode()),
         (b"x-gatewayz-model", model.id.encode()),
     ]
@@ -130,14 +125,10 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
 
 def _estimate_usage(body_bytes: int, completion_chars: int) -> Usage:
     # Only for an upstream that sent no usage (a cut stream): ~4 bytes per token.
-    return Usage(
-        prompt_tokens=body_bytes // 4, completion_tokens=(completion_chars + 3) // 4
-    )
+    return Usage(prompt_tokens=body_bytes // 4, completion_tokens=(completion_chars + 3) // 4)
 
 
-def _record_usage(
-    outcome: RequestOutcome, usage: Usage, answer: UpstreamAnswer
-) -> Decimal:
+def _record_usage(outcome: RequestOutcome, usage: Usage, answer: UpstreamAnswer) -> Decimal:
     outcome.prompt_tokens = usage.prompt_tokens
     outcome.completion_tokens = usage.completion_tokens
     outcome.cached_tokens = usage.cached_tokens
@@ -171,7 +162,9 @@ async def _relay_json(
         await answer.response.aclose()
     usage = usage_read(data.get("usage")) or _estimate_usage(body_bytes, len(raw))
     cost = _record_usage(outcome, usage, answer)
-    usage_out = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    usage_out = data.get("usage")
+    if not isinstance(usage_out, dict):
+        usage_out = {}
     usage_out["cost"] = float(cost)
     data["usage"] = usage_out
     await send_bytes(
@@ -192,9 +185,7 @@ async def _relay_stream(
     started: float,
 ) -> None:
     wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers}
-    )
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
     usage: Usage | None = None
     chars = 0
     finished = False
@@ -214,9 +205,7 @@ async def _relay_stream(
                 read = usage_read(chunk["usage"])
                 if read is not None:
                     usage = read
-                    chunk["usage"]["cost"] = float(
-                        _record_usage(outcome, usage, answer)
-                    )
+                    chunk["usage"]["cost"] = float(_record_usage(outcome, usage, answer))
                 if wants_usage:
                     out = orjson.dumps(chunk) if read is not None else out
                 elif not chunk.get("choices"):

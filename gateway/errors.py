@@ -37,9 +37,7 @@ class GatewayError(Exception):
         )
 
 
-def bad_request(
-    message: str, *, param: str | None = None, code: str | None = None
-) -> GatewayError:
+def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> GatewayError:
     return GatewayError(400, message, param=param, code=code)
 
 

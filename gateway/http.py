@@ -65,9 +65,5 @@ async def send_bytes(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(
-    send: Send, error: GatewayError, extra: list[tuple[bytes, bytes]]
-) -> None:
-    await send_bytes(
-        send, error.status, error.body(), JSON_HEADERS + error.headers + extra
-    )
+async def send_error(send: Send, error: GatewayError, extra: list[tuple[bytes, bytes]]) -> None:
+    await send_bytes(send, error.status, error.body(), JSON_HEADERS + error.headers + extra)

@@ -24,9 +24,9 @@ LOOKBACK = timedelta(seconds=30)
 
 
 def _recent_events() -> list[tuple[int, str, str]]:
-    rows = CacheInvalidation.objects.filter(
-        created_at__gt=Now() - LOOKBACK
-    ).values_list("id", "kind", "value")
+    rows = CacheInvalidation.objects.filter(created_at__gt=Now() - LOOKBACK).values_list(
+        "id", "kind", "value"
+    )
     return list(rows)
 
 
@@ -67,9 +67,7 @@ class InvalidationWatcher:
                 raise
             except Exception:
                 if not failing:
-                    log.exception(
-                        "cache invalidation polling failed; serving cached state"
-                    )
+                    log.exception("cache invalidation polling failed; serving cached state")
                 failing = True
                 # What we missed while blind is unknown: forget everything once back.
                 key_cache.clear()

@@ -35,18 +35,12 @@ def _model_object(model: CatalogModel) -> dict[str, Any]:
 
 async def models_list(send: Send) -> None:
     catalog = await catalog_holder.get()
-    data = [
-        _model_object(m) for m in sorted(catalog.models.values(), key=lambda m: m.id)
-    ]
-    await send_bytes(
-        send, 200, orjson.dumps({"object": "list", "data": data}), JSON_HEADERS
-    )
+    data = [_model_object(m) for m in sorted(catalog.models.values(), key=lambda m: m.id)]
+    await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}), JSON_HEADERS)
 
 
 async def model_retrieve(send: Send, model_id: str) -> None:
     model = (await catalog_holder.get()).resolve(model_id)
     if model is None:
-        raise not_found(
-            f"The model '{model_id}' does not exist.", code="model_not_found"
-        )
+        raise not_found(f"The model '{model_id}' does not exist.", code="model_not_found")
     await send_bytes(send, 200, orjson.dumps(_model_object(model)), JSON_HEADERS)

@@ -50,13 +50,11 @@ class Settler:
                 await _settle_async(outcome)
                 return
             except Exception:
-                log.exception(
-                    "settling %s failed; retrying in %.1fs", outcome.request_id, backoff
-                )
+                log.exception("settling %s failed; retrying in %.1fs", outcome.request_id, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
-    async def drain(self, timeout: float) -> None:
+    async def drain(self, timeout: float) -> None:  # noqa: ASYNC109  (a deadline at shutdown)
         """Waits for queued settlements (at shutdown), then stops the workers."""
         if self._queue is None:
             return

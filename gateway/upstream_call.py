@@ -50,9 +50,7 @@ def _failure(
             code="upstream_error",
         )
     # The provider's 4xx about the request itself, passed through with its message.
-    return GatewayError(
-        status, message, type="invalid_request_error", code="upstream_rejected"
-    )
+    return GatewayError(status, message, type="invalid_request_error", code="upstream_rejected")
 
 
 async def chat_call(body: dict[str, Any], model: CatalogModel) -> UpstreamAnswer:
@@ -60,9 +58,7 @@ async def chat_call(body: dict[str, Any], model: CatalogModel) -> UpstreamAnswer
     last: GatewayError | None = None
     for deployment in model.deployments:
         url, headers, payload = chat_request(body, deployment)
-        timeout = httpx.Timeout(
-            deployment.read_timeout, connect=deployment.connect_timeout
-        )
+        timeout = httpx.Timeout(deployment.read_timeout, connect=deployment.connect_timeout)
         request = client.build_request(
             "POST", url, headers=headers, content=payload, timeout=timeout
         )
@@ -94,9 +90,7 @@ async def chat_call(body: dict[str, Any], model: CatalogModel) -> UpstreamAnswer
             error_body = b""
         finally:
             await response.aclose()
-        failure = _failure(
-            response.status_code, deployment, error_body, response.headers
-        )
+        failure = _failure(response.status_code, deployment, error_body, response.headers)
         if failure.code == "upstream_rejected":
             raise failure
         last = failure

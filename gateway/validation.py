@@ -51,9 +51,7 @@ def chat_body_parse(raw: bytes) -> dict[str, Any]:
                 param="stream_options",
             )
         if not isinstance(options, dict):
-            raise bad_request(
-                "'stream_options' must be an object.", param="stream_options"
-            )
+            raise bad_request("'stream_options' must be an object.", param="stream_options")
     _positive_int(body, "max_tokens")
     _positive_int(body, "max_completion_tokens")
     n = _positive_int(body, "n")

@@ -48,8 +48,7 @@ _MODELS_BODY = orjson.dumps(
     {
         "object": "list",
         "data": [
-            {"id": m, "object": "model", "created": 1700000000, "owned_by": "mock"}
-            for m in MODELS
+            {"id": m, "object": "model", "created": 1700000000, "owned_by": "mock"} for m in MODELS
         ],
     }
 )
@@ -96,9 +95,7 @@ _FAULTS: dict[int, tuple[str, str | None]] = {
 
 
 class _BadRequest(Exception):
-    def __init__(
-        self, message: str, param: str | None = None, code: str | None = None
-    ) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message, self.param, self.code = message, param, code
 
@@ -151,9 +148,7 @@ def _text_of(content: object) -> str:
         return " ".join(
             p["text"]
             for p in content
-            if isinstance(p, dict)
-            and p.get("type") == "text"
-            and isinstance(p.get("text"), str)
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
         )
     return ""
 
@@ -170,10 +165,7 @@ def _split_reply(text: str, n: int) -> list[str]:
     words = _WORD_PIECES.findall(text)
     if len(words) < n:
         return _split_even(text, n)
-    return [
-        "".join(words[i * len(words) // n : (i + 1) * len(words) // n])
-        for i in range(n)
-    ]
+    return ["".join(words[i * len(words) // n : (i + 1) * len(words) // n]) for i in range(n)]
 
 
 def _parse_directive(text: str) -> dict[str, Any]:
@@ -182,31 +174,19 @@ def _parse_directive(text: str) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise _BadRequest(f"Invalid !mock directive: {exc}", "messages") from None
     if not isinstance(directive, dict):
-        raise _BadRequest(
-            "Invalid !mock directive: expected a JSON object.", "messages"
-        )
+        raise _BadRequest("Invalid !mock directive: expected a JSON object.", "messages")
     for key, value in directive.items():
         types = _DIRECTIVE_TYPES.get(key)
         if types is None:
-            raise _BadRequest(
-                f"Invalid !mock directive: unknown key {key!r}.", "messages"
-            )
-        if not isinstance(value, types) or (
-            isinstance(value, bool) and bool not in types
-        ):
-            raise _BadRequest(
-                f"Invalid !mock directive: bad value for {key!r}.", "messages"
-            )
+            raise _BadRequest(f"Invalid !mock directive: unknown key {key!r}.", "messages")
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise _BadRequest(f"Invalid !mock directive: bad value for {key!r}.", "messages")
     status = directive.get("status")
     if status is not None and not 400 <= status <= 599:
-        raise _BadRequest(
-            "Invalid !mock directive: status must be 400-599.", "messages"
-        )
+        raise _BadRequest("Invalid !mock directive: status must be 400-599.", "messages")
     tool = directive.get("tool_call")
     if tool is not None and not isinstance(tool.get("name"), str):
-        raise _BadRequest(
-            "Invalid !mock directive: tool_call.name must be a string.", "messages"
-        )
+        raise _BadRequest("Invalid !mock directive: tool_call.name must be a string.", "messages")
     return directive
 
 
@@ -230,7 +210,7 @@ def _validate(raw: bytes) -> tuple[dict[str, Any], str, list[Any], int]:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise _BadRequest(
-            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "  # noqa: E501  (OpenAI's exact wording)
             "HTTP library correctly. The OpenAI API expects a JSON payload.)"
         ) from None
     if not isinstance(body, dict):
@@ -287,9 +267,7 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
         if msg.get("role") == "user":
             last_user = text
 
-    d: dict[str, Any] = (
-        _parse_directive(last_user) if last_user.startswith(_MOCK_PREFIX) else {}
-    )
+    d: dict[str, Any] = _parse_directive(last_user) if last_user.startswith(_MOCK_PREFIX) else {}
     if d:
         if "delay" in d:
             await asyncio.sleep(d["delay"])
@@ -299,14 +277,8 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
                 status,
                 ("server_error" if status >= 500 else "invalid_request_error", None),
             )
-            extra = (
-                [(b"retry-after", str(d["retry_after"]).encode())]
-                if "retry_after" in d
-                else []
-            )
-            payload = _error(
-                d.get("message", f"mock fault {status}"), type_, None, code
-            )
+            extra = [(b"retry-after", str(d["retry_after"]).encode())] if "retry_after" in d else []
+            payload = _error(d.get("message", f"mock fault {status}"), type_, None, code)
             await _send_json(send, status, payload, started, extra)
             return
 
@@ -322,9 +294,7 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
             headers: dict[str, str] = {}
             for k, v in scope["headers"]:
                 name, value = k.decode("latin-1").lower(), v.decode("latin-1")
-                headers[name] = (
-                    f"{headers[name]}, {value}" if name in headers else value
-                )
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
             reply = orjson.dumps({"headers": headers, "body": body}).decode()
         elif "reply" in d:
             reply = d["reply"]
@@ -342,9 +312,7 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
     finish_reason = d.get("finish_reason", "stop" if tool is None else "tool_calls")
     cid = f"chatcmpl-{_next_id()}"
     created = int(time.time())
-    call_ids = (
-        [f"call_{os.urandom(12).hex()}" for _ in range(n)] if tool is not None else []
-    )
+    call_ids = [f"call_{os.urandom(12).hex()}" for _ in range(n)] if tool is not None else []
 
     if body.get("stream") is not True:
         choices = []
@@ -357,9 +325,7 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
             }
             if tool is not None:
                 fn = {"name": tool["name"], "arguments": arguments}
-                message["tool_calls"] = [
-                    {"id": call_ids[i], "type": "function", "function": fn}
-                ]
+                message["tool_calls"] = [{"id": call_ids[i], "type": "function", "function": fn}]
             choices.append(
                 {
                     "index": i,
@@ -384,9 +350,7 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
     # Streaming. Every chunk shares the same envelope, so it is serialised
     # once and only the choice is encoded per chunk.
     stream_options = body.get("stream_options")
-    include_usage = (
-        isinstance(stream_options, dict) and stream_options.get("include_usage") is True
-    )
+    include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
     head = b"".join(
         (
             b'data: {"id":"',
@@ -456,9 +420,7 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
         if chunk_delay:
             await asyncio.sleep(chunk_delay)
         if tool is not None:
-            delta: dict[str, Any] = {
-                "tool_calls": [{"index": 0, "function": {"arguments": piece}}]
-            }
+            delta: dict[str, Any] = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
         else:
             delta = {"content": piece}
         for i in range(n):
@@ -474,9 +436,7 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
         await send(chunk(i, {}, finish_reason))
     if include_usage:
         usage_chunk = head + b'],"usage":' + orjson.dumps(usage) + b"}\n\n"
-        await send(
-            {"type": "http.response.body", "body": usage_chunk, "more_body": True}
-        )
+        await send({"type": "http.response.body", "body": usage_chunk, "more_body": True})
     await send({"type": "http.response.body", "body": _DONE, "more_body": False})
 
 
@@ -517,7 +477,7 @@ def create_app(api_key: str | None = None) -> ASGIApp:
                 break
         if not token:
             return (
-                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "  # noqa: E501  (OpenAI's exact wording)
                 "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
             )
         if expected is not None and token != expected:
@@ -540,9 +500,7 @@ def create_app(api_key: str | None = None) -> ASGIApp:
             await _send_json(send, 404, payload, started)
             return
         if method.encode() != allowed:
-            payload = _error(
-                f"Invalid method for URL ({method} {path})", "invalid_request_error"
-            )
+            payload = _error(f"Invalid method for URL ({method} {path})", "invalid_request_error")
             await _send_json(send, 405, payload, started, [(b"allow", allowed)])
             return
         if path == "/health":

@@ -15,7 +15,7 @@ from monitoring.models import RequestLog
 class RequestOutcome:
     request_id: str
     user_id: int
-    api_key_id: int
+    api_key_id: int | None
     endpoint: str
     requested_model: str
     status: int

@@ -36,7 +36,7 @@ class CatalogLoadResult:
 def _price(raw: Any, where: str) -> Decimal:
     # Floats are refused: 0.1 in TOML is a binary fraction, and money stays exact.
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-        raise CatalogFileError(f"{where}: write prices as strings, e.g. \"2.50\" (got {raw!r})")
+        raise CatalogFileError(f'{where}: write prices as strings, e.g. "2.50" (got {raw!r})')
     try:
         value = Decimal(str(raw))
     except InvalidOperation as exc:

@@ -46,7 +46,9 @@ class Model(models.Model):
         return self.canonical_id
 
 
-PRICE = {"max_digits": 18, "decimal_places": 6, "default": Decimal(0)}
+def price_field() -> models.DecimalField[Decimal | int | str, Decimal]:
+    """Credits per 1M tokens: six decimal places, exact."""
+    return models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
 
 
 class Offering(models.Model):
@@ -55,9 +57,9 @@ class Offering(models.Model):
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="offerings")
     model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="offerings")
     upstream_model_id = models.CharField(max_length=200)
-    input_price = models.DecimalField(**PRICE)  # type: ignore[call-overload]
-    output_price = models.DecimalField(**PRICE)  # type: ignore[call-overload]
-    cached_input_price = models.DecimalField(**PRICE)  # type: ignore[call-overload]
+    input_price = price_field()
+    output_price = price_field()
+    cached_input_price = price_field()
     priority = models.IntegerField(default=100, help_text="lower is tried first")
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -89,3 +91,6 @@ class CatalogState(models.Model):
     version = models.PositiveBigIntegerField(default=0)
     loaded_file_version = models.CharField(max_length=50, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"catalog v{self.version} ({self.loaded_file_version})"

@@ -27,7 +27,9 @@ def second_gateway(start_gateway) -> str:
     return start_gateway()
 
 
-def test_it_refuses_a_revoked_key_in_every_process_within_a_second(gateway, second_gateway, make_account):
+def test_it_refuses_a_revoked_key_in_every_process_within_a_second(
+    gateway, second_gateway, make_account
+):
     account = make_account()
     processes = [gateway, second_gateway]
     assert [_status(g, account.key) for g in processes] == [200, 200]  # both have it cached
@@ -41,14 +43,16 @@ def test_it_refuses_a_revoked_key_in_every_process_within_a_second(gateway, seco
                 refused[g] = time.monotonic() - revoked_at
         time.sleep(0.02)
 
-    assert set(refused) == set(processes), f"still accepted after 1 s by {set(processes) - set(refused)}"
+    assert set(refused) == set(processes), (
+        f"still accepted after 1 s by {set(processes) - set(refused)}"
+    )
 
 
 def test_it_keeps_other_keys_of_the_user_working(gateway, make_account):
     from accounts.services import api_key_create
 
     account = make_account()
-    other, other_raw = api_key_create(user=account.user, name="second")
+    _, other_raw = api_key_create(user=account.user, name="second")
     api_key_revoke(api_key=ApiKey.objects.get(pk=account.key_id))
 
     assert _status(gateway, other_raw) == 200

@@ -67,7 +67,9 @@ def test_it_revokes_own_keys_only(alice, bob):
 
 
 def test_it_refuses_expired_keys(alice):
-    api_key, raw = api_key_create(user=alice, name="old", expires_at=timezone.now() - timedelta(seconds=1))
+    _, raw = api_key_create(
+        user=alice, name="old", expires_at=timezone.now() - timedelta(seconds=1)
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert client.get("/user/profile").status_code == 401
@@ -81,15 +83,26 @@ def test_it_reports_balance_and_transactions_exactly(alice, bob):
     balance = client.get("/user/balance").json()
     transactions = client.get("/user/credit-transactions").json()
 
-    assert balance == {"balance": "5.499999925", "held": "0", "available": "5.499999925", "currency": "credits"}
+    assert balance == {
+        "balance": "5.499999925",
+        "held": "0",
+        "available": "5.499999925",
+        "currency": "credits",
+    }
     assert [t["reference"] for t in transactions["results"]] == ["r1", "test:alice"]
     assert Decimal(transactions["results"][0]["amount"]) == Decimal("-0.000000075")
 
 
 def test_it_authenticates_by_jwt_and_by_session(alice):
-    tokens = APIClient().post(
-        "/auth/token", {"email": "alice@example.com", "password": "correct horse battery"}, format="json"
-    ).json()
+    tokens = (
+        APIClient()
+        .post(
+            "/auth/token",
+            {"email": "alice@example.com", "password": "correct horse battery"},
+            format="json",
+        )
+        .json()
+    )
     jwt_client = APIClient()
     jwt_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
     session_client = APIClient()
@@ -101,7 +114,9 @@ def test_it_authenticates_by_jwt_and_by_session(alice):
         assert profile.json()["email"] == "alice@example.com" and profile.json()["role"] == "user"
 
 
-@pytest.mark.parametrize("path", ["/user/api-keys", "/user/balance", "/user/profile", "/user/credit-transactions"])
+@pytest.mark.parametrize(
+    "path", ["/user/api-keys", "/user/balance", "/user/profile", "/user/credit-transactions"]
+)
 def test_it_refuses_anonymous_and_bad_keys(path):
     assert APIClient().get(path).status_code == 401
     client = APIClient()

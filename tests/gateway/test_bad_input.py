@@ -18,14 +18,18 @@ pytestmark = pytest.mark.smoke
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-def _post(gateway: str, key: str | None, body: bytes | dict, headers: dict | None = None) -> httpx.Response:
+def _post(
+    gateway: str, key: str | None, body: bytes | dict, headers: dict | None = None
+) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     auth = {"authorization": f"Bearer {key}"} if key else {}
     return httpx.post(f"{gateway}/v1/chat/completions", content=content,
                       headers={"content-type": "application/json", **auth, **(headers or {})})  # fmt: skip
 
 
-def _assert_openai_error(response: httpx.Response, status: int, code: str | None = None, param: str | None = None) -> None:
+def _assert_openai_error(
+    response: httpx.Response, status: int, code: str | None = None, param: str | None = None
+) -> None:
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}

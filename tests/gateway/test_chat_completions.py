@@ -43,7 +43,12 @@ def test_it_answers_and_charges_exactly(gateway, make_account):
     assert raw.headers["x-gatewayz-provider"] == "mock"
     assert raw.headers["x-gatewayz-model"] == "test/echo"
     log = settled(raw.headers["x-request-id"])
-    assert (log.status, log.provider, log.served_model, log.stream) == (200, "mock", "test/echo", False)
+    assert (log.status, log.provider, log.served_model, log.stream) == (
+        200,
+        "mock",
+        "test/echo",
+        False,
+    )
     assert (log.prompt_tokens, log.completion_tokens, log.cost) == (
         usage.prompt_tokens, usage.completion_tokens, expected,
     )  # fmt: skip
@@ -141,7 +146,10 @@ def test_it_relays_tool_calls(gateway, make_account):
 
     call = completion.choices[0].message.tool_calls[0]
     assert completion.choices[0].finish_reason == "tool_calls"
-    assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"city": "Paris"})
+    assert (call.function.name, json.loads(call.function.arguments)) == (
+        "get_weather",
+        {"city": "Paris"},
+    )
     assert json.loads("".join(fragments)) == {"city": "Paris"}
 
 
@@ -164,7 +172,12 @@ def test_it_forwards_parameters_and_the_providers_credential_only(gateway, make_
     assert account.key not in json.dumps(seen)
     body = seen["body"]
     assert body["model"] == "echo"  # the provider's own model id
-    assert (body["seed"], body["temperature"], body["logprobs"], body["stop"]) == (7, 0.2, True, ["END"])
+    assert (body["seed"], body["temperature"], body["logprobs"], body["stop"]) == (
+        7,
+        0.2,
+        True,
+        ["END"],
+    )
     assert body["response_format"] == {"type": "json_object"}
     assert body["provider_specific"] == {"x": 1}
 

@@ -47,7 +47,9 @@ def test_it_passes_a_providers_request_error_through(gateway, make_account):
         ({"delay": 3}, 504, "upstream_timeout"),  # the provider's read timeout is 2 s
     ],
 )
-def test_it_maps_provider_failures_to_gateway_errors(gateway, make_account, directive, status, code):
+def test_it_maps_provider_failures_to_gateway_errors(
+    gateway, make_account, directive, status, code
+):
     account = make_account()
 
     response = _ask(gateway, account.key, directive)
@@ -88,7 +90,9 @@ def test_it_answers_503_when_no_provider_is_reachable(gateway, make_account):
     assert _balance(account) == (Decimal("10"), 0)
 
 
-def test_it_ends_a_cut_stream_with_an_error_event_and_bills_what_was_produced(gateway, make_account):
+def test_it_ends_a_cut_stream_with_an_error_event_and_bills_what_was_produced(
+    gateway, make_account
+):
     account = make_account()
 
     response = _ask(gateway, account.key, {"chunks": 10, "cut_after": 3}, stream=True)
@@ -104,7 +108,9 @@ def test_it_ends_a_cut_stream_with_an_error_event_and_bills_what_was_produced(ga
     assert _balance(account) == (Decimal("10") - log.cost, 0)
 
 
-def test_it_settles_a_stream_the_client_abandons_for_all_the_provider_produced(gateway, make_account):
+def test_it_settles_a_stream_the_client_abandons_for_all_the_provider_produced(
+    gateway, make_account
+):
     account = make_account()
     body = {
         "model": "test/echo",

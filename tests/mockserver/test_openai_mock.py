@@ -201,9 +201,7 @@ def test_it_streams_tool_calls_in_fragments(client: openai.OpenAI) -> None:
         (503, "server_error", None),
     ],
 )
-def test_it_applies_status(
-    http: httpx.Client, status: int, type_: str, code: str
-) -> None:
+def test_it_applies_status(http: httpx.Client, status: int, type_: str, code: str) -> None:
     resp = _call(http, stream=True, status=status, retry_after=7)
     assert (resp.status_code, resp.headers["retry-after"]) == (status, "7")
     error = {"message": f"mock fault {status}", "type": type_, "param": None}
@@ -214,12 +212,10 @@ def test_it_applies_status(
 def test_it_cuts_the_stream_by_dropping_the_connection(http: httpx.Client) -> None:
     body = {"model": "echo", "stream": True, "messages": _mock(chunks=5, cut_after=2)}
     lines: list[str] = []
-    with (
-        pytest.raises(httpx.RemoteProtocolError),
-        http.stream("POST", CHAT, json=body) as resp,
-    ):
+    with http.stream("POST", CHAT, json=body) as resp:
         assert resp.status_code == 200
-        lines.extend(line for line in resp.iter_lines() if line)
+        with pytest.raises(httpx.RemoteProtocolError):
+            lines.extend(line for line in resp.iter_lines() if line)
     chunks = [orjson.loads(line.removeprefix("data: ")) for line in lines]
     assert [c["choices"][0]["delta"]["content"] for c in chunks] == ["", "w0", " w1"]
 

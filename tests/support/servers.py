@@ -29,7 +29,9 @@ def free_port() -> int:
         return port
 
 
-def spawn(args: Sequence[str], health_url: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    args: Sequence[str], health_url: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Starts a process and returns once `health_url` answers 200 (or raises)."""
     proc = subprocess.Popen(
         [sys.executable, *args], cwd=REPO_ROOT, env={**os.environ, **(env or {})}

@@ -6,7 +6,12 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from providers.catalog_file import BUNDLED_CATALOG, DEMO_CATALOG, CatalogFileError, catalog_file_load
+from providers.catalog_file import (
+    BUNDLED_CATALOG,
+    DEMO_CATALOG,
+    CatalogFileError,
+    catalog_file_load,
+)
 
 
 class Command(BaseCommand):
@@ -14,7 +19,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("files", nargs="*", type=Path)
-        parser.add_argument("--demo", action="store_true", help="also load the offline demo provider")
+        parser.add_argument(
+            "--demo", action="store_true", help="also load the offline demo provider"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         files = [BUNDLED_CATALOG]
