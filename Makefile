@@ -1,0 +1,45 @@
+# Gatewayz. `make run` serves a working gateway on a fresh machine; `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run test test-main test-embedded lint migrate-check clean
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Gatewayz needs Python 3.11+ (set PYTHON=python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED)
+
+run: $(INSTALLED)
+	@scripts/run-local.sh
+
+# Both lanes: Postgres + Redis (the production stack), then the smoke tests on the embedded
+# default (SQLite, no Redis), as `make run` serves it.
+test: test-main test-embedded
+
+test-main: $(INSTALLED)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-embedded: $(INSTALLED)
+	DATABASE_URL=sqlite:///$(CURDIR)/var/test-embedded.sqlite3 REDIS_URL= \
+		$(PY) -m pytest -q -m smoke $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) manage.py makemigrations --check --dry-run
+
+# Every migration, from an empty Postgres database (the test suite builds its tables from
+# the models instead, for speed).
+migrate-check: $(INSTALLED)
+	scripts/migrate-check.sh
+
+clean:
+	rm -rf $(VENV) var
