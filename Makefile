@@ -34,7 +34,8 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
-	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=config.settings_test DATABASE_URL=sqlite://:memory: \
+		$(PY) manage.py makemigrations --check --dry-run
 
 # Every migration, from an empty Postgres database (the test suite builds its tables from
 # the models instead, for speed).

@@ -13,6 +13,14 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_app = get_asgi_application()  # sets Django up before the gateway imports models
 
+from django.conf import settings  # noqa: E402
+
+if settings.DEBUG:
+    # `make run` serves the admin's static files itself; production runs collectstatic.
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    django_app = ASGIStaticFilesHandler(django_app)
+
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
 
 from gateway.app import gateway_app  # noqa: E402

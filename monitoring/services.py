@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 
+from accounts.models import ApiKey
 from billing.services import credit_hold_release, usage_charge
 from monitoring.models import RequestLog
 
@@ -44,6 +47,12 @@ def request_settle(*, outcome: RequestOutcome) -> RequestLog:
         usage_charge(user_id=outcome.user_id, request_id=outcome.request_id, cost=outcome.cost)
     elif outcome.held:
         credit_hold_release(request_id=outcome.request_id)
+    if outcome.api_key_id is not None:
+        # Minute resolution is enough to show a key is in use, and spares a write per request.
+        now = timezone.now()
+        ApiKey.objects.filter(pk=outcome.api_key_id).exclude(
+            last_used_at__gt=now - timedelta(minutes=1)
+        ).update(last_used_at=now)
     fields = asdict(outcome)
     fields.pop("held")
     return RequestLog.objects.create(

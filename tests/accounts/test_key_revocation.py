@@ -10,6 +10,7 @@ import pytest
 
 from accounts.models import ApiKey
 from accounts.services import api_key_revoke
+from tests.support.waits import settled_count
 
 pytestmark = pytest.mark.smoke
 
@@ -56,3 +57,27 @@ def test_it_keeps_other_keys_of_the_user_working(gateway, make_account):
     api_key_revoke(api_key=ApiKey.objects.get(pk=account.key_id))
 
     assert _status(gateway, other_raw) == 200
+
+
+def test_it_refuses_expired_keys_and_deactivated_users(gateway, make_account):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.services import api_key_create
+
+    account = make_account()
+    _, expired = api_key_create(
+        user=account.user, name="old", expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert _status(gateway, expired) == 401
+    assert _status(gateway, account.key) == 200
+    settled_count(account.user.pk, 1)  # the expired key left no row: nobody to bill
+    assert ApiKey.objects.get(pk=account.key_id).last_used_at is not None
+
+    account.user.is_active = False
+    account.user.save()
+    deadline = time.monotonic() + 1.0
+    while _status(gateway, account.key) != 401:
+        assert time.monotonic() < deadline, "a deactivated user's key still works after 1 s"
+        time.sleep(0.05)
