@@ -10,9 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
-
 from accounts.models import ApiKey
+from config.asyncdb import db_call
 
 NEGATIVE_TTL_SECONDS = 30.0
 MAX_ENTRIES = 100_000
@@ -41,9 +40,6 @@ def _load(digest: str) -> KeyIdentity | None:
     return KeyIdentity(key_id, user_id, digest, expires_at.timestamp() if expires_at else None)
 
 
-_load_async = sync_to_async(_load, thread_sensitive=False)
-
-
 class KeyCache:
     def __init__(self) -> None:
         self._known: dict[str, KeyIdentity] = {}
@@ -59,7 +55,7 @@ class KeyCache:
         if miss_until is not None and miss_until > time.monotonic():
             return None
         generation = self._generation
-        identity = await _load_async(digest)
+        identity = await db_call(_load, digest)
         if generation != self._generation:
             return identity
         if len(self._known) + len(self._unknown) >= MAX_ENTRIES:

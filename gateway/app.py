@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from gateway.chat import chat_completions
 from gateway.errors import GatewayError
 from gateway.http import Receive, Scope, Send, send_error
 from gateway.models_api import model_retrieve, models_list
 from gateway.runtime import runtime_ensure_started
+
+log = logging.getLogger(__name__)
 
 
 def _method_not_allowed(allowed: str) -> GatewayError:
@@ -39,3 +43,15 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
             raise GatewayError(404, f"Unknown endpoint {method} {path}.", code="unknown_url")
     except GatewayError as error:
         await send_error(send, error, [])
+    except Exception:
+        log.exception("%s %s failed", method, path)
+        await send_error(
+            send,
+            GatewayError(
+                500,
+                "The gateway failed on this request.",
+                type="server_error",
+                code="internal_error",
+            ),
+            [],
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from decimal import Decimal
@@ -9,12 +10,12 @@ from typing import Any
 
 import httpx
 import orjson
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from accounts.keycache import KeyIdentity
 from billing.pricing import Usage, hold_amount, usage_cost
 from billing.services import InsufficientCredit, credit_hold_create
+from config.asyncdb import db_call
 from gateway.auth import authenticate
 from gateway.errors import GatewayError, not_found
 from gateway.http import (
@@ -36,7 +37,7 @@ from providers.adapters.openai import usage_read
 from providers.catalog import CatalogModel, catalog_holder
 
 ENDPOINT = "chat.completions"
-_hold_create = sync_to_async(credit_hold_create, thread_sensitive=False)
+log = logging.getLogger(__name__)
 
 
 def _ms_since(start: float) -> float:
@@ -52,7 +53,9 @@ def _max_output_tokens(body: dict[str, Any], model: CatalogModel) -> int:
 
 async def _admit(identity: KeyIdentity, request_id: str, amount: Decimal) -> None:
     try:
-        await _hold_create(user_id=identity.user_id, request_id=request_id, amount=amount)
+        await db_call(
+            credit_hold_create, user_id=identity.user_id, request_id=request_id, amount=amount
+        )
     except InsufficientCredit:
         raise GatewayError(
             402,
@@ -99,13 +102,14 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         outcome.held = True
         answer = await chat_call(body, model)
     except ClientGone:
-        return
-    except GatewayError as error:
-        outcome.status = error.status
-        outcome.error_type = error.code or error.type
+        return  # still reading the body: nothing was admitted
+    except Exception as exc:
+        failure = exc if isinstance(exc, GatewayError) else _internal_error(exc)
+        outcome.status = failure.status
+        outcome.error_type = failure.code or failure.type
         outcome.total_latency_ms = _ms_since(started)
         settler.submit(outcome)
-        await send_error(send, error, id_header)
+        await send_error(send, failure, id_header)
         return
 
     outcome.provider = answer.deployment.provider
@@ -115,12 +119,29 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         (b"x-gatewayz-provider", answer.deployment.provider.encode()),
         (b"x-gatewayz-model", model.id.encode()),
     ]
-    if outcome.stream:
-        await _relay_stream(send, body, len(raw), answer, outcome, headers, started)
-    else:
-        await _relay_json(send, len(raw), answer, outcome, headers)
-    outcome.total_latency_ms = _ms_since(started)
-    settler.submit(outcome)
+    try:
+        if outcome.stream:
+            await _relay_stream(send, body, len(raw), answer, outcome, headers, started)
+        else:
+            await _relay_json(send, len(raw), answer, outcome, headers)
+    except Exception:
+        # Past the response start nothing can be said to the client; the request is still
+        # settled for what was metered so far.
+        log.exception("relaying %s failed", request_id)
+        outcome.status, outcome.error_type = 500, "internal_error"
+    finally:
+        outcome.total_latency_ms = _ms_since(started)
+        settler.submit(outcome)
+
+
+def _internal_error(exc: Exception) -> GatewayError:
+    log.error("request failed inside the gateway", exc_info=exc)
+    return GatewayError(
+        500,
+        "The gateway failed on this request; it was not charged. Please retry.",
+        type="server_error",
+        code="internal_error",
+    )
 
 
 def _estimate_usage(body_bytes: int, completion_chars: int) -> Usage:

@@ -11,11 +11,11 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models.functions import Now
 
 from accounts.keycache import key_cache
+from config.asyncdb import db_call
 from gateway.models import CacheInvalidation
 from providers.catalog import catalog_holder
 
@@ -28,9 +28,6 @@ def _recent_events() -> list[tuple[int, str, str]]:
         "id", "kind", "value"
     )
     return list(rows)
-
-
-_recent_events_async = sync_to_async(_recent_events, thread_sensitive=False)
 
 
 class InvalidationWatcher:
@@ -59,7 +56,7 @@ class InvalidationWatcher:
         failing = False
         while True:
             try:
-                self.apply(await _recent_events_async())
+                self.apply(await db_call(_recent_events))
                 if failing:
                     log.warning("cache invalidation polling recovered")
                 failing = False

@@ -6,17 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from asgiref.sync import sync_to_async
-
+from config.asyncdb import db_call
 from monitoring.services import RequestOutcome, request_settle
 
 log = logging.getLogger(__name__)
 WORKERS = 4
 MAX_BACKOFF_SECONDS = 30.0
-
-_settle_async = sync_to_async(
-    lambda outcome: request_settle(outcome=outcome), thread_sensitive=False
-)
 
 
 class Settler:
@@ -47,7 +42,7 @@ class Settler:
         backoff = 0.1
         while True:
             try:
-                await _settle_async(outcome)
+                await db_call(request_settle, outcome=outcome)
                 return
             except Exception:
                 log.exception("settling %s failed; retrying in %.1fs", outcome.request_id, backoff)

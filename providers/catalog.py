@@ -12,8 +12,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
-
+from config.asyncdb import db_call
 from providers.models import Alias, Model, Offering
 
 
@@ -98,9 +97,6 @@ def catalog_build() -> Catalog:
     return Catalog(models=models, aliases=aliases)
 
 
-_build_async = sync_to_async(catalog_build, thread_sensitive=False)
-
-
 class CatalogHolder:
     def __init__(self) -> None:
         self._catalog: Catalog | None = None
@@ -110,7 +106,7 @@ class CatalogHolder:
         catalog = self._catalog
         if catalog is None:
             generation = self._generation
-            catalog = await _build_async()
+            catalog = await db_call(catalog_build)
             if generation == self._generation:
                 self._catalog = catalog
         return catalog
