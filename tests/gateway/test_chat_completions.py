@@ -193,3 +193,31 @@ def test_it_lists_and_retrieves_models(gateway, make_account):
     assert model.model_extra["pricing"]["input"] == "1.000000"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("test/nope")
+
+
+def test_it_raises_the_sdks_own_errors(gateway, make_account):
+    poor = _client(gateway, make_account(credit=Decimal("0.000001")).key)
+    client = _client(gateway, make_account().key)
+    hello = [{"role": "user", "content": "hi"}]
+
+    with pytest.raises(openai.AuthenticationError):
+        _client(gateway, "gw_live_" + "x" * 43).chat.completions.create(
+            model="test/echo", messages=hello
+        )
+    with pytest.raises(openai.NotFoundError) as not_found:
+        client.chat.completions.create(model="nope/nothing", messages=hello)
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="test/echo", messages=[])
+    with pytest.raises(openai.APIStatusError) as poor_error:
+        poor.chat.completions.create(model="test/echo", messages=hello)
+    with pytest.raises(openai.APIStatusError) as stream_error:
+        client.chat.completions.create(
+            model="test/echo",
+            stream=True,
+            messages=[{"role": "user", "content": '!mock {"status": 500}'}],
+        )
+
+    assert not_found.value.code == "model_not_found"
+    assert bad.value.param == "messages"
+    assert (poor_error.value.status_code, poor_error.value.code) == (402, "insufficient_credits")
+    assert stream_error.value.status_code == 502
