@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test test-main test-embedded lint migrate-check clean
+.PHONY: install run test test-main test-embedded lint migrate-check bench clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -41,6 +41,19 @@ lint: $(INSTALLED)
 # the models instead, for speed).
 migrate-check: $(INSTALLED)
 	scripts/migrate-check.sh
+
+# The comparison with LiteLLM runs it from its own venv; never 1.82.7 or 1.82.8 (malicious).
+LITELLM_VERSION := 1.100.0
+LITELLM_VENV := bench/.venv-litellm
+
+$(LITELLM_VENV)/.installed:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet 'litellm[proxy]==$(LITELLM_VERSION)'
+	@touch $@
+
+bench: $(INSTALLED) $(LITELLM_VENV)/.installed
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var
