@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing.models import ZERO, CreditAccount, CreditHold, LedgerEntry
+from billing.redis_credit import credit_avail_add
 
 
 class InsufficientCredit(Exception):
@@ -35,6 +36,9 @@ def ledger_entry_add(
         return existing
     CreditAccount.objects.get_or_create(user_id=user_id)
     CreditAccount.objects.filter(user_id=user_id).update(balance=F("balance") + amount)
+    if settings.REDIS_URL:
+        # Still under the row lock taken by the UPDATE: see billing.redis_credit.
+        credit_avail_add(user_id=user_id, amount=amount)
     balance = CreditAccount.objects.values_list("balance", flat=True).get(user_id=user_id)
     try:
         with transaction.atomic():
@@ -49,6 +53,8 @@ def ledger_entry_add(
     except IntegrityError:
         # A concurrent writer recorded the same reference first: undo ours.
         CreditAccount.objects.filter(user_id=user_id).update(balance=F("balance") - amount)
+        if settings.REDIS_URL:
+            credit_avail_add(user_id=user_id, amount=-amount)
         return LedgerEntry.objects.get(kind=kind, reference=reference)
 
 

@@ -1,10 +1,18 @@
 from __future__ import annotations
 
-from celery import shared_task
+import time
 
+from celery import shared_task
+from django.conf import settings
+
+from billing.redis_credit import credit_holds_release_expired_redis
 from billing.services import credit_holds_release_expired
 
 
 @shared_task
 def release_expired_holds() -> int:
-    return credit_holds_release_expired()
+    """Gives back the credit held for requests whose process died before settling them."""
+    released = credit_holds_release_expired()
+    if settings.REDIS_URL:
+        released += credit_holds_release_expired_redis(now=time.time())
+    return released

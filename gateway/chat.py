@@ -14,9 +14,9 @@ from django.conf import settings
 
 from accounts.keycache import KeyIdentity
 from billing.pricing import Usage, hold_amount, usage_cost
-from billing.services import InsufficientCredit, credit_hold_create
-from config.asyncdb import db_call
+from billing.services import InsufficientCredit
 from gateway.auth import authenticate
+from gateway.credit import credit_gate
 from gateway.errors import GatewayError, not_found
 from gateway.http import (
     JSON_HEADERS,
@@ -29,7 +29,6 @@ from gateway.http import (
     send_bytes,
     send_error,
 )
-from gateway.settlement import settler
 from gateway.upstream_call import UpstreamAnswer, chat_call
 from gateway.validation import chat_body_parse, requested_output_tokens
 from monitoring.services import RequestOutcome
@@ -53,9 +52,7 @@ def _max_output_tokens(body: dict[str, Any], model: CatalogModel) -> int:
 
 async def _admit(identity: KeyIdentity, request_id: str, amount: Decimal) -> None:
     try:
-        await db_call(
-            credit_hold_create, user_id=identity.user_id, request_id=request_id, amount=amount
-        )
+        await credit_gate().admit(user_id=identity.user_id, request_id=request_id, amount=amount)
     except InsufficientCredit:
         raise GatewayError(
             402,
@@ -108,8 +105,8 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         outcome.status = failure.status
         outcome.error_type = failure.code or failure.type
         outcome.total_latency_ms = _ms_since(started)
-        settler.submit(outcome)
         await send_error(send, failure, id_header)
+        await credit_gate().settle(outcome)
         return
 
     outcome.provider = answer.deployment.provider
@@ -131,7 +128,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         outcome.status, outcome.error_type = 500, "internal_error"
     finally:
         outcome.total_latency_ms = _ms_since(started)
-        settler.submit(outcome)
+        await credit_gate().settle(outcome)
 
 
 def _internal_error(exc: Exception) -> GatewayError:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from django.conf import settings
+
+from gateway.credit import credit_gate_close
 from gateway.http import Receive, Scope, Send
 from gateway.invalidation import InvalidationWatcher
 from gateway.settlement import settler
@@ -12,22 +15,26 @@ from gateway.upstream import upstream_client_close
 
 SHUTDOWN_DRAIN_SECONDS = 20.0
 
-_watcher_task: asyncio.Task[None] | None = None
+_tasks: list[asyncio.Task[None]] = []
 
 
 def runtime_ensure_started() -> None:
-    global _watcher_task
-    if _watcher_task is None or _watcher_task.done():
-        _watcher_task = asyncio.create_task(InvalidationWatcher().run())
-        settler.start()
+    if _tasks:
+        return
+    _tasks.append(asyncio.create_task(InvalidationWatcher().run()))
+    if settings.REDIS_URL:
+        from gateway.usage_consumer import UsageConsumer
+
+        _tasks.append(asyncio.create_task(UsageConsumer(settings.REDIS_URL).run()))
+    settler.start()
 
 
 async def runtime_stop() -> None:
-    global _watcher_task
     await settler.drain(SHUTDOWN_DRAIN_SECONDS)
-    if _watcher_task is not None:
-        _watcher_task.cancel()
-        _watcher_task = None
+    for task in _tasks:
+        task.cancel()
+    _tasks.clear()
+    await credit_gate_close()
     await upstream_client_close()
 
 

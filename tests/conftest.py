@@ -47,6 +47,13 @@ def django_db_setup(
     if not django_db_use_migrations:
         _disable_migrations()
     keepdb = django_db_keepdb and not django_db_createdb
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        # A fresh database reuses user ids: forget the credit Redis kept for the last run's.
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
     with django_db_blocker.unblock():
         config = setup_databases(
             verbosity=request.config.option.verbose, interactive=False, keepdb=keepdb,

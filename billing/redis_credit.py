@@ -1,0 +1,161 @@
+"""Credit admission and settlement in Redis: one round trip each on the hot path.
+
+Redis keeps, per user, `avail`: what may still be reserved, in pico-credits (credits × 10^12,
+so every 12-place decimal amount is an exact integer). Holds are keys of their own, listed
+in a sorted set by expiry. Settlement releases the hold, takes the actual cost from `avail`
+and appends the outcome to a stream, all in one script; the stream is written to Postgres
+(ledger, balance, request log) in batches by `billing.usage_writer`, idempotently, and
+acknowledged only after the commit.
+
+Counters change only through Redis' own 64-bit integer commands (DECRBY/INCRBY): the scripts
+never do arithmetic in Lua, whose numbers are doubles. The sign of a result is all a script
+reads, and that survives the conversion exactly.
+
+`avail` is created from the Postgres balance the first time a user is admitted
+(`credit_avail_seed`), and every later change of the Postgres balance that did not come
+through the stream (a grant, a purchase) is added to it in the same transaction, under the
+account row's lock, so the two can never miss or double an amount (`credit_avail_add`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+PICO = Decimal(10) ** 12
+PREFIX = "gwz:credit:"
+HOLDS = PREFIX + "holds"
+USAGE_STREAM = PREFIX + "usage"
+SETTLED_TTL_SECONDS = 3600  # long enough for any retry of a settlement
+
+
+def to_pico(amount: Decimal) -> int:
+    return int((amount * PICO).to_integral_value())
+
+
+def from_pico(value: int | str | bytes) -> Decimal:
+    return Decimal(int(value)) / PICO
+
+
+def avail_key(user_id: int) -> str:
+    return f"{PREFIX}avail:{user_id}"
+
+
+def hold_key(request_id: str) -> str:
+    return f"{PREFIX}hold:{request_id}"
+
+
+# KEYS: avail, hold, holds   ARGV: amount, request_id, expires_at, user_id
+# -> 1 admitted, 0 refused, -1 avail not seeded yet
+ADMIT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('DECRBY', KEYS[1], ARGV[1]) < 0 then
+  redis.call('INCRBY', KEYS[1], ARGV[1])
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[4] .. ' ' .. ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+return 1
+"""
+
+# KEYS: avail, hold, holds, stream, settled   ARGV: cost, request_id, event
+# -> 1 settled, 0 already settled (a retry)
+SETTLE = """
+if not redis.call('SET', KEYS[5], '1', 'NX', 'EX', {ttl}) then return 0 end
+local held = redis.call('GET', KEYS[2])
+if held then
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  redis.call('INCRBY', KEYS[1], string.match(held, ' (%d+)$'))
+end
+if ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('DECRBY', KEYS[1], ARGV[1])
+end
+redis.call('XADD', KEYS[4], '*', 'e', ARGV[3])
+return 1
+""".replace("{ttl}", str(SETTLED_TTL_SECONDS))
+
+# KEYS: holds   ARGV: now, prefix   -> number of holds released
+RELEASE_EXPIRED = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+local released = 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  local held = redis.call('GET', ARGV[2] .. 'hold:' .. id)
+  if held then
+    redis.call('DEL', ARGV[2] .. 'hold:' .. id)
+    local user, amount = string.match(held, '^(%d+) (%d+)$')
+    redis.call('INCRBY', ARGV[2] .. 'avail:' .. user, amount)
+    released = released + 1
+  end
+end
+return released
+"""
+
+# KEYS: avail   ARGV: amount (may be negative)  -> 1 applied, 0 not seeded (nothing to do)
+ADD_IF_SEEDED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('INCRBY', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+@cache
+def sync_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def credit_avail_add(*, user_id: int, amount: Decimal) -> None:
+    """Mirrors a Postgres balance change into Redis (call under the account row's lock)."""
+    script = sync_client().register_script(ADD_IF_SEEDED)
+    script(keys=[avail_key(user_id)], args=[to_pico(amount)])
+
+
+def credit_avail_seed(*, user_id: int, balance: Decimal) -> None:
+    """Creates the user's `avail` from the balance (call under the account row's lock)."""
+    sync_client().set(avail_key(user_id), to_pico(balance), nx=True)
+
+
+def credit_holds_release_expired_redis(*, now: float) -> int:
+    script = sync_client().register_script(RELEASE_EXPIRED)
+    return int(script(keys=[HOLDS], args=[now, PREFIX]))
+
+
+class RedisCredit:
+    """The hot path's async side: admit and settle, one script call each."""
+
+    def __init__(self, url: str) -> None:
+        self.client = aioredis.Redis.from_url(url, max_connections=256)
+        self._admit = self.client.register_script(ADMIT)
+        self._settle = self.client.register_script(SETTLE)
+
+    async def admit(
+        self, *, user_id: int, request_id: str, amount: Decimal, expires_at: float
+    ) -> int:
+        result = await self._admit(
+            keys=[avail_key(user_id), hold_key(request_id), HOLDS],
+            args=[to_pico(amount), request_id, expires_at, user_id],
+        )
+        return int(result)
+
+    async def settle(self, *, user_id: int, request_id: str, cost: Decimal, event: bytes) -> bool:
+        keys = [
+            avail_key(user_id),
+            hold_key(request_id),
+            HOLDS,
+            USAGE_STREAM,
+            f"{PREFIX}settled:{request_id}",
+        ]
+        return bool(await self._settle(keys=keys, args=[to_pico(cost), request_id, event]))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def stream_fields(entry: dict[Any, Any]) -> bytes:
+    return bytes(entry[b"e"])

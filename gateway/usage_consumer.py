@@ -1,0 +1,84 @@
+"""Drains the usage stream into Postgres (with REDIS_URL): every gateway process runs one
+consumer of one consumer group, so the work spreads over the replicas. Entries are
+acknowledged only after their batch commits; a crashed consumer's entries are claimed by
+another after a minute, and replaying them is harmless (the write is idempotent)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from billing.redis_credit import USAGE_STREAM
+from billing.usage_writer import usage_batch_apply
+from config.asyncdb import db_call
+
+log = logging.getLogger(__name__)
+GROUP = "usage-writers"
+BATCH = 500
+CLAIM_IDLE_MS = 60_000
+
+
+class UsageConsumer:
+    def __init__(self, url: str) -> None:
+        self.client = aioredis.Redis.from_url(url)
+        self.name = f"{socket.gethostname()}-{os.getpid()}"
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self.client.xgroup_create(USAGE_STREAM, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _write(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        events: list[dict[str, Any]] = [orjson.loads(fields[b"e"]) for _, fields in entries]
+        await db_call(usage_batch_apply, events=events)
+        ids = [entry_id for entry_id, _ in entries]
+        await self.client.xack(USAGE_STREAM, GROUP, *ids)
+        await self.client.xdel(USAGE_STREAM, *ids)
+
+    async def _next_batch(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        # Our own unacknowledged entries first (a failed write), then a dead consumer's,
+        # then new ones.
+        for start in ("0",):
+            mine = await self.client.xreadgroup(
+                GROUP, self.name, {USAGE_STREAM: start}, count=BATCH
+            )
+            if mine and mine[0][1]:
+                return list(mine[0][1])
+        _, claimed, _ = await self.client.xautoclaim(
+            USAGE_STREAM, GROUP, self.name, CLAIM_IDLE_MS, "0-0", count=BATCH
+        )
+        if claimed:
+            return list(claimed)
+        new = await self.client.xreadgroup(
+            GROUP, self.name, {USAGE_STREAM: ">"}, count=BATCH, block=1000
+        )
+        return list(new[0][1]) if new else []
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                await self._ensure_group()
+                while True:
+                    entries = await self._next_batch()
+                    if entries:
+                        await self._write(entries)
+                    backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("writing usage to the database failed; retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def close(self) -> None:
+        await self.client.aclose()
