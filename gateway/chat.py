@@ -8,7 +8,6 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import orjson
 from django.conf import settings
 
@@ -29,6 +28,7 @@ from gateway.http import (
     send_bytes,
     send_error,
 )
+from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer, chat_call
 from gateway.validation import chat_body_parse, requested_output_tokens
 from monitoring.services import RequestOutcome
@@ -162,13 +162,13 @@ async def _relay_json(
     headers: list[tuple[bytes, bytes]],
 ) -> None:
     try:
-        raw = await answer.response.aread()
+        raw = await answer.response.read()
         data = orjson.loads(raw)
         if not isinstance(data, dict):
             raise ValueError("not an object")
-    except (httpx.HTTPError, ValueError) as exc:
+    except (*UpstreamError, ValueError) as exc:
         error = GatewayError(
-            504 if isinstance(exc, httpx.TimeoutException) else 502,
+            504 if isinstance(exc, TimeoutError) else 502,
             f"{answer.deployment.provider} sent an incomplete or invalid response.",
             type="upstream_error",
             code="upstream_invalid_response",
@@ -177,7 +177,7 @@ async def _relay_json(
         await send_error(send, error, headers)
         return
     finally:
-        await answer.response.aclose()
+        answer.response.release()
     usage = usage_read(data.get("usage")) or _estimate_usage(body_bytes, len(raw))
     cost = _record_usage(outcome, usage, answer)
     usage_out = data.get("usage")
@@ -208,17 +208,17 @@ async def _relay_stream(
     chars = 0
     finished = False
     try:
-        async for line in answer.response.aiter_lines():
-            if not line.startswith("data:"):
-                continue  # SSE comments and keep-alives
+        async for line in answer.response.content:
+            if not line.startswith(b"data:"):
+                continue  # SSE comments, keep-alives, blank separators
             data = line[5:].strip()
-            if data == "[DONE]":
+            if data == b"[DONE]":
                 finished = True
                 break
             chunk = orjson.loads(data)
             if outcome.ttft_ms is None:
                 outcome.ttft_ms = _ms_since(started)
-            out: bytes | None = data.encode()
+            out: bytes | None = data
             if "usage" in chunk:
                 read = usage_read(chunk["usage"])
                 if read is not None:
@@ -242,10 +242,10 @@ async def _relay_stream(
                         "more_body": True,
                     }
                 )
-    except (httpx.HTTPError, orjson.JSONDecodeError):
+    except (*UpstreamError, orjson.JSONDecodeError):
         finished = False
     finally:
-        await answer.response.aclose()
+        answer.response.release()
 
     if finished:
         tail = b"data: [DONE]\n\n"

@@ -7,13 +7,14 @@ an error about the request itself is the client's answer and is returned at once
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 from gateway.errors import GatewayError
-from gateway.upstream import upstream_client
+from gateway.upstream import UpstreamError, upstream_session, upstream_timeout
 from providers.adapters.openai import chat_request, error_message
 from providers.catalog import CatalogModel, Deployment
 
@@ -24,12 +25,12 @@ FAILOVER_STATUSES = frozenset({401, 402, 403, 404, 408, 409, 425, 429})
 @dataclass(slots=True)
 class UpstreamAnswer:
     deployment: Deployment
-    response: httpx.Response  # opened, body not yet read
+    response: aiohttp.ClientResponse  # opened, body not yet read
     latency_ms: float  # until the upstream's headers arrived
 
 
 def _failure(
-    status: int, deployment: Deployment, body: bytes, headers: httpx.Headers
+    status: int, deployment: Deployment, body: bytes, headers: Mapping[str, str]
 ) -> GatewayError:
     message = f"{deployment.provider}: {error_message(body)}"
     if status == 429:
@@ -54,18 +55,15 @@ def _failure(
 
 
 async def chat_call(body: dict[str, Any], model: CatalogModel) -> UpstreamAnswer:
-    client = upstream_client()
+    session = upstream_session()
     last: GatewayError | None = None
     for deployment in model.deployments:
         url, headers, payload = chat_request(body, deployment)
-        timeout = httpx.Timeout(deployment.read_timeout, connect=deployment.connect_timeout)
-        request = client.build_request(
-            "POST", url, headers=headers, content=payload, timeout=timeout
-        )
+        timeout = upstream_timeout(deployment.connect_timeout, deployment.read_timeout)
         started = time.perf_counter()
         try:
-            response = await client.send(request, stream=True)
-        except httpx.TimeoutException:
+            response = await session.post(url, data=payload, headers=headers, timeout=timeout)
+        except TimeoutError:
             last = GatewayError(
                 504,
                 f"{deployment.provider} did not answer in time.",
@@ -73,7 +71,7 @@ async def chat_call(body: dict[str, Any], model: CatalogModel) -> UpstreamAnswer
                 code="upstream_timeout",
             )
             continue
-        except httpx.TransportError:
+        except aiohttp.ClientError:
             last = GatewayError(
                 503,
                 f"{deployment.provider} could not be reached.",
@@ -82,15 +80,15 @@ async def chat_call(body: dict[str, Any], model: CatalogModel) -> UpstreamAnswer
             )
             continue
         latency_ms = (time.perf_counter() - started) * 1000
-        if response.status_code == 200:
+        if response.status == 200:
             return UpstreamAnswer(deployment, response, latency_ms)
         try:
-            error_body = await response.aread()
-        except httpx.HTTPError:
+            error_body = await response.read()
+        except UpstreamError:
             error_body = b""
         finally:
-            await response.aclose()
-        failure = _failure(response.status_code, deployment, error_body, response.headers)
+            response.release()
+        failure = _failure(response.status, deployment, error_body, response.headers)
         if failure.code == "upstream_rejected":
             raise failure
         last = failure
