@@ -1,76 +1,112 @@
-"""Writes settled requests from the usage stream to Postgres, a batch per transaction:
-usage ledger rows, account balances and request log rows. Idempotent on request id, so a
-batch replayed after a crash changes nothing twice."""
+"""Writes settled requests from the usage stream to Postgres, one transaction per batch and
+a handful of statements however large the batch: request log rows, usage ledger rows and
+account balances. Idempotent on request id: a batch replayed after a crash changes nothing.
+
+Plain SQL rather than the ORM: at a few thousand requests a second the ORM's per-row cost
+was the largest item in the gateway's profile (bench/).
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey
 from billing.models import CreditAccount, LedgerEntry
 from monitoring.models import RequestLog
 
-LOG_FIELDS = {f.name for f in RequestLog._meta.concrete_fields} - {"id", "user", "api_key"}
+LOG_COLUMNS = (
+    "request_id",
+    "user_id",
+    "api_key_id",
+    "endpoint",
+    "requested_model",
+    "served_model",
+    "provider",
+    "status",
+    "error_type",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost",
+    "upstream_latency_ms",
+    "ttft_ms",
+    "total_latency_ms",
+    "stream",
+)
+
+
+def _insert_request_logs(cursor: Any, events: list[dict[str, Any]], now: Any) -> set[str]:
+    """Inserts the rows not written yet; returns their request ids."""
+    columns = (*LOG_COLUMNS, "created_at")
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    params: list[Any] = []
+    for event in events:
+        params.extend(event[c] for c in LOG_COLUMNS)
+        params.append(now)
+    cursor.execute(
+        f"INSERT INTO {RequestLog._meta.db_table} ({', '.join(columns)}) "
+        f"VALUES {', '.join([row] * len(events))} "
+        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+        params,
+    )
+    return {r[0] for r in cursor.fetchall()}
+
+
+def _charge(cursor: Any, charges: dict[int, list[tuple[str, Decimal]]], now: Any) -> None:
+    """One balance update per user (in user order, so writers never deadlock) and the
+    ledger rows, each with the balance it left."""
+    ledger_rows: list[Any] = []
+    for user_id in sorted(charges):
+        total = sum((cost for _, cost in charges[user_id]), Decimal(0))
+        cursor.execute(
+            f"UPDATE {CreditAccount._meta.db_table} SET balance = balance - %s, updated_at = %s "
+            "WHERE user_id = %s RETURNING balance",
+            [total, now, user_id],
+        )
+        found = cursor.fetchone()
+        if found is None:
+            account = CreditAccount.objects.create(user_id=user_id, balance=-total)
+            balance = account.balance
+        else:
+            balance = Decimal(str(found[0]))
+        # Walk back from the final balance to each charge's balance-after.
+        after = balance + total
+        for request_id, cost in charges[user_id]:
+            after -= cost
+            ledger_rows.extend([user_id, LedgerEntry.Kind.USAGE, -cost, after, request_id, "", now])
+    if ledger_rows:
+        n = len(ledger_rows) // 7
+        cursor.execute(
+            f"INSERT INTO {LedgerEntry._meta.db_table} "
+            "(user_id, kind, amount, balance_after, reference, memo, created_at) VALUES "
+            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * n),
+            ledger_rows,
+        )
 
 
 @transaction.atomic
 def usage_batch_apply(*, events: list[dict[str, Any]]) -> int:
     """Returns how many requests were new."""
     by_id = {e["request_id"]: e for e in events}  # a replay within the batch counts once
-    charged_users = sorted({e["user_id"] for e in by_id.values() if Decimal(e["cost"]) > 0})
-    # Lock the charged accounts first, in one order: concurrent writers (and grants) queue
-    # here, so the check below sees every batch that committed before ours.
-    accounts = {
-        a.user_id: a
-        for a in CreditAccount.objects.select_for_update()
-        .filter(user_id__in=charged_users)
-        .order_by("pk")
-    }
-    done = set(RequestLog.objects.filter(request_id__in=by_id).values_list("request_id", flat=True))
-    fresh = [e for rid, e in by_id.items() if rid not in done]
     now = timezone.now()
-
-    entries = []
-    for event in fresh:
-        cost = Decimal(event["cost"])
-        if cost > 0:
-            account = accounts.get(event["user_id"]) or CreditAccount.objects.create(
-                user_id=event["user_id"]
-            )
-            accounts[event["user_id"]] = account
-            account.balance -= cost
-            entries.append(
-                LedgerEntry(
-                    user_id=event["user_id"],
-                    kind=LedgerEntry.Kind.USAGE,
-                    amount=-cost,
-                    balance_after=account.balance,
-                    reference=event["request_id"],
-                    created_at=now,
-                )
-            )
-    for account in accounts.values():
-        account.updated_at = now
-    CreditAccount.objects.bulk_update(accounts.values(), ["balance", "updated_at"])
-    LedgerEntry.objects.bulk_create(entries)
-    RequestLog.objects.bulk_create(
-        [
-            RequestLog(
-                user_id=e["user_id"],
-                api_key_id=e["api_key_id"],
-                created_at=now,
-                **{k: v for k, v in e.items() if k in LOG_FIELDS and k != "created_at"},
-            )
-            for e in fresh
-        ],
-        ignore_conflicts=True,
-    )
-    keys = {e["api_key_id"] for e in fresh if e["api_key_id"]}
+    with connection.cursor() as cursor:
+        # A concurrent writer inserting the same request waits on the unique index and then
+        # skips it, so each request is charged by exactly one batch.
+        fresh = _insert_request_logs(cursor, list(by_id.values()), now)
+        charges: dict[int, list[tuple[str, Decimal]]] = defaultdict(list)
+        for request_id in sorted(fresh):
+            event = by_id[request_id]
+            cost = Decimal(event["cost"])
+            if cost > 0:
+                charges[event["user_id"]].append((request_id, cost))
+        _charge(cursor, charges, now)
+    keys = {by_id[r]["api_key_id"] for r in fresh if by_id[r]["api_key_id"]}
     if keys:
         ApiKey.objects.filter(pk__in=keys).exclude(
             last_used_at__gt=now - timedelta(minutes=1)

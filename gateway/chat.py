@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +27,7 @@ from gateway.http import (
     send_bytes,
     send_error,
 )
+from gateway.ids import request_id_new
 from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer, chat_call
 from gateway.validation import chat_body_parse, requested_output_tokens
@@ -64,7 +64,7 @@ async def _admit(identity: KeyIdentity, request_id: str, amount: Decimal) -> Non
 
 async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
-    request_id = f"req_{uuid.uuid4().hex}"
+    request_id = request_id_new()
     id_header = [(b"x-request-id", request_id.encode())]
     try:
         identity = await authenticate(scope)

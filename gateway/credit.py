@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
 from decimal import Decimal
 
 import orjson
@@ -59,8 +58,7 @@ class RedisCreditGate:
         raise InsufficientCredit
 
     async def settle(self, outcome: RequestOutcome) -> None:
-        event = asdict(outcome)
-        event["cost"] = str(outcome.cost)
+        event = outcome.as_event()
         try:
             await self.redis.settle(
                 user_id=outcome.user_id,

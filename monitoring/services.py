@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -34,6 +35,15 @@ class RequestOutcome:
     upstream_latency_ms: float | None = None
     ttft_ms: float | None = None
     held: bool = False  # whether admission reserved credit for it
+
+    def as_event(self) -> dict[str, Any]:
+        """A JSON-ready dict (cost as an exact decimal string); cheaper than asdict()."""
+        event = {name: getattr(self, name) for name in OUTCOME_FIELDS}
+        event["cost"] = str(self.cost)
+        return event
+
+
+OUTCOME_FIELDS = tuple(f.name for f in fields(RequestOutcome))
 
 
 @transaction.atomic
