@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -41,27 +42,81 @@ LOG_COLUMNS = (
 )
 
 
+# On Postgres a whole batch travels as one JSON parameter that the server unpacks
+# (jsonb_to_recordset): one statement of constant text, so psycopg never re-parses a long
+# query and Python never touches a row. Elsewhere (SQLite), multi-row VALUES in chunks.
+CHUNK = 32
+PG_LOG_TYPES = {
+    "request_id": "text",
+    "user_id": "bigint",
+    "api_key_id": "bigint",
+    "endpoint": "text",
+    "requested_model": "text",
+    "served_model": "text",
+    "provider": "text",
+    "status": "int",
+    "error_type": "text",
+    "prompt_tokens": "int",
+    "completion_tokens": "int",
+    "cached_tokens": "int",
+    "cost": "numeric",
+    "upstream_latency_ms": "float8",
+    "ttft_ms": "float8",
+    "total_latency_ms": "float8",
+    "stream": "bool",
+}
+PG_LEDGER_TYPES = {
+    "user_id": "bigint",
+    "amount": "numeric",
+    "balance_after": "numeric",
+    "reference": "text",
+}
+
+
+def _pg_recordset(types: dict[str, str]) -> str:
+    return (
+        "jsonb_to_recordset(%s::jsonb) AS x("
+        + ", ".join(f"{c} {t}" for c, t in types.items())
+        + ")"
+    )
+
+
+def _chunks(items: list[Any], size: int = CHUNK) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
 def _insert_request_logs(cursor: Any, events: list[dict[str, Any]], now: Any) -> set[str]:
     """Inserts the rows not written yet; returns their request ids."""
+    if connection.vendor == "postgresql":
+        cursor.execute(
+            f"INSERT INTO {RequestLog._meta.db_table} ({','.join(LOG_COLUMNS)}, created_at) "
+            f"SELECT {','.join(LOG_COLUMNS)}, %s FROM {_pg_recordset(PG_LOG_TYPES)} "
+            "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+            [now, orjson.dumps(events).decode()],
+        )
+        return {r[0] for r in cursor.fetchall()}
     columns = (*LOG_COLUMNS, "created_at")
-    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    params: list[Any] = []
-    for event in events:
-        params.extend(event[c] for c in LOG_COLUMNS)
-        params.append(now)
-    cursor.execute(
-        f"INSERT INTO {RequestLog._meta.db_table} ({', '.join(columns)}) "
-        f"VALUES {', '.join([row] * len(events))} "
-        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
-        params,
-    )
-    return {r[0] for r in cursor.fetchall()}
+    row = "(" + ",".join(["%s"] * len(columns)) + ")"
+    fresh: set[str] = set()
+    for chunk in _chunks(events):
+        params: list[Any] = []
+        for event in chunk:
+            params.extend([event[c] for c in LOG_COLUMNS])
+            params.append(now)
+        cursor.execute(
+            f"INSERT INTO {RequestLog._meta.db_table} ({','.join(columns)}) "
+            f"VALUES {','.join([row] * len(chunk))} "
+            "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+            params,
+        )
+        fresh.update(r[0] for r in cursor.fetchall())
+    return fresh
 
 
 def _charge(cursor: Any, charges: dict[int, list[tuple[str, Decimal]]], now: Any) -> None:
     """One balance update per user (in user order, so writers never deadlock) and the
     ledger rows, each with the balance it left."""
-    ledger_rows: list[Any] = []
+    ledger_rows: list[tuple[Any, ...]] = []
     for user_id in sorted(charges):
         total = sum((cost for _, cost in charges[user_id]), Decimal(0))
         cursor.execute(
@@ -79,14 +134,26 @@ def _charge(cursor: Any, charges: dict[int, list[tuple[str, Decimal]]], now: Any
         after = balance + total
         for request_id, cost in charges[user_id]:
             after -= cost
-            ledger_rows.extend([user_id, LedgerEntry.Kind.USAGE, -cost, after, request_id, "", now])
-    if ledger_rows:
-        n = len(ledger_rows) // 7
+            ledger_rows.append((user_id, LedgerEntry.Kind.USAGE, -cost, after, request_id, "", now))
+    if ledger_rows and connection.vendor == "postgresql":
+        rows = [
+            {"user_id": r[0], "amount": str(r[2]), "balance_after": str(r[3]), "reference": r[4]}
+            for r in ledger_rows
+        ]
+        cursor.execute(
+            f"INSERT INTO {LedgerEntry._meta.db_table} "
+            "(user_id, kind, amount, balance_after, reference, memo, created_at) "
+            "SELECT user_id, %s, amount, balance_after, reference, '', %s "
+            f"FROM {_pg_recordset(PG_LEDGER_TYPES)}",
+            [LedgerEntry.Kind.USAGE, now, orjson.dumps(rows).decode()],
+        )
+        return
+    for chunk in _chunks(ledger_rows):
         cursor.execute(
             f"INSERT INTO {LedgerEntry._meta.db_table} "
             "(user_id, kind, amount, balance_after, reference, memo, created_at) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * n),
-            ledger_rows,
+            + ",".join(["(%s,%s,%s,%s,%s,%s,%s)"] * len(chunk)),
+            [value for row in chunk for value in row],
         )
 
 
