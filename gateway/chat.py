@@ -11,14 +11,13 @@ import orjson
 from django.conf import settings
 
 from accounts.keycache import KeyIdentity
-from billing.pricing import Usage, hold_amount, usage_cost
+from billing.pricing import hold_amount
 from billing.services import InsufficientCredit
 from gateway.auth import authenticate
 from gateway.credit import credit_gate
 from gateway.errors import GatewayError, not_found
 from gateway.http import (
     JSON_HEADERS,
-    SSE_HEADERS,
     ClientGone,
     Receive,
     Scope,
@@ -28,6 +27,7 @@ from gateway.http import (
     send_error,
 )
 from gateway.ids import request_id_new
+from gateway.relay_stream import relay_stream, usage_estimate, usage_record
 from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer, chat_call
 from gateway.validation import chat_body_parse, requested_output_tokens
@@ -118,7 +118,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     ]
     try:
         if outcome.stream:
-            await _relay_stream(send, body, len(raw), answer, outcome, headers, started)
+            await relay_stream(send, body, len(raw), answer, outcome, headers, started)
         else:
             await _relay_json(send, len(raw), answer, outcome, headers)
     except Exception:
@@ -139,19 +139,6 @@ def _internal_error(exc: Exception) -> GatewayError:
         type="server_error",
         code="internal_error",
     )
-
-
-def _estimate_usage(body_bytes: int, completion_chars: int) -> Usage:
-    # Only for an upstream that sent no usage (a cut stream): ~4 bytes per token.
-    return Usage(prompt_tokens=body_bytes // 4, completion_tokens=(completion_chars + 3) // 4)
-
-
-def _record_usage(outcome: RequestOutcome, usage: Usage, answer: UpstreamAnswer) -> Decimal:
-    outcome.prompt_tokens = usage.prompt_tokens
-    outcome.completion_tokens = usage.completion_tokens
-    outcome.cached_tokens = usage.cached_tokens
-    outcome.cost = usage_cost(usage, answer.deployment)
-    return outcome.cost
 
 
 async def _relay_json(
@@ -178,8 +165,8 @@ async def _relay_json(
         return
     finally:
         answer.response.release()
-    usage = usage_read(data.get("usage")) or _estimate_usage(body_bytes, len(raw))
-    cost = _record_usage(outcome, usage, answer)
+    usage = usage_read(data.get("usage")) or usage_estimate(body_bytes, len(raw) // 4)
+    cost = usage_record(outcome, usage, answer.deployment)
     usage_out = data.get("usage")
     if not isinstance(usage_out, dict):
         usage_out = {}
@@ -191,75 +178,3 @@ async def _relay_json(
         orjson.dumps(data),
         JSON_HEADERS + headers + [(b"x-gatewayz-cost", str(cost.normalize()).encode())],
     )
-
-
-async def _relay_stream(
-    send: Send,
-    body: dict[str, Any],
-    body_bytes: int,
-    answer: UpstreamAnswer,
-    outcome: RequestOutcome,
-    headers: list[tuple[bytes, bytes]],
-    started: float,
-) -> None:
-    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
-    usage: Usage | None = None
-    chars = 0
-    finished = False
-    try:
-        async for line in answer.response.content:
-            if not line.startswith(b"data:"):
-                continue  # SSE comments, keep-alives, blank separators
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                finished = True
-                break
-            chunk = orjson.loads(data)
-            if outcome.ttft_ms is None:
-                outcome.ttft_ms = _ms_since(started)
-            out: bytes | None = data
-            if "usage" in chunk:
-                read = usage_read(chunk["usage"])
-                if read is not None:
-                    usage = read
-                    chunk["usage"]["cost"] = float(_record_usage(outcome, usage, answer))
-                if wants_usage:
-                    out = orjson.dumps(chunk) if read is not None else out
-                elif not chunk.get("choices"):
-                    out = None  # the usage chunk we asked for on our own behalf
-                else:
-                    del chunk["usage"]
-                    out = orjson.dumps(chunk)
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") or {}
-                chars += len(delta.get("content") or "")
-            if out is not None:
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": b"data: " + out + b"\n\n",
-                        "more_body": True,
-                    }
-                )
-    except (*UpstreamError, orjson.JSONDecodeError):
-        finished = False
-    finally:
-        answer.response.release()
-
-    if finished:
-        tail = b"data: [DONE]\n\n"
-    else:
-        # Cut mid-stream: the client gets a well-formed error event, and we bill what the
-        # provider produced (its usage if it sent one, else an estimate from the text).
-        error = GatewayError(
-            502,
-            f"{answer.deployment.provider} ended the stream early.",
-            type="upstream_error",
-            code="upstream_stream_interrupted",
-        )
-        outcome.status, outcome.error_type = 502, "upstream_stream_interrupted"
-        tail = b"data: " + error.body() + b"\n\n"
-    if usage is None:
-        _record_usage(outcome, _estimate_usage(body_bytes, chars), answer)
-    await send({"type": "http.response.body", "body": tail, "more_body": False})

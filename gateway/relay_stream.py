@@ -1,0 +1,122 @@
+"""Relaying an upstream SSE stream to the client, metering it on the way.
+
+Events that arrive together are parsed and sent together (one ASGI send per upstream read,
+not per event), and an event is only decoded when it carries usage: the rest pass through
+as bytes. We always ask the upstream for usage; the usage chunk reaches the client (with
+`cost` added) only if the client asked for it, as OpenAI would send it.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from billing.pricing import Usage, usage_cost
+from gateway.errors import GatewayError
+from gateway.http import SSE_HEADERS, Send
+from gateway.upstream import UpstreamError
+from gateway.upstream_call import UpstreamAnswer
+from monitoring.services import RequestOutcome
+from providers.adapters.openai import usage_read
+from providers.catalog import Deployment
+
+NULL_USAGE_TAIL = b',"usage":null}'
+
+
+def usage_estimate(body_bytes: int, completion_tokens: int) -> Usage:
+    """For an upstream that sent no usage: ~4 bytes of request per prompt token."""
+    return Usage(prompt_tokens=body_bytes // 4, completion_tokens=completion_tokens)
+
+
+def usage_record(outcome: RequestOutcome, usage: Usage, deployment: Deployment) -> Decimal:
+    outcome.prompt_tokens = usage.prompt_tokens
+    outcome.completion_tokens = usage.completion_tokens
+    outcome.cached_tokens = usage.cached_tokens
+    outcome.cost = usage_cost(usage, deployment)
+    return outcome.cost
+
+
+class _Relay:
+    def __init__(self, wants_usage: bool, outcome: RequestOutcome, deployment: Deployment) -> None:
+        self.wants_usage = wants_usage
+        self.outcome = outcome
+        self.deployment = deployment
+        self.usage: Usage | None = None
+        self.events = 0  # content events relayed: ~one token each, for an estimate if cut
+        self.done = False
+
+    def event(self, data: bytes) -> bytes | None:
+        """The bytes to send for one `data:` payload (None: send nothing)."""
+        if data == b"[DONE]":
+            self.done = True
+            return None
+        self.events += 1
+        if b'"usage"' not in data:
+            return data
+        if not self.wants_usage and data.endswith(NULL_USAGE_TAIL):
+            return data[: -len(NULL_USAGE_TAIL)] + b"}"  # `"usage": null` we caused
+        chunk: dict[str, Any] = orjson.loads(data)
+        usage = usage_read(chunk.get("usage"))
+        if usage is not None:
+            self.usage = usage
+            chunk["usage"]["cost"] = float(usage_record(self.outcome, usage, self.deployment))
+        if self.wants_usage:
+            return orjson.dumps(chunk) if usage is not None else data
+        if not chunk.get("choices"):
+            return None  # the usage chunk we asked for on our own behalf
+        del chunk["usage"]
+        return orjson.dumps(chunk)
+
+
+async def relay_stream(
+    send: Send,
+    body: dict[str, Any],
+    body_bytes: int,
+    answer: UpstreamAnswer,
+    outcome: RequestOutcome,
+    headers: list[tuple[bytes, bytes]],
+    started: float,
+) -> None:
+    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    relay = _Relay(wants_usage, outcome, answer.deployment)
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
+    pending = b""
+    try:
+        async for block in answer.response.content.iter_any():
+            *lines, pending = (pending + block).split(b"\n")
+            out = []
+            for line in lines:
+                if line.startswith(b"data:"):  # skip comments, keep-alives, blank separators
+                    payload = relay.event(line[5:].strip())
+                    if payload is not None:
+                        out.append(b"data: " + payload + b"\n\n")
+            if out:
+                if outcome.ttft_ms is None:
+                    outcome.ttft_ms = (time.perf_counter() - started) * 1000
+                await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+            if relay.done:
+                break
+    except (*UpstreamError, orjson.JSONDecodeError):
+        pass
+    finally:
+        answer.response.release()
+
+    if relay.done:
+        tail = b"data: [DONE]\n\n"
+    else:
+        # Cut mid-stream: the client gets a well-formed error event, and we bill what the
+        # provider produced (its usage if it sent one, else an estimate).
+        error = GatewayError(
+            502,
+            f"{answer.deployment.provider} ended the stream early.",
+            type="upstream_error",
+            code="upstream_stream_interrupted",
+        )
+        outcome.status, outcome.error_type = 502, "upstream_stream_interrupted"
+        tail = b"data: " + error.body() + b"\n\n"
+    if relay.usage is None:
+        usage_record(outcome, usage_estimate(body_bytes, relay.events), answer.deployment)
+    await send({"type": "http.response.body", "body": tail, "more_body": False})
