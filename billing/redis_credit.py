@@ -130,7 +130,10 @@ class RedisCredit:
     """The hot path's async side: admit and settle, one script call each."""
 
     def __init__(self, url: str) -> None:
-        self.client = aioredis.Redis.from_url(url, max_connections=256)
+        # A blocking pool: past its size a request waits a moment for a connection instead
+        # of failing (a burst of a thousand streams starts a thousand admissions at once).
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
+        self.client = aioredis.Redis(connection_pool=pool)
         self._admit = self.client.register_script(ADMIT)
         self._settle = self.client.register_script(SETTLE)
 

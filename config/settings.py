@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -38,7 +39,6 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "daphne",  # runserver speaks ASGI
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -55,6 +55,11 @@ INSTALLED_APPS = [
     "monitoring",
     "gateway",
 ]
+
+if sys.argv[1:2] == ["runserver"]:
+    # daphne makes `runserver` serve the ASGI app; it brings Twisted (~20 MB per process),
+    # which the uvicorn workers that serve production have no use for.
+    INSTALLED_APPS.insert(0, "daphne")
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
