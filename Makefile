@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test test-main test-embedded lint migrate-check bench clean
+.PHONY: install run test test-main test-embedded lint migrate-check bench bench-choices clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -54,6 +54,11 @@ $(LITELLM_VENV)/.installed:
 bench: $(INSTALLED) $(LITELLM_VENV)/.installed
 	@command -v wrk >/dev/null || apt-get install -y wrk
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# The measurements behind two choices: the upstream HTTP client and the ASGI server.
+bench-choices: $(INSTALLED)
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	$(PY) -m bench.choices $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -45,7 +45,7 @@ def render(results: dict[str, Any]) -> str:
         "medians. Load generator and upstream on core 0, server on core 1.",
         "",
         "| scenario | target | RPS | p50 ms | p99 ms | +p50 over direct ms | server CPU µs/req "
-        "| × floor CPU | PG+Redis CPU µs/req | TTFB p50 ms |",
+        "| × floor CPU | PG+Redis CPU µs/req | TTFB p50 ms at 200 streams/s |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for s in scenarios:

@@ -36,6 +36,7 @@ LITELLM = BENCH / ".venv-litellm" / "bin" / "litellm"
 BENCH_DB = "gatewayz_bench"
 PROMPT = [{"role": "user", "content": "Say hello in twenty words."}]
 
+TTFB_RATE = 200  # streams/s for the open-loop time to first byte: below every server's limit
 SCENARIOS = [  # name, stream, connections
     ("json c1", False, 1),
     ("json c16", False, 16),
@@ -194,10 +195,10 @@ def measure(target: Target, stream: bool, connections: int, seconds: float) -> d
                 target.auth,
                 "--model",
                 target.model,
-                "--concurrency",
-                str(connections),
+                "--rate",
+                str(TTFB_RATE),
                 "--requests",
-                str(max(500, connections * 20)),
+                str(TTFB_RATE * 2),
             ],
         )
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout

@@ -1,6 +1,6 @@
 """Stream measurements wrk cannot make: time to first byte, and many streams held open.
 
-    python -m bench.streams ttfb URL --auth KEY --model M --concurrency 16 --requests 2000
+    python -m bench.streams ttfb URL --auth KEY --model M --rate 200 --requests 400
     python -m bench.streams hold URL --auth KEY --model M --streams 1000
 Prints one JSON line.
 """
@@ -40,22 +40,27 @@ async def _one(
 
 
 async def ttfb(
-    url: str, headers: dict[str, str], model: str, concurrency: int, requests: int
+    url: str, headers: dict[str, str], model: str, rate: float, requests: int
 ) -> dict[str, float]:
+    """Open loop: streams start at a fixed rate whatever the server does, so the figure is
+    the server's time to first byte at that load, not the queueing of a saturated loop."""
     body = _body(model)
     firsts: list[float] = []
     errors = 0
-    queue = iter(range(requests))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
-        async def worker() -> None:
+        async def one() -> None:
             nonlocal errors
-            for _ in queue:
-                first, ok = await _one(session, url, headers, body)
-                firsts.append(first)
-                errors += not ok
+            first, ok = await _one(session, url, headers, body)
+            firsts.append(first)
+            errors += not ok
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        tasks = []
+        start = time.perf_counter()
+        for i in range(requests):
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
     firsts.sort()
     return {
         "ttfb_p50_us": statistics.median(firsts) * 1e6,
@@ -83,15 +88,15 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("--auth", default="")
     parser.add_argument("--model", default="bench/model")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=200, help="streams started per second")
+    parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--streams", type=int, default=1000)
     args = parser.parse_args()
     headers = {"content-type": "application/json"}
     if args.auth:
         headers["authorization"] = f"Bearer {args.auth}"
     if args.mode == "ttfb":
-        result = asyncio.run(ttfb(args.url, headers, args.model, args.concurrency, args.requests))
+        result = asyncio.run(ttfb(args.url, headers, args.model, args.rate, args.requests))
     else:
         result = asyncio.run(hold(args.url, headers, args.model, args.streams))
     print(json.dumps(result))
