@@ -131,7 +131,7 @@ def _gatewayz_setup() -> str:
         stdout=subprocess.DEVNULL,
     )
     out = subprocess.run(
-        [*manage, "create_api_user", "bench@gatewayz.local", "--credit", "1000000"],
+        [*manage, "create_api_user", "bench@gatewayz.local", "--top-up-to", "100000"],
         cwd=ROOT,
         env=env,
         check=True,

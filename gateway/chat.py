@@ -46,8 +46,9 @@ def _ms_since(start: float) -> float:
 def _max_output_tokens(body: dict[str, Any], model: CatalogModel) -> int:
     asked = requested_output_tokens(body)
     cap = model.max_output_tokens or settings.GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS
-    per_choice = min(asked, cap) if asked else cap
-    return per_choice * int(body.get("n") or 1)
+    # What the client asked for is forwarded as is, so that is what may be produced (and
+    # charged); the model's cap only stands in when the client set no limit.
+    return (asked or cap) * int(body.get("n") or 1)
 
 
 async def _admit(identity: KeyIdentity, request_id: str, amount: Decimal) -> None:

@@ -8,6 +8,7 @@ from django.db import transaction
 
 from accounts.models import User
 from accounts.services import api_key_create, user_create
+from billing.selectors import credit_account_of
 from billing.services import credit_grant
 
 
@@ -16,7 +17,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("email")
-        parser.add_argument("--credit", type=Decimal, default=Decimal(0))
+        parser.add_argument("--credit", type=Decimal, default=Decimal(0), help="credit to grant")
+        parser.add_argument(
+            "--top-up-to", type=Decimal, default=None, help="grant what lifts the balance to this"
+        )
         parser.add_argument("--role", choices=User.Role.values, default=User.Role.USER)
         parser.add_argument("--key-name", default="default")
 
@@ -26,10 +30,13 @@ class Command(BaseCommand):
         if user is None:
             user = user_create(email=options["email"], role=options["role"])
         api_key, raw = api_key_create(user=user, name=options["key_name"])
-        if options["credit"] > 0:
+        amount = options["credit"]
+        if options["top_up_to"] is not None:
+            amount = max(options["top_up_to"] - credit_account_of(user=user).balance, Decimal(0))
+        if amount > 0:
             credit_grant(
                 user=user,
-                amount=options["credit"],
+                amount=amount,
                 reference=f"operator-grant:{api_key.pk}",
                 memo="granted by create_api_user",
             )
