@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import cache
-from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+
+from billing.script_batch import ScriptBatcher
 
 PICO = Decimal(10) ** 12
 PREFIX = "gwz:credit:"
@@ -127,22 +128,23 @@ def credit_holds_release_expired_redis(*, now: float) -> int:
 
 
 class RedisCredit:
-    """The hot path's async side: admit and settle, one script call each."""
+    """The hot path's async side: admit and settle, one script call each (batched per
+    event-loop turn, see billing.script_batch)."""
 
     def __init__(self, url: str) -> None:
         # A blocking pool: past its size a request waits a moment for a connection instead
         # of failing (a burst of a thousand streams starts a thousand admissions at once).
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
         self.client = aioredis.Redis(connection_pool=pool)
-        self._admit = self.client.register_script(ADMIT)
-        self._settle = self.client.register_script(SETTLE)
+        self._admit = ScriptBatcher(self.client, ADMIT)
+        self._settle = ScriptBatcher(self.client, SETTLE)
 
     async def admit(
         self, *, user_id: int, request_id: str, amount: Decimal, expires_at: float
     ) -> int:
         result = await self._admit(
-            keys=[avail_key(user_id), hold_key(request_id), HOLDS],
-            args=[to_pico(amount), request_id, expires_at, user_id],
+            [avail_key(user_id), hold_key(request_id), HOLDS],
+            [to_pico(amount), request_id, expires_at, user_id],
         )
         return int(result)
 
@@ -154,11 +156,7 @@ class RedisCredit:
             USAGE_STREAM,
             f"{PREFIX}settled:{request_id}",
         ]
-        return bool(await self._settle(keys=keys, args=[to_pico(cost), request_id, event]))
+        return bool(await self._settle(keys, [to_pico(cost), request_id, event]))
 
     async def close(self) -> None:
         await self.client.aclose()
-
-
-def stream_fields(entry: dict[Any, Any]) -> bytes:
-    return bytes(entry[b"e"])
