@@ -10,6 +10,7 @@ import argparse
 import statistics
 from datetime import UTC, datetime
 
+from bench import procstat
 from bench.run import (
     BENCH,
     FLOOR_PORT,
@@ -89,6 +90,7 @@ def main() -> None:
         f"http://127.0.0.1:{UPSTREAM_PORT}/health",
     )
     table: dict[tuple[str, str], dict[str, float]] = {}
+    services = procstat.pin(procstat.by_name("postgres", "redis-server"), LOAD_CORE)
     try:
         for client in CLIENTS:
             target = Target(f"floor, {client}", URL.format(FLOOR_PORT), "", "bench", "slow")
@@ -128,6 +130,7 @@ def main() -> None:
             )
             _run(target.name, target, args.rounds, args.duration, table)
     finally:
+        procstat.unpin(services)
         upstream.terminate()
 
     lines = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -37,6 +38,30 @@ def by_name(*names: str) -> list[int]:
             if comm in names:
                 pids.append(int(entry.name))
     return pids
+
+
+def pin(pids: list[int], cores: str) -> dict[int, str]:
+    """Moves every thread of each process to `cores`; returns each one's former affinity."""
+    former = {}
+    for pid in pids:
+        try:
+            out = subprocess.run(
+                ["taskset", "-p", "-c", str(pid)], capture_output=True, text=True, check=True
+            ).stdout
+            former[pid] = out.rsplit(":", 1)[1].strip()
+            subprocess.run(
+                ["taskset", "-a", "-p", "-c", cores, str(pid)], capture_output=True, check=True
+            )
+        except (subprocess.CalledProcessError, IndexError):
+            continue
+    return former
+
+
+def unpin(former: dict[int, str]) -> None:
+    for pid, cores in former.items():
+        subprocess.run(
+            ["taskset", "-a", "-p", "-c", cores, str(pid)], capture_output=True, check=False
+        )
 
 
 def cpu_by_pid(pids: list[int]) -> dict[int, float]:

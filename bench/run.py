@@ -268,6 +268,8 @@ def main() -> None:
 
     uvicorn = [PY, "-m", "uvicorn", "--no-access-log", "--log-level", "warning"]
     procs = []
+    # Postgres and Redis share the load generator's core: the server's core is its own.
+    services = procstat.pin(procstat.by_name("postgres", "redis-server"), LOAD_CORE)
     try:
         upstream = _start(
             _pinned(LOAD_CORE, [PY, "-m", "bench.upstream", "--port", str(UPSTREAM_PORT)]),
@@ -340,6 +342,7 @@ def main() -> None:
             soak_requests=args.soak,
         )
     finally:
+        procstat.unpin(services)
         for p in procs:
             p.terminate()
         for p in procs:
