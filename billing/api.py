@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from billing.models import LedgerEntry
-from billing.selectors import credit_account_of, ledger_entries_of
+from billing.selectors import credit_account_of, credit_available, ledger_entries_of
 
 
 def _user(request: Request) -> User:
@@ -21,13 +21,16 @@ def _user(request: Request) -> User:
 
 class Balance(APIView):
     def get(self, request: Request) -> Response:
-        account = credit_account_of(user=_user(request))
-        # Amounts as strings: exact decimals survive JSON that way.
+        user = _user(request)
+        account = credit_account_of(user=user)
+        available = credit_available(user=user, account=account)
+        # Amounts as strings: exact decimals survive JSON that way. `held` is what in-flight
+        # requests reserve (and, with Redis, charges a moment from reaching the ledger).
         return Response(
             {
                 "balance": str(account.balance.normalize()),
-                "held": str(account.held.normalize()),
-                "available": str(account.available.normalize()),
+                "held": str((account.balance - available).normalize()),
+                "available": str(available.normalize()),
                 "currency": "credits",
             }
         )

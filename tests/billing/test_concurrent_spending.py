@@ -7,6 +7,7 @@ import asyncio
 import json
 from decimal import Decimal
 
+import httpx
 import openai
 import pytest
 from django.db.models import Sum
@@ -64,3 +65,12 @@ def test_it_never_spends_more_than_the_balance(gateway, make_account, stream):
     assert set(charges.values_list("reference", flat=True)) == {log.request_id for log in served}
     assert not CreditHold.objects.filter(user=account.user).exists()
     assert RequestLog.objects.filter(user=account.user).count() == 50
+    balance = httpx.get(
+        f"{gateway}/user/balance", headers={"authorization": f"Bearer {account.key}"}
+    )
+    assert balance.json() == {
+        "balance": "0",
+        "held": "0",
+        "available": "0",
+        "currency": "credits",
+    }
