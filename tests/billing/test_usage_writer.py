@@ -1,0 +1,59 @@
+"""The usage writer: a batch from the usage stream lands once, however often it is replayed.
+It needs only the database, so it runs on SQLite too."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from accounts.services import user_create
+from billing.models import CreditAccount, LedgerEntry
+from billing.services import credit_grant
+from billing.usage_writer import usage_batch_apply
+from monitoring.models import RequestLog
+
+pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
+
+
+def _event(user_id: int, request_id: str, cost: str) -> dict:
+    return {
+        "request_id": request_id,
+        "user_id": user_id,
+        "api_key_id": None,
+        "endpoint": "chat.completions",
+        "requested_model": "m",
+        "served_model": "m",
+        "provider": "p",
+        "status": 200,
+        "error_type": "",
+        "prompt_tokens": 3,
+        "completion_tokens": 4,
+        "cached_tokens": 0,
+        "cost": cost,
+        "upstream_latency_ms": 1.0,
+        "ttft_ms": None,
+        "total_latency_ms": 2.0,
+        "stream": False,
+        "held": True,
+    }
+
+
+def test_it_writes_a_replayed_batch_once():
+    user = user_create(email="writer@example.com")
+    credit_grant(user=user, amount=Decimal("1"), reference="g")
+    rid = uuid.uuid4().hex
+    batch = [
+        _event(user.pk, rid, "0.25"),
+        _event(user.pk, rid + "b", "0"),
+        _event(user.pk, rid, "0.25"),
+    ]
+
+    assert usage_batch_apply(events=batch) == 2
+    assert usage_batch_apply(events=batch) == 0
+
+    assert CreditAccount.objects.get(user=user).balance == Decimal("0.75")
+    entry = LedgerEntry.objects.get(reference=rid)
+    assert (entry.amount, entry.balance_after) == (Decimal("-0.25"), Decimal("0.75"))
+    assert RequestLog.objects.filter(user=user).count() == 2
