@@ -1,6 +1,6 @@
 """ASGI entry point: Channels' protocol router in front of two HTTP apps.
 
-/v1/* (inference, model list) goes to the gateway's raw ASGI app, which never enters the
+/v1/* (inference, model list) and /health* go to the gateway's raw ASGI app, which never enters the
 Django middleware stack; everything else (API, admin, pages) goes to Django.
 """
 
@@ -27,11 +27,11 @@ from gateway.app import gateway_app  # noqa: E402
 from gateway.http import Receive, Scope, Send  # noqa: E402
 from gateway.runtime import lifespan  # noqa: E402
 
-GATEWAY_PREFIX = "/v1/"
+GATEWAY_PREFIXES = ("/v1/", "/health")
 
 
 async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["path"].startswith(GATEWAY_PREFIX):
+    if scope["path"].startswith(GATEWAY_PREFIXES):
         await gateway_app(scope, receive, send)
     else:
         await django_app(scope, receive, send)  # type: ignore[arg-type]  # same ASGI types, spelt narrower

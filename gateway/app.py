@@ -6,6 +6,7 @@ import logging
 
 from gateway.chat import chat_completions
 from gateway.errors import GatewayError
+from gateway.health import health_live, health_ready
 from gateway.http import Receive, Scope, Send, send_error
 from gateway.models_api import model_retrieve, models_list
 from gateway.runtime import runtime_ensure_started
@@ -39,6 +40,10 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
             if method != "GET":
                 raise _method_not_allowed("GET")
             await model_retrieve(send, path[len("/v1/models/") :])
+        elif path == "/health":
+            await health_live(send)
+        elif path == "/health/readiness":
+            await health_ready(send)
         else:
             raise GatewayError(404, f"Unknown endpoint {method} {path}.", code="unknown_url")
     except GatewayError as error:

@@ -87,7 +87,7 @@ def test_catalog(django_db_setup: Any, django_db_blocker: Any, mock_upstream: Up
         catalog_file_load(path=path)
 
 
-GatewayStarter = Callable[[], str]
+GatewayStarter = Callable[..., str]
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +97,7 @@ def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[Gatewa
     with django_db_blocker.unblock():
         database_url = _database_url()
 
-    def start() -> str:
+    def start(**extra_env: str) -> str:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {
@@ -106,6 +106,7 @@ def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[Gatewa
             "GATEWAYZ_TEST_UPSTREAM_KEY": UPSTREAM_KEY,
             "GATEWAYZ_TEST_WRONG_KEY": "sk-wrong",
             "GATEWAYZ_MAX_BODY_BYTES": str(64 * 1024),
+            **extra_env,
         }
         args = ["-m", "uvicorn", "config.asgi:application", "--port", str(port),
                 "--no-access-log", "--log-level", "warning"]  # fmt: skip

@@ -1,0 +1,65 @@
+"""Health for load balancers and orchestrators, served beside the inference routes (no
+Django middleware): `/health` says the process is alive and touches nothing;
+`/health/readiness` says whether it can serve, by checking the database, Redis and the
+Celery broker, and answers 503 naming what failed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+
+import orjson
+import redis.asyncio as aioredis
+from django.conf import settings
+from django.db import connection
+
+from config.asyncdb import db_call
+from gateway.http import JSON_HEADERS, Send, send_bytes
+
+CHECK_TIMEOUT_SECONDS = 2
+
+
+def _database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _broker() -> None:
+    from config.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_SECONDS)
+
+
+async def _redis() -> None:
+    client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=CHECK_TIMEOUT_SECONDS)
+    try:
+        await client.ping()  # type: ignore[misc]  # redis-py types it for both clients
+    finally:
+        await client.aclose()
+
+
+async def _check(name: str, probe: Awaitable[object]) -> tuple[str, dict[str, object]]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(probe, CHECK_TIMEOUT_SECONDS)
+        result: dict[str, object] = {"status": "ok"}
+    except Exception as exc:
+        result = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:200]}
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return name, result
+
+
+async def health_live(send: Send) -> None:
+    await send_bytes(send, 200, b'{"status":"ok"}', JSON_HEADERS)
+
+
+async def health_ready(send: Send) -> None:
+    probes = [_check("database", db_call(_database)), _check("broker", db_call(_broker))]
+    if settings.REDIS_URL:
+        probes.append(_check("redis", _redis()))
+    checks = dict(await asyncio.gather(*probes))
+    ready = all(c["status"] == "ok" for c in checks.values())
+    body = {"status": "ok" if ready else "unavailable", "checks": checks}
+    await send_bytes(send, 200 if ready else 503, orjson.dumps(body), JSON_HEADERS)
