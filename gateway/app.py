@@ -1,4 +1,4 @@
-"""The raw ASGI app behind /v1/*: a dispatch table, no Django request machinery."""
+"""The raw ASGI app behind /v1/* and /health*: a dispatch table, no Django request machinery."""
 
 from __future__ import annotations
 
