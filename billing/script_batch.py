@@ -1,7 +1,7 @@
-"""Calls of one Redis script made in the same event-loop turn go out as one pipeline: one
-write and one read for all of them, instead of a pool checkout and a round trip each. Under
-load several requests admit or settle in the same turn; alone, a call costs one scheduling
-hop more than a direct call."""
+"""Calls of one Redis script are sent as soon as nothing else is on the wire, and calls that
+arrive while a send is under way go together in the next one, as one pipeline: alone, a call
+costs a plain round trip; under load, many calls share one write and one read instead of a
+pool checkout and a round trip each."""
 
 from __future__ import annotations
 
@@ -18,34 +18,40 @@ class ScriptBatcher:
         self.client = client
         self.script = client.register_script(source)
         self._pending: list[Call] = []
-        self._running: set[asyncio.Task[None]] = set()
+        self._busy = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((keys, args, future))
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)
-        return await future
+        if self._busy:
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._pending.append((keys, args, future))
+            return await future
+        self._busy = True
+        try:
+            return await self.script(keys=keys, args=args)
+        finally:
+            self._next()
 
-    def _flush(self) -> None:
+    def _next(self) -> None:
+        """Sends what queued up meanwhile, or goes idle."""
+        if not self._pending:
+            self._busy = False
+            return
         batch, self._pending = self._pending, []
         task = asyncio.create_task(self._send(batch))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _send(self, batch: list[Call]) -> None:
         try:
-            if len(batch) == 1:
-                keys, args, _ = batch[0]
-                results: list[Any] = [await self.script(keys=keys, args=args)]
-            else:
-                pipe = self.client.pipeline(transaction=False)
-                for keys, args, _ in batch:
-                    await self.script(keys=keys, args=args, client=pipe)
-                results = await pipe.execute(raise_on_error=False)
+            pipe = self.client.pipeline(transaction=False)
+            for keys, args, _ in batch:
+                await self.script(keys=keys, args=args, client=pipe)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
         except Exception as exc:
             results = [exc] * len(batch)
+        finally:
+            self._next()
         for (_, _, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
