@@ -7,7 +7,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ApiKey, User
+from accounts.authentication import request_user
+from accounts.models import ApiKey
 from accounts.selectors import api_key_get_for_user, api_keys_of
 from accounts.services import api_key_create, api_key_revoke
 
@@ -27,39 +28,33 @@ class ApiKeyOutput(serializers.ModelSerializer):
         return obj.is_active()
 
 
-def _user(request: Request) -> User:
-    user = request.user
-    assert isinstance(user, User)  # IsAuthenticated ran first
-    return user
-
-
 class ApiKeyListCreate(APIView):
     class Input(serializers.Serializer):
         name = serializers.CharField(max_length=100)
         expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
     def get(self, request: Request) -> Response:
-        keys = api_keys_of(user=_user(request))
+        keys = api_keys_of(user=request_user(request))
         return Response({"data": ApiKeyOutput(keys, many=True).data})
 
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        api_key, raw = api_key_create(user=_user(request), **data.validated_data)
+        api_key, raw = api_key_create(user=request_user(request), **data.validated_data)
         # The only time the full key is ever shown.
         return Response({**ApiKeyOutput(api_key).data, "key": raw}, status=status.HTTP_201_CREATED)
 
 
 class ApiKeyRevoke(APIView):
     def delete(self, request: Request, key_id: int) -> Response:
-        api_key = api_key_get_for_user(user=_user(request), key_id=key_id)
+        api_key = api_key_get_for_user(user=request_user(request), key_id=key_id)
         api_key_revoke(api_key=api_key)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class Profile(APIView):
     def get(self, request: Request) -> Response:
-        user = _user(request)
+        user = request_user(request)
         return Response(
             {
                 "id": user.pk,

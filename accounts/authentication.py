@@ -29,3 +29,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+def request_user(request: Request) -> User:
+    """The authenticated customer of a DRF view (IsAuthenticated has already run)."""
+    user = request.user
+    assert isinstance(user, User)
+    return user

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -45,3 +45,10 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
         api_key.save(update_fields=["revoked_at", "updated_at"])
     invalidation_announce(CacheInvalidation.Kind.API_KEY, api_key.digest)
     return api_key
+
+
+def api_keys_mark_used(*, key_ids: set[int], now: datetime) -> None:
+    """Minute resolution is enough to show a key is in use, and spares a write per request."""
+    ApiKey.objects.filter(pk__in=key_ids).exclude(
+        last_used_at__gt=now - timedelta(minutes=1)
+    ).update(last_used_at=now)

@@ -8,20 +8,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.authentication import request_user
 from billing.models import LedgerEntry
 from billing.selectors import credit_account_of, credit_available, ledger_entries_of
 
 
-def _user(request: Request) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
-
-
 class Balance(APIView):
     def get(self, request: Request) -> Response:
-        user = _user(request)
+        user = request_user(request)
         account = credit_account_of(user=user)
         available = credit_available(user=user, account=account)
         # Amounts as strings: exact decimals survive JSON that way. `held` is what in-flight
@@ -51,4 +45,4 @@ class CreditTransactions(ListAPIView):
     serializer_class = LedgerEntryOutput
 
     def get_queryset(self):  # type: ignore[no-untyped-def]  # DRF's signature
-        return ledger_entries_of(user=_user(self.request))
+        return ledger_entries_of(user=request_user(self.request))

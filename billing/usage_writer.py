@@ -9,7 +9,6 @@ was the largest item in the gateway's profile (bench/).
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,35 +16,15 @@ import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey
+from accounts.services import api_keys_mark_used
 from billing.models import CreditAccount, LedgerEntry
 from monitoring.models import RequestLog
-
-LOG_COLUMNS = (
-    "request_id",
-    "user_id",
-    "api_key_id",
-    "endpoint",
-    "requested_model",
-    "served_model",
-    "provider",
-    "status",
-    "error_type",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cost",
-    "upstream_latency_ms",
-    "ttft_ms",
-    "total_latency_ms",
-    "stream",
-)
-
 
 # On Postgres a whole batch travels as one JSON parameter that the server unpacks
 # (jsonb_to_recordset): one statement of constant text, so psycopg never re-parses a long
 # query and Python never touches a row. Elsewhere (SQLite), multi-row VALUES in chunks.
 CHUNK = 32
+# The request log columns the writer fills, with their Postgres types.
 PG_LOG_TYPES = {
     "request_id": "text",
     "user_id": "bigint",
@@ -65,6 +44,7 @@ PG_LOG_TYPES = {
     "total_latency_ms": "float8",
     "stream": "bool",
 }
+LOG_COLUMNS = tuple(PG_LOG_TYPES)
 PG_LEDGER_TYPES = {
     "user_id": "bigint",
     "amount": "numeric",
@@ -175,7 +155,5 @@ def usage_batch_apply(*, events: list[dict[str, Any]]) -> int:
         _charge(cursor, charges, now)
     keys = {by_id[r]["api_key_id"] for r in fresh if by_id[r]["api_key_id"]}
     if keys:
-        ApiKey.objects.filter(pk__in=keys).exclude(
-            last_used_at__gt=now - timedelta(minutes=1)
-        ).update(last_used_at=now)
+        api_keys_mark_used(key_ids=keys, now=now)
     return len(fresh)

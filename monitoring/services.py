@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey
+from accounts.services import api_keys_mark_used
 from billing.services import credit_hold_release, usage_charge
 from monitoring.models import RequestLog
 
@@ -58,11 +57,7 @@ def request_settle(*, outcome: RequestOutcome) -> RequestLog:
     elif outcome.held:
         credit_hold_release(request_id=outcome.request_id)
     if outcome.api_key_id is not None:
-        # Minute resolution is enough to show a key is in use, and spares a write per request.
-        now = timezone.now()
-        ApiKey.objects.filter(pk=outcome.api_key_id).exclude(
-            last_used_at__gt=now - timedelta(minutes=1)
-        ).update(last_used_at=now)
+        api_keys_mark_used(key_ids={outcome.api_key_id}, now=timezone.now())
     fields = asdict(outcome)
     fields.pop("held")
     return RequestLog.objects.create(
