@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -111,10 +112,14 @@ def sync_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
+@cache
+def _sync_script(source: str) -> Any:
+    return sync_client().register_script(source)
+
+
 def credit_avail_add(*, user_id: int, amount: Decimal) -> None:
     """Mirrors a Postgres balance change into Redis (call under the account row's lock)."""
-    script = sync_client().register_script(ADD_IF_SEEDED)
-    script(keys=[avail_key(user_id)], args=[to_pico(amount)])
+    _sync_script(ADD_IF_SEEDED)(keys=[avail_key(user_id)], args=[to_pico(amount)])
 
 
 def credit_avail_seed(*, user_id: int, balance: Decimal) -> None:
@@ -123,8 +128,7 @@ def credit_avail_seed(*, user_id: int, balance: Decimal) -> None:
 
 
 def credit_holds_release_expired_redis(*, now: float) -> int:
-    script = sync_client().register_script(RELEASE_EXPIRED)
-    return int(script(keys=[HOLDS], args=[now, PREFIX]))
+    return int(_sync_script(RELEASE_EXPIRED)(keys=[HOLDS], args=[now, PREFIX]))
 
 
 class RedisCredit:

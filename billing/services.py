@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing.models import ZERO, CreditAccount, CreditHold, LedgerEntry
-from billing.redis_credit import credit_avail_add
+from billing.redis_credit import credit_avail_add, credit_avail_seed
 
 
 class InsufficientCredit(Exception):
@@ -64,6 +64,15 @@ def credit_grant(*, user: User, amount: Decimal, reference: str, memo: str = "")
     return ledger_entry_add(
         user_id=user.pk, kind=LedgerEntry.Kind.GRANT, amount=amount, reference=reference, memo=memo
     )
+
+
+@transaction.atomic
+def credit_avail_seed_from_ledger(*, user_id: int) -> None:
+    """Creates the user's Redis `avail` from the Postgres balance (first admission). Under
+    the row lock, so a grant committing meanwhile is either in the balance read here or
+    added to Redis after the seed, never both nor neither."""
+    account, _ = CreditAccount.objects.select_for_update().get_or_create(user_id=user_id)
+    credit_avail_seed(user_id=user_id, balance=account.balance)
 
 
 @transaction.atomic

@@ -9,24 +9,14 @@ from decimal import Decimal
 
 import orjson
 from django.conf import settings
-from django.db import transaction
 
-from billing.models import CreditAccount
-from billing.redis_credit import RedisCredit, credit_avail_seed
-from billing.services import InsufficientCredit, credit_hold_create
+from billing.redis_credit import RedisCredit
+from billing.services import InsufficientCredit, credit_avail_seed_from_ledger, credit_hold_create
 from config.asyncdb import db_call
 from gateway.settlement import settler
 from monitoring.services import RequestOutcome
 
 log = logging.getLogger(__name__)
-
-
-@transaction.atomic
-def _seed_from_database(user_id: int) -> None:
-    # Under the row lock, so a grant committing meanwhile is either in the balance read
-    # here or added to Redis after the seed, never both nor neither.
-    account, _ = CreditAccount.objects.select_for_update().get_or_create(user_id=user_id)
-    credit_avail_seed(user_id=user_id, balance=account.balance)
 
 
 class DatabaseCredit:
@@ -54,7 +44,9 @@ class RedisCreditGate:
                 return
             if result == 0:
                 raise InsufficientCredit
-            await db_call(_seed_from_database, user_id)  # first request of this user here
+            await db_call(
+                credit_avail_seed_from_ledger, user_id=user_id
+            )  # first request of this user here
         raise InsufficientCredit
 
     async def settle(self, outcome: RequestOutcome) -> None:

@@ -18,8 +18,7 @@ from billing.redis_credit import (
     from_pico,
     sync_client,
 )
-from billing.services import credit_grant
-from gateway.credit import _seed_from_database
+from billing.services import credit_avail_seed_from_ledger, credit_grant
 
 pytestmark = [
     pytest.mark.django_db,
@@ -36,9 +35,9 @@ def test_it_seeds_from_the_balance_and_mirrors_later_grants():
     credit_grant(user=user, amount=Decimal("2.5"), reference="g1")  # before the seed: not mirrored
     assert sync_client().get(avail_key(user.pk)) is None
 
-    _seed_from_database(user.pk)
+    credit_avail_seed_from_ledger(user_id=user.pk)
     credit_grant(user=user, amount=Decimal("0.000000000001"), reference="g2")
-    _seed_from_database(user.pk)  # a second seed changes nothing
+    credit_avail_seed_from_ledger(user_id=user.pk)  # a second seed changes nothing
 
     assert _avail(user.pk) == Decimal("2.500000000001")
 
@@ -46,7 +45,7 @@ def test_it_seeds_from_the_balance_and_mirrors_later_grants():
 def test_it_refuses_what_avail_cannot_cover_and_releases_expired_holds():
     user = user_create(email="holds@example.com")
     credit_grant(user=user, amount=Decimal("1"), reference="g")
-    _seed_from_database(user.pk)
+    credit_avail_seed_from_ledger(user_id=user.pk)
 
     async def admit_three() -> list[int]:
         credit = RedisCredit(settings.REDIS_URL)
