@@ -24,10 +24,9 @@ from functools import cache
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 
-from billing.script_batch import ScriptBatcher
+from billing.redis_wire import RedisWire
 
 PICO = Decimal(10) ** 12
 PREFIX = "gwz:credit:"
@@ -132,21 +131,17 @@ def credit_holds_release_expired_redis(*, now: float) -> int:
 
 
 class RedisCredit:
-    """The hot path's async side: admit and settle, one script call each (batched per
-    event-loop turn, see billing.script_batch)."""
+    """The hot path's async side: admit and settle, one script call each, on the process's
+    multiplexed connection (billing.redis_wire)."""
 
     def __init__(self, url: str) -> None:
-        # A blocking pool: past its size a request waits a moment for a connection instead
-        # of failing (a burst of a thousand streams starts a thousand admissions at once).
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
-        self.client = aioredis.Redis(connection_pool=pool)
-        self._admit = ScriptBatcher(self.client, ADMIT)
-        self._settle = ScriptBatcher(self.client, SETTLE)
+        self.wire = RedisWire(url)
 
     async def admit(
         self, *, user_id: int, request_id: str, amount: Decimal, expires_at: float
     ) -> int:
-        result = await self._admit(
+        result = await self.wire.evalsha(
+            ADMIT,
             [avail_key(user_id), hold_key(request_id), HOLDS],
             [to_pico(amount), request_id, expires_at, user_id],
         )
@@ -160,7 +155,7 @@ class RedisCredit:
             USAGE_STREAM,
             f"{PREFIX}settled:{request_id}",
         ]
-        return bool(await self._settle(keys, [to_pico(cost), request_id, event]))
+        return bool(await self.wire.evalsha(SETTLE, keys, [to_pico(cost), request_id, event]))
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.wire.close()
