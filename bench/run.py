@@ -283,7 +283,9 @@ def main() -> None:
         )
         targets[2].proc = _start(
             _pinned(
-                SERVER_CORE, [*uvicorn, "config.asgi:application", "--port", str(GATEWAYZ_PORT)]
+                # The inference workers' entry point: what serves /v1/ in production.
+                SERVER_CORE,
+                [*uvicorn, "config.asgi_inference:application", "--port", str(GATEWAYZ_PORT)],
             ),
             f"http://127.0.0.1:{GATEWAYZ_PORT}/v1/models",
             _gatewayz_env(),

@@ -15,14 +15,17 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0  # the part of prompt_tokens read from the provider's cache
+    cache_write_tokens: int = 0  # the part of prompt_tokens written to it (Anthropic)
 
 
 def usage_cost(usage: Usage, deployment: Deployment) -> Decimal:
-    uncached = max(usage.prompt_tokens - usage.cached_tokens, 0)
-    cached = usage.prompt_tokens - uncached
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+    uncached = usage.prompt_tokens - cached - written
     micro = (
         uncached * deployment.input_price
         + cached * deployment.cached_input_price
+        + written * deployment.cache_write_price
         + usage.completion_tokens * deployment.output_price
     )
     # Prices carry ≤ 6 places, so dividing by 10^6 is exact within 12 places.
@@ -35,5 +38,9 @@ def hold_amount(*, body_bytes: int, max_output_tokens: int, deployment: Deployme
     A token is at least one byte of text, so the request body's size bounds its prompt
     tokens; completion is bounded by what the request (or the model) lets the provider write.
     """
-    bound = Usage(prompt_tokens=body_bytes, completion_tokens=max_output_tokens)
-    return usage_cost(bound, deployment)
+    # Any prompt token may turn out to be a cache write, dearer than a plain input token.
+    prompt_price = max(
+        deployment.input_price, deployment.cache_write_price, deployment.cached_input_price
+    )
+    micro = body_bytes * prompt_price + max_output_tokens * deployment.output_price
+    return micro / PER_MILLION

@@ -38,6 +38,7 @@ PG_LOG_TYPES = {
     "prompt_tokens": "int",
     "completion_tokens": "int",
     "cached_tokens": "int",
+    "cache_write_tokens": "int",
     "cost": "numeric",
     "upstream_latency_ms": "float8",
     "ttft_ms": "float8",
@@ -45,6 +46,12 @@ PG_LOG_TYPES = {
     "stream": "bool",
 }
 LOG_COLUMNS = tuple(PG_LOG_TYPES)
+# Columns added after events were first written: an event queued by an older process (a
+# rolling deploy) lacks them and gets the default.
+LOG_DEFAULTS: dict[str, Any] = {"cache_write_tokens": 0}
+_PG_LOG_SELECT = ",".join(
+    f"COALESCE({c}, {LOG_DEFAULTS[c]!r})" if c in LOG_DEFAULTS else c for c in LOG_COLUMNS
+)
 PG_LEDGER_TYPES = {
     "user_id": "bigint",
     "amount": "numeric",
@@ -70,7 +77,7 @@ def _insert_request_logs(cursor: Any, events: list[dict[str, Any]], now: Any) ->
     if connection.vendor == "postgresql":
         cursor.execute(
             f"INSERT INTO {RequestLog._meta.db_table} ({','.join(LOG_COLUMNS)}, created_at) "
-            f"SELECT {','.join(LOG_COLUMNS)}, %s FROM {_pg_recordset(PG_LOG_TYPES)} "
+            f"SELECT {_PG_LOG_SELECT}, %s FROM {_pg_recordset(PG_LOG_TYPES)} "
             "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
             [now, orjson.dumps(events).decode()],
         )
@@ -81,7 +88,7 @@ def _insert_request_logs(cursor: Any, events: list[dict[str, Any]], now: Any) ->
     for chunk in _chunks(events):
         params: list[Any] = []
         for event in chunk:
-            params.extend([event[c] for c in LOG_COLUMNS])
+            params.extend([event.get(c, LOG_DEFAULTS.get(c)) for c in LOG_COLUMNS])
             params.append(now)
         cursor.execute(
             f"INSERT INTO {RequestLog._meta.db_table} ({','.join(columns)}) "

@@ -30,6 +30,7 @@ class RequestOutcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     cost: Decimal = Decimal(0)
     upstream_latency_ms: float | None = None
     ttft_ms: float | None = None

@@ -8,12 +8,23 @@ real providers switch on by setting their API key in the environment.
 from __future__ import annotations
 
 import os
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
 from config.asyncdb import db_call
-from providers.models import Alias, Model, Offering
+from providers.models import Alias, Model, Offering, PrefixRoute, Provider
+
+PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
+DEFAULT_AUTH = {
+    "openai": "bearer",
+    "anthropic": "x-api-key",
+    "gemini": "x-goog-api-key",
+    "fal": "key",
+}
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +39,17 @@ class Deployment:
     input_price: Decimal  # credits per 1M tokens
     output_price: Decimal
     cached_input_price: Decimal
+    cache_write_price: Decimal = ZERO
+    auth: str = "bearer"
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    drop_params: frozenset[str] = frozenset()
+    unsupported_params: frozenset[str] = frozenset()
+    rename_params: tuple[tuple[str, str], ...] = ()
+    default_params: tuple[tuple[str, Any], ...] = ()
+    default_params_unless: frozenset[str] = frozenset()
+    per_image_price: Decimal = ZERO
+    size_multipliers: tuple[tuple[str, Decimal], ...] = ()
+    quality_multipliers: tuple[tuple[str, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +61,15 @@ class CatalogModel:
     capabilities: tuple[str, ...]
     created: int
     deployments: tuple[Deployment, ...]
+    kind: str = "chat"
 
 
 @dataclass(frozen=True)
 class Catalog:
     models: dict[str, CatalogModel]
     aliases: dict[str, str] = field(default_factory=dict)
+    # (prefix, deployment template) longest prefix first; see PrefixRoute.
+    prefix_routes: tuple[tuple[str, Deployment], ...] = ()
     built_at: float = field(default_factory=time.monotonic)
 
     def resolve(self, name: str) -> CatalogModel | None:
@@ -52,7 +77,45 @@ class Catalog:
         if model is None:
             canonical = self.aliases.get(name)
             model = self.models.get(canonical) if canonical else None
+        if model is None and self.prefix_routes:
+            model = self._routed(name)
         return model
+
+    def _routed(self, name: str) -> CatalogModel | None:
+        for prefix, template in self.prefix_routes:
+            if name.startswith(prefix) and len(name) > len(prefix):
+                deployment = replace(template, upstream_model_id=name)
+                return CatalogModel(name, name, 0, None, (), 0, (deployment,))
+        return None
+
+
+def _provider_base(p: Provider) -> dict[str, Any] | None:
+    """What every deployment of `p` shares, or None when this environment lacks its
+    credential or a variable its base URL names (the provider is switched off here)."""
+    api_key = os.environ.get(p.credential_env, "") if p.credential_env else ""
+    if p.credential_env and not api_key:
+        return None
+    missing = [n for n in PLACEHOLDER.findall(p.base_url) if not os.environ.get(n)]
+    if missing:
+        return None
+    base_url = PLACEHOLDER.sub(lambda m: os.environ[m.group(1)], p.base_url).rstrip("/")
+    return {
+        "provider": p.slug,
+        "protocol": p.protocol,
+        "base_url": base_url,
+        "api_key": api_key,
+        "connect_timeout": p.connect_timeout,
+        "read_timeout": p.read_timeout,
+        "auth": p.auth or DEFAULT_AUTH.get(p.protocol, "bearer"),
+        "extra_headers": tuple(sorted((str(k), str(v)) for k, v in p.extra_headers.items())),
+        "drop_params": frozenset(p.drop_params),
+        "unsupported_params": frozenset(p.unsupported_params),
+        "rename_params": tuple(sorted(p.rename_params.items())),
+    }
+
+
+def _multipliers(raw: dict[str, Any]) -> tuple[tuple[str, Decimal], ...]:
+    return tuple(sorted((str(k), Decimal(str(v))) for k, v in raw.items()))
 
 
 def catalog_build() -> Catalog:
@@ -61,24 +124,27 @@ def catalog_build() -> Catalog:
         .select_related("provider")
         .order_by("model_id", "priority", "provider__slug")
     )
+    bases: dict[int, dict[str, Any] | None] = {}
     by_model: dict[int, list[Deployment]] = {}
     for o in offerings:
-        p = o.provider
-        api_key = os.environ.get(p.credential_env, "") if p.credential_env else ""
-        if p.credential_env and not api_key:
-            continue  # no credential here: this provider is switched off
+        if o.provider_id not in bases:
+            bases[o.provider_id] = _provider_base(o.provider)
+        base = bases[o.provider_id]
+        if base is None:
+            continue
         by_model.setdefault(o.model_id, []).append(
             Deployment(
-                provider=p.slug,
-                protocol=p.protocol,
-                base_url=p.base_url.rstrip("/"),
-                api_key=api_key,
-                connect_timeout=p.connect_timeout,
-                read_timeout=p.read_timeout,
+                **base,
                 upstream_model_id=o.upstream_model_id,
                 input_price=o.input_price,
                 output_price=o.output_price,
                 cached_input_price=o.cached_input_price,
+                cache_write_price=o.cache_write_price,
+                default_params=tuple(sorted(o.default_params.items())),
+                default_params_unless=frozenset(o.default_params_unless),
+                per_image_price=o.per_image_price,
+                size_multipliers=_multipliers(o.size_multipliers),
+                quality_multipliers=_multipliers(o.quality_multipliers),
             )
         )
     models = {
@@ -90,11 +156,28 @@ def catalog_build() -> Catalog:
             capabilities=tuple(m.capabilities),
             created=int(m.created_at.timestamp()),
             deployments=tuple(by_model[m.pk]),
+            kind=m.kind,
         )
         for m in Model.objects.filter(pk__in=by_model)
     }
     aliases = {a: m for a, m in Alias.objects.values_list("alias", "model__canonical_id")}
-    return Catalog(models=models, aliases=aliases)
+    routes = []
+    for r in PrefixRoute.objects.filter(enabled=True, provider__enabled=True).select_related(
+        "provider"
+    ):
+        base = _provider_base(r.provider)
+        if base is not None:
+            template = Deployment(
+                **base,
+                upstream_model_id="",
+                input_price=r.input_price,
+                output_price=r.output_price,
+                cached_input_price=r.input_price,
+                cache_write_price=r.input_price,
+            )
+            routes.append((r.prefix, template))
+    routes.sort(key=lambda route: -len(route[0]))
+    return Catalog(models=models, aliases=aliases, prefix_routes=tuple(routes))
 
 
 class CatalogHolder:

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from gateway.models import CacheInvalidation, invalidation_announce
-from providers.models import Alias, CatalogState, Model, Offering, Provider
+from providers.models import Alias, CatalogState, Model, Offering, PrefixRoute, Provider
 
 BUNDLED_CATALOG = Path(__file__).resolve().parent / "catalog" / "catalog.toml"
 DEMO_CATALOG = Path(__file__).resolve().parent / "catalog" / "demo.toml"
@@ -46,6 +46,24 @@ def _price(raw: Any, where: str) -> Decimal:
     return value
 
 
+def _multipliers(raw: Any, where: str) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise CatalogFileError(f"{where}: write multipliers as a table of strings")
+    return {str(k): str(_price(v, f"{where}.{k}")) for k, v in raw.items()}
+
+
+def _str_list(raw: Any, where: str) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise CatalogFileError(f"{where}: must be a list of strings")
+    return list(raw)
+
+
+def _str_table(raw: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise CatalogFileError(f"{where}: must be a table")
+    return dict(raw)
+
+
 def _require(table: dict[str, Any], key: str, where: str) -> Any:
     if key not in table:
         raise CatalogFileError(f"{where}: missing {key!r}")
@@ -66,6 +84,9 @@ def catalog_file_load(*, path: Path) -> CatalogLoadResult:
         protocol = p.get("protocol", Provider.Protocol.OPENAI)
         if protocol not in Provider.Protocol.values:
             raise CatalogFileError(f"{where}: unknown protocol {protocol!r}")
+        auth = p.get("auth", "")
+        if auth not in Provider.Auth.values:
+            raise CatalogFileError(f"{where}: unknown auth {auth!r}")
         Provider.objects.update_or_create(
             slug=_require(p, "slug", where),
             defaults={
@@ -76,14 +97,25 @@ def catalog_file_load(*, path: Path) -> CatalogLoadResult:
                 "connect_timeout": float(p.get("connect_timeout", 5)),
                 "read_timeout": float(p.get("read_timeout", 120)),
                 "enabled": bool(p.get("enabled", True)),
+                "auth": auth,
+                "extra_headers": _str_table(p.get("headers", {}), f"{where}.headers"),
+                "drop_params": _str_list(p.get("drop_params", []), f"{where}.drop_params"),
+                "unsupported_params": _str_list(
+                    p.get("unsupported_params", []), f"{where}.unsupported_params"
+                ),
+                "rename_params": _str_table(p.get("rename_params", {}), f"{where}.rename_params"),
             },
         )
 
     for i, m in enumerate(data.get("models", [])):
         where = f"{path.name}: models[{i}]"
+        kind = m.get("kind", Model.Kind.CHAT)
+        if kind not in Model.Kind.values:
+            raise CatalogFileError(f"{where}: unknown kind {kind!r}")
         model, _ = Model.objects.update_or_create(
             canonical_id=_require(m, "id", where),
             defaults={
+                "kind": kind,
                 "name": m.get("name", m["id"]),
                 "context_length": int(m.get("context_length", 0)),
                 "max_output_tokens": m.get("max_output_tokens"),
@@ -98,21 +130,61 @@ def catalog_file_load(*, path: Path) -> CatalogLoadResult:
             provider = Provider.objects.filter(slug=slug).first()
             if provider is None:
                 raise CatalogFileError(f"{owhere}: unknown provider {slug!r}")
+            if kind == Model.Kind.IMAGE:
+                prices = {
+                    "per_image_price": _price(_require(o, "per_image", owhere), owhere),
+                    "size_multipliers": _multipliers(o.get("size_multipliers", {}), owhere),
+                    "quality_multipliers": _multipliers(o.get("quality_multipliers", {}), owhere),
+                }
+            else:
+                input_price = _price(_require(o, "input", owhere), f"{owhere}.input")
+                output = o.get("output", "0") if kind == Model.Kind.EMBEDDING else None
+                prices = {
+                    "input_price": input_price,
+                    "output_price": _price(
+                        output if output is not None else _require(o, "output", owhere),
+                        f"{owhere}.output",
+                    ),
+                    "cached_input_price": _price(
+                        o.get("cached_input", o["input"]), f"{owhere}.cached_input"
+                    ),
+                    "cache_write_price": _price(
+                        o.get("cache_write", o["input"]), f"{owhere}.cache_write"
+                    ),
+                }
             Offering.objects.update_or_create(
                 provider=provider,
                 model=model,
                 defaults={
                     "upstream_model_id": _require(o, "upstream_id", owhere),
-                    "input_price": _price(_require(o, "input", owhere), owhere),
-                    "output_price": _price(_require(o, "output", owhere), owhere),
-                    "cached_input_price": _price(
-                        o.get("cached_input", o["input"]), f"{owhere}.cached_input"
+                    **prices,
+                    "default_params": _str_table(
+                        o.get("default_params", {}), f"{owhere}.default_params"
+                    ),
+                    "default_params_unless": _str_list(
+                        o.get("default_params_unless", []), f"{owhere}.default_params_unless"
                     ),
                     "priority": int(o.get("priority", 100)),
                     "enabled": bool(o.get("enabled", True)),
                 },
             )
             n_offerings += 1
+
+    for i, r in enumerate(data.get("prefix_routes", [])):
+        where = f"{path.name}: prefix_routes[{i}]"
+        slug = _require(r, "provider", where)
+        provider = Provider.objects.filter(slug=slug).first()
+        if provider is None:
+            raise CatalogFileError(f"{where}: unknown provider {slug!r}")
+        PrefixRoute.objects.update_or_create(
+            prefix=_require(r, "prefix", where),
+            defaults={
+                "provider": provider,
+                "input_price": _price(_require(r, "input", where), f"{where}.input"),
+                "output_price": _price(_require(r, "output", where), f"{where}.output"),
+                "enabled": bool(r.get("enabled", True)),
+            },
+        )
 
     catalog_changed(file_version=version)
     return CatalogLoadResult(

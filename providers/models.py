@@ -9,11 +9,29 @@ from django.utils import timezone
 class Provider(models.Model):
     class Protocol(models.TextChoices):
         OPENAI = "openai", "OpenAI-compatible"
+        ANTHROPIC = "anthropic", "Anthropic Messages"
+        GEMINI = "gemini", "Google Gemini / Vertex AI"
+        FAL = "fal", "Fal"
+
+    class Auth(models.TextChoices):
+        DEFAULT = "", "the protocol's own"
+        BEARER = "bearer", "Authorization: Bearer"
+        X_API_KEY = "x-api-key", "x-api-key"
+        X_GOOG_API_KEY = "x-goog-api-key", "x-goog-api-key"
+        KEY = "key", "Authorization: Key"
 
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
     protocol = models.CharField(max_length=16, choices=Protocol.choices, default=Protocol.OPENAI)
-    base_url = models.URLField(max_length=300)
+    # `{NAME}` placeholders are filled from environment variables (e.g. an account id).
+    base_url = models.CharField(max_length=300)
+    auth = models.CharField(max_length=16, choices=Auth.choices, blank=True)
+    extra_headers = models.JSONField(default=dict, blank=True)
+    # Request quirks (docs/catalog.md): parameters dropped silently (only those that do not
+    # change the answer's meaning), refused with a 400, or renamed.
+    drop_params = models.JSONField(default=list, blank=True)
+    unsupported_params = models.JSONField(default=list, blank=True)
+    rename_params = models.JSONField(default=dict, blank=True)
     # The name of the environment variable that holds the provider's API key; the secret
     # itself never enters the database.
     credential_env = models.CharField(max_length=100, blank=True)
@@ -30,7 +48,13 @@ class Provider(models.Model):
 
 
 class Model(models.Model):
+    class Kind(models.TextChoices):
+        CHAT = "chat"
+        EMBEDDING = "embedding"
+        IMAGE = "image"
+
     canonical_id = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHAT)
     name = models.CharField(max_length=200, blank=True)
     context_length = models.PositiveIntegerField(default=0)
     # Cap on output tokens; also what a request without max_tokens reserves credit for.
@@ -60,6 +84,14 @@ class Offering(models.Model):
     input_price = price_field()
     output_price = price_field()
     cached_input_price = price_field()
+    cache_write_price = price_field()
+    # Images: credits per image at the base size and quality, times the multipliers.
+    per_image_price = price_field()
+    size_multipliers = models.JSONField(default=dict, blank=True)
+    quality_multipliers = models.JSONField(default=dict, blank=True)
+    # Parameters set for the caller unless it set them (or any of `default_params_unless`).
+    default_params = models.JSONField(default=dict, blank=True)
+    default_params_unless = models.JSONField(default=list, blank=True)
     priority = models.IntegerField(default=100, help_text="lower is tried first")
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -72,6 +104,20 @@ class Offering(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} @ {self.provider}"
+
+
+class PrefixRoute(models.Model):
+    """Model ids outside the catalog that start with `prefix` go to `provider` unchanged,
+    priced at these prices (an upper bound for the family)."""
+
+    prefix = models.CharField(max_length=100, unique=True)
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
+    input_price = price_field()
+    output_price = price_field()
+    enabled = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}* → {self.provider}"
 
 
 class Alias(models.Model):

@@ -97,7 +97,7 @@ def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[Gatewa
     with django_db_blocker.unblock():
         database_url = _database_url()
 
-    def start(**extra_env: str) -> str:
+    def start(app: str = "config.asgi:application", **extra_env: str) -> str:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {
@@ -108,7 +108,7 @@ def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[Gatewa
             "GATEWAYZ_MAX_BODY_BYTES": str(64 * 1024),
             **extra_env,
         }
-        args = ["-m", "uvicorn", "config.asgi:application", "--port", str(port),
+        args = ["-m", "uvicorn", app, "--port", str(port),
                 "--no-access-log", "--log-level", "warning"]  # fmt: skip
         procs.append(spawn(args, f"{url}/v1/models", env))
         return url

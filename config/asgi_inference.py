@@ -1,0 +1,30 @@
+"""ASGI entry point of the inference workers: /v1/* and /health* only (the gateway's raw app),
+with the slimmer `config.settings_inference`.
+
+A deployment routes /v1/ and /health to these workers and everything else to `config.asgi`
+(the web side: API, admin, pages, Stripe). `config.asgi` also serves /v1/ itself, so one
+process type is enough for a small deployment and for `make run`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import django
+
+# Always the inference settings: they are the main settings (every environment variable
+# applies) minus the web-only apps, which this process must not load.
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings_inference"
+django.setup()
+
+from gateway.app import gateway_app  # noqa: E402  (needs Django set up)
+from gateway.http import Receive, Scope, Send  # noqa: E402
+from gateway.runtime import lifespan  # noqa: E402
+
+
+async def application(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        await gateway_app(scope, receive, send)
+    elif scope["type"] == "lifespan":
+        await lifespan(scope, receive, send)
+    # Websockets are served by the web workers (`config.asgi`).

@@ -1,0 +1,15 @@
+"""Settings of the inference workers (`config.asgi_inference`): the main settings without the
+apps that only the web side uses.
+
+Inference workers serve /v1/* and /health* and nothing else, so they need the models of the
+request path (accounts, billing, providers, monitoring, gateway) but not dj-stripe, whose
+models and the stripe SDK are ~20 MB of every worker's memory (bench/README.md). Code that
+links to dj-stripe's models therefore lives in apps the gateway's request path never imports.
+"""
+
+from config.settings import *  # noqa: F403
+from config.settings import INSTALLED_APPS
+
+WEB_ONLY_APPS = {"djstripe"}
+
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app not in WEB_ONLY_APPS]
