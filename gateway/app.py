@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from gateway.chat import chat_completions
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, anthropic_error_body
 from gateway.health import health_live, health_ready
-from gateway.http import Receive, Scope, Send, send_error
+from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
+from gateway.messages import count_tokens, messages
 from gateway.models_api import model_retrieve, models_list
 from gateway.runtime import runtime_ensure_started
 
@@ -32,6 +33,14 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
             if method != "POST":
                 raise _method_not_allowed("POST")
             await chat_completions(scope, receive, send)
+        elif path == "/v1/messages":
+            if method != "POST":
+                raise _method_not_allowed("POST")
+            await messages(scope, receive, send)
+        elif path == "/v1/messages/count_tokens":
+            if method != "POST":
+                raise _method_not_allowed("POST")
+            await count_tokens(scope, receive, send)
         elif path == "/v1/models":
             if method != "GET":
                 raise _method_not_allowed("GET")
@@ -46,17 +55,20 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
             await health_ready(send)
         else:
             raise GatewayError(404, f"Unknown endpoint {method} {path}.", code="unknown_url")
-    except GatewayError as error:
-        await send_error(send, error, [])
-    except Exception:
-        log.exception("%s %s failed", method, path)
-        await send_error(
-            send,
-            GatewayError(
+    except Exception as exc:
+        if isinstance(exc, GatewayError):
+            error = exc
+        else:
+            log.exception("%s %s failed", method, path)
+            error = GatewayError(
                 500,
                 "The gateway failed on this request.",
                 type="server_error",
                 code="internal_error",
-            ),
-            [],
-        )
+            )
+        if path.startswith("/v1/messages"):  # Anthropic's clients read Anthropic's shape
+            await send_bytes(
+                send, error.status, anthropic_error_body(error), JSON_HEADERS + error.headers
+            )
+        else:
+            await send_error(send, error, [])

@@ -14,16 +14,26 @@ def _unauthorized(message: str) -> GatewayError:
     return GatewayError(401, message, code="invalid_api_key")
 
 
-async def authenticate(scope: Scope) -> KeyIdentity:
+def _token(scope: Scope) -> str:
+    """The key from `Authorization: Bearer` (OpenAI's SDKs) or `x-api-key` (Anthropic's)."""
     raw = header(scope, b"authorization")
     if not raw:
+        api_key = header(scope, b"x-api-key")
+        if api_key and api_key.strip():
+            return api_key.decode("latin-1").strip()
         raise _unauthorized(
-            "You didn't provide an API key. Send it as 'Authorization: Bearer gw_live_...'."
+            "You didn't provide an API key. Send it as 'Authorization: Bearer gw_live_...' "
+            "or 'x-api-key: gw_live_...'."
         )
     scheme, _, token = raw.decode("latin-1").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("Send the API key as 'Authorization: Bearer gw_live_...'.")
+    return token
+
+
+async def authenticate(scope: Scope) -> KeyIdentity:
+    token = _token(scope)
     if not key_looks_valid(token):
         raise _unauthorized("Incorrect API key provided.")
     identity = await key_cache.lookup(key_digest(token))

@@ -1,149 +1,84 @@
-"""POST /v1/chat/completions: authenticate, validate, resolve, admit, call, relay, settle."""
+"""POST /v1/chat/completions: the OpenAI chat protocol on the shared request path
+(gateway.pipeline), to OpenAI-protocol providers as is and to Anthropic-protocol providers
+through gateway.translate."""
 
 from __future__ import annotations
 
-import logging
-import time
-from decimal import Decimal
 from typing import Any
 
 import orjson
 from django.conf import settings
 
-from accounts.keycache import KeyIdentity
-from billing.pricing import hold_amount
-from billing.services import InsufficientCredit
-from gateway.auth import authenticate
-from gateway.credit import credit_gate
-from gateway.errors import GatewayError, not_found
-from gateway.http import (
-    JSON_HEADERS,
-    ClientGone,
-    Receive,
-    Scope,
-    Send,
-    read_body,
-    send_bytes,
-    send_error,
-)
-from gateway.ids import request_id_new
+from billing.pricing import Usage
+from gateway.errors import GatewayError
+from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
+from gateway.pipeline import ClientApi, Headers, serve
 from gateway.relay_stream import relay_stream, usage_estimate, usage_record
+from gateway.relay_translated import relay_chat_from_anthropic
+from gateway.translate.anthropic_openai import message_to_chat, usage_from_anthropic
 from gateway.upstream import UpstreamError
-from gateway.upstream_call import UpstreamAnswer, chat_call
+from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation import chat_body_parse, requested_output_tokens
 from monitoring.services import RequestOutcome
 from providers.adapters.openai import usage_read
-from providers.catalog import CatalogModel, catalog_holder
-
-ENDPOINT = "chat.completions"
-log = logging.getLogger(__name__)
+from providers.catalog import CatalogModel, Deployment
 
 
-def _ms_since(start: float) -> float:
-    return (time.perf_counter() - start) * 1000
-
-
-def _max_output_tokens(body: dict[str, Any], model: CatalogModel) -> int:
-    asked = requested_output_tokens(body)
-    cap = model.max_output_tokens or settings.GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS
+def _per_choice_tokens(body: dict[str, Any], model: CatalogModel) -> int:
     # What the client asked for is forwarded as is, so that is what may be produced (and
     # charged); the model's cap only stands in when the client set no limit.
-    return (asked or cap) * int(body.get("n") or 1)
+    cap = model.max_output_tokens or settings.GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS
+    return requested_output_tokens(body) or cap
 
 
-async def _admit(identity: KeyIdentity, request_id: str, amount: Decimal) -> None:
-    try:
-        await credit_gate().admit(user_id=identity.user_id, request_id=request_id, amount=amount)
-    except InsufficientCredit:
-        raise GatewayError(
-            402,
-            "Your credit balance cannot cover this request. Add credits, or lower max_tokens.",
-            type="insufficient_credits",
-            code="insufficient_credits",
-        ) from None
+class ChatApi(ClientApi):
+    endpoint = "chat.completions"
+
+    def parse(self, raw: bytes) -> dict[str, Any]:
+        return chat_body_parse(raw)
+
+    def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
+        return _per_choice_tokens(body, model) * int(body.get("n") or 1)
+
+    def build(
+        self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
+    ) -> UpstreamRequest | None:
+        return chat_request(body, deployment, _per_choice_tokens(body, model))
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return error.body()
+
+    async def relay(
+        self,
+        send: Send,
+        body: dict[str, Any],
+        body_bytes: int,
+        answer: UpstreamAnswer,
+        outcome: RequestOutcome,
+        headers: Headers,
+        started: float,
+    ) -> None:
+        anthropic = answer.deployment.protocol == "anthropic"
+        if outcome.stream and anthropic:
+            await relay_chat_from_anthropic(
+                send, body, body_bytes, answer, outcome, headers, started, body["model"]
+            )
+        elif outcome.stream:
+            await relay_stream(send, body, body_bytes, answer, outcome, headers, started)
+        else:
+            await _relay_json(send, body, body_bytes, answer, outcome, headers)
+
+
+CHAT = ChatApi()
 
 
 async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
-    started = time.perf_counter()
-    request_id = request_id_new()
-    id_header = [(b"x-request-id", request_id.encode())]
-    try:
-        identity = await authenticate(scope)
-    except GatewayError as error:
-        await send_error(send, error, id_header)
-        return
-
-    outcome = RequestOutcome(
-        request_id=request_id,
-        user_id=identity.user_id,
-        api_key_id=identity.key_id,
-        endpoint=ENDPOINT,
-        requested_model="",
-        status=200,
-        total_latency_ms=0.0,
-    )
-    try:
-        raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
-        body = chat_body_parse(raw)
-        outcome.requested_model = body["model"][:200]
-        outcome.stream = bool(body.get("stream"))
-        model = (await catalog_holder.get()).resolve(body["model"])
-        if model is None:
-            raise not_found(f"The model '{body['model']}' does not exist.", code="model_not_found")
-        outcome.served_model = model.id
-        output_tokens = _max_output_tokens(body, model)
-        hold = max(
-            hold_amount(body_bytes=len(raw), max_output_tokens=output_tokens, deployment=d)
-            for d in model.deployments
-        )
-        await _admit(identity, request_id, hold)
-        outcome.held = True
-        answer = await chat_call(body, model)
-    except ClientGone:
-        return  # still reading the body: nothing was admitted
-    except Exception as exc:
-        failure = exc if isinstance(exc, GatewayError) else _internal_error(exc)
-        outcome.status = failure.status
-        outcome.error_type = failure.code or failure.type
-        outcome.total_latency_ms = _ms_since(started)
-        await send_error(send, failure, id_header)
-        await credit_gate().settle(outcome)
-        return
-
-    outcome.provider = answer.deployment.provider
-    outcome.upstream_latency_ms = answer.latency_ms
-    headers = [
-        *id_header,
-        (b"x-gatewayz-provider", answer.deployment.provider.encode()),
-        (b"x-gatewayz-model", model.id.encode()),
-    ]
-    try:
-        if outcome.stream:
-            await relay_stream(send, body, len(raw), answer, outcome, headers, started)
-        else:
-            await _relay_json(send, len(raw), answer, outcome, headers)
-    except Exception:
-        # Past the response start nothing can be said to the client; the request is still
-        # settled for what was metered so far.
-        log.exception("relaying %s failed", request_id)
-        outcome.status, outcome.error_type = 500, "internal_error"
-    finally:
-        outcome.total_latency_ms = _ms_since(started)
-        await credit_gate().settle(outcome)
-
-
-def _internal_error(exc: Exception) -> GatewayError:
-    log.error("request failed inside the gateway", exc_info=exc)
-    return GatewayError(
-        500,
-        "The gateway failed on this request; it was not charged. Please retry.",
-        type="server_error",
-        code="internal_error",
-    )
+    await serve(CHAT, scope, receive, send)
 
 
 async def _relay_json(
     send: Send,
+    body: dict[str, Any],
     body_bytes: int,
     answer: UpstreamAnswer,
     outcome: RequestOutcome,
@@ -166,7 +101,13 @@ async def _relay_json(
         return
     finally:
         answer.response.release()
-    usage = usage_read(data.get("usage")) or usage_estimate(body_bytes, len(raw) // 4)
+    usage: Usage | None
+    if answer.deployment.protocol == "anthropic":
+        usage = usage_from_anthropic(data.get("usage"))
+        usage = usage or usage_estimate(body_bytes, len(raw) // 4)
+        data = message_to_chat(data, model=body["model"], usage=usage)
+    else:
+        usage = usage_read(data.get("usage")) or usage_estimate(body_bytes, len(raw) // 4)
     cost = usage_record(outcome, usage, answer.deployment)
     usage_out = data.get("usage")
     if not isinstance(usage_out, dict):

@@ -7,7 +7,7 @@ an error about the request itself is the client's answer and is returned at once
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +15,12 @@ import aiohttp
 
 from gateway.errors import GatewayError
 from gateway.upstream import UpstreamError, upstream_session, upstream_timeout
-from providers.adapters.openai import chat_request, error_message
+from providers.adapters import anthropic, openai
+from providers.adapters.openai import error_message
 from providers.catalog import CatalogModel, Deployment
+
+UpstreamRequest = tuple[str, dict[str, str], bytes]  # url, headers, body
+RequestBuilder = Callable[[Deployment], UpstreamRequest | None]  # None: cannot serve it
 
 # Failures that say nothing about the request: another deployment may well succeed.
 FAILOVER_STATUSES = frozenset({401, 402, 403, 404, 408, 409, 425, 429})
@@ -54,11 +58,37 @@ def _failure(
     return GatewayError(status, message, type="invalid_request_error", code="upstream_rejected")
 
 
-async def chat_call(body: dict[str, Any], model: CatalogModel) -> UpstreamAnswer:
+def chat_request(
+    body: dict[str, Any], deployment: Deployment, max_tokens: int
+) -> UpstreamRequest | None:
+    if deployment.protocol == "openai":
+        return openai.chat_request(body, deployment)
+    if deployment.protocol == "anthropic":
+        return anthropic.chat_request(body, deployment, max_tokens)
+    return None  # gemini and fal chat adapters: not built yet
+
+
+async def chat_call(body: dict[str, Any], model: CatalogModel, max_tokens: int) -> UpstreamAnswer:
+    return await deployments_call(model, lambda d: chat_request(body, d, max_tokens))
+
+
+async def deployments_call(model: CatalogModel, build: RequestBuilder) -> UpstreamAnswer:
+    """Tries the model's deployments in order; `build` shapes the request for each one.
+
+    A deployment whose protocol cannot carry the request (`build` refuses with a 400) is
+    skipped; if none can, the first refusal is the answer."""
     session = upstream_session()
     last: GatewayError | None = None
+    refusal: GatewayError | None = None
     for deployment in model.deployments:
-        url, headers, payload = chat_request(body, deployment)
+        try:
+            request = build(deployment)
+        except GatewayError as exc:
+            refusal = refusal or exc
+            continue
+        if request is None:
+            continue
+        url, headers, payload = request
         timeout = upstream_timeout(deployment.connect_timeout, deployment.read_timeout)
         started = time.perf_counter()
         try:
@@ -92,9 +122,13 @@ async def chat_call(body: dict[str, Any], model: CatalogModel) -> UpstreamAnswer
         if failure.code == "upstream_rejected":
             raise failure
         last = failure
-    raise last or GatewayError(
-        503,
-        "No provider is available for this model.",
-        type="upstream_error",
-        code="no_provider_available",
+    raise (
+        last
+        or refusal
+        or GatewayError(
+            503,
+            "No provider is available for this model.",
+            type="upstream_error",
+            code="no_provider_available",
+        )
     )

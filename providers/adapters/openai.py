@@ -11,21 +11,25 @@ from typing import Any
 import orjson
 
 from billing.pricing import Usage
+from providers.adapters.common import auth_headers, quirks_apply
 from providers.catalog import Deployment
 
 
 def chat_request(body: dict[str, Any], deployment: Deployment) -> tuple[str, dict[str, str], bytes]:
     """The upstream URL, headers and body for a chat completion on `deployment`."""
-    upstream = dict(body)
+    upstream = quirks_apply(body, deployment)
+    if upstream is body:
+        upstream = dict(body)
     upstream["model"] = deployment.upstream_model_id
     if upstream.get("stream"):
         # Always ask for usage so every stream can be metered; the relay hides the usage
         # chunk from clients that did not ask for it.
         upstream["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-    headers = {"content-type": "application/json"}
-    if deployment.api_key:
-        headers["authorization"] = f"Bearer {deployment.api_key}"
-    return f"{deployment.base_url}/chat/completions", headers, orjson.dumps(upstream)
+    return (
+        f"{deployment.base_url}/chat/completions",
+        auth_headers(deployment),
+        orjson.dumps(upstream),
+    )
 
 
 def usage_read(usage: Any) -> Usage | None:

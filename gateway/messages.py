@@ -1,0 +1,175 @@
+"""POST /v1/messages (Anthropic's Messages API) on the shared request path: to
+Anthropic-protocol providers natively, to OpenAI-protocol providers through
+gateway.translate; errors in Anthropic's shape. And POST /v1/messages/count_tokens."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from billing.pricing import Usage
+from gateway.auth import authenticate
+from gateway.errors import GatewayError, anthropic_error_body, not_found
+from gateway.http import JSON_HEADERS, Receive, Scope, Send, read_body, send_bytes
+from gateway.pipeline import ClientApi, Headers, internal_error, serve
+from gateway.relay_stream import usage_estimate, usage_record
+from gateway.relay_translated import relay_messages_from_openai, relay_messages_native
+from gateway.translate.anthropic_openai import (
+    chat_to_message,
+    messages_to_chat,
+    usage_from_anthropic,
+)
+from gateway.upstream import UpstreamError
+from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, deployments_call
+from gateway.validation_messages import messages_body_parse
+from monitoring.services import RequestOutcome
+from providers.adapters import anthropic, openai
+from providers.adapters.openai import usage_read
+from providers.catalog import CatalogModel, Deployment, catalog_holder
+
+FORWARDED_HEADERS = (b"anthropic-version", b"anthropic-beta")
+
+
+def _client_headers(scope: Scope) -> dict[str, str]:
+    return {
+        name.decode(): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in FORWARDED_HEADERS
+    }
+
+
+class MessagesApi(ClientApi):
+    endpoint = "messages"
+
+    def parse(self, raw: bytes) -> dict[str, Any]:
+        return messages_body_parse(raw)
+
+    def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
+        return int(body["max_tokens"])
+
+    def build(
+        self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
+    ) -> UpstreamRequest | None:
+        if deployment.protocol == "anthropic":
+            return anthropic.messages_request(body, deployment, _client_headers(scope))
+        if deployment.protocol == "openai":
+            chat = messages_to_chat(body, reasoning="reasoning" in model.capabilities)
+            return openai.chat_request(chat, deployment)
+        return None
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return anthropic_error_body(error)
+
+    async def relay(
+        self,
+        send: Send,
+        body: dict[str, Any],
+        body_bytes: int,
+        answer: UpstreamAnswer,
+        outcome: RequestOutcome,
+        headers: Headers,
+        started: float,
+    ) -> None:
+        native = answer.deployment.protocol == "anthropic"
+        if outcome.stream and native:
+            await relay_messages_native(send, body_bytes, answer, outcome, headers, started)
+        elif outcome.stream:
+            await relay_messages_from_openai(
+                send, body, body_bytes, answer, outcome, headers, started
+            )
+        else:
+            await self._relay_json(send, body, body_bytes, answer, outcome, headers)
+
+    async def _relay_json(
+        self,
+        send: Send,
+        body: dict[str, Any],
+        body_bytes: int,
+        answer: UpstreamAnswer,
+        outcome: RequestOutcome,
+        headers: Headers,
+    ) -> None:
+        try:
+            raw = await answer.response.read()
+            data = orjson.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+        except (*UpstreamError, ValueError) as exc:
+            error = GatewayError(
+                504 if isinstance(exc, TimeoutError) else 502,
+                f"{answer.deployment.provider} sent an incomplete or invalid response.",
+                type="upstream_error",
+                code="upstream_invalid_response",
+            )
+            outcome.status, outcome.error_type = error.status, error.code or ""
+            await self.send_error(send, error, headers)
+            return
+        finally:
+            answer.response.release()
+        usage: Usage | None
+        if answer.deployment.protocol == "anthropic":
+            usage = usage_from_anthropic(data.get("usage"))
+            usage = usage or usage_estimate(body_bytes, len(raw) // 4)
+            out = raw  # the provider's own message, byte for byte
+        else:
+            usage = usage_read(data.get("usage")) or usage_estimate(body_bytes, len(raw) // 4)
+            out = orjson.dumps(chat_to_message(data, model=body["model"], usage=usage))
+        cost = usage_record(outcome, usage, answer.deployment)
+        await send_bytes(
+            send,
+            200,
+            out,
+            JSON_HEADERS + headers + [(b"x-gatewayz-cost", str(cost.normalize()).encode())],
+        )
+
+
+MESSAGES = MessagesApi()
+
+
+async def messages(scope: Scope, receive: Receive, send: Send) -> None:
+    await serve(MESSAGES, scope, receive, send)
+
+
+def _estimate_tokens(body: dict[str, Any]) -> int:
+    """~4 bytes of prompt per token: for models whose provider has no counting endpoint."""
+    counted = {k: body.get(k) for k in ("system", "messages", "tools") if body.get(k)}
+    return max(1, math.ceil(len(orjson.dumps(counted)) / 4))
+
+
+async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
+    """Exact from an Anthropic-protocol provider's own counter; an estimate otherwise,
+    marked `x-gatewayz-token-count: estimate`. Free, like Anthropic's."""
+    try:
+        await authenticate(scope)
+        raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
+        body = messages_body_parse(raw, counting=True)
+        model = (await catalog_holder.get()).resolve(body["model"])
+        if model is None or model.kind != "chat":
+            raise not_found(f"The model '{body['model']}' does not exist.", code="model_not_found")
+        if not any(d.protocol == "anthropic" for d in model.deployments):
+            estimate = orjson.dumps({"input_tokens": _estimate_tokens(body)})
+            extra = [(b"x-gatewayz-token-count", b"estimate")]
+            await send_bytes(send, 200, estimate, JSON_HEADERS + extra)
+            return
+        client_headers = _client_headers(scope)
+
+        def build(deployment: Deployment) -> UpstreamRequest | None:
+            if deployment.protocol != "anthropic":
+                return None
+            upstream = {k: v for k, v in body.items() if k not in ("max_tokens", "stream")}
+            url, headers, _ = anthropic.messages_request(upstream, deployment, client_headers)
+            upstream["model"] = deployment.upstream_model_id
+            return url + "/count_tokens", headers, orjson.dumps(upstream)
+
+        answer = await deployments_call(model, build)
+        try:
+            counted = await answer.response.read()
+        finally:
+            answer.response.release()
+        await send_bytes(send, 200, counted, JSON_HEADERS)
+    except Exception as exc:
+        error = exc if isinstance(exc, GatewayError) else internal_error(exc)
+        await send_bytes(send, error.status, anthropic_error_body(error), JSON_HEADERS)

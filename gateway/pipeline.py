@@ -1,0 +1,166 @@
+"""The one request path every inference endpoint runs: authenticate, read and validate,
+resolve, admit, call (with failover), relay, settle.
+
+What differs between endpoints (the client's protocol: how a body is validated, how an error
+looks, how each provider's protocol is spoken and answered) is a `ClientApi`; the steps, the
+money and the request log are the same for all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from accounts.keycache import KeyIdentity
+from billing.pricing import hold_amount
+from billing.services import InsufficientCredit
+from gateway.auth import authenticate
+from gateway.credit import credit_gate
+from gateway.errors import GatewayError, not_found
+from gateway.http import JSON_HEADERS, ClientGone, Receive, Scope, Send, read_body, send_bytes
+from gateway.ids import request_id_new
+from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, deployments_call
+from monitoring.services import RequestOutcome
+from providers.catalog import CatalogModel, Deployment, catalog_holder
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class ClientApi(ABC):
+    """One client-facing protocol (OpenAI chat, Anthropic messages, ...)."""
+
+    endpoint: str
+
+    @abstractmethod
+    def parse(self, raw: bytes) -> dict[str, Any]:
+        """The validated body (raise GatewayError 400 on bad input)."""
+
+    @abstractmethod
+    def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
+        """The most output the request lets the provider write (for the hold)."""
+
+    @abstractmethod
+    def build(
+        self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
+    ) -> UpstreamRequest | None:
+        """The upstream request on `deployment`, or None if its protocol cannot carry it."""
+
+    @abstractmethod
+    async def relay(
+        self,
+        send: Send,
+        body: dict[str, Any],
+        body_bytes: int,
+        answer: UpstreamAnswer,
+        outcome: RequestOutcome,
+        headers: Headers,
+        started: float,
+    ) -> None:
+        """Sends the provider's answer in the client's protocol, metering it in `outcome`."""
+
+    @abstractmethod
+    def error_body(self, error: GatewayError) -> bytes: ...
+
+    async def send_error(self, send: Send, error: GatewayError, extra: Headers) -> None:
+        await send_bytes(
+            send, error.status, self.error_body(error), JSON_HEADERS + error.headers + extra
+        )
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+async def _admit(identity: KeyIdentity, request_id: str, amount: Decimal) -> None:
+    try:
+        await credit_gate().admit(user_id=identity.user_id, request_id=request_id, amount=amount)
+    except InsufficientCredit:
+        raise GatewayError(
+            402,
+            "Your credit balance cannot cover this request. Add credits, or lower max_tokens.",
+            type="insufficient_credits",
+            code="insufficient_credits",
+        ) from None
+
+
+def internal_error(exc: Exception) -> GatewayError:
+    log.error("request failed inside the gateway", exc_info=exc)
+    return GatewayError(
+        500,
+        "The gateway failed on this request; it was not charged. Please retry.",
+        type="server_error",
+        code="internal_error",
+    )
+
+
+async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> None:
+    started = time.perf_counter()
+    request_id = request_id_new()
+    id_header = [(b"x-request-id", request_id.encode())]
+    try:
+        identity = await authenticate(scope)
+    except GatewayError as error:
+        await api.send_error(send, error, id_header)
+        return
+
+    outcome = RequestOutcome(
+        request_id=request_id,
+        user_id=identity.user_id,
+        api_key_id=identity.key_id,
+        endpoint=api.endpoint,
+        requested_model="",
+        status=200,
+        total_latency_ms=0.0,
+    )
+    try:
+        raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
+        body = api.parse(raw)
+        outcome.requested_model = body["model"][:200]
+        outcome.stream = bool(body.get("stream"))
+        model = (await catalog_holder.get()).resolve(body["model"])
+        if model is None or model.kind != "chat":
+            raise not_found(f"The model '{body['model']}' does not exist.", code="model_not_found")
+        outcome.served_model = model.id
+        output_tokens = api.output_tokens(body, model)
+        hold = max(
+            hold_amount(body_bytes=len(raw), max_output_tokens=output_tokens, deployment=d)
+            for d in model.deployments
+        )
+        await _admit(identity, request_id, hold)
+        outcome.held = True
+        answer = await deployments_call(model, lambda d: api.build(body, d, model, scope))
+    except ClientGone:
+        return  # still reading the body: nothing was admitted
+    except Exception as exc:
+        failure = exc if isinstance(exc, GatewayError) else internal_error(exc)
+        outcome.status = failure.status
+        outcome.error_type = failure.code or failure.type
+        outcome.total_latency_ms = _ms_since(started)
+        await api.send_error(send, failure, id_header)
+        await credit_gate().settle(outcome)
+        return
+
+    outcome.provider = answer.deployment.provider
+    outcome.upstream_latency_ms = answer.latency_ms
+    headers = [
+        *id_header,
+        (b"x-gatewayz-provider", answer.deployment.provider.encode()),
+        (b"x-gatewayz-model", model.id.encode()),
+    ]
+    try:
+        await api.relay(send, body, len(raw), answer, outcome, headers, started)
+    except Exception:
+        # Past the response start nothing can be said to the client; the request is still
+        # settled for what was metered so far.
+        log.exception("relaying %s failed", request_id)
+        outcome.status, outcome.error_type = 500, "internal_error"
+    finally:
+        outcome.total_latency_ms = _ms_since(started)
+        await credit_gate().settle(outcome)
