@@ -99,10 +99,14 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    # WAL lets the gateway read while the settlement writer commits.
+    # WAL lets the gateway read while the settlement writer commits. IMMEDIATE transactions
+    # take the write lock at BEGIN, so a transaction that reads then writes waits its turn
+    # (up to `timeout`) instead of failing at once with "database is locked" when another
+    # process wrote in between.
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL;",
         "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

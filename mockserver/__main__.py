@@ -1,4 +1,5 @@
-"""Serve the mock: ``python -m mockserver --host 127.0.0.1 --port 8001 [--api-key K]``."""
+"""Serve the mock (every protocol, see mockserver/app.py):
+``python -m mockserver --host 127.0.0.1 --port 8001 [--api-key K]``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 
 import uvicorn
 
-from mockserver.openai import create_app
+from mockserver.app import create_app
 
 
 class _QuietCuts(logging.Filter):
@@ -22,14 +23,16 @@ class _QuietCuts(logging.Filter):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m mockserver", description="Mock OpenAI chat completions API."
+        prog="python -m mockserver",
+        description="Mock upstream: OpenAI, Anthropic, Gemini / Vertex AI and Fal APIs.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument(
         "--api-key",
         default=None,
-        help="require 'Authorization: Bearer <key>' (default: any key)",
+        help="the one key every protocol requires, each in its own header "
+        "(Bearer, x-api-key, x-goog-api-key or ?key=, 'Key <k>'); default: any key",
     )
     args = parser.parse_args(argv)
 

@@ -26,22 +26,32 @@ terminating chunk, so clients see a dropped connection (httpx raises
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
-import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
-# MutableMapping (not dict) so the app type-checks against servers' ASGI types.
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-Headers = list[tuple[bytes, bytes]]
+from mockserver.common import (
+    MOCK_PREFIX,
+    WORD_PIECES,
+    ASGIApp,
+    DirectiveError,
+    DirectiveTypes,
+    Headers,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    echo_headers,
+    lifespan,
+    next_id,
+    parse_directive,
+    read_body,
+    split_even,
+    split_reply,
+)
 
 MODELS = ("echo", "gpt-4o-mini", "gpt-4o")
 _MODELS_BODY = orjson.dumps(
@@ -56,18 +66,10 @@ _HEALTH_BODY = b'{"status":"ok"}'
 _JSON = (b"content-type", b"application/json")
 _SSE = (b"content-type", b"text/event-stream")
 _DONE = b"data: [DONE]\n\n"
-_MOCK_PREFIX = "!mock "
-# Keeps each piece's leading whitespace so that "".join(pieces) == text.
-_WORD_PIECES = re.compile(r"\s*\S+|\s+")
-
-# Ids only need to be unique, not secret: a random per-process prefix plus a
-# counter is cheaper than a syscall per request.
-_ID_PREFIX = os.urandom(6).hex()
-_counter = itertools.count(1)
 
 # key -> accepted types. Unknown keys are rejected so a typo in a test fails
 # loudly instead of silently testing the happy path.
-_DIRECTIVE_TYPES: dict[str, tuple[type, ...]] = {
+_DIRECTIVE_TYPES: DirectiveTypes = {
     "status": (int,),
     "retry_after": (int,),
     "message": (str,),
@@ -85,7 +87,7 @@ _DIRECTIVE_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 # status -> (type, code) as the OpenAI error body spells them.
-_FAULTS: dict[int, tuple[str, str | None]] = {
+FAULTS: dict[int, tuple[str, str | None]] = {
     400: ("invalid_request_error", None),
     401: ("authentication_error", "invalid_api_key"),
     403: ("permission_error", None),
@@ -94,20 +96,24 @@ _FAULTS: dict[int, tuple[str, str | None]] = {
 }
 
 
-class _BadRequest(Exception):
+class BadRequest(Exception):
     def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message, self.param, self.code = message, param, code
 
 
-def _next_id() -> str:
-    return f"{_ID_PREFIX}{next(_counter):012x}"
-
-
-def _error(
+def error_body(
     message: str, type_: str, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def fault_body(status: int, message: str | None) -> dict[str, Any]:
+    """The error body of a ``status`` directive."""
+    type_, code = FAULTS.get(
+        status, ("server_error" if status >= 500 else "invalid_request_error", None)
+    )
+    return error_body(message or f"mock fault {status}", type_, None, code)
 
 
 async def _send_body(
@@ -120,7 +126,7 @@ async def _send_body(
     headers: Headers = [
         _JSON,
         (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", f"req_{_next_id()}".encode()),
+        (b"x-request-id", f"req_{next_id()}".encode()),
         (
             b"openai-processing-ms",
             str(int((time.perf_counter() - started) * 1000)).encode(),
@@ -131,7 +137,7 @@ async def _send_body(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_json(
+async def send_json(
     send: Send,
     status: int,
     payload: object,
@@ -153,41 +159,11 @@ def _text_of(content: object) -> str:
     return ""
 
 
-def _split_even(text: str, n: int) -> list[str]:
-    # Exactly n pieces (some possibly empty) so chunk counts stay predictable.
-    size = len(text)
-    return [text[i * size // n : (i + 1) * size // n] for i in range(n)]
-
-
-def _split_reply(text: str, n: int) -> list[str]:
-    # Whole words per chunk when there are enough of them (as a tokenizer
-    # would); otherwise characters, still yielding exactly n chunks.
-    words = _WORD_PIECES.findall(text)
-    if len(words) < n:
-        return _split_even(text, n)
-    return ["".join(words[i * len(words) // n : (i + 1) * len(words) // n]) for i in range(n)]
-
-
 def _parse_directive(text: str) -> dict[str, Any]:
     try:
-        directive = orjson.loads(text[len(_MOCK_PREFIX) :])
-    except orjson.JSONDecodeError as exc:
-        raise _BadRequest(f"Invalid !mock directive: {exc}", "messages") from None
-    if not isinstance(directive, dict):
-        raise _BadRequest("Invalid !mock directive: expected a JSON object.", "messages")
-    for key, value in directive.items():
-        types = _DIRECTIVE_TYPES.get(key)
-        if types is None:
-            raise _BadRequest(f"Invalid !mock directive: unknown key {key!r}.", "messages")
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise _BadRequest(f"Invalid !mock directive: bad value for {key!r}.", "messages")
-    status = directive.get("status")
-    if status is not None and not 400 <= status <= 599:
-        raise _BadRequest("Invalid !mock directive: status must be 400-599.", "messages")
-    tool = directive.get("tool_call")
-    if tool is not None and not isinstance(tool.get("name"), str):
-        raise _BadRequest("Invalid !mock directive: tool_call.name must be a string.", "messages")
-    return directive
+        return parse_directive(text, _DIRECTIVE_TYPES)
+    except DirectiveError as exc:
+        raise BadRequest(str(exc), "messages") from None
 
 
 def _usage(prompt: int, completion: int, cached: int) -> dict[str, Any]:
@@ -209,39 +185,39 @@ def _validate(raw: bytes) -> tuple[dict[str, Any], str, list[Any], int]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise _BadRequest(
+        raise BadRequest(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "  # noqa: E501  (OpenAI's exact wording)
             "HTTP library correctly. The OpenAI API expects a JSON payload.)"
         ) from None
     if not isinstance(body, dict):
-        raise _BadRequest("Invalid body: expected a JSON object.")
+        raise BadRequest("Invalid body: expected a JSON object.")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise _BadRequest(
+        raise BadRequest(
             "you must provide a model parameter", "model", "missing_required_parameter"
         )
     messages = body.get("messages")
     if not isinstance(messages, list):
-        raise _BadRequest(
+        raise BadRequest(
             "Missing required parameter: 'messages'.",
             "messages",
             "missing_required_parameter",
         )
     if not messages:
-        raise _BadRequest(
+        raise BadRequest(
             "Invalid 'messages': empty array. Expected an array with minimum length 1.",
             "messages",
             "empty_array",
         )
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
-            raise _BadRequest(
+            raise BadRequest(
                 f"Invalid type for 'messages[{i}]': expected an object.",
                 f"messages[{i}]",
                 "invalid_type",
             )
         if not isinstance(msg.get("role"), str):
-            raise _BadRequest(
+            raise BadRequest(
                 f"Missing required parameter: 'messages[{i}].role'.",
                 f"messages[{i}].role",
                 "missing_required_parameter",
@@ -250,7 +226,7 @@ def _validate(raw: bytes) -> tuple[dict[str, Any], str, list[Any], int]:
     if n is None:
         n = 1
     elif not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
-        raise _BadRequest(
+        raise BadRequest(
             "Invalid 'n': expected an integer between 1 and 128.", "n", "invalid_value"
         )
     return body, model, messages, n
@@ -267,19 +243,14 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
         if msg.get("role") == "user":
             last_user = text
 
-    d: dict[str, Any] = _parse_directive(last_user) if last_user.startswith(_MOCK_PREFIX) else {}
+    d: dict[str, Any] = _parse_directive(last_user) if last_user.startswith(MOCK_PREFIX) else {}
     if d:
         if "delay" in d:
             await asyncio.sleep(d["delay"])
         status = d.get("status")
         if status is not None:
-            type_, code = _FAULTS.get(
-                status,
-                ("server_error" if status >= 500 else "invalid_request_error", None),
-            )
             extra = [(b"retry-after", str(d["retry_after"]).encode())] if "retry_after" in d else []
-            payload = _error(d.get("message", f"mock fault {status}"), type_, None, code)
-            await _send_json(send, status, payload, started, extra)
+            await send_json(send, status, fault_body(status, d.get("message")), started, extra)
             return
 
     tool = d.get("tool_call")
@@ -291,11 +262,7 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
         completion_tokens = len(arguments.split()) + 5
     else:
         if d.get("echo_request"):
-            headers: dict[str, str] = {}
-            for k, v in scope["headers"]:
-                name, value = k.decode("latin-1").lower(), v.decode("latin-1")
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
-            reply = orjson.dumps({"headers": headers, "body": body}).decode()
+            reply = orjson.dumps({"headers": echo_headers(scope), "body": body}).decode()
         elif "reply" in d:
             reply = d["reply"]
         elif "chunks" in d:
@@ -310,7 +277,7 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
         d.get("cached_tokens", 0),
     )
     finish_reason = d.get("finish_reason", "stop" if tool is None else "tool_calls")
-    cid = f"chatcmpl-{_next_id()}"
+    cid = f"chatcmpl-{next_id()}"
     created = int(time.time())
     call_ids = [f"call_{os.urandom(12).hex()}" for _ in range(n)] if tool is not None else []
 
@@ -344,7 +311,7 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
             "service_tier": "default",
             "system_fingerprint": "fp_mock",
         }
-        await _send_json(send, 200, payload, started)
+        await send_json(send, 200, payload, started)
         return
 
     # Streaming. Every chunk shares the same envelope, so it is serialised
@@ -378,11 +345,11 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
         }
 
     if tool is not None:
-        pieces = _split_even(arguments, 3 if len(arguments) >= 3 else 2)
+        pieces = split_even(arguments, 3 if len(arguments) >= 3 else 2)
     elif reply and "chunks" in d and "reply" in d:
-        pieces = _split_reply(reply, max(d["chunks"], 1))
+        pieces = split_reply(reply, max(d["chunks"], 1))
     else:
-        pieces = _WORD_PIECES.findall(reply or "")
+        pieces = WORD_PIECES.findall(reply or "")
 
     await send(
         {
@@ -390,7 +357,7 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
             "status": 200,
             "headers": [
                 _SSE,
-                (b"x-request-id", f"req_{_next_id()}".encode()),
+                (b"x-request-id", f"req_{next_id()}".encode()),
                 (
                     b"openai-processing-ms",
                     str(int((time.perf_counter() - started) * 1000)).encode(),
@@ -440,54 +407,35 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
     await send({"type": "http.response.body", "body": _DONE, "more_body": False})
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    parts: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        parts.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 _ROUTES = {"/health": b"GET", "/v1/models": b"GET", "/v1/chat/completions": b"POST"}
+
+
+def auth_error(headers: Headers, expected: bytes | None) -> str | None:
+    """OpenAI's 401 message for the request's Bearer token, or None when it may pass."""
+    token: bytes | None = None
+    for name, value in headers:
+        if name == b"authorization":
+            if value[:7].lower() == b"bearer ":
+                token = value[7:].strip()
+            break
+    if not token:
+        return (
+            "You didn't provide an API key. You need to provide your API key in an Authorization header "  # noqa: E501  (OpenAI's exact wording)
+            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+        )
+    if expected is not None and token != expected:
+        shown = token.decode("latin-1")
+        return f"Incorrect API key provided: {shown[:3]}***{shown[-4:]}."
+    return None
 
 
 def create_app(api_key: str | None = None) -> ASGIApp:
     """Build the ASGI app; with ``api_key`` only ``Bearer <api_key>`` is let in."""
     expected = api_key.encode() if api_key else None
 
-    def auth_error(headers: Headers) -> str | None:
-        token: bytes | None = None
-        for name, value in headers:
-            if name == b"authorization":
-                if value[:7].lower() == b"bearer ":
-                    token = value[7:].strip()
-                break
-        if not token:
-            return (
-                "You didn't provide an API key. You need to provide your API key in an Authorization header "  # noqa: E501  (OpenAI's exact wording)
-                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-            )
-        if expected is not None and token != expected:
-            shown = token.decode("latin-1")
-            return f"Incorrect API key provided: {shown[:3]}***{shown[-4:]}."
-        return None
-
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -496,36 +444,38 @@ def create_app(api_key: str | None = None) -> ASGIApp:
         method: str = scope["method"]
         allowed = _ROUTES.get(path)
         if allowed is None:
-            payload = _error(f"Invalid URL ({method} {path})", "invalid_request_error")
-            await _send_json(send, 404, payload, started)
+            payload = error_body(f"Invalid URL ({method} {path})", "invalid_request_error")
+            await send_json(send, 404, payload, started)
             return
         if method.encode() != allowed:
-            payload = _error(f"Invalid method for URL ({method} {path})", "invalid_request_error")
-            await _send_json(send, 405, payload, started, [(b"allow", allowed)])
+            payload = error_body(
+                f"Invalid method for URL ({method} {path})", "invalid_request_error"
+            )
+            await send_json(send, 405, payload, started, [(b"allow", allowed)])
             return
         if path == "/health":
             await _send_body(send, 200, _HEALTH_BODY, started)
             return
-        denied = auth_error(scope["headers"])
+        denied = auth_error(scope["headers"], expected)
         if denied is not None:
-            await _send_json(
+            await send_json(
                 send,
                 401,
-                _error(denied, "invalid_request_error", None, "invalid_api_key"),
+                error_body(denied, "invalid_request_error", None, "invalid_api_key"),
                 started,
             )
             return
         if path == "/v1/models":
             await _send_body(send, 200, _MODELS_BODY, started)
             return
-        raw = await _read_body(receive)
+        raw = await read_body(receive)
         if raw is None:
             return
         try:
             await _chat(scope, raw, send, started)
-        except _BadRequest as exc:
-            payload = _error(exc.message, "invalid_request_error", exc.param, exc.code)
-            await _send_json(send, 400, payload, started)
+        except BadRequest as exc:
+            payload = error_body(exc.message, "invalid_request_error", exc.param, exc.code)
+            await send_json(send, 400, payload, started)
         except OSError:
             # The client went away mid-stream; nothing left to tell it.
             return
