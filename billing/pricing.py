@@ -44,3 +44,27 @@ def hold_amount(*, body_bytes: int, max_output_tokens: int, deployment: Deployme
     )
     micro = body_bytes * prompt_price + max_output_tokens * deployment.output_price
     return micro / PER_MILLION
+
+
+def image_unit_price(deployment: Deployment, *, size: str | None, quality: str | None) -> Decimal:
+    """One image's price on `deployment`: the base price × the size and quality multipliers.
+
+    A size or quality the catalog prices for this deployment is required when it lists any
+    (an unlisted one could cost more than we would hold); absent means the base."""
+    price = deployment.per_image_price
+    for name, chosen, table in (
+        ("size", size, dict(deployment.size_multipliers)),
+        ("quality", quality, dict(deployment.quality_multipliers)),
+    ):
+        if chosen is None or not table:
+            continue
+        if chosen not in table:
+            raise UnpricedOption(name, chosen, sorted(table))
+        price *= table[chosen]
+    return price
+
+
+class UnpricedOption(ValueError):
+    def __init__(self, name: str, value: str, offered: list[str]) -> None:
+        super().__init__(f"{name} {value!r} is not offered; choose one of {', '.join(offered)}.")
+        self.name = name

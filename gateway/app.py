@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 
 from gateway.chat import chat_completions
+from gateway.embeddings import embeddings
 from gateway.errors import GatewayError, anthropic_error_body
 from gateway.health import health_live, health_ready
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
+from gateway.images import images_generations
 from gateway.messages import count_tokens, messages
 from gateway.models_api import model_retrieve, models_list
+from gateway.responses import responses
 from gateway.runtime import runtime_ensure_started
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,18 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
             if method != "POST":
                 raise _method_not_allowed("POST")
             await chat_completions(scope, receive, send)
+        elif path == "/v1/embeddings":
+            if method != "POST":
+                raise _method_not_allowed("POST")
+            await embeddings(scope, receive, send)
+        elif path == "/v1/images/generations":
+            if method != "POST":
+                raise _method_not_allowed("POST")
+            await images_generations(scope, receive, send)
+        elif path == "/v1/responses":
+            if method != "POST":
+                raise _method_not_allowed("POST")
+            await responses(scope, receive, send)
         elif path == "/v1/messages":
             if method != "POST":
                 raise _method_not_allowed("POST")

@@ -4,23 +4,21 @@ through gateway.translate."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import orjson
 from django.conf import settings
 
-from billing.pricing import Usage
 from gateway.errors import GatewayError
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
-from gateway.pipeline import ClientApi, Headers, serve
-from gateway.relay_stream import relay_stream, usage_estimate, usage_record
-from gateway.relay_translated import relay_chat_from_anthropic
-from gateway.translate.anthropic_openai import message_to_chat, usage_from_anthropic
+from gateway.pipeline import ClientApi, Headers, serve, token_hold
+from gateway.relay_stream import relay_stream, usage_record
+from gateway.relay_translated import ChatEncoder, completion_from, relay_translated
 from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation import chat_body_parse, requested_output_tokens
 from monitoring.services import RequestOutcome
-from providers.adapters.openai import usage_read
 from providers.catalog import CatalogModel, Deployment
 
 
@@ -37,8 +35,9 @@ class ChatApi(ClientApi):
     def parse(self, raw: bytes) -> dict[str, Any]:
         return chat_body_parse(raw)
 
-    def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
-        return _per_choice_tokens(body, model) * int(body.get("n") or 1)
+    def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
+        output = _per_choice_tokens(body, model) * int(body.get("n") or 1)
+        return token_hold(body_bytes, output, model)
 
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
@@ -58,10 +57,10 @@ class ChatApi(ClientApi):
         headers: Headers,
         started: float,
     ) -> None:
-        anthropic = answer.deployment.protocol == "anthropic"
-        if outcome.stream and anthropic:
-            await relay_chat_from_anthropic(
-                send, body, body_bytes, answer, outcome, headers, started, body["model"]
+        translated = answer.deployment.protocol != "openai"
+        if outcome.stream and translated:
+            await relay_translated(
+                send, ChatEncoder(body), body, body_bytes, answer, outcome, headers, started
             )
         elif outcome.stream:
             await relay_stream(send, body, body_bytes, answer, outcome, headers, started)
@@ -101,13 +100,12 @@ async def _relay_json(
         return
     finally:
         answer.response.release()
-    usage: Usage | None
-    if answer.deployment.protocol == "anthropic":
-        usage = usage_from_anthropic(data.get("usage"))
-        usage = usage or usage_estimate(body_bytes, len(raw) // 4)
-        data = message_to_chat(data, model=body["model"], usage=usage)
-    else:
-        usage = usage_read(data.get("usage")) or usage_estimate(body_bytes, len(raw) // 4)
+    try:
+        data, usage = completion_from(data, answer, body["model"], body_bytes, len(raw))
+    except GatewayError as refused:  # e.g. a provider's safety filter blocked the prompt
+        outcome.status, outcome.error_type = refused.status, refused.code or refused.type
+        await send_error(send, refused, headers)
+        return
     cost = usage_record(outcome, usage, answer.deployment)
     usage_out = data.get("usage")
     if not isinstance(usage_out, dict):

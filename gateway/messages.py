@@ -5,6 +5,7 @@ gateway.translate; errors in Anthropic's shape. And POST /v1/messages/count_toke
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -14,20 +15,29 @@ from billing.pricing import Usage
 from gateway.auth import authenticate
 from gateway.errors import GatewayError, anthropic_error_body, not_found
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, read_body, send_bytes
-from gateway.pipeline import ClientApi, Headers, internal_error, serve
+from gateway.pipeline import ClientApi, Headers, internal_error, serve, token_hold
 from gateway.relay_stream import usage_estimate, usage_record
-from gateway.relay_translated import relay_messages_from_openai, relay_messages_native
+from gateway.relay_translated import (
+    MessagesEncoder,
+    completion_from,
+    relay_messages_native,
+    relay_translated,
+)
 from gateway.translate.anthropic_openai import (
     chat_to_message,
     messages_to_chat,
     usage_from_anthropic,
 )
 from gateway.upstream import UpstreamError
-from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, deployments_call
+from gateway.upstream_call import (
+    UpstreamAnswer,
+    UpstreamRequest,
+    chat_request,
+    deployments_call,
+)
 from gateway.validation_messages import messages_body_parse
 from monitoring.services import RequestOutcome
-from providers.adapters import anthropic, openai
-from providers.adapters.openai import usage_read
+from providers.adapters import anthropic
 from providers.catalog import CatalogModel, Deployment, catalog_holder
 
 FORWARDED_HEADERS = (b"anthropic-version", b"anthropic-beta")
@@ -47,18 +57,16 @@ class MessagesApi(ClientApi):
     def parse(self, raw: bytes) -> dict[str, Any]:
         return messages_body_parse(raw)
 
-    def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
-        return int(body["max_tokens"])
+    def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
+        return token_hold(body_bytes, int(body["max_tokens"]), model)
 
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
     ) -> UpstreamRequest | None:
         if deployment.protocol == "anthropic":
             return anthropic.messages_request(body, deployment, _client_headers(scope))
-        if deployment.protocol == "openai":
-            chat = messages_to_chat(body, reasoning="reasoning" in model.capabilities)
-            return openai.chat_request(chat, deployment)
-        return None
+        chat = messages_to_chat(body, reasoning="reasoning" in model.capabilities)
+        return chat_request(chat, deployment, int(body["max_tokens"]))
 
     def error_body(self, error: GatewayError) -> bytes:
         return anthropic_error_body(error)
@@ -77,8 +85,8 @@ class MessagesApi(ClientApi):
         if outcome.stream and native:
             await relay_messages_native(send, body_bytes, answer, outcome, headers, started)
         elif outcome.stream:
-            await relay_messages_from_openai(
-                send, body, body_bytes, answer, outcome, headers, started
+            await relay_translated(
+                send, MessagesEncoder(body), body, body_bytes, answer, outcome, headers, started
             )
         else:
             await self._relay_json(send, body, body_bytes, answer, outcome, headers)
@@ -115,8 +123,15 @@ class MessagesApi(ClientApi):
             usage = usage or usage_estimate(body_bytes, len(raw) // 4)
             out = raw  # the provider's own message, byte for byte
         else:
-            usage = usage_read(data.get("usage")) or usage_estimate(body_bytes, len(raw) // 4)
-            out = orjson.dumps(chat_to_message(data, model=body["model"], usage=usage))
+            try:
+                completion, usage = completion_from(
+                    data, answer, body["model"], body_bytes, len(raw)
+                )
+            except GatewayError as refused:  # e.g. a provider's safety filter blocked it
+                outcome.status, outcome.error_type = refused.status, refused.code or refused.type
+                await self.send_error(send, refused, headers)
+                return
+            out = orjson.dumps(chat_to_message(completion, model=body["model"], usage=usage))
         cost = usage_record(outcome, usage, answer.deployment)
         await send_bytes(
             send,

@@ -37,14 +37,15 @@ class ClientApi(ABC):
     """One client-facing protocol (OpenAI chat, Anthropic messages, ...)."""
 
     endpoint: str
+    kind = "chat"  # the kind of model it serves
 
     @abstractmethod
     def parse(self, raw: bytes) -> dict[str, Any]:
         """The validated body (raise GatewayError 400 on bad input)."""
 
     @abstractmethod
-    def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
-        """The most output the request lets the provider write (for the hold)."""
+    def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
+        """The most the request can cost on any of the model's deployments."""
 
     @abstractmethod
     def build(
@@ -72,6 +73,15 @@ class ClientApi(ABC):
         await send_bytes(
             send, error.status, self.error_body(error), JSON_HEADERS + error.headers + extra
         )
+
+
+def token_hold(body_bytes: int, output_tokens: int, model: CatalogModel) -> Decimal:
+    """A token-priced request's bound: the body's size bounds its prompt tokens, and the
+    output is bounded by what it lets the provider write; at the dearest deployment."""
+    return max(
+        hold_amount(body_bytes=body_bytes, max_output_tokens=output_tokens, deployment=d)
+        for d in model.deployments
+    )
 
 
 def _ms_since(start: float) -> float:
@@ -125,15 +135,18 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         outcome.requested_model = body["model"][:200]
         outcome.stream = bool(body.get("stream"))
         model = (await catalog_holder.get()).resolve(body["model"])
-        if model is None or model.kind != "chat":
+        if model is None:
             raise not_found(f"The model '{body['model']}' does not exist.", code="model_not_found")
+        if model.kind != api.kind:
+            raise GatewayError(
+                400,
+                f"The model '{body['model']}' is a{'n' if model.kind[0] in 'aeiou' else ''} "
+                f"{model.kind} model; this endpoint serves {api.kind} models.",
+                param="model",
+                code="model_not_supported",
+            )
         outcome.served_model = model.id
-        output_tokens = api.output_tokens(body, model)
-        hold = max(
-            hold_amount(body_bytes=len(raw), max_output_tokens=output_tokens, deployment=d)
-            for d in model.deployments
-        )
-        await _admit(identity, request_id, hold)
+        await _admit(identity, request_id, api.hold(body, len(raw), model))
         outcome.held = True
         answer = await deployments_call(model, lambda d: api.build(body, d, model, scope))
     except ClientGone:

@@ -8,7 +8,8 @@ error event in the client's protocol and is billed for what was produced.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -20,12 +21,15 @@ from gateway.relay_stream import usage_estimate, usage_record
 from gateway.translate.anthropic_openai import (
     ChatChunksToMessageEvents,
     MessageEventsToChatChunks,
+    message_to_chat,
     upstream_error,
     usage_from_anthropic,
 )
+from gateway.translate.gemini_openai import GeminiToChatChunks, gemini_to_chat, gemini_usage
 from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer
 from monitoring.services import RequestOutcome
+from providers.adapters.openai import usage_read
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -71,63 +75,219 @@ async def _send(send: Send, out: list[bytes], outcome: RequestOutcome, started: 
     await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
 
 
-async def relay_chat_from_anthropic(
+class Decoder:
+    """An upstream stream, decoded into OpenAI chat completion chunks."""
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.produced = 0  # chunks decoded: ~one token each, for an estimate if cut
+
+    def feed(self, name: bytes, data: bytes) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def finished(self) -> bool:
+        """Whether the upstream ended the stream the way its protocol ends a whole one."""
+        raise NotImplementedError
+
+    def stop_reading(self) -> bool:
+        """Whether to stop reading now (the protocol's end marker was seen)."""
+        return self.finished()
+
+    def error(self) -> GatewayError | None:
+        """An error the upstream reported in the stream, if any (ends the relay)."""
+        return None
+
+    def usage_chunk(self, model_id: str, usage: Usage) -> dict[str, Any]:
+        return MessageEventsToChatChunks(model_id).usage_chunk(usage)
+
+
+class OpenAIDecoder(Decoder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.done = False
+
+    def feed(self, name: bytes, data: bytes) -> list[dict[str, Any]]:
+        if data == b"[DONE]":
+            self.done = True
+            return []
+        chunk = orjson.loads(data)
+        usage = usage_read(chunk.get("usage"))
+        if usage is not None:
+            self.usage = usage
+        return [chunk]
+
+    def finished(self) -> bool:
+        return self.done
+
+
+class AnthropicDecoder(Decoder):
+    def __init__(self, model_id: str, provider: str) -> None:
+        super().__init__()
+        self.translator = MessageEventsToChatChunks(model_id)
+        self.provider = provider
+
+    def feed(self, name: bytes, data: bytes) -> list[dict[str, Any]]:
+        chunks = self.translator.feed(orjson.loads(data))
+        self.usage = self.translator.usage
+        return chunks
+
+    def finished(self) -> bool:
+        return self.translator.done
+
+    def error(self) -> GatewayError | None:
+        if self.translator.error is None:
+            return None
+        return upstream_error(self.translator.error, self.provider)
+
+    def usage_chunk(self, model_id: str, usage: Usage) -> dict[str, Any]:
+        return self.translator.usage_chunk(usage)
+
+
+class GeminiDecoder(Decoder):
+    def __init__(self, model_id: str) -> None:
+        super().__init__()
+        self.translator = GeminiToChatChunks(model_id)
+
+    def feed(self, name: bytes, data: bytes) -> list[dict[str, Any]]:
+        chunks = self.translator.feed(orjson.loads(data))
+        self.usage = self.translator.usage
+        return chunks
+
+    def finished(self) -> bool:
+        return self.translator.finished
+
+    def stop_reading(self) -> bool:
+        # Gemini has no end marker: a whole stream is one that closes after a finishReason.
+        return False
+
+    def error(self) -> GatewayError | None:
+        return self.translator.error
+
+    def usage_chunk(self, model_id: str, usage: Usage) -> dict[str, Any]:
+        return self.translator.usage_chunk(usage)
+
+
+def completion_from(
+    data: dict[str, Any], answer: UpstreamAnswer, model_id: str, body_bytes: int, size: int
+) -> tuple[dict[str, Any], Usage]:
+    """A provider's whole (non-stream) answer as an OpenAI chat completion, with its usage
+    (estimated from `size` bytes of answer if the provider gave none)."""
+    protocol = answer.deployment.protocol
+    if protocol == "anthropic":
+        usage = usage_from_anthropic(data.get("usage")) or usage_estimate(body_bytes, size // 4)
+        return message_to_chat(data, model=model_id, usage=usage), usage
+    if protocol == "gemini":
+        usage = gemini_usage(data.get("usageMetadata")) or usage_estimate(body_bytes, size // 4)
+        return gemini_to_chat(data, model=model_id, usage=usage), usage
+    usage = usage_read(data.get("usage")) or usage_estimate(body_bytes, size // 4)
+    return data, usage
+
+
+def decoder_for(answer: UpstreamAnswer, model_id: str) -> Decoder:
+    protocol = answer.deployment.protocol
+    if protocol == "anthropic":
+        return AnthropicDecoder(model_id, answer.deployment.provider)
+    if protocol == "gemini":
+        return GeminiDecoder(model_id)
+    return OpenAIDecoder()
+
+
+async def _decode(
     send: Send,
-    body: dict[str, Any],
-    body_bytes: int,
     answer: UpstreamAnswer,
+    decoder: Decoder,
+    encode: Callable[[list[dict[str, Any]]], list[bytes]],
     outcome: RequestOutcome,
-    headers: Headers,
     started: float,
-    model_id: str,
-) -> None:
-    """An Anthropic-protocol stream to an OpenAI chat completions client."""
-    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    translator = MessageEventsToChatChunks(model_id)
-    produced = 0
-    await _start(send, headers)
+) -> GatewayError | None:
+    """Relays the upstream's stream through `decoder` and `encode`; returns the error that
+    ended it, or None when it ended whole."""
     try:
         async for batch in sse_events(answer):
-            out = []
-            for _, data in batch:
-                for chunk in translator.feed(orjson.loads(data)):
-                    produced += 1
-                    out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+            chunks = []
+            for name, data in batch:
+                chunks.extend(decoder.feed(name, data))
+                if decoder.stop_reading() or decoder.error() is not None:
+                    break
+            decoder.produced += len(chunks)
+            out = encode(chunks)
             if out:
                 await _send(send, out, outcome, started)
-            if translator.done or translator.error is not None:
+            if decoder.stop_reading() or decoder.error() is not None:
                 break
     except (*UpstreamError, orjson.JSONDecodeError):
-        pass
+        return decoder.error() or _interrupted(answer.deployment.provider)
     finally:
         answer.response.release()
+    if decoder.error() is not None:
+        return decoder.error()
+    return None if decoder.finished() else _interrupted(answer.deployment.provider)
 
-    usage = translator.usage or usage_estimate(body_bytes, produced)
-    cost = usage_record(outcome, usage, answer.deployment)
-    if translator.done:
+
+def _billed_usage(decoder: Decoder, error: GatewayError | None, body_bytes: int) -> Usage:
+    """What the stream is billed for: everything produced, even if cut; nothing when the
+    provider refused the request itself (a 4xx, e.g. a safety block of the prompt)."""
+    if error is not None and error.status < 500:
+        return Usage()
+    return decoder.usage or usage_estimate(body_bytes, decoder.produced)
+
+
+class Encoder:
+    """OpenAI chat completion chunks → the client's protocol, as SSE bytes."""
+
+    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
+        raise NotImplementedError
+
+    def finish(self, decoder: Decoder, usage: Usage, cost: Decimal) -> bytes:
+        """What ends a whole stream."""
+        raise NotImplementedError
+
+    def fail(self, error: GatewayError) -> bytes:
+        """What ends a broken one."""
+        raise NotImplementedError
+
+
+class ChatEncoder(Encoder):
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.model = body["model"]
+        self.wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
+        return [b"data: " + orjson.dumps(chunk) + b"\n\n"]
+
+    def finish(self, decoder: Decoder, usage: Usage, cost: Decimal) -> bytes:
         tail = b""
-        if wants_usage:
-            chunk = translator.usage_chunk(usage)
+        if self.wants_usage:
+            chunk = decoder.usage_chunk(self.model, usage)
             chunk["usage"]["cost"] = float(cost)
             tail = b"data: " + orjson.dumps(chunk) + b"\n\n"
-        tail += b"data: [DONE]\n\n"
-    else:
-        error = (
-            upstream_error(translator.error, answer.deployment.provider)
-            if translator.error is not None
-            else _interrupted(answer.deployment.provider)
-        )
-        outcome.status, outcome.error_type = 502, error.code or "upstream_error"
-        tail = b"data: " + error.body() + b"\n\n"
-    await send({"type": "http.response.body", "body": tail, "more_body": False})
+        return tail + b"data: [DONE]\n\n"
+
+    def fail(self, error: GatewayError) -> bytes:
+        return b"data: " + error.body() + b"\n\n"
 
 
 def _anthropic_error_event(error: GatewayError) -> bytes:
     return b"event: error\ndata: " + anthropic_error_body(error) + b"\n\n"
 
 
-async def relay_messages_from_openai(
+class MessagesEncoder(Encoder):
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.events = ChatChunksToMessageEvents(body["model"])
+
+    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
+        return self.events.feed(chunk)
+
+    def finish(self, decoder: Decoder, usage: Usage, cost: Decimal) -> bytes:
+        return b"".join(self.events.finish_events(usage))
+
+    def fail(self, error: GatewayError) -> bytes:
+        return _anthropic_error_event(error)
+
+
+async def relay_translated(
     send: Send,
+    encoder: Encoder,
     body: dict[str, Any],
     body_bytes: int,
     answer: UpstreamAnswer,
@@ -135,38 +295,21 @@ async def relay_messages_from_openai(
     headers: Headers,
     started: float,
 ) -> None:
-    """An OpenAI-protocol stream to an Anthropic Messages client."""
-    translator = ChatChunksToMessageEvents(body["model"])
-    produced = 0
-    done = False
+    """A provider's stream, decoded to OpenAI chunks and encoded in the client's protocol."""
+    decoder = decoder_for(answer, body["model"])
     await _start(send, headers)
-    try:
-        async for batch in sse_events(answer):
-            out: list[bytes] = []
-            for _, data in batch:
-                if data == b"[DONE]":
-                    done = True
-                    break
-                events = translator.feed(orjson.loads(data))
-                produced += len(events)
-                out.extend(events)
-            if out:
-                await _send(send, out, outcome, started)
-            if done:
-                break
-    except (*UpstreamError, orjson.JSONDecodeError):
-        pass
-    finally:
-        answer.response.release()
 
-    usage = translator.usage or usage_estimate(body_bytes, produced)
-    usage_record(outcome, usage, answer.deployment)
-    if done:
-        tail = b"".join(translator.finish_events(usage))
+    def encode(chunks: list[dict[str, Any]]) -> list[bytes]:
+        return [piece for chunk in chunks for piece in encoder.feed(chunk)]
+
+    error = await _decode(send, answer, decoder, encode, outcome, started)
+    usage = _billed_usage(decoder, error, body_bytes)
+    cost = usage_record(outcome, usage, answer.deployment)
+    if error is None:
+        tail = encoder.finish(decoder, usage, cost)
     else:
-        error = _interrupted(answer.deployment.provider)
-        outcome.status, outcome.error_type = 502, error.code or "upstream_error"
-        tail = _anthropic_error_event(error)
+        outcome.status, outcome.error_type = error.status, error.code or "upstream_error"
+        tail = encoder.fail(error)
     await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 

@@ -15,7 +15,7 @@ import aiohttp
 
 from gateway.errors import GatewayError
 from gateway.upstream import UpstreamError, upstream_session, upstream_timeout
-from providers.adapters import anthropic, openai
+from providers.adapters import anthropic, gemini, openai
 from providers.adapters.openai import error_message
 from providers.catalog import CatalogModel, Deployment
 
@@ -65,7 +65,9 @@ def chat_request(
         return openai.chat_request(body, deployment)
     if deployment.protocol == "anthropic":
         return anthropic.chat_request(body, deployment, max_tokens)
-    return None  # gemini and fal chat adapters: not built yet
+    if deployment.protocol == "gemini":
+        return gemini.chat_request(body, deployment, max_tokens)
+    return None  # fal serves images only
 
 
 async def chat_call(body: dict[str, Any], model: CatalogModel, max_tokens: int) -> UpstreamAnswer:

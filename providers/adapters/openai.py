@@ -32,6 +32,23 @@ def chat_request(body: dict[str, Any], deployment: Deployment) -> tuple[str, dic
     )
 
 
+def embeddings_request(
+    body: dict[str, Any], deployment: Deployment
+) -> tuple[str, dict[str, str], bytes]:
+    upstream = {k: v for k, v in quirks_apply(body, deployment).items() if k != "stream"}
+    upstream["model"] = deployment.upstream_model_id
+    return f"{deployment.base_url}/embeddings", auth_headers(deployment), orjson.dumps(upstream)
+
+
+def images_request(
+    body: dict[str, Any], deployment: Deployment
+) -> tuple[str, dict[str, str], bytes]:
+    upstream = {k: v for k, v in quirks_apply(body, deployment).items() if k != "stream"}
+    upstream["model"] = deployment.upstream_model_id
+    url = f"{deployment.base_url}/images/generations"
+    return url, auth_headers(deployment), orjson.dumps(upstream)
+
+
 def usage_read(usage: Any) -> Usage | None:
     if not isinstance(usage, dict):
         return None

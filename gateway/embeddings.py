@@ -1,0 +1,131 @@
+"""POST /v1/embeddings (OpenAI's shape) on the shared request path, priced per input token."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from billing.pricing import Usage, hold_amount
+from gateway.errors import GatewayError, bad_request
+from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
+from gateway.pipeline import ClientApi, Headers, serve
+from gateway.relay_stream import usage_estimate, usage_record
+from gateway.upstream import UpstreamError
+from gateway.upstream_call import UpstreamAnswer, UpstreamRequest
+from monitoring.services import RequestOutcome
+from providers.adapters import openai
+from providers.adapters.openai import usage_read
+from providers.catalog import CatalogModel, Deployment
+
+
+def _input_ok(value: Any) -> bool:
+    """A string, a list of strings, a list of token ids, or a list of such lists."""
+    if isinstance(value, str):
+        return bool(value)
+    if not isinstance(value, list) or not value:
+        return False
+    if all(isinstance(v, str) for v in value):
+        return True
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return True
+    return all(
+        isinstance(v, list) and v and all(isinstance(t, int) and not isinstance(t, bool) for t in v)
+        for v in value
+    )
+
+
+def embeddings_body_parse(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise bad_request("We could not parse the JSON body of your request.") from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise bad_request("You must provide a model parameter.", param="model")
+    if not _input_ok(body.get("input")):
+        raise bad_request(
+            "'input' must be a non-empty string, array of strings, or array of token arrays.",
+            param="input",
+        )
+    if body.get("encoding_format", "float") not in ("float", "base64"):
+        raise bad_request("'encoding_format' must be 'float' or 'base64'.", param="encoding_format")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (
+        isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
+    ):
+        raise bad_request("'dimensions' must be a positive integer.", param="dimensions")
+    body["stream"] = False
+    return body
+
+
+class EmbeddingsApi(ClientApi):
+    endpoint = "embeddings"
+    kind = "embedding"
+
+    def parse(self, raw: bytes) -> dict[str, Any]:
+        return embeddings_body_parse(raw)
+
+    def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
+        # A token is at least a byte of text, and a token id is one token.
+        return max(
+            hold_amount(body_bytes=body_bytes, max_output_tokens=0, deployment=d)
+            for d in model.deployments
+        )
+
+    def build(
+        self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
+    ) -> UpstreamRequest | None:
+        if deployment.protocol != "openai":
+            return None
+        return openai.embeddings_request(body, deployment)
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return error.body()
+
+    async def relay(
+        self,
+        send: Send,
+        body: dict[str, Any],
+        body_bytes: int,
+        answer: UpstreamAnswer,
+        outcome: RequestOutcome,
+        headers: Headers,
+        started: float,
+    ) -> None:
+        try:
+            raw = await answer.response.read()
+            data = orjson.loads(raw)
+            if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+                raise ValueError("not an embeddings list")
+        except (*UpstreamError, ValueError) as exc:
+            error = GatewayError(
+                504 if isinstance(exc, TimeoutError) else 502,
+                f"{answer.deployment.provider} sent an incomplete or invalid response.",
+                type="upstream_error",
+                code="upstream_invalid_response",
+            )
+            outcome.status, outcome.error_type = error.status, error.code or ""
+            await send_error(send, error, headers)
+            return
+        finally:
+            answer.response.release()
+        usage: Usage = usage_read(data.get("usage")) or usage_estimate(body_bytes, 0)
+        cost = usage_record(outcome, usage, answer.deployment)
+        data["model"] = body["model"]
+        data["usage"] = {
+            "prompt_tokens": usage.prompt_tokens,
+            "total_tokens": usage.prompt_tokens,
+            "cost": float(cost),
+        }
+        extra = [(b"x-gatewayz-cost", str(cost.normalize()).encode())]
+        await send_bytes(send, 200, orjson.dumps(data), JSON_HEADERS + headers + extra)
+
+
+EMBEDDINGS = EmbeddingsApi()
+
+
+async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
+    await serve(EMBEDDINGS, scope, receive, send)

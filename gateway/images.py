@@ -1,0 +1,125 @@
+"""POST /v1/images/generations (OpenAI's shape) on the shared request path, priced per image
+(size and quality multipliers from the catalog), served by OpenAI-images-compatible
+providers and by Fal."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from billing.pricing import UnpricedOption, image_unit_price
+from gateway.errors import GatewayError, bad_request
+from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
+from gateway.pipeline import ClientApi, Headers, serve
+from gateway.upstream import UpstreamError
+from gateway.upstream_call import UpstreamAnswer, UpstreamRequest
+from monitoring.services import RequestOutcome
+from providers.adapters import fal, openai
+from providers.catalog import CatalogModel, Deployment
+
+SIZE = re.compile(r"^\d{2,5}x\d{2,5}$")
+MAX_IMAGES = 10
+
+
+def images_body_parse(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise bad_request("We could not parse the JSON body of your request.") from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise bad_request("You must provide a model parameter.", param="model")
+    if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
+        raise bad_request("'prompt' must be a non-empty string.", param="prompt")
+    n = body.get("n", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_IMAGES:
+        raise bad_request(f"'n' must be an integer from 1 to {MAX_IMAGES}.", param="n")
+    size = body.get("size")
+    if size is not None and (not isinstance(size, str) or not SIZE.match(size)):
+        raise bad_request("'size' must look like '1024x1024'.", param="size")
+    if body.get("response_format", "url") not in ("url", "b64_json"):
+        raise bad_request("'response_format' must be 'url' or 'b64_json'.", param="response_format")
+    if body.get("quality") is not None and not isinstance(body["quality"], str):
+        raise bad_request("'quality' must be a string.", param="quality")
+    body["stream"] = False
+    return body
+
+
+def _unit_price(body: dict[str, Any], deployment: Deployment) -> Decimal:
+    try:
+        return image_unit_price(deployment, size=body.get("size"), quality=body.get("quality"))
+    except UnpricedOption as exc:
+        raise bad_request(str(exc), param=exc.name) from None
+
+
+class ImagesApi(ClientApi):
+    endpoint = "images.generations"
+    kind = "image"
+
+    def parse(self, raw: bytes) -> dict[str, Any]:
+        return images_body_parse(raw)
+
+    def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
+        n = int(body.get("n") or 1)
+        return max(_unit_price(body, d) for d in model.deployments) * n
+
+    def build(
+        self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
+    ) -> UpstreamRequest | None:
+        if deployment.protocol == "openai":
+            return openai.images_request(body, deployment)
+        if deployment.protocol == "fal":
+            return fal.images_request(body, deployment)
+        return None
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return error.body()
+
+    async def relay(
+        self,
+        send: Send,
+        body: dict[str, Any],
+        body_bytes: int,
+        answer: UpstreamAnswer,
+        outcome: RequestOutcome,
+        headers: Headers,
+        started: float,
+    ) -> None:
+        try:
+            raw = await answer.response.read()
+            data = orjson.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+        except (*UpstreamError, ValueError) as exc:
+            error = GatewayError(
+                504 if isinstance(exc, TimeoutError) else 502,
+                f"{answer.deployment.provider} sent an incomplete or invalid response.",
+                type="upstream_error",
+                code="upstream_invalid_response",
+            )
+            outcome.status, outcome.error_type = error.status, error.code or ""
+            await send_error(send, error, headers)
+            return
+        finally:
+            answer.response.release()
+        if answer.deployment.protocol == "fal":
+            data = fal.images_response(data, b64=body.get("response_format") == "b64_json")
+        images = len(data.get("data") or [])
+        # Billed per image delivered, never more than were asked for (and held).
+        delivered = min(images, int(body.get("n") or 1))
+        outcome.cost = _unit_price(body, answer.deployment) * delivered
+        data["usage"] = {**(data.get("usage") or {}), "images": delivered,
+                         "cost": float(outcome.cost)}  # fmt: skip
+        extra = [(b"x-gatewayz-cost", str(outcome.cost.normalize()).encode())]
+        await send_bytes(send, 200, orjson.dumps(data), JSON_HEADERS + headers + extra)
+
+
+IMAGES = ImagesApi()
+
+
+async def images_generations(scope: Scope, receive: Receive, send: Send) -> None:
+    await serve(IMAGES, scope, receive, send)

@@ -1,0 +1,118 @@
+"""POST /v1/responses (OpenAI's Responses API) on the shared request path: translated to a
+chat completion request for whichever provider serves the model (gateway.translate)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from billing.pricing import Usage
+from gateway.errors import GatewayError
+from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
+from gateway.pipeline import ClientApi, Headers, serve, token_hold
+from gateway.relay_stream import usage_record
+from gateway.relay_translated import Decoder, Encoder, completion_from, relay_translated
+from gateway.translate.responses_openai import (
+    ChatChunksToResponseEvents,
+    chat_to_response,
+    responses_body_parse,
+    responses_to_chat,
+)
+from gateway.upstream import UpstreamError
+from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
+from monitoring.services import RequestOutcome
+from providers.catalog import CatalogModel, Deployment
+
+
+def _output_tokens(body: dict[str, Any], model: CatalogModel) -> int:
+    cap = model.max_output_tokens or settings.GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS
+    return int(body.get("max_output_tokens") or cap)
+
+
+class ResponsesEncoder(Encoder):
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.events = ChatChunksToResponseEvents(body)
+
+    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
+        return self.events.feed(chunk)
+
+    def finish(self, decoder: Decoder, usage: Usage, cost: Decimal) -> bytes:
+        return b"".join(self.events.finish_events(usage))
+
+    def fail(self, error: GatewayError) -> bytes:
+        return self.events.failed(error)
+
+
+class ResponsesApi(ClientApi):
+    endpoint = "responses"
+
+    def parse(self, raw: bytes) -> dict[str, Any]:
+        body = responses_body_parse(raw)
+        body["_chat"] = responses_to_chat(body)  # validated once, reused for every deployment
+        return body
+
+    def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
+        return token_hold(body_bytes, _output_tokens(body, model), model)
+
+    def build(
+        self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
+    ) -> UpstreamRequest | None:
+        return chat_request(body["_chat"], deployment, _output_tokens(body, model))
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return error.body()
+
+    async def relay(
+        self,
+        send: Send,
+        body: dict[str, Any],
+        body_bytes: int,
+        answer: UpstreamAnswer,
+        outcome: RequestOutcome,
+        headers: Headers,
+        started: float,
+    ) -> None:
+        public = {k: v for k, v in body.items() if k != "_chat"}
+        if outcome.stream:
+            await relay_translated(
+                send, ResponsesEncoder(public), public, body_bytes, answer, outcome, headers,
+                started,
+            )  # fmt: skip
+            return
+        try:
+            raw = await answer.response.read()
+            data = orjson.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            completion, usage = completion_from(data, answer, body["model"], body_bytes, len(raw))
+        except GatewayError as refused:
+            outcome.status, outcome.error_type = refused.status, refused.code or refused.type
+            await send_error(send, refused, headers)
+            return
+        except (*UpstreamError, ValueError) as exc:
+            error = GatewayError(
+                504 if isinstance(exc, TimeoutError) else 502,
+                f"{answer.deployment.provider} sent an incomplete or invalid response.",
+                type="upstream_error",
+                code="upstream_invalid_response",
+            )
+            outcome.status, outcome.error_type = error.status, error.code or ""
+            await send_error(send, error, headers)
+            return
+        finally:
+            answer.response.release()
+        cost = usage_record(outcome, usage, answer.deployment)
+        response = chat_to_response(completion, public, usage)
+        response["usage"]["cost"] = float(cost)
+        extra = [(b"x-gatewayz-cost", str(cost.normalize()).encode())]
+        await send_bytes(send, 200, orjson.dumps(response), JSON_HEADERS + headers + extra)
+
+
+RESPONSES = ResponsesApi()
+
+
+async def responses(scope: Scope, receive: Receive, send: Send) -> None:
+    await serve(RESPONSES, scope, receive, send)

@@ -1,0 +1,21 @@
+"""The Google Gemini wire protocol (the Gemini API and Vertex AI express mode): OpenAI chat
+requests translated by gateway.translate.gemini_openai."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.translate.gemini_openai import chat_to_gemini
+from providers.adapters.common import auth_headers, quirks_apply
+from providers.catalog import Deployment
+
+
+def chat_request(
+    body: dict[str, Any], deployment: Deployment, max_tokens: int
+) -> tuple[str, dict[str, str], bytes]:
+    upstream = chat_to_gemini(quirks_apply(body, deployment), max_tokens=max_tokens)
+    method = "streamGenerateContent?alt=sse" if body.get("stream") else "generateContent"
+    url = f"{deployment.base_url}/models/{deployment.upstream_model_id}:{method}"
+    return url, auth_headers(deployment), orjson.dumps(upstream)
