@@ -126,3 +126,51 @@ def test_what_cannot_be_served_is_a_clear_400(gateway, make_account, extra, para
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
     assert settled(response.headers["x-request-id"]).cost == 0
+
+
+def test_golden_request_translation():
+    from gateway.translate.responses_openai import responses_to_chat
+
+    body = {
+        "model": "m",
+        "instructions": "Be brief.",
+        "input": [
+            {"role": "user", "content": [
+                {"type": "input_text", "text": "What is "},
+                {"type": "input_image", "image_url": "https://example.com/a.png", "detail": "low"}]},
+            {"type": "reasoning", "id": "rs_1", "summary": []},
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": '{"a":1}'},
+            {"type": "function_call", "call_id": "c2", "name": "f", "arguments": '{"a":2}'},
+            {"type": "function_call_output", "call_id": "c1", "output": "one"},
+            {"type": "function_call_output", "call_id": "c2", "output": {"v": 2}},
+        ],
+        "max_output_tokens": 300, "temperature": 0.4, "reasoning": {"effort": "low"},
+        "text": {"format": {"type": "json_schema", "name": "out", "schema": {"type": "object"},
+                            "strict": True}},
+        "tools": [TOOL], "tool_choice": {"type": "function", "name": "lookup"}, "stream": True,
+    }  # fmt: skip
+
+    assert responses_to_chat(body) == {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is "},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png",
+                                                    "detail": "low"}}]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}},
+                {"id": "c2", "type": "function", "function": {"name": "f", "arguments": '{"a":2}'}},
+            ]},
+            {"role": "tool", "tool_call_id": "c1", "content": "one"},
+            {"role": "tool", "tool_call_id": "c2", "content": '{"v":2}'},
+        ],
+        "max_tokens": 300, "temperature": 0.4, "reasoning_effort": "low",
+        "tools": [{"type": "function", "function": {
+            "name": "lookup", "description": "Looks a word up",
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}],
+        "tool_choice": {"type": "function", "function": {"name": "lookup"}},
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "out", "schema": {"type": "object"}, "strict": True}},
+        "stream": True, "stream_options": {"include_usage": True},
+    }  # fmt: skip
