@@ -11,11 +11,10 @@ import orjson
 from django.conf import settings
 
 from gateway.errors import GatewayError
-from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
-from gateway.pipeline import ClientApi, Headers, serve, token_hold
+from gateway.http import Receive, Scope, Send
+from gateway.pipeline import ClientApi, Headers, send_priced, serve, token_hold
 from gateway.relay_stream import relay_stream, usage_record
 from gateway.relay_translated import ChatEncoder, completion_from, relay_translated
-from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation import chat_body_parse, requested_output_tokens
 from monitoring.services import RequestOutcome
@@ -83,38 +82,15 @@ async def _relay_json(
     outcome: RequestOutcome,
     headers: list[tuple[bytes, bytes]],
 ) -> None:
-    try:
-        raw = await answer.response.read()
-        data = orjson.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
-    except (*UpstreamError, ValueError) as exc:
-        error = GatewayError(
-            504 if isinstance(exc, TimeoutError) else 502,
-            f"{answer.deployment.provider} sent an incomplete or invalid response.",
-            type="upstream_error",
-            code="upstream_invalid_response",
-        )
-        outcome.status, outcome.error_type = error.status, error.code or ""
-        await send_error(send, error, headers)
+    read = await CHAT.answer_json(send, answer, outcome, headers)
+    if read is None:
         return
-    finally:
-        answer.response.release()
     try:
-        data, usage = completion_from(data, answer, body["model"], body_bytes, len(raw))
+        data, usage = completion_from(read[0], answer, body["model"], body_bytes, read[1])
     except GatewayError as refused:  # e.g. a provider's safety filter blocked the prompt
-        outcome.status, outcome.error_type = refused.status, refused.code or refused.type
-        await send_error(send, refused, headers)
+        await CHAT.fail(send, outcome, refused, headers)
         return
     cost = usage_record(outcome, usage, answer.deployment)
     usage_out = data.get("usage")
-    if not isinstance(usage_out, dict):
-        usage_out = {}
-    usage_out["cost"] = float(cost)
-    data["usage"] = usage_out
-    await send_bytes(
-        send,
-        200,
-        orjson.dumps(data),
-        JSON_HEADERS + headers + [(b"x-gatewayz-cost", str(cost.normalize()).encode())],
-    )
+    data["usage"] = {**(usage_out if isinstance(usage_out, dict) else {}), "cost": float(cost)}
+    await send_priced(send, orjson.dumps(data), cost, headers)

@@ -9,10 +9,9 @@ import orjson
 
 from billing.pricing import Usage, hold_amount
 from gateway.errors import GatewayError, bad_request
-from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
-from gateway.pipeline import ClientApi, Headers, serve
+from gateway.http import Receive, Scope, Send
+from gateway.pipeline import ClientApi, Headers, send_priced, serve
 from gateway.relay_stream import usage_estimate, usage_record
-from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest
 from monitoring.services import RequestOutcome
 from providers.adapters import openai
@@ -95,23 +94,19 @@ class EmbeddingsApi(ClientApi):
         headers: Headers,
         started: float,
     ) -> None:
-        try:
-            raw = await answer.response.read()
-            data = orjson.loads(raw)
-            if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-                raise ValueError("not an embeddings list")
-        except (*UpstreamError, ValueError) as exc:
+        read = await self.answer_json(send, answer, outcome, headers)
+        if read is None:
+            return
+        data = read[0]
+        if not isinstance(data.get("data"), list):
             error = GatewayError(
-                504 if isinstance(exc, TimeoutError) else 502,
-                f"{answer.deployment.provider} sent an incomplete or invalid response.",
+                502,
+                f"{answer.deployment.provider} sent no embeddings.",
                 type="upstream_error",
                 code="upstream_invalid_response",
             )
-            outcome.status, outcome.error_type = error.status, error.code or ""
-            await send_error(send, error, headers)
+            await self.fail(send, outcome, error, headers)
             return
-        finally:
-            answer.response.release()
         usage: Usage = usage_read(data.get("usage")) or usage_estimate(body_bytes, 0)
         cost = usage_record(outcome, usage, answer.deployment)
         data["model"] = body["model"]
@@ -120,8 +115,7 @@ class EmbeddingsApi(ClientApi):
             "total_tokens": usage.prompt_tokens,
             "cost": float(cost),
         }
-        extra = [(b"x-gatewayz-cost", str(cost.normalize()).encode())]
-        await send_bytes(send, 200, orjson.dumps(data), JSON_HEADERS + headers + extra)
+        await send_priced(send, orjson.dumps(data), cost, headers)
 
 
 EMBEDDINGS = EmbeddingsApi()

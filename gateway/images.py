@@ -12,9 +12,8 @@ import orjson
 
 from billing.pricing import UnpricedOption, image_unit_price
 from gateway.errors import GatewayError, bad_request
-from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
-from gateway.pipeline import ClientApi, Headers, serve
-from gateway.upstream import UpstreamError
+from gateway.http import Receive, Scope, Send
+from gateway.pipeline import ClientApi, Headers, send_priced, serve
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest
 from monitoring.services import RequestOutcome
 from providers.adapters import fal, openai
@@ -89,33 +88,20 @@ class ImagesApi(ClientApi):
         headers: Headers,
         started: float,
     ) -> None:
-        try:
-            raw = await answer.response.read()
-            data = orjson.loads(raw)
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
-        except (*UpstreamError, ValueError) as exc:
-            error = GatewayError(
-                504 if isinstance(exc, TimeoutError) else 502,
-                f"{answer.deployment.provider} sent an incomplete or invalid response.",
-                type="upstream_error",
-                code="upstream_invalid_response",
-            )
-            outcome.status, outcome.error_type = error.status, error.code or ""
-            await send_error(send, error, headers)
+        read = await self.answer_json(send, answer, outcome, headers)
+        if read is None:
             return
-        finally:
-            answer.response.release()
+        data = read[0]
         if answer.deployment.protocol == "fal":
             data = fal.images_response(data, b64=body.get("response_format") == "b64_json")
         images = len(data.get("data") or [])
         # Billed per image delivered, never more than were asked for (and held).
         delivered = min(images, int(body.get("n") or 1))
         outcome.cost = _unit_price(body, answer.deployment) * delivered
-        data["usage"] = {**(data.get("usage") or {}), "images": delivered,
+        usage = data.get("usage")
+        data["usage"] = {**(usage if isinstance(usage, dict) else {}), "images": delivered,
                          "cost": float(outcome.cost)}  # fmt: skip
-        extra = [(b"x-gatewayz-cost", str(outcome.cost.normalize()).encode())]
-        await send_bytes(send, 200, orjson.dumps(data), JSON_HEADERS + headers + extra)
+        await send_priced(send, orjson.dumps(data), outcome.cost, headers)
 
 
 IMAGES = ImagesApi()

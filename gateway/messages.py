@@ -11,11 +11,10 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from billing.pricing import Usage
 from gateway.auth import authenticate
 from gateway.errors import GatewayError, anthropic_error_body, not_found
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, read_body, send_bytes
-from gateway.pipeline import ClientApi, Headers, internal_error, serve, token_hold
+from gateway.pipeline import ClientApi, Headers, internal_error, send_priced, serve, token_hold
 from gateway.relay_stream import usage_estimate, usage_record
 from gateway.relay_translated import (
     MessagesEncoder,
@@ -28,7 +27,6 @@ from gateway.translate.anthropic_openai import (
     messages_to_chat,
     usage_from_anthropic,
 )
-from gateway.upstream import UpstreamError
 from gateway.upstream_call import (
     UpstreamAnswer,
     UpstreamRequest,
@@ -100,45 +98,22 @@ class MessagesApi(ClientApi):
         outcome: RequestOutcome,
         headers: Headers,
     ) -> None:
-        try:
-            raw = await answer.response.read()
-            data = orjson.loads(raw)
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
-        except (*UpstreamError, ValueError) as exc:
-            error = GatewayError(
-                504 if isinstance(exc, TimeoutError) else 502,
-                f"{answer.deployment.provider} sent an incomplete or invalid response.",
-                type="upstream_error",
-                code="upstream_invalid_response",
-            )
-            outcome.status, outcome.error_type = error.status, error.code or ""
-            await self.send_error(send, error, headers)
+        read = await self.answer_json(send, answer, outcome, headers)
+        if read is None:
             return
-        finally:
-            answer.response.release()
-        usage: Usage | None
+        data, size = read
         if answer.deployment.protocol == "anthropic":
-            usage = usage_from_anthropic(data.get("usage"))
-            usage = usage or usage_estimate(body_bytes, len(raw) // 4)
-            out = raw  # the provider's own message, byte for byte
+            usage = usage_from_anthropic(data.get("usage")) or usage_estimate(body_bytes, size // 4)
+            out = data  # the provider's own message
         else:
             try:
-                completion, usage = completion_from(
-                    data, answer, body["model"], body_bytes, len(raw)
-                )
+                completion, usage = completion_from(data, answer, body["model"], body_bytes, size)
             except GatewayError as refused:  # e.g. a provider's safety filter blocked it
-                outcome.status, outcome.error_type = refused.status, refused.code or refused.type
-                await self.send_error(send, refused, headers)
+                await self.fail(send, outcome, refused, headers)
                 return
-            out = orjson.dumps(chat_to_message(completion, model=body["model"], usage=usage))
+            out = chat_to_message(completion, model=body["model"], usage=usage)
         cost = usage_record(outcome, usage, answer.deployment)
-        await send_bytes(
-            send,
-            200,
-            out,
-            JSON_HEADERS + headers + [(b"x-gatewayz-cost", str(cost.normalize()).encode())],
-        )
+        await send_priced(send, orjson.dumps(out), cost, headers)
 
 
 MESSAGES = MessagesApi()

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.conf import settings
 
 from accounts.keycache import KeyIdentity
@@ -24,6 +25,7 @@ from gateway.credit import credit_gate
 from gateway.errors import GatewayError, not_found
 from gateway.http import JSON_HEADERS, ClientGone, Receive, Scope, Send, read_body, send_bytes
 from gateway.ids import request_id_new
+from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, deployments_call
 from monitoring.services import RequestOutcome
 from providers.catalog import CatalogModel, Deployment, catalog_holder
@@ -73,6 +75,42 @@ class ClientApi(ABC):
         await send_bytes(
             send, error.status, self.error_body(error), JSON_HEADERS + error.headers + extra
         )
+
+    async def fail(
+        self, send: Send, outcome: RequestOutcome, error: GatewayError, headers: Headers
+    ) -> None:
+        """Answers with `error` after the provider answered (so nothing is charged)."""
+        outcome.status, outcome.error_type = error.status, error.code or error.type
+        await self.send_error(send, error, headers)
+
+    async def answer_json(
+        self, send: Send, answer: UpstreamAnswer, outcome: RequestOutcome, headers: Headers
+    ) -> tuple[dict[str, Any], int] | None:
+        """The provider's whole answer as a JSON object, and its size in bytes; None when it
+        was cut or not JSON (the client has then been told, in its protocol)."""
+        try:
+            raw = await answer.response.read()
+            data = orjson.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+        except (*UpstreamError, ValueError) as exc:
+            error = GatewayError(
+                504 if isinstance(exc, TimeoutError) else 502,
+                f"{answer.deployment.provider} sent an incomplete or invalid response.",
+                type="upstream_error",
+                code="upstream_invalid_response",
+            )
+            await self.fail(send, outcome, error, headers)
+            return None
+        finally:
+            answer.response.release()
+        return data, len(raw)
+
+
+async def send_priced(send: Send, payload: bytes, cost: Decimal, headers: Headers) -> None:
+    """A 200 JSON answer with its exact cost in `x-gatewayz-cost`."""
+    priced = [(b"x-gatewayz-cost", str(cost.normalize()).encode())]
+    await send_bytes(send, 200, payload, JSON_HEADERS + headers + priced)
 
 
 def token_hold(body_bytes: int, output_tokens: int, model: CatalogModel) -> Decimal:

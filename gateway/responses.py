@@ -11,8 +11,8 @@ from django.conf import settings
 
 from billing.pricing import Usage
 from gateway.errors import GatewayError
-from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
-from gateway.pipeline import ClientApi, Headers, serve, token_hold
+from gateway.http import Receive, Scope, Send
+from gateway.pipeline import ClientApi, Headers, send_priced, serve, token_hold
 from gateway.relay_stream import usage_record
 from gateway.relay_translated import Decoder, Encoder, completion_from, relay_translated
 from gateway.translate.responses_openai import (
@@ -21,7 +21,6 @@ from gateway.translate.responses_openai import (
     responses_body_parse,
     responses_to_chat,
 )
-from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
 from monitoring.services import RequestOutcome
 from providers.catalog import CatalogModel, Deployment
@@ -82,33 +81,18 @@ class ResponsesApi(ClientApi):
                 started,
             )  # fmt: skip
             return
+        read = await self.answer_json(send, answer, outcome, headers)
+        if read is None:
+            return
         try:
-            raw = await answer.response.read()
-            data = orjson.loads(raw)
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
-            completion, usage = completion_from(data, answer, body["model"], body_bytes, len(raw))
-        except GatewayError as refused:
-            outcome.status, outcome.error_type = refused.status, refused.code or refused.type
-            await send_error(send, refused, headers)
+            completion, usage = completion_from(read[0], answer, body["model"], body_bytes, read[1])
+        except GatewayError as refused:  # e.g. a provider's safety filter blocked it
+            await self.fail(send, outcome, refused, headers)
             return
-        except (*UpstreamError, ValueError) as exc:
-            error = GatewayError(
-                504 if isinstance(exc, TimeoutError) else 502,
-                f"{answer.deployment.provider} sent an incomplete or invalid response.",
-                type="upstream_error",
-                code="upstream_invalid_response",
-            )
-            outcome.status, outcome.error_type = error.status, error.code or ""
-            await send_error(send, error, headers)
-            return
-        finally:
-            answer.response.release()
         cost = usage_record(outcome, usage, answer.deployment)
         response = chat_to_response(completion, public, usage)
         response["usage"]["cost"] = float(cost)
-        extra = [(b"x-gatewayz-cost", str(cost.normalize()).encode())]
-        await send_bytes(send, 200, orjson.dumps(response), JSON_HEADERS + headers + extra)
+        await send_priced(send, orjson.dumps(response), cost, headers)
 
 
 RESPONSES = ResponsesApi()

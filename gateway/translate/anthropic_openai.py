@@ -27,6 +27,7 @@ import orjson
 
 from billing.pricing import Usage
 from gateway.errors import GatewayError, bad_request
+from providers.adapters.openai import usage_read
 
 JSON = dict[str, Any]
 
@@ -207,17 +208,6 @@ def messages_to_chat(body: JSON, *, reasoning: bool) -> JSON:
 # --- OpenAI response → Anthropic response -----------------------------------------------
 
 
-def usage_from_openai(usage: Any) -> Usage | None:
-    if not isinstance(usage, dict):
-        return None
-    details = usage.get("prompt_tokens_details") or {}
-    return Usage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
-    )
-
-
 def anthropic_usage(usage: Usage) -> JSON:
     return {
         "input_tokens": usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens,
@@ -327,7 +317,7 @@ class ChatChunksToMessageEvents:
         out: list[bytes] = []
         if not self.started:
             out.extend(self._start(chunk))
-        usage = usage_from_openai(chunk.get("usage"))
+        usage = usage_read(chunk.get("usage"))
         if usage is not None:
             self.usage = usage
         for choice in chunk.get("choices") or []:
