@@ -43,9 +43,6 @@ class ChatApi(ClientApi):
     ) -> UpstreamRequest | None:
         return chat_request(body, deployment, _per_choice_tokens(body, model))
 
-    def error_body(self, error: GatewayError) -> bytes:
-        return error.body()
-
     async def relay(
         self,
         send: Send,

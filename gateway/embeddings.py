@@ -81,9 +81,6 @@ class EmbeddingsApi(ClientApi):
             return None
         return openai.embeddings_request(body, deployment)
 
-    def error_body(self, error: GatewayError) -> bytes:
-        return error.body()
-
     async def relay(
         self,
         send: Send,

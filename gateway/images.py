@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from billing.pricing import UnpricedOption, image_unit_price
-from gateway.errors import GatewayError, bad_request
+from gateway.errors import bad_request
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, send_priced, serve
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest
@@ -74,9 +74,6 @@ class ImagesApi(ClientApi):
         if deployment.protocol == "fal":
             return fal.images_request(body, deployment)
         return None
-
-    def error_body(self, error: GatewayError) -> bytes:
-        return error.body()
 
     async def relay(
         self,

@@ -68,8 +68,9 @@ class ClientApi(ABC):
     ) -> None:
         """Sends the provider's answer in the client's protocol, metering it in `outcome`."""
 
-    @abstractmethod
-    def error_body(self, error: GatewayError) -> bytes: ...
+    def error_body(self, error: GatewayError) -> bytes:
+        """The error in the client's protocol: OpenAI's shape unless the API says otherwise."""
+        return error.body()
 
     async def send_error(self, send: Send, error: GatewayError, extra: Headers) -> None:
         await send_bytes(

@@ -61,9 +61,6 @@ class ResponsesApi(ClientApi):
     ) -> UpstreamRequest | None:
         return chat_request(body["_chat"], deployment, _output_tokens(body, model))
 
-    def error_body(self, error: GatewayError) -> bytes:
-        return error.body()
-
     async def relay(
         self,
         send: Send,

@@ -67,6 +67,7 @@ from typing import Any
 import orjson
 
 from mockserver.common import (
+    CHAT_DIRECTIVES,
     WORD_PIECES,
     ASGIApp,
     DirectiveError,
@@ -114,21 +115,8 @@ _JSON = (b"content-type", b"application/json")
 _SSE = (b"content-type", b"text/event-stream; charset=utf-8")
 
 _DIRECTIVE_TYPES: DirectiveTypes = {
-    "status": (int,),
-    "retry_after": (int,),
-    "message": (str,),
-    "delay": (int, float),
-    "reply": (str,),
-    "chunks": (int,),
-    "chunk_delay": (int, float),
-    "cut_after": (int,),
-    "tool_call": (dict,),
-    "prompt_tokens": (int,),
-    "completion_tokens": (int,),
-    "cached_tokens": (int,),
+    **CHAT_DIRECTIVES,
     "cache_creation_tokens": (int,),
-    "finish_reason": (str,),
-    "echo_request": (bool,),
     "thinking": (str,),
     "stream_error": (str,),
     "error_after": (int,),

@@ -36,6 +36,25 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 DirectiveTypes = dict[str, tuple[type, ...]]
 
+# The directive keys every chat protocol's mock takes (key -> accepted types); each protocol
+# adds its own. Unknown keys are refused so a typo in a test fails loudly.
+CHAT_DIRECTIVES: DirectiveTypes = {
+    "status": (int,),
+    "retry_after": (int,),
+    "message": (str,),
+    "delay": (int, float),
+    "reply": (str,),
+    "chunks": (int,),
+    "chunk_delay": (int, float),
+    "cut_after": (int,),
+    "tool_call": (dict,),
+    "prompt_tokens": (int,),
+    "completion_tokens": (int,),
+    "cached_tokens": (int,),
+    "finish_reason": (str,),
+    "echo_request": (bool,),
+}
+
 MOCK_PREFIX = "!mock "
 # Keeps each piece's leading whitespace so that "".join(pieces) == text.
 WORD_PIECES = re.compile(r"\s*\S+|\s+")

@@ -69,6 +69,7 @@ from typing import Any
 import orjson
 
 from mockserver.common import (
+    CHAT_DIRECTIVES,
     WORD_PIECES,
     ASGIApp,
     DirectiveError,
@@ -101,20 +102,7 @@ _SSE = (b"content-type", b"text/event-stream")
 _PRETTY = orjson.OPT_INDENT_2
 
 _DIRECTIVE_TYPES: DirectiveTypes = {
-    "status": (int,),
-    "retry_after": (int,),
-    "message": (str,),
-    "delay": (int, float),
-    "reply": (str,),
-    "chunks": (int,),
-    "chunk_delay": (int, float),
-    "cut_after": (int,),
-    "tool_call": (dict,),
-    "prompt_tokens": (int,),
-    "completion_tokens": (int,),
-    "cached_tokens": (int,),
-    "finish_reason": (str,),
-    "echo_request": (bool,),
+    **CHAT_DIRECTIVES,
     "thinking": (str,),
     "safety_block": (str,),
 }

@@ -12,7 +12,7 @@ Behaviour is deterministic so tests can assert exact figures:
   arguments JSON + 5), times ``n``.
 
 Faults are switched per request (so tests can run in parallel) by a last user
-message of the form ``!mock {"json": "object"}``; see ``_DIRECTIVE_TYPES``
+message of the form ``!mock {"json": "object"}``; see ``common.CHAT_DIRECTIVES``
 for the keys (an unknown key or a wrong type is a 400, so typos fail loudly).
 Streams send one content chunk per word; ``chunks`` with ``reply`` makes exactly
 that many (whole words when there are enough, else characters).
@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from mockserver.common import (
+    CHAT_DIRECTIVES,
     MOCK_PREFIX,
     WORD_PIECES,
     ASGIApp,
@@ -69,22 +70,7 @@ _DONE = b"data: [DONE]\n\n"
 
 # key -> accepted types. Unknown keys are rejected so a typo in a test fails
 # loudly instead of silently testing the happy path.
-_DIRECTIVE_TYPES: DirectiveTypes = {
-    "status": (int,),
-    "retry_after": (int,),
-    "message": (str,),
-    "delay": (int, float),
-    "reply": (str,),
-    "chunks": (int,),
-    "chunk_delay": (int, float),
-    "cut_after": (int,),
-    "tool_call": (dict,),
-    "prompt_tokens": (int,),
-    "completion_tokens": (int,),
-    "cached_tokens": (int,),
-    "finish_reason": (str,),
-    "echo_request": (bool,),
-}
+_DIRECTIVE_TYPES: DirectiveTypes = CHAT_DIRECTIVES
 
 # status -> (type, code) as the OpenAI error body spells them.
 FAULTS: dict[int, tuple[str, str | None]] = {
