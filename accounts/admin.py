@@ -30,6 +30,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ("revoked_at",)
     search_fields = ("name", "user__email", "prefix")
     readonly_fields = ("digest", "prefix", "last4", "created_at", "last_used_at", "revoked_at")
+    fieldsets = (
+        (None, {"fields": ("name", "user", "expires_at", "revoked_at", "created_at",
+                           "last_used_at", "prefix", "last4", "digest")}),
+        ("Rate limits (empty: the defaults)", {"fields": ("limit_rpm", "limit_rpd", "limit_tpm",
+                                                         "limit_tpd", "limit_concurrent")}),
+    )  # fmt: skip
     actions = ("revoke",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from accounts.models import ApiKey
 from config.asyncdb import db_call
+from gateway.limits import Limit, limits_for
 
 NEGATIVE_TTL_SECONDS = 30.0
 MAX_ENTRIES = 100_000
@@ -23,21 +24,26 @@ class KeyIdentity:
     user_id: int
     digest: str
     expires_at: float | None  # unix time
+    limits: tuple[Limit, ...] = ()  # the rate limits its requests count against
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
 
 
+LIMIT_FIELDS = {kind: f"limit_{kind}" for kind in ("rpm", "rpd", "tpm", "tpd", "concurrent")}
+
+
 def _load(digest: str) -> KeyIdentity | None:
     row = (
         ApiKey.objects.filter(digest=digest, revoked_at__isnull=True, user__is_active=True)
-        .values_list("id", "user_id", "expires_at")
+        .values("id", "user_id", "expires_at", *LIMIT_FIELDS.values())
         .first()
     )
     if row is None:
         return None
-    key_id, user_id, expires_at = row
-    return KeyIdentity(key_id, user_id, digest, expires_at.timestamp() if expires_at else None)
+    expires_at = row["expires_at"].timestamp() if row["expires_at"] else None
+    limits = limits_for({kind: row[name] for kind, name in LIMIT_FIELDS.items()})
+    return KeyIdentity(row["id"], row["user_id"], digest, expires_at, limits)
 
 
 class KeyCache:

@@ -56,6 +56,12 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # This key's own rate limits; empty means the key defaults (GATEWAYZ_RATE_LIMITS).
+    limit_rpm = models.PositiveIntegerField("requests per minute", null=True, blank=True)
+    limit_rpd = models.PositiveIntegerField("requests per day", null=True, blank=True)
+    limit_tpm = models.PositiveIntegerField("tokens per minute", null=True, blank=True)
+    limit_tpd = models.PositiveBigIntegerField("tokens per day", null=True, blank=True)
+    limit_concurrent = models.PositiveIntegerField("concurrent requests", null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at",)

@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from accounts.keys import DISPLAY_PREFIX_LENGTH, key_digest, key_generate
 from accounts.models import ApiKey, User
-from gateway.models import CacheInvalidation, invalidation_announce
 
 
 @transaction.atomic
@@ -42,8 +41,7 @@ def api_key_create(
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["revoked_at", "updated_at"])
-    invalidation_announce(CacheInvalidation.Kind.API_KEY, api_key.digest)
+        api_key.save(update_fields=["revoked_at", "updated_at"])  # announced by its signal
     return api_key
 
 

@@ -1,4 +1,5 @@
-"""A user saved (deactivated, say) is announced so every process drops its cached keys."""
+"""A user or a key saved (deactivated, revoked, given other limits) is announced so every
+process drops what it cached of them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from accounts.models import User
+from accounts.models import ApiKey, User
 from gateway.models import CacheInvalidation, invalidation_announce
 
 
@@ -17,3 +18,11 @@ def user_saved(sender: type[User], instance: User, created: bool, **kwargs: Any)
     if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
         return  # nothing cached can be stale
     invalidation_announce(CacheInvalidation.Kind.USER, str(instance.pk))
+
+
+@receiver(post_save, sender=ApiKey)
+def api_key_saved(sender: type[ApiKey], instance: ApiKey, created: bool, **kwargs: Any) -> None:
+    update_fields = kwargs.get("update_fields")
+    if created or (update_fields is not None and set(update_fields) <= {"last_used_at"}):
+        return
+    invalidation_announce(CacheInvalidation.Kind.API_KEY, instance.digest)

@@ -19,6 +19,8 @@ account row's lock, so the two can never miss or double an amount (`credit_avail
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -51,20 +53,51 @@ def hold_key(request_id: str) -> str:
     return f"{PREFIX}hold:{request_id}"
 
 
-# KEYS: avail, hold, holds   ARGV: amount, request_id, expires_at, user_id
-# -> 1 admitted, 0 refused, -1 avail not seeded yet
+# KEYS: avail, hold, holds, then one counter per rate limit
+# ARGV: amount, request_id, expires_at, user_id, now, then per limit: cap, amount, ttl
+#       (ttl < 0: a concurrency set, whose entries expire with the hold; -ttl is its key's TTL)
+# -> {1, remaining per limit...} admitted and counted; {0} refused for credit; {-1} avail not
+#    seeded yet; {-2, i} refused by limit i. A refusal counts nothing anywhere. (Limits are
+#    counts of requests and tokens, far below 2^53: Lua's doubles hold them exactly.)
 ADMIT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local n = #KEYS - 3
+local answer = {1}
+for i = 1, n do
+  local key, at = KEYS[3 + i], 5 + 3 * (i - 1)
+  local cap, amount, ttl = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+  local used
+  if ttl < 0 then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[5])
+    used = redis.call('ZCARD', key)
+  else
+    used = tonumber(redis.call('GET', key) or '0')
+  end
+  if used + amount > cap then return {-2, i} end
+  answer[i + 1] = cap - used - amount
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 if redis.call('DECRBY', KEYS[1], ARGV[1]) < 0 then
   redis.call('INCRBY', KEYS[1], ARGV[1])
-  return 0
+  return {0}
 end
 redis.call('SET', KEYS[2], ARGV[4] .. ' ' .. ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
-return 1
+for i = 1, n do
+  local key, at = KEYS[3 + i], 5 + 3 * (i - 1)
+  local ttl = tonumber(ARGV[at + 3])
+  if ttl < 0 then
+    redis.call('ZADD', key, ARGV[3], ARGV[2])
+    redis.call('EXPIRE', key, -ttl)
+  elseif redis.call('INCRBY', key, ARGV[at + 2]) == tonumber(ARGV[at + 2]) then
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+return answer
 """
 
-# KEYS: avail, hold, holds, stream, settled   ARGV: cost, request_id, event
+# KEYS: avail, hold, holds, stream, settled, then token counters to correct, then
+#       concurrency sets to leave
+# ARGV: cost, request_id, event, how many token counters, then their corrections
 # -> 1 settled, 0 already settled (a retry)
 SETTLE = """
 if not redis.call('SET', KEYS[5], '1', 'NX', 'EX', {ttl}) then return 0 end
@@ -78,6 +111,16 @@ if ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('DECRBY', KEYS[1], ARGV[1])
 end
 redis.call('XADD', KEYS[4], '*', 'e', ARGV[3])
+local corrections = tonumber(ARGV[4])
+for i = 1, corrections do
+  local key = KEYS[5 + i]
+  if redis.call('EXISTS', key) == 1 and redis.call('INCRBY', key, ARGV[4 + i]) < 0 then
+    redis.call('SET', key, 0, 'KEEPTTL')
+  end
+end
+for i = 6 + corrections, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[2])
+end
 return 1
 """.replace("{ttl}", str(SETTLED_TTL_SECONDS))
 
@@ -138,24 +181,51 @@ class RedisCredit:
         self.wire = RedisWire(url)
 
     async def admit(
-        self, *, user_id: int, request_id: str, amount: Decimal, expires_at: float
-    ) -> int:
+        self,
+        *,
+        user_id: int,
+        request_id: str,
+        amount: Decimal,
+        expires_at: float,
+        counters: Sequence[str] = (),
+        limits: Sequence[int] = (),
+    ) -> list[int]:
+        """`counters` and `limits`: the rate limits to check and count with the hold, as
+        gateway.limits.redis_args lays them out. Returns the script's answer (see ADMIT)."""
         result = await self.wire.evalsha(
             ADMIT,
-            [avail_key(user_id), hold_key(request_id), HOLDS],
-            [to_pico(amount), request_id, expires_at, user_id],
+            [avail_key(user_id), hold_key(request_id), HOLDS, *counters],
+            [to_pico(amount), request_id, expires_at, user_id, time.time(), *limits],
         )
-        return int(result)
+        return [int(x) for x in result]
 
-    async def settle(self, *, user_id: int, request_id: str, cost: Decimal, event: bytes) -> bool:
+    async def settle(
+        self,
+        *,
+        user_id: int,
+        request_id: str,
+        cost: Decimal,
+        event: bytes,
+        token_corrections: Sequence[tuple[str, int]] = (),
+        concurrency: Sequence[str] = (),
+    ) -> bool:
         keys = [
             avail_key(user_id),
             hold_key(request_id),
             HOLDS,
             USAGE_STREAM,
             f"{PREFIX}settled:{request_id}",
+            *(counter for counter, _ in token_corrections),
+            *concurrency,
         ]
-        return bool(await self.wire.evalsha(SETTLE, keys, [to_pico(cost), request_id, event]))
+        args: list[str | bytes | int] = [
+            to_pico(cost),
+            request_id,
+            event,
+            len(token_corrections),
+            *(delta for _, delta in token_corrections),
+        ]
+        return bool(await self.wire.evalsha(SETTLE, keys, args))
 
     async def close(self) -> None:
         await self.wire.close()

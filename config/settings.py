@@ -191,6 +191,21 @@ GATEWAYZ_CATALOG_FILES = env_list("GATEWAYZ_CATALOG_FILES")
 GATEWAYZ_INVALIDATION_POLL_SECONDS = env_float("GATEWAYZ_INVALIDATION_POLL_SECONDS", 0.5)
 # Upstream connection limits (timeouts are per provider, in the catalog).
 GATEWAYZ_UPSTREAM_MAX_CONNECTIONS = env_int("GATEWAYZ_UPSTREAM_MAX_CONNECTIONS", 512, minimum=1)
+# Rate limits (0 = none). Windows are fixed UTC minutes and days; tokens count the estimate
+# at admission (prompt bytes ÷ 4 + the output allowed, as OpenAI counts) and are corrected
+# to the actual count at settlement. A key's own limits (admin, API) override the key
+# defaults; the user's and the system's apply on top. See docs/limits.md.
+GATEWAYZ_RATE_LIMITS = {
+    scope: {
+        kind: env_int(f"GATEWAYZ_{scope.upper()}_{kind.upper()}", default, minimum=0)
+        for kind, default in defaults.items()
+    }
+    for scope, defaults in {
+        "key": {"rpm": 600, "rpd": 100_000, "tpm": 2_000_000, "tpd": 0, "concurrent": 100},
+        "user": {"rpm": 1200, "rpd": 0, "tpm": 4_000_000, "tpd": 0, "concurrent": 200},
+        "system": {"rpm": 0, "rpd": 0, "tpm": 0, "tpd": 0, "concurrent": 0},
+    }.items()
+}
 # Credit granted to an account created by `make run`'s demo set-up.
 GATEWAYZ_DEMO_CREDIT = env_decimal("GATEWAYZ_DEMO_CREDIT", "10")
 

@@ -4,7 +4,6 @@ through gateway.translate."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -12,7 +11,7 @@ from django.conf import settings
 
 from gateway.errors import GatewayError
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import ClientApi, Headers, send_priced, serve, token_hold
+from gateway.pipeline import ClientApi, Headers, send_priced, serve
 from gateway.relay_stream import relay_stream, usage_record
 from gateway.relay_translated import ChatEncoder, completion_from, relay_translated
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
@@ -34,9 +33,8 @@ class ChatApi(ClientApi):
     def parse(self, raw: bytes) -> dict[str, Any]:
         return chat_body_parse(raw)
 
-    def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
-        output = _per_choice_tokens(body, model) * int(body.get("n") or 1)
-        return token_hold(body_bytes, output, model)
+    def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
+        return _per_choice_tokens(body, model) * int(body.get("n") or 1)
 
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope

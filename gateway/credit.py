@@ -1,5 +1,7 @@
-"""How the hot path reserves and settles credit: in Redis when REDIS_URL is set (one round
-trip each, no thread hop), else in the database (the embedded default). Same contract."""
+"""How the hot path reserves and settles credit, and counts the request in its rate limits:
+in Redis when REDIS_URL is set (one round trip each, no thread hop, limits exact across
+processes), else in the database and in-process limits (the embedded default). Same
+contract: a request is counted in its limits only if its credit hold succeeded."""
 
 from __future__ import annotations
 
@@ -13,17 +15,34 @@ from django.conf import settings
 from billing.redis_credit import RedisCredit
 from billing.services import InsufficientCredit, credit_avail_seed_from_ledger, credit_hold_create
 from config.asyncdb import db_call
+from gateway.limits import Admission, LocalLimiter, RateLimited, redis_args
 from gateway.settlement import settler
 from monitoring.services import RequestOutcome
 
 log = logging.getLogger(__name__)
 
 
-class DatabaseCredit:
-    async def admit(self, *, user_id: int, request_id: str, amount: Decimal) -> None:
-        await db_call(credit_hold_create, user_id=user_id, request_id=request_id, amount=amount)
+def _expiry() -> float:
+    return time.time() + settings.GATEWAYZ_HOLD_TTL_SECONDS
 
-    async def settle(self, outcome: RequestOutcome) -> None:
+
+class DatabaseCredit:
+    def __init__(self) -> None:
+        self.limiter = LocalLimiter()
+
+    async def admit(
+        self, *, user_id: int, request_id: str, amount: Decimal, admission: Admission
+    ) -> None:
+        self.limiter.admit(admission, _expiry())
+        try:
+            await db_call(credit_hold_create, user_id=user_id, request_id=request_id, amount=amount)
+        except BaseException:
+            self.limiter.undo(admission)
+            raise
+
+    async def settle(self, outcome: RequestOutcome, admission: Admission | None) -> None:
+        if admission is not None:
+            self.limiter.settle(admission, outcome.prompt_tokens + outcome.completion_tokens)
         settler.submit(outcome)
 
     async def close(self) -> None:
@@ -34,29 +53,44 @@ class RedisCreditGate:
     def __init__(self, url: str) -> None:
         self.redis = RedisCredit(url)
 
-    async def admit(self, *, user_id: int, request_id: str, amount: Decimal) -> None:
-        expires_at = time.time() + settings.GATEWAYZ_HOLD_TTL_SECONDS
+    async def admit(
+        self, *, user_id: int, request_id: str, amount: Decimal, admission: Admission
+    ) -> None:
+        expires_at = _expiry()
+        counters, limits = redis_args(admission)
         for _ in range(2):
             result = await self.redis.admit(
-                user_id=user_id, request_id=request_id, amount=amount, expires_at=expires_at
+                user_id=user_id,
+                request_id=request_id,
+                amount=amount,
+                expires_at=expires_at,
+                counters=counters,
+                limits=limits,
             )
-            if result == 1:
+            if result[0] == 1:
+                for check, remaining in zip(admission.checks, result[1:], strict=True):
+                    check.remaining = remaining
                 return
-            if result == 0:
+            if result[0] == -2:
+                raise RateLimited(admission.checks[result[1] - 1], time.time())
+            if result[0] == 0:
                 raise InsufficientCredit
             await db_call(
                 credit_avail_seed_from_ledger, user_id=user_id
             )  # first request of this user here
         raise InsufficientCredit
 
-    async def settle(self, outcome: RequestOutcome) -> None:
+    async def settle(self, outcome: RequestOutcome, admission: Admission | None) -> None:
         event = outcome.as_event()
+        tokens = outcome.prompt_tokens + outcome.completion_tokens
         try:
             await self.redis.settle(
                 user_id=outcome.user_id,
                 request_id=outcome.request_id,
                 cost=outcome.cost,
                 event=orjson.dumps(event),
+                token_corrections=admission.token_corrections(tokens) if admission else (),
+                concurrency=admission.concurrency_counters() if admission else (),
             )
         except Exception:
             # Redis is unreachable: settle in the database instead (the Redis hold is

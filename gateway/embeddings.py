@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from billing.pricing import Usage, hold_amount
+from billing.pricing import Usage
 from gateway.errors import GatewayError, bad_request
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, send_priced, serve
@@ -66,13 +65,6 @@ class EmbeddingsApi(ClientApi):
 
     def parse(self, raw: bytes) -> dict[str, Any]:
         return embeddings_body_parse(raw)
-
-    def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
-        # A token is at least a byte of text, and a token id is one token.
-        return max(
-            hold_amount(body_bytes=body_bytes, max_output_tokens=0, deployment=d)
-            for d in model.deployments
-        )
 
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope

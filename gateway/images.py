@@ -66,6 +66,9 @@ class ImagesApi(ClientApi):
         n = int(body.get("n") or 1)
         return max(_unit_price(body, d) for d in model.deployments) * n
 
+    def token_estimate(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> int:
+        return 0  # images are limited per request, not per token
+
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
     ) -> UpstreamRequest | None:

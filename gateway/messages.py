@@ -5,7 +5,6 @@ gateway.translate; errors in Anthropic's shape. And POST /v1/messages/count_toke
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -14,7 +13,7 @@ from django.conf import settings
 from gateway.auth import authenticate
 from gateway.errors import GatewayError, anthropic_error_body, not_found
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, read_body, send_bytes
-from gateway.pipeline import ClientApi, Headers, internal_error, send_priced, serve, token_hold
+from gateway.pipeline import ClientApi, Headers, internal_error, send_priced, serve
 from gateway.relay_stream import usage_estimate, usage_record
 from gateway.relay_translated import (
     MessagesEncoder,
@@ -55,8 +54,8 @@ class MessagesApi(ClientApi):
     def parse(self, raw: bytes) -> dict[str, Any]:
         return messages_body_parse(raw)
 
-    def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
-        return token_hold(body_bytes, int(body["max_tokens"]), model)
+    def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
+        return int(body["max_tokens"])
 
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope

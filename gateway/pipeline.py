@@ -25,6 +25,7 @@ from gateway.credit import credit_gate
 from gateway.errors import GatewayError, not_found
 from gateway.http import JSON_HEADERS, ClientGone, Receive, Scope, Send, read_body, send_bytes
 from gateway.ids import request_id_new
+from gateway.limits import Admission, admission_new
 from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, deployments_call
 from monitoring.services import RequestOutcome
@@ -45,9 +46,18 @@ class ClientApi(ABC):
     def parse(self, raw: bytes) -> dict[str, Any]:
         """The validated body (raise GatewayError 400 on bad input)."""
 
-    @abstractmethod
+    def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
+        """The most output tokens the request lets the provider write."""
+        return 0
+
     def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
         """The most the request can cost on any of the model's deployments."""
+        return token_hold(body_bytes, self.output_tokens(body, model), model)
+
+    def token_estimate(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> int:
+        """The tokens counted against token rate limits at admission (corrected at
+        settlement): prompt bytes ÷ 4 plus the output allowed, as OpenAI counts them."""
+        return body_bytes // 4 + self.output_tokens(body, model)
 
     @abstractmethod
     def build(
@@ -127,9 +137,13 @@ def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-async def _admit(identity: KeyIdentity, request_id: str, amount: Decimal) -> None:
+async def _admit(
+    identity: KeyIdentity, request_id: str, amount: Decimal, admission: Admission
+) -> None:
     try:
-        await credit_gate().admit(user_id=identity.user_id, request_id=request_id, amount=amount)
+        await credit_gate().admit(
+            user_id=identity.user_id, request_id=request_id, amount=amount, admission=admission
+        )
     except InsufficientCredit:
         raise GatewayError(
             402,
@@ -159,6 +173,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         await api.send_error(send, error, id_header)
         return
 
+    admission: Admission | None = None  # set once admitted: settlement uncounts it
     outcome = RequestOutcome(
         request_id=request_id,
         user_id=identity.user_id,
@@ -185,7 +200,12 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
                 code="model_not_supported",
             )
         outcome.served_model = model.id
-        await _admit(identity, request_id, api.hold(body, len(raw), model))
+        tokens = api.token_estimate(body, len(raw), model)
+        candidate = admission_new(
+            request_id, identity.key_id, identity.user_id, identity.limits, tokens
+        )
+        await _admit(identity, request_id, api.hold(body, len(raw), model), candidate)
+        admission = candidate
         outcome.held = True
         answer = await deployments_call(model, lambda d: api.build(body, d, model, scope))
     except ClientGone:
@@ -195,8 +215,9 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         outcome.status = failure.status
         outcome.error_type = failure.code or failure.type
         outcome.total_latency_ms = _ms_since(started)
-        await api.send_error(send, failure, id_header)
-        await credit_gate().settle(outcome)
+        limit_headers = admission.headers() if admission is not None else []
+        await api.send_error(send, failure, id_header + limit_headers)
+        await credit_gate().settle(outcome, admission)
         return
 
     outcome.provider = answer.deployment.provider
@@ -205,6 +226,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         *id_header,
         (b"x-gatewayz-provider", answer.deployment.provider.encode()),
         (b"x-gatewayz-model", model.id.encode()),
+        *admission.headers(),
     ]
     try:
         await api.relay(send, body, len(raw), answer, outcome, headers, started)
@@ -215,4 +237,4 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         outcome.status, outcome.error_type = 500, "internal_error"
     finally:
         outcome.total_latency_ms = _ms_since(started)
-        await credit_gate().settle(outcome)
+        await credit_gate().settle(outcome, admission)

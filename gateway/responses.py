@@ -12,7 +12,7 @@ from django.conf import settings
 from billing.pricing import Usage
 from gateway.errors import GatewayError
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import ClientApi, Headers, send_priced, serve, token_hold
+from gateway.pipeline import ClientApi, Headers, send_priced, serve
 from gateway.relay_stream import usage_record
 from gateway.relay_translated import Decoder, Encoder, completion_from, relay_translated
 from gateway.translate.responses_openai import (
@@ -53,8 +53,8 @@ class ResponsesApi(ClientApi):
         body["_chat"] = responses_to_chat(body)  # validated once, reused for every deployment
         return body
 
-    def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
-        return token_hold(body_bytes, _output_tokens(body, model), model)
+    def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
+        return _output_tokens(body, model)
 
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope

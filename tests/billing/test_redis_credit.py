@@ -47,7 +47,7 @@ def test_it_refuses_what_avail_cannot_cover_and_releases_expired_holds():
     credit_grant(user=user, amount=Decimal("1"), reference="g")
     credit_avail_seed_from_ledger(user_id=user.pk)
 
-    async def admit_three() -> list[int]:
+    async def admit_three() -> list[list[int]]:
         credit = RedisCredit(settings.REDIS_URL)
         past = time.time() - 1  # already expired
         results = [
@@ -62,7 +62,7 @@ def test_it_refuses_what_avail_cannot_cover_and_releases_expired_holds():
         await credit.close()
         return results
 
-    assert asyncio.run(admit_three()) == [1, 1, 0]
+    assert asyncio.run(admit_three()) == [[1], [1], [0]]
     assert _avail(user.pk) == Decimal("0.2")
     assert credit_holds_release_expired_redis(now=time.time()) >= 2
     assert _avail(user.pk) == Decimal("1")

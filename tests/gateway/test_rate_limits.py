@@ -1,0 +1,157 @@
+"""Rate limits per key: requests, tokens and concurrency, with OpenAI's x-ratelimit headers,
+429s in each API's shape, nothing charged for a refused request, and exact counts across
+two gateway processes sharing Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from django.conf import settings
+
+from accounts.models import ApiKey
+from billing.models import CreditAccount
+from tests.support.waits import settled
+
+pytestmark = pytest.mark.smoke
+
+
+def _limited(make_account: Any, **limits: int) -> Any:
+    account = make_account(credit=Decimal("1"))
+    ApiKey.objects.filter(pk=account.key_id).update(**{f"limit_{k}": v for k, v in limits.items()})
+    return account
+
+
+def _chat(gateway: str, key: str, content: str = "hi", **extra: Any) -> httpx.Response:
+    body = {"model": "test/echo", "messages": [{"role": "user", "content": content}], **extra}
+    return httpx.post(f"{gateway}/v1/chat/completions", json=body,
+                      headers={"authorization": f"Bearer {key}"}, timeout=10)  # fmt: skip
+
+
+def _clear_of_minute_end(margin: float = 4.0) -> None:
+    """Fixed windows: a test that counts within one minute must not straddle two."""
+    left = 60 - time.time() % 60
+    if left < margin:
+        time.sleep(left + 0.1)
+
+
+def test_requests_per_minute_are_counted_shown_and_refused(gateway, make_account):
+    account = _limited(make_account, rpm=3)
+    _clear_of_minute_end()
+
+    answers = [_chat(gateway, account.key) for _ in range(4)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["x-ratelimit-remaining-requests"] for a in answers[:3]] == ["2", "1", "0"]
+    assert answers[0].headers["x-ratelimit-limit-requests"] == "3"
+    assert answers[0].headers["x-ratelimit-reset-requests"].endswith("s")
+    refused = answers[3]
+    error = refused.json()["error"]
+    assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limit_exceeded")
+    assert "3 requests per minute" in error["message"] and "this API key" in error["message"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    log = settled(refused.headers["x-request-id"])
+    assert (log.status, log.cost) == (429, 0)
+    charged = sum(Decimal(a.headers["x-gatewayz-cost"]) for a in answers[:3])
+    assert CreditAccount.objects.get(user=account.user).balance == Decimal("1") - charged
+
+
+def test_the_anthropic_route_refuses_in_anthropics_shape(gateway, make_account):
+    account = _limited(make_account, rpm=1)
+    _clear_of_minute_end()
+    body = {"model": "test/echo", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+    headers = {"x-api-key": account.key, "anthropic-version": "2023-06-01"}
+
+    first = httpx.post(f"{gateway}/v1/messages", json=body, headers=headers)
+    second = httpx.post(f"{gateway}/v1/messages", json=body, headers=headers)
+
+    assert first.status_code == 200 and second.status_code == 429
+    assert second.json() == {"type": "error", "error": {
+        "type": "rate_limit_error", "message": second.json()["error"]["message"]}}  # fmt: skip
+    assert "retry-after" in second.headers
+
+
+def test_tokens_count_the_estimate_then_the_actual(gateway, make_account):
+    account = _limited(make_account, tpm=400)
+    _clear_of_minute_end()
+
+    too_big = _chat(gateway, account.key, max_tokens=500)
+    first = _chat(gateway, account.key, max_tokens=100)
+    settled(first.headers["x-request-id"])
+    second = _chat(gateway, account.key, max_tokens=100)
+
+    assert too_big.status_code == 429
+    assert "lower max_tokens" in too_big.json()["error"]["message"]
+    assert first.status_code == second.status_code == 200
+    estimate = int(first.headers["x-ratelimit-limit-tokens"]) - int(
+        first.headers["x-ratelimit-remaining-tokens"]
+    )
+    assert estimate > 100  # the prompt's bytes ÷ 4 plus the output allowed
+    used = first.json()["usage"]["total_tokens"]
+    # The second request sees the first counted at its actual size, not its estimate.
+    assert int(second.headers["x-ratelimit-remaining-tokens"]) == 400 - used - estimate
+
+
+def test_concurrent_requests_are_capped_and_freed_when_they_end(gateway, make_account):
+    account = _limited(make_account, concurrent=2)
+    slow = "!mock " + json.dumps({"delay": 1.0})
+
+    async def scenario() -> tuple[list[int], int]:
+        async with httpx.AsyncClient(timeout=10) as client:
+
+            async def call(content: str) -> int:
+                body = {"model": "test/echo", "messages": [{"role": "user", "content": content}]}
+                response = await client.post(f"{gateway}/v1/chat/completions", json=body,
+                                             headers={"authorization": f"Bearer {account.key}"})  # fmt: skip
+                return response.status_code
+
+            slow_ones = [asyncio.create_task(call(slow)) for _ in range(2)]
+            await asyncio.sleep(0.4)
+            third = await call("x")
+            return [third, *await asyncio.gather(*slow_ones)], await call("after")
+
+    (third, *slow_codes), after = asyncio.run(scenario())
+
+    assert third == 429 and slow_codes == [200, 200] and after == 200
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="limits across processes need Redis")
+def test_limits_are_exact_across_two_processes(start_gateway, make_account):
+    gateways = [start_gateway(), start_gateway()]
+    account = _limited(make_account, rpm=25)
+    _clear_of_minute_end(margin=10)
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=20) as client:
+
+            async def call(i: int) -> int:
+                body = {"model": "test/echo", "messages": [{"role": "user", "content": "x"}]}
+                response = await client.post(
+                    f"{gateways[i % 2]}/v1/chat/completions", json=body,
+                    headers={"authorization": f"Bearer {account.key}"},
+                )  # fmt: skip
+                return response.status_code
+
+            return await asyncio.gather(*(call(i) for i in range(80)))
+
+    codes = asyncio.run(burst())
+
+    assert codes.count(200) == 25 and codes.count(429) == 55
+
+
+def test_a_key_given_new_limits_is_limited_by_them_within_a_second(gateway, make_account):
+    account = make_account(credit=Decimal("1"))
+    assert _chat(gateway, account.key).headers["x-ratelimit-limit-requests"] == "600"
+
+    key = ApiKey.objects.get(pk=account.key_id)
+    key.limit_rpm = 7
+    key.save()
+    deadline = time.monotonic() + 3
+    while _chat(gateway, account.key).headers["x-ratelimit-limit-requests"] != "7":
+        assert time.monotonic() < deadline, "the new limit did not reach the gateway"
+        time.sleep(0.1)
