@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 
 from providers.catalog import Deployment
 
 PER_MILLION = Decimal(1_000_000)
+PICO_STEP = Decimal("1e-12")  # the ledger's exactness
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,22 +50,19 @@ def hold_amount(*, body_bytes: int, max_output_tokens: int, deployment: Deployme
 def image_unit_price(deployment: Deployment, *, size: str | None, quality: str | None) -> Decimal:
     """One image's price on `deployment`: the base price × the size and quality multipliers.
 
-    A size or quality the catalog prices for this deployment is required when it lists any
-    (an unlisted one could cost more than we would hold); absent means the base."""
+    A value the catalog lists has its multiplier; an absent one (the provider's default)
+    the table's `default` entry; anything else the table's dearest, so an image is never
+    billed below its cost. Exact to 12 places, rounded up."""
     price = deployment.per_image_price
-    for name, chosen, table in (
-        ("size", size, dict(deployment.size_multipliers)),
-        ("quality", quality, dict(deployment.quality_multipliers)),
+    for chosen, table in (
+        (size, dict(deployment.size_multipliers)),
+        (quality, dict(deployment.quality_multipliers)),
     ):
-        if chosen is None or not table:
+        if not table:
             continue
-        if chosen not in table:
-            raise UnpricedOption(name, chosen, sorted(table))
-        price *= table[chosen]
-    return price
-
-
-class UnpricedOption(ValueError):
-    def __init__(self, name: str, value: str, offered: list[str]) -> None:
-        super().__init__(f"{name} {value!r} is not offered; choose one of {', '.join(offered)}.")
-        self.name = name
+        dearest = max(Decimal(1), *table.values())
+        if chosen is None:
+            price *= table.get("default", dearest)
+        else:
+            price *= table.get(chosen, dearest)
+    return price.quantize(PICO_STEP, rounding=ROUND_UP)

@@ -22,9 +22,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
 
 import hiredis
+from redis.connection import SSLConnection, parse_url
 
 Arg = str | bytes | int | float
 
@@ -45,22 +45,23 @@ class Endpoint:
 
     @classmethod
     def from_url(cls, url: str) -> Endpoint:
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"unsupported Redis URL scheme {parts.scheme!r}")
-        username = unquote(parts.username) if parts.username else None
-        password = unquote(parts.password) if parts.password else None
-        if parts.scheme == "unix":
-            query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-            return cls("", 0, int(query.get("db", 0)), username, password, False, parts.path)
-        db = int(parts.path.lstrip("/") or 0)
+        """Read as redis-py reads it (the rest of the project's Redis clients), so every
+        client talks to the same server and database."""
+        options = parse_url(url)
+        unsupported = set(options) - {"host", "port", "db", "username", "password",
+                                      "connection_class", "path"}  # fmt: skip
+        if unsupported:
+            raise ValueError(f"Redis URL options not supported on the hot path: {unsupported}")
+        unix_path = options.get("path")
+        tls = options.get("connection_class") is SSLConnection
         return cls(
-            parts.hostname or "127.0.0.1",
-            parts.port or 6379,
-            db,
-            username,
-            password,
-            parts.scheme == "rediss",
+            options.get("host") or "127.0.0.1",
+            int(options.get("port") or 6379),
+            int(options.get("db") or 0),
+            options.get("username"),
+            options.get("password"),
+            tls,
+            unix_path,
         )
 
 
@@ -107,13 +108,16 @@ def _send(protocol: _Protocol, args: tuple[Arg, ...]) -> asyncio.Future[Any]:
     if protocol.lost is not None:
         raise protocol.lost
     assert protocol.transport is not None
+    # Packed first: an argument it cannot pack must fail before a reply is awaited, or every
+    # later reply would go to the wrong caller. (hiredis' stub types the tuple as one element;
+    # it takes any number.)
+    packed = hiredis.pack_command(args)  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     future = loop.create_future()
     protocol.waiting.append((future, time.monotonic()))
     if not protocol.outgoing:
         loop.call_soon(protocol.flush)
-    # hiredis' stub types the tuple as one element; it takes any number.
-    protocol.outgoing.append(hiredis.pack_command(args))  # type: ignore[arg-type]
+    protocol.outgoing.append(packed)
     return future
 
 
@@ -153,6 +157,9 @@ class RedisWire:
         return await self.call("EVALSHA", sha, len(keys), *keys, *args)
 
     async def close(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            self._connecting = None
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -164,16 +171,22 @@ class RedisWire:
         # Concurrent callers after a loss share one reconnection.
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._open())
-        try:
-            return await asyncio.shield(self._connecting)
-        finally:
-            if self._connecting is not None and self._connecting.done():
-                self._connecting = None
+            self._connecting.add_done_callback(self._connected)
+        return await asyncio.shield(self._connecting)
+
+    def _connected(self, attempt: asyncio.Future[_Protocol]) -> None:
+        if self._connecting is attempt:
+            self._connecting = None
+        if not attempt.cancelled():
+            attempt.exception()  # retrieved here too: a failure nobody awaited is not lost
 
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         ep = self.endpoint
+        protocol: _Protocol | None = None
         try:
+            # The whole set-up is bounded: a server that accepts but never answers AUTH
+            # must not hold every request forever.
             async with asyncio.timeout(self.timeout):
                 if ep.unix_path:
                     _, protocol = await loop.create_unix_connection(_Protocol, ep.unix_path)
@@ -182,18 +195,18 @@ class RedisWire:
                     _, protocol = await loop.create_connection(
                         _Protocol, ep.host, ep.port, ssl=context
                     )
-        except (OSError, TimeoutError) as exc:
-            raise RedisWireError(f"cannot connect to Redis: {exc}") from exc
-        # Set up before anyone else may write on it: their commands must run in the right db.
-        try:
-            if ep.password is not None:
-                auth = (ep.username, ep.password) if ep.username else (ep.password,)
-                await _send(protocol, ("AUTH", *auth))
-            if ep.db:
-                await _send(protocol, ("SELECT", ep.db))
-        except BaseException:
-            assert protocol.transport is not None
-            protocol.transport.close()
+                # Set up before anyone else may write on it: their commands must run in the
+                # right database.
+                if ep.password is not None:
+                    auth = (ep.username, ep.password) if ep.username else (ep.password,)
+                    await _send(protocol, ("AUTH", *auth))
+                if ep.db:
+                    await _send(protocol, ("SELECT", ep.db))
+        except BaseException as exc:
+            if protocol is not None and protocol.transport is not None:
+                protocol.transport.close()
+            if isinstance(exc, (OSError, TimeoutError)):
+                raise RedisWireError(f"cannot connect to Redis: {exc}") from exc
             raise
         self._protocol = protocol
         if self._watchdog is None:

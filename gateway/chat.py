@@ -15,7 +15,11 @@ from gateway.pipeline import ClientApi, Headers, send_priced, serve
 from gateway.relay_stream import relay_stream, usage_record
 from gateway.relay_translated import ChatEncoder, completion_from, relay_translated
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
-from gateway.validation import chat_body_parse, requested_output_tokens
+from gateway.validation import (
+    chat_body_parse,
+    chat_referenced_tokens,
+    requested_output_tokens,
+)
 from monitoring.services import RequestOutcome
 from providers.catalog import CatalogModel, Deployment
 
@@ -32,6 +36,9 @@ class ChatApi(ClientApi):
 
     def parse(self, raw: bytes) -> dict[str, Any]:
         return chat_body_parse(raw)
+
+    def referenced_tokens(self, body: dict[str, Any]) -> int:
+        return chat_referenced_tokens(body)
 
     def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
         return _per_choice_tokens(body, model) * int(body.get("n") or 1)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 import time
 from decimal import Decimal
+from functools import partial
 
 import orjson
 from django.conf import settings
 
 from billing.redis_credit import RedisCredit
+from billing.redis_wire import RedisWireError
 from billing.services import InsufficientCredit, credit_avail_seed_from_ledger, credit_hold_create
 from config.asyncdb import db_call
 from gateway.limits import Admission, LocalLimiter, RateLimited, redis_args
@@ -83,15 +85,23 @@ class RedisCreditGate:
     async def settle(self, outcome: RequestOutcome, admission: Admission | None) -> None:
         event = outcome.as_event()
         tokens = outcome.prompt_tokens + outcome.completion_tokens
+        settle = partial(
+            self.redis.settle,
+            user_id=outcome.user_id,
+            request_id=outcome.request_id,
+            cost=outcome.cost,
+            event=orjson.dumps(event),
+            token_corrections=admission.token_corrections(tokens) if admission else (),
+            concurrency=admission.concurrency_counters() if admission else (),
+        )
         try:
-            await self.redis.settle(
-                user_id=outcome.user_id,
-                request_id=outcome.request_id,
-                cost=outcome.cost,
-                event=orjson.dumps(event),
-                token_corrections=admission.token_corrections(tokens) if admission else (),
-                concurrency=admission.concurrency_counters() if admission else (),
-            )
+            try:
+                await settle()
+            except RedisWireError:
+                # The outcome is unknown (the connection dropped mid-call): settling again is
+                # safe (the script runs once per request id) and far likelier than the
+                # database path to leave `avail` exact.
+                await settle()
         except Exception:
             # Redis is unreachable: settle in the database instead (the Redis hold is
             # released by expiry); the request is still charged and logged exactly once.

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import UnpricedOption, image_unit_price
+from billing.pricing import image_unit_price
 from gateway.errors import bad_request
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, send_priced, serve
@@ -19,7 +19,7 @@ from monitoring.services import RequestOutcome
 from providers.adapters import fal, openai
 from providers.catalog import CatalogModel, Deployment
 
-SIZE = re.compile(r"^\d{2,5}x\d{2,5}$")
+SIZE = re.compile(r"^(\d{2,5}x\d{2,5}|auto)$")
 MAX_IMAGES = 10
 
 
@@ -39,7 +39,7 @@ def images_body_parse(raw: bytes) -> dict[str, Any]:
         raise bad_request(f"'n' must be an integer from 1 to {MAX_IMAGES}.", param="n")
     size = body.get("size")
     if size is not None and (not isinstance(size, str) or not SIZE.match(size)):
-        raise bad_request("'size' must look like '1024x1024'.", param="size")
+        raise bad_request("'size' must look like '1024x1024' (or be 'auto').", param="size")
     if body.get("response_format", "url") not in ("url", "b64_json"):
         raise bad_request("'response_format' must be 'url' or 'b64_json'.", param="response_format")
     if body.get("quality") is not None and not isinstance(body["quality"], str):
@@ -49,10 +49,7 @@ def images_body_parse(raw: bytes) -> dict[str, Any]:
 
 
 def _unit_price(body: dict[str, Any], deployment: Deployment) -> Decimal:
-    try:
-        return image_unit_price(deployment, size=body.get("size"), quality=body.get("quality"))
-    except UnpricedOption as exc:
-        raise bad_request(str(exc), param=exc.name) from None
+    return image_unit_price(deployment, size=body.get("size"), quality=body.get("quality"))
 
 
 class ImagesApi(ClientApi):
@@ -97,7 +94,7 @@ class ImagesApi(ClientApi):
         images = len(data.get("data") or [])
         # Billed per image delivered, never more than were asked for (and held).
         delivered = min(images, int(body.get("n") or 1))
-        outcome.cost = _unit_price(body, answer.deployment) * delivered
+        outcome.charge(_unit_price(body, answer.deployment) * delivered)
         usage = data.get("usage")
         data["usage"] = {**(usage if isinstance(usage, dict) else {}), "images": delivered,
                          "cost": float(outcome.cost)}  # fmt: skip

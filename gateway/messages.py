@@ -32,20 +32,28 @@ from gateway.upstream_call import (
     chat_request,
     deployments_call,
 )
-from gateway.validation_messages import messages_body_parse
+from gateway.validation_messages import (
+    FORWARDED_BETAS,
+    messages_body_parse,
+    messages_referenced_tokens,
+)
 from monitoring.services import RequestOutcome
 from providers.adapters import anthropic
 from providers.catalog import CatalogModel, Deployment, catalog_holder
 
-FORWARDED_HEADERS = (b"anthropic-version", b"anthropic-beta")
-
 
 def _client_headers(scope: Scope) -> dict[str, str]:
-    return {
-        name.decode(): value.decode("latin-1")
-        for name, value in scope["headers"]
-        if name in FORWARDED_HEADERS
-    }
+    """The client's `anthropic-version`, and those of its betas that change no price."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name == b"anthropic-version":
+            headers["anthropic-version"] = value.decode("latin-1")
+        elif name == b"anthropic-beta":
+            betas = [b.strip() for b in value.decode("latin-1").split(",")]
+            kept = [b for b in betas if b in FORWARDED_BETAS]
+            if kept:
+                headers["anthropic-beta"] = ",".join(kept)
+    return headers
 
 
 class MessagesApi(ClientApi):
@@ -53,6 +61,9 @@ class MessagesApi(ClientApi):
 
     def parse(self, raw: bytes) -> dict[str, Any]:
         return messages_body_parse(raw)
+
+    def referenced_tokens(self, body: dict[str, Any]) -> int:
+        return messages_referenced_tokens(body)
 
     def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
         return int(body["max_tokens"])
@@ -122,6 +133,10 @@ async def messages(scope: Scope, receive: Receive, send: Send) -> None:
     await serve(MESSAGES, scope, receive, send)
 
 
+# What Anthropic's count_tokens takes (it refuses other fields).
+COUNTED_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
+
+
 def _estimate_tokens(body: dict[str, Any]) -> int:
     """~4 bytes of prompt per token: for models whose provider has no counting endpoint."""
     counted = {k: body.get(k) for k in ("system", "messages", "tools") if body.get(k)}
@@ -148,7 +163,7 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
         def build(deployment: Deployment) -> UpstreamRequest | None:
             if deployment.protocol != "anthropic":
                 return None
-            upstream = {k: v for k, v in body.items() if k not in ("max_tokens", "stream")}
+            upstream = {k: v for k, v in body.items() if k in COUNTED_FIELDS}
             url, headers, _ = anthropic.messages_request(upstream, deployment, client_headers)
             upstream["model"] = deployment.upstream_model_id
             return url + "/count_tokens", headers, orjson.dumps(upstream)

@@ -34,6 +34,8 @@ from providers.catalog import CatalogModel, Deployment, catalog_holder
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[bytes, bytes]]
+# No account holds this much (Redis counts credit in 64-bit pico-credits: 9.2M at most).
+MAX_HOLD = Decimal(1_000_000)
 
 
 class ClientApi(ABC):
@@ -50,9 +52,15 @@ class ClientApi(ABC):
         """The most output tokens the request lets the provider write."""
         return 0
 
+    def referenced_tokens(self, body: dict[str, Any]) -> int:
+        """Prompt tokens the body's bytes do not bound: content the provider fetches or
+        adds itself (an image given by URL, the tool-use system prompt)."""
+        return 0
+
     def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
         """The most the request can cost on any of the model's deployments."""
-        return token_hold(body_bytes, self.output_tokens(body, model), model)
+        prompt_bound = body_bytes + self.referenced_tokens(body)
+        return token_hold(prompt_bound, self.output_tokens(body, model), model)
 
     def token_estimate(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> int:
         """The tokens counted against token rate limits at admission (corrected at
@@ -204,9 +212,17 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         candidate = admission_new(
             request_id, identity.key_id, identity.user_id, identity.limits, tokens
         )
-        await _admit(identity, request_id, api.hold(body, len(raw), model), candidate)
+        hold = api.hold(body, len(raw), model)
+        if hold > MAX_HOLD:
+            raise GatewayError(
+                402,
+                "This request could cost more than any balance can cover; lower max_tokens.",
+                type="insufficient_credits",
+                code="insufficient_credits",
+            )
+        await _admit(identity, request_id, hold, candidate)
         admission = candidate
-        outcome.held = True
+        outcome.held, outcome.hold = True, hold
         answer = await deployments_call(model, lambda d: api.build(body, d, model, scope))
     except ClientGone:
         return  # still reading the body: nothing was admitted

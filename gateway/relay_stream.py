@@ -36,8 +36,7 @@ def usage_record(outcome: RequestOutcome, usage: Usage, deployment: Deployment) 
     outcome.completion_tokens = usage.completion_tokens
     outcome.cached_tokens = usage.cached_tokens
     outcome.cache_write_tokens = usage.cache_write_tokens
-    outcome.cost = usage_cost(usage, deployment)
-    return outcome.cost
+    return outcome.charge(usage_cost(usage, deployment))
 
 
 class _Relay:

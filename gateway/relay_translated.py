@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +30,7 @@ from gateway.translate.gemini_openai import GeminiToChatChunks, gemini_to_chat, 
 from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer
 from monitoring.services import RequestOutcome
-from providers.adapters.openai import usage_read
+from providers.adapters.openai import error_message, usage_read
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -80,7 +81,7 @@ class Decoder:
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
-        self.produced = 0  # chunks decoded: ~one token each, for an estimate if cut
+        self.produced = 0  # content pieces decoded: ~one token each, for a cut stream's bill
 
     def feed(self, name: bytes, data: bytes) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -179,6 +180,14 @@ def completion_from(
     if protocol == "gemini":
         usage = gemini_usage(data.get("usageMetadata")) or usage_estimate(body_bytes, size // 4)
         return gemini_to_chat(data, model=model_id, usage=usage), usage
+    if not isinstance(data.get("choices"), list) and data.get("error"):
+        # Some OpenAI-compatible providers answer a failure with 200 and an error body.
+        raise GatewayError(
+            502,
+            f"{answer.deployment.provider} failed: {error_message(orjson.dumps(data))}",
+            type="upstream_error",
+            code="upstream_error",
+        )
     usage = usage_read(data.get("usage")) or usage_estimate(body_bytes, size // 4)
     return data, usage
 
@@ -209,7 +218,7 @@ async def _decode(
                 chunks.extend(decoder.feed(name, data))
                 if decoder.stop_reading() or decoder.error() is not None:
                     break
-            decoder.produced += len(chunks)
+            decoder.produced += sum(1 for c in chunks if _has_content(c))
             out = encode(chunks)
             if out:
                 await _send(send, out, outcome, started)
@@ -224,12 +233,29 @@ async def _decode(
     return None if decoder.finished() else _interrupted(answer.deployment.provider)
 
 
-def _billed_usage(decoder: Decoder, error: GatewayError | None, body_bytes: int) -> Usage:
-    """What the stream is billed for: everything produced, even if cut; nothing when the
-    provider refused the request itself (a 4xx, e.g. a safety block of the prompt)."""
-    if error is not None and error.status < 500:
+def _has_content(chunk: dict[str, Any]) -> bool:
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content"):
+            return True
+    return False
+
+
+def billed_usage(usage: Usage | None, error: GatewayError | None, produced: int,
+                 body_bytes: int) -> Usage:  # fmt: skip
+    """What a stream is billed for.
+
+    Whole: the provider's usage (an estimate if it sent none). Cut: at least what reached
+    the client, since the provider bills what it produced (an Anthropic stream reports its
+    output only at the end). Refused (a 4xx, e.g. a safety block) or failed before any
+    content: nothing."""
+    if error is not None and (error.status < 500 or produced == 0):
         return Usage()
-    return decoder.usage or usage_estimate(body_bytes, decoder.produced)
+    if usage is None:
+        return usage_estimate(body_bytes, produced)
+    if error is not None and usage.completion_tokens < produced:
+        return replace(usage, completion_tokens=produced)
+    return usage
 
 
 class Encoder:
@@ -303,7 +329,7 @@ async def relay_translated(
         return [piece for chunk in chunks for piece in encoder.feed(chunk)]
 
     error = await _decode(send, answer, decoder, encode, outcome, started)
-    usage = _billed_usage(decoder, error, body_bytes)
+    usage = billed_usage(decoder.usage, error, decoder.produced, body_bytes)
     cost = usage_record(outcome, usage, answer.deployment)
     if error is None:
         tail = encoder.finish(decoder, usage, cost)
@@ -332,8 +358,9 @@ async def relay_messages_native(
         async for batch in sse_events(answer):
             out = []
             for name, data in batch:
-                produced += 1
-                if name in (b"message_start", b"message_delta"):
+                if name == b"content_block_delta":
+                    produced += 1
+                elif name in (b"message_start", b"message_delta"):
                     event = orjson.loads(data)
                     raw = (event.get("message") or {}).get("usage") or event.get("usage")
                     usage = usage_from_anthropic(raw, previous=usage)
@@ -353,11 +380,11 @@ async def relay_messages_native(
     finally:
         answer.response.release()
 
-    usage_record(outcome, usage or usage_estimate(body_bytes, produced), answer.deployment)
     tail = b""
-    if not done:
-        if error is None:
-            error = _interrupted(answer.deployment.provider)
-            tail = _anthropic_error_event(error)  # the provider's own error event was relayed
+    if not done and error is None:
+        error = _interrupted(answer.deployment.provider)
+        tail = _anthropic_error_event(error)  # a provider's own error event was relayed as is
+    usage_record(outcome, billed_usage(usage, error, produced, body_bytes), answer.deployment)
+    if error is not None:
         outcome.status, outcome.error_type = 502, error.code or "upstream_error"
     await send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -22,6 +22,7 @@ from gateway.translate.responses_openai import (
     responses_to_chat,
 )
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
+from gateway.validation import chat_referenced_tokens
 from monitoring.services import RequestOutcome
 from providers.catalog import CatalogModel, Deployment
 
@@ -52,6 +53,9 @@ class ResponsesApi(ClientApi):
         body = responses_body_parse(raw)
         body["_chat"] = responses_to_chat(body)  # validated once, reused for every deployment
         return body
+
+    def referenced_tokens(self, body: dict[str, Any]) -> int:
+        return chat_referenced_tokens(body["_chat"])
 
     def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
         return _output_tokens(body, model)

@@ -6,6 +6,7 @@ an error about the request itself is the client's answer and is returned at once
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from providers.catalog import CatalogModel, Deployment
 UpstreamRequest = tuple[str, dict[str, str], bytes]  # url, headers, body
 RequestBuilder = Callable[[Deployment], UpstreamRequest | None]  # None: cannot serve it
 
+# Gemini's reasons for a 400 that is about our account there, not about the request.
+GEMINI_ACCOUNT_FAILURES = re.compile(rb"API_KEY_INVALID|FAILED_PRECONDITION|API_KEY_EXPIRED")
 # Failures that say nothing about the request: another deployment may well succeed.
 FAILOVER_STATUSES = frozenset({401, 402, 403, 404, 408, 409, 425, 429})
 
@@ -54,6 +57,11 @@ def _failure(
             type="upstream_error",
             code="upstream_error",
         )
+    if status == 400 and deployment.protocol == "gemini" and GEMINI_ACCOUNT_FAILURES.search(body):
+        # Gemini answers a bad key or an unserved region with 400, not 401/403.
+        return GatewayError(
+            502, f"The provider failed: {message}", type="upstream_error", code="upstream_error"
+        )
     # The provider's 4xx about the request itself, passed through with its message.
     return GatewayError(status, message, type="invalid_request_error", code="upstream_rejected")
 
@@ -62,16 +70,12 @@ def chat_request(
     body: dict[str, Any], deployment: Deployment, max_tokens: int
 ) -> UpstreamRequest | None:
     if deployment.protocol == "openai":
-        return openai.chat_request(body, deployment)
+        return openai.chat_request(body, deployment, max_tokens)
     if deployment.protocol == "anthropic":
         return anthropic.chat_request(body, deployment, max_tokens)
     if deployment.protocol == "gemini":
         return gemini.chat_request(body, deployment, max_tokens)
     return None  # fal serves images only
-
-
-async def chat_call(body: dict[str, Any], model: CatalogModel, max_tokens: int) -> UpstreamAnswer:
-    return await deployments_call(model, lambda d: chat_request(body, d, max_tokens))
 
 
 async def deployments_call(model: CatalogModel, build: RequestBuilder) -> UpstreamAnswer:

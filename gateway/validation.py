@@ -40,6 +40,19 @@ def chat_body_parse(raw: bytes) -> dict[str, Any]:
                 f"'messages[{i}]' must be an object with a 'role'.",
                 param=f"messages[{i}]",
             )
+        content = message.get("content")
+        if (
+            content is not None
+            and not isinstance(content, str)
+            and not (
+                isinstance(content, list)
+                and all(isinstance(p, dict) and isinstance(p.get("type"), str) for p in content)
+            )
+        ):
+            raise bad_request(
+                f"'messages[{i}].content' must be a string or an array of typed parts.",
+                param=f"messages[{i}].content",
+            )
     stream = body.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
         raise bad_request("'stream' must be a boolean.", param="stream")
@@ -58,6 +71,24 @@ def chat_body_parse(raw: bytes) -> dict[str, Any]:
     if n is not None and n > 128:
         raise bad_request("'n' must be at most 128.", param="n")
     return body
+
+
+# Prompt tokens an image given by URL may cost, at most, on the providers we serve (OpenAI's
+# high detail ~1,100; Anthropic ~1,600 at its largest size; Gemini 258), and what a provider
+# adds for tools of its own accord (Anthropic's tool-use system prompt, ~350).
+URL_IMAGE_TOKENS = 2000
+TOOLS_PROMPT_TOKENS = 500
+
+
+def chat_referenced_tokens(body: dict[str, Any]) -> int:
+    images = 0
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else []:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                url = str((part.get("image_url") or {}).get("url", ""))
+                images += not url.startswith("data:")
+    return images * URL_IMAGE_TOKENS + (TOOLS_PROMPT_TOKENS if body.get("tools") else 0)
 
 
 def requested_output_tokens(body: dict[str, Any]) -> int | None:

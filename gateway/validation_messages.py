@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import bad_request
+from gateway.validation import TOOLS_PROMPT_TOKENS, URL_IMAGE_TOKENS
 
 BLOCK_TYPES = {
     "text",
@@ -33,6 +34,17 @@ def _number(body: dict[str, Any], name: str, low: float, high: float | None) -> 
         raise bad_request(f"{name}: must be {bound}", param=name)
 
 
+# Betas passed on to Anthropic-protocol providers: ones that change no price. (Others, like
+# the 1M-token context at a higher price, would be billed at the wrong price.)
+FORWARDED_BETAS = frozenset(
+    {
+        "interleaved-thinking-2025-05-14",
+        "fine-grained-tool-streaming-2025-05-14",
+        "token-efficient-tools-2025-02-19",
+    }
+)
+
+
 def _content(content: Any, where: str) -> None:
     if isinstance(content, str):
         return
@@ -46,6 +58,10 @@ def _content(content: Any, where: str) -> None:
             raise bad_request(f"{at}.text: Field required", param=at)
         if block["type"] == "tool_result" and not isinstance(block.get("tool_use_id"), str):
             raise bad_request(f"{at}.tool_use_id: Field required", param=at)
+        source = block.get("source") or {}
+        if block["type"] == "document" and source.get("type") not in ("base64", "text", "content"):
+            # A document by URL or file id may be any size: its cost cannot be held.
+            raise bad_request(f"{at}: send documents inline (base64 or text).", param=at)
 
 
 def messages_body_parse(raw: bytes, *, counting: bool = False) -> dict[str, Any]:
@@ -103,6 +119,16 @@ def messages_body_parse(raw: bytes, *, counting: bool = False) -> dict[str, Any]
     )
     if not tools_ok:
         raise bad_request("tools: each tool needs a name", param="tools")
+    for i, tool in enumerate(tools or []):
+        if tool.get("type") not in (None, "custom"):
+            # Server tools (web search, code execution...) are billed per use by the
+            # provider, at prices the catalog does not carry.
+            raise bad_request(
+                f"tools.{i}: server tools ('{tool['type']}') are not supported; use client tools.",
+                param="tools",
+            )
+    if body.get("mcp_servers"):
+        raise bad_request("mcp_servers: not supported.", param="mcp_servers")
     choice = body.get("tool_choice")
     if choice is not None:
         if not isinstance(choice, dict) or choice.get("type") not in TOOL_CHOICES:
@@ -133,3 +159,13 @@ def messages_body_parse(raw: bytes, *, counting: bool = False) -> dict[str, Any]
     if metadata is not None and not isinstance(metadata, dict):
         raise bad_request("metadata: Input should be a valid dictionary", param="metadata")
     return body
+
+
+def messages_referenced_tokens(body: dict[str, Any]) -> int:
+    images = 0
+    for message in body["messages"]:
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if block.get("type") == "image" and (block.get("source") or {}).get("type") == "url":
+                images += 1
+    return images * URL_IMAGE_TOKENS + (TOOLS_PROMPT_TOKENS if body.get("tools") else 0)

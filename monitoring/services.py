@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 from typing import Any
@@ -12,6 +13,8 @@ from django.utils import timezone
 from accounts.services import api_keys_mark_used
 from billing.services import credit_hold_release, usage_charge
 from monitoring.models import RequestLog
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -35,6 +38,18 @@ class RequestOutcome:
     upstream_latency_ms: float | None = None
     ttft_ms: float | None = None
     held: bool = False  # whether admission reserved credit for it
+    # The amount held: what the request may be charged at most (never sent in the event).
+    hold: Decimal = Decimal(0)
+
+    def charge(self, cost: Decimal) -> Decimal:
+        """Sets the cost, capped at the hold: the hold is an upper bound by construction, and
+        if a provider ever reports more, the customer pays what was held, never more than
+        the balance allowed (and we hear about it)."""
+        if self.held and cost > self.hold:
+            log.warning("%s cost %s over its hold %s", self.request_id, cost, self.hold)
+            cost = self.hold
+        self.cost = cost
+        return cost
 
     def as_event(self) -> dict[str, Any]:
         """A JSON-ready dict (cost as an exact decimal string); cheaper than asdict()."""
@@ -43,7 +58,7 @@ class RequestOutcome:
         return event
 
 
-OUTCOME_FIELDS = tuple(f.name for f in fields(RequestOutcome))
+OUTCOME_FIELDS = tuple(f.name for f in fields(RequestOutcome) if f.name != "hold")
 
 
 @transaction.atomic
@@ -61,6 +76,7 @@ def request_settle(*, outcome: RequestOutcome) -> RequestLog:
         api_keys_mark_used(key_ids={outcome.api_key_id}, now=timezone.now())
     fields = asdict(outcome)
     fields.pop("held")
+    fields.pop("hold")
     return RequestLog.objects.create(
         user_id=fields.pop("user_id"), api_key_id=fields.pop("api_key_id"), **fields
     )

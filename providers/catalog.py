@@ -139,7 +139,9 @@ def catalog_build() -> Catalog:
                 input_price=o.input_price,
                 output_price=o.output_price,
                 cached_input_price=o.cached_input_price,
-                cache_write_price=o.cache_write_price,
+                # A cache write never costs less than a plain input token (Anthropic's are
+                # 1.25-2×; OpenAI-protocol providers report none).
+                cache_write_price=max(o.cache_write_price, o.input_price),
                 default_params=tuple(sorted(o.default_params.items())),
                 default_params_unless=frozenset(o.default_params_unless),
                 per_image_price=o.per_image_price,

@@ -270,6 +270,7 @@ class ChatChunksToMessageEvents:
         self.block: str | None = None  # the open block's type: text | thinking | tool_use
         self.index = -1
         self.tool_index: int | None = None  # the open tool_use block's OpenAI tool index
+        self.tool_id: str | None = None  # ...and its call id
         self.finish: str | None = None
         self.usage: Usage | None = None
 
@@ -336,7 +337,8 @@ class ChatChunksToMessageEvents:
                 out.append(self._delta({"type": "text_delta", "text": text}))
             for call in delta.get("tool_calls") or []:
                 function = call.get("function") or {}
-                if self.block != "tool_use" or call.get("index", 0) != self.tool_index:
+                new_id = call.get("id") and call["id"] != self.tool_id
+                if self.block != "tool_use" or call.get("index", 0) != self.tool_index or new_id:
                     block = {
                         "type": "tool_use",
                         "id": call.get("id", ""),
@@ -345,6 +347,7 @@ class ChatChunksToMessageEvents:
                     }
                     out.extend(self._open("tool_use", block))
                     self.tool_index = call.get("index", 0)
+                    self.tool_id = call.get("id")
                 if function.get("arguments"):
                     out.append(
                         self._delta(
@@ -493,7 +496,14 @@ def chat_to_messages(body: JSON, *, upstream_model: str, max_tokens: int) -> JSO
     if body.get("parallel_tool_calls") is False and body.get("tools"):
         out.setdefault("tool_choice", {"type": "auto"})["disable_parallel_tool_use"] = True
     effort = body.get("reasoning_effort")
-    if effort in EFFORT_BUDGET:
+    # Mid tool loop, Anthropic wants the assistant's turn to start with its thinking block,
+    # which chat history cannot carry back: thinking waits for the next user turn.
+    in_tool_loop = (
+        bool(messages)
+        and messages[-1]["role"] == "user"
+        and any(block.get("type") == "tool_result" for block in messages[-1]["content"])
+    )
+    if effort in EFFORT_BUDGET and not in_tool_loop:
         budget = min(EFFORT_BUDGET[effort], max_tokens - 1)
         if budget >= 1024:  # Anthropic's minimum budget
             out["thinking"] = {"type": "enabled", "budget_tokens": budget}

@@ -351,6 +351,7 @@ class ChatChunksToResponseEvents:
         return out
 
     def failed(self, error: GatewayError) -> bytes:
+        start = [] if self.started else self._start()  # the SDK wants `created` first
         self.response["status"] = "failed"
         self.response["error"] = {"code": error.code or "server_error", "message": error.message}
-        return self._event("response.failed", response=self.response)
+        return b"".join([*start, self._event("response.failed", response=self.response)])

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from gateway.translate.anthropic_openai import chat_to_messages
-from providers.adapters.common import auth_headers
+from providers.adapters.common import auth_headers, quirks_apply
 from providers.catalog import Deployment
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -37,7 +37,9 @@ def chat_request(
 ) -> tuple[str, dict[str, str], bytes]:
     """An OpenAI chat completion request, translated for an Anthropic-protocol provider."""
     upstream = chat_to_messages(
-        body, upstream_model=deployment.upstream_model_id, max_tokens=max_tokens
+        quirks_apply(body, deployment),
+        upstream_model=deployment.upstream_model_id,
+        max_tokens=max_tokens,
     )
     url = f"{deployment.base_url}/v1/messages"
     return url, _headers(deployment, {}), orjson.dumps(upstream)

@@ -15,8 +15,15 @@ from providers.adapters.common import auth_headers, quirks_apply
 from providers.catalog import Deployment
 
 
-def chat_request(body: dict[str, Any], deployment: Deployment) -> tuple[str, dict[str, str], bytes]:
-    """The upstream URL, headers and body for a chat completion on `deployment`."""
+def chat_request(
+    body: dict[str, Any], deployment: Deployment, max_tokens: int
+) -> tuple[str, dict[str, str], bytes]:
+    """The upstream URL, headers and body for a chat completion on `deployment`.
+
+    `max_tokens`: the output the request's credit hold covers; sent when the client set no
+    limit of its own, so the provider cannot write more than was held."""
+    if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+        body = {**body, "max_tokens": max_tokens}
     upstream = quirks_apply(body, deployment)
     if upstream is body:
         upstream = dict(body)

@@ -114,3 +114,39 @@ def test_it_reads_every_url_form():
     assert Endpoint.from_url("unix:///run/redis.sock?db=2").unix_path == "/run/redis.sock"
     with pytest.raises(ValueError):
         Endpoint.from_url("http://127.0.0.1:6379")
+
+
+def test_an_argument_that_cannot_be_sent_fails_alone_and_shifts_no_reply():
+    sync = redis.Redis.from_url(settings.REDIS_URL)
+    sync.set("gwz:test:a", "A")
+    sync.set("gwz:test:b", "B")
+
+    async def scenario() -> list[object]:
+        wire = RedisWire(settings.REDIS_URL)
+        bad = await asyncio.gather(wire.call("SET", "gwz:test:a", None), return_exceptions=True)  # type: ignore[arg-type]
+        good = await asyncio.gather(wire.call("GET", "gwz:test:a"), wire.call("GET", "gwz:test:b"))
+        await wire.close()
+        return [bad[0], *good]
+
+    bad, a, b = asyncio.run(asyncio.wait_for(scenario(), 5))
+
+    assert isinstance(bad, Exception) and (a, b) == (b"A", b"B")
+
+
+def test_a_server_that_never_answers_the_handshake_fails_within_the_timeout():
+    async def scenario() -> object:
+        silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = silent.sockets[0].getsockname()[1]
+        wire = RedisWire(f"redis://:pw@127.0.0.1:{port}/3", timeout=0.5)
+        result = await asyncio.gather(wire.call("PING"), return_exceptions=True)
+        await wire.close()
+        silent.close()
+        return result[0]
+
+    assert isinstance(asyncio.run(asyncio.wait_for(scenario(), 5)), RedisWireError)
+
+
+def test_the_database_in_the_query_string_wins_as_in_redis_py():
+    assert Endpoint.from_url("redis://h:6379?db=2").db == 2
+    with pytest.raises(ValueError):
+        Endpoint.from_url("redis://h:6379/0?socket_timeout=3")

@@ -180,6 +180,22 @@ def test_it_forwards_parameters_and_the_providers_credential_only(gateway, make_
     )
     assert body["response_format"] == {"type": "json_object"}
     assert body["provider_specific"] == {"x": 1}
+    # The client set no limit: the provider gets the one the credit hold covers.
+    assert body["max_tokens"] == 1000  # test/echo's max_output_tokens
+
+
+def test_a_provider_billing_past_the_hold_is_charged_the_hold(gateway, make_account):
+    account = make_account(credit=Decimal("1"))
+    content = '!mock {"completion_tokens": 100000}'  # a provider over-reporting its output
+
+    raw = _client(gateway, account.key).chat.completions.with_raw_response.create(
+        model="test/echo", messages=[{"role": "user", "content": content}], max_tokens=10
+    )
+
+    held = (len(raw.http_request.content) * IN + 10 * OUT) / Decimal(1_000_000)
+    log = settled(raw.headers["x-request-id"])
+    assert log.cost == held == Decimal(raw.headers["x-gatewayz-cost"])
+    assert CreditAccount.objects.get(user=account.user).balance == Decimal("1") - held
 
 
 def test_it_lists_and_retrieves_models(gateway, make_account):

@@ -75,7 +75,7 @@ def test_fal_serves_openai_shaped_images_as_urls_or_base64(gateway, make_account
 @pytest.mark.parametrize(
     ("path", "body", "param"),
     [
-        ("/v1/images/generations", {"model": "test/dall-e", "prompt": "x", "size": "999x999"},
+        ("/v1/images/generations", {"model": "test/dall-e", "prompt": "x", "size": "big"},
          "size"),
         ("/v1/images/generations", {"model": "test/dall-e", "prompt": ""}, "prompt"),
         ("/v1/images/generations", {"model": "test/dall-e", "prompt": "x", "n": 11}, "n"),
@@ -107,3 +107,14 @@ def test_an_image_provider_failure_is_not_charged(gateway, make_account):
 
     assert failed.value.status_code == 502
     assert settled(failed.value.response.headers["x-request-id"]).cost == 0
+
+
+def test_a_size_the_catalog_does_not_price_is_billed_at_the_dearest(gateway, make_account):
+    account = make_account(credit=Decimal("1"))
+
+    raw = _client(gateway, account.key).images.with_raw_response.generate(
+        model="test/flux", prompt="a boat", size="640x480"
+    )
+
+    assert raw.parse().data
+    assert Decimal(raw.headers["x-gatewayz-cost"]) == Decimal("0.003")  # × 1, the dearest

@@ -156,7 +156,7 @@ def test_a_tool_round_trip_works_natively_and_translated(gateway, make_account, 
 def test_a_translated_message_maps_usage_and_bills_the_openai_provider(gateway, make_account):
     account = make_account(credit=Decimal("1"))
     client = _client(gateway, account.key)
-    content = _mock(reply="hi", prompt_tokens=1000, cached_tokens=600, completion_tokens=7)
+    content = _mock(reply="hi", prompt_tokens=100, cached_tokens=60, completion_tokens=7)
 
     raw = client.messages.with_raw_response.create(
         model="test/echo",
@@ -169,11 +169,11 @@ def test_a_translated_message_maps_usage_and_bills_the_openai_provider(gateway, 
     assert message.content[0].text == "hi"  # type: ignore[union-attr]
     assert message.id.startswith("msg_") and message.model == "test/echo"
     # Anthropic's input_tokens leaves out what was read from the cache.
-    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens) == (400, 600)
+    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens) == (40, 60)
     assert message.usage.output_tokens == 7
-    expected = (400 * ECHO["in"] + 600 * ECHO["read"] + 7 * ECHO["out"]) / MILLION
+    expected = (40 * ECHO["in"] + 60 * ECHO["read"] + 7 * ECHO["out"]) / MILLION
     log = settled(raw.headers["x-request-id"])
-    assert (log.provider, log.prompt_tokens, log.cost) == ("mock", 1000, expected)
+    assert (log.provider, log.prompt_tokens, log.cost) == ("mock", 100, expected)
 
 
 def _sse(text: str) -> list[tuple[str, dict[str, Any]]]:
@@ -274,6 +274,12 @@ def _assert_anthropic_error(response: httpx.Response, status: int, kind: str) ->
          "invalid_request_error"),
         ({"model": "test/claude", "max_tokens": 10, "tool_choice": {"type": "sometimes"},
           "messages": [{"role": "user", "content": "x"}]}, 400, "invalid_request_error"),
+        ({"model": "test/claude", "max_tokens": 10, "tools": [
+            {"type": "web_search_20250305", "name": "web_search"}],
+          "messages": [{"role": "user", "content": "x"}]}, 400, "invalid_request_error"),
+        ({"model": "test/claude", "max_tokens": 10, "messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}]}]},
+         400, "invalid_request_error"),
         ({"model": "nope/nothing", "max_tokens": 10,
           "messages": [{"role": "user", "content": "x"}]}, 404, "not_found_error"),
         ({"model": "test/claude", "max_tokens": 10,
@@ -326,3 +332,19 @@ def test_wrong_methods_and_paths_answer_in_anthropics_shape(gateway):
     _assert_anthropic_error(httpx.get(f"{gateway}/v1/messages"), 405, "invalid_request_error")
     _assert_anthropic_error(httpx.post(f"{gateway}/v1/messages", json={}), 401,
                             "authentication_error")  # fmt: skip
+
+
+def test_a_provider_error_before_any_content_costs_nothing(gateway, make_account):
+    account = make_account(credit=Decimal("1"))
+    content = _mock(reply="a b", stream_error="overloaded_error", error_after=0)
+
+    with _client(gateway, account.key).messages.stream(
+        model="test/claude", max_tokens=50, messages=[{"role": "user", "content": content}]
+    ) as stream:
+        request_id = stream.response.headers["x-request-id"]
+        with pytest.raises(anthropic.APIStatusError):
+            stream.get_final_message()
+
+    log = settled(request_id)
+    assert (log.status, log.cost) == (502, 0)
+    assert CreditAccount.objects.get(user=account.user).balance == Decimal("1")

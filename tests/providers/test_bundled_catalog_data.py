@@ -194,7 +194,8 @@ def test_an_offerings_prices_fit_its_kind(model, offering):
             assert isinstance(name, str) and name
             assert _price(factor) > 0, f"{where}: {key}[{name}]"
     for name in offering.get("size_multipliers", {}):
-        assert re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", name), f"{where}: size {name!r}"
+        # WxH, `auto` (the provider chooses), or `default` (what an absent size costs).
+        assert re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*|auto|default", name), f"{where}: {name!r}"
 
 
 @pytest.mark.parametrize(("model", "offering"), OFFERINGS, ids=OFFERING_IDS)

@@ -35,7 +35,7 @@ def _deployment(catalog: Catalog, model: str, provider: str) -> Deployment:
 
 
 def _sent(body: dict, deployment: Deployment) -> dict:
-    return orjson.loads(chat_request(body, deployment)[2])
+    return orjson.loads(chat_request(body, deployment, 1000)[2])
 
 
 def _chat(**extra: object) -> dict:
@@ -132,3 +132,14 @@ def test_each_auth_style_sends_the_credential_its_way(auth, header, value):
     headers = auth_headers(replace(BASE, auth=auth, extra_headers=(("X-Title", "Gatewayz"),)))
 
     assert headers[header] == value and headers["X-Title"] == "Gatewayz"
+
+
+def test_openai_itself_gets_max_completion_tokens(catalog, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
+    openai_gpt = _deployment(catalog_build(), "openai/gpt-4o", "openai")
+
+    sent = _sent(_chat(max_tokens=50), openai_gpt)
+    defaulted = _sent(_chat(), openai_gpt)
+
+    assert sent["max_completion_tokens"] == 50 and "max_tokens" not in sent
+    assert defaulted["max_completion_tokens"] == 1000  # the held output, sent as the cap
