@@ -23,7 +23,16 @@ from billing.services import InsufficientCredit
 from gateway.auth import authenticate
 from gateway.credit import credit_gate
 from gateway.errors import GatewayError, not_found
-from gateway.http import JSON_HEADERS, ClientGone, Receive, Scope, Send, read_body, send_bytes
+from gateway.http import (
+    JSON_HEADERS,
+    ClientGone,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_bytes,
+)
 from gateway.ids import request_id_new
 from gateway.limits import Admission, admission_new
 from gateway.upstream import UpstreamError
@@ -141,6 +150,22 @@ def token_hold(body_bytes: int, output_tokens: int, model: CatalogModel) -> Deci
     )
 
 
+class _Progress:
+    """Watches what a relay sent, so a failure can still end the response properly."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.ended = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif not message.get("more_body", False):
+            self.ended = True
+        await self._send(message)
+
+
 def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000
 
@@ -244,13 +269,20 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         (b"x-gatewayz-model", model.id.encode()),
         *admission.headers(),
     ]
+    progress = _Progress(send)
     try:
-        await api.relay(send, body, len(raw), answer, outcome, headers, started)
-    except Exception:
-        # Past the response start nothing can be said to the client; the request is still
-        # settled for what was metered so far.
-        log.exception("relaying %s failed", request_id)
+        await api.relay(progress.send, body, len(raw), answer, outcome, headers, started)
+    except Exception as exc:
+        # The request is still settled, for what was metered so far. The client hears of it
+        # in its protocol if nothing was sent yet; else its response is at least ended.
         outcome.status, outcome.error_type = 500, "internal_error"
+        answer.response.release()
+        if not progress.started:
+            await api.send_error(send, internal_error(exc), headers)
+        else:
+            log.error("relaying %s failed", request_id, exc_info=exc)
+            if not progress.ended:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         outcome.total_latency_ms = _ms_since(started)
         await credit_gate().settle(outcome, admission)

@@ -348,12 +348,11 @@ class ChatChunksToMessageEvents:
                     out.extend(self._open("tool_use", block))
                     self.tool_index = call.get("index", 0)
                     self.tool_id = call.get("id")
-                if function.get("arguments"):
-                    out.append(
-                        self._delta(
-                            {"type": "input_json_delta", "partial_json": function["arguments"]}
-                        )
-                    )
+                arguments = function.get("arguments")
+                if arguments and not isinstance(arguments, str):
+                    arguments = orjson.dumps(arguments).decode()  # some providers send an object
+                if arguments:
+                    out.append(self._delta({"type": "input_json_delta", "partial_json": arguments}))
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
         return out

@@ -24,6 +24,14 @@ JSON = dict[str, Any]
 FINISH_TO_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
+def _arguments_text(raw: Any) -> str:
+    """Tool-call arguments as the JSON text OpenAI's shapes carry (some providers send an
+    object)."""
+    if raw is None or isinstance(raw, str):
+        return raw or ""
+    return orjson.dumps(raw).decode()
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(12).hex()}"
 
@@ -262,7 +270,8 @@ class ChatChunksToResponseEvents:
         self.sequence = 0
         self.started = False
         self.text: JSON | None = None  # the open message item
-        self.calls: dict[int, JSON] = {}  # chat tool index → function_call item
+        self.calls: dict[int, JSON] = {}  # chat tool index → its latest function_call item
+        self.call_items: list[JSON] = []  # every function_call item, in order
         self.finish: str | None = None
 
     def _event(self, kind: str, **fields: Any) -> bytes:
@@ -311,17 +320,21 @@ class ChatChunksToResponseEvents:
                 index = call.get("index", 0)
                 function = call.get("function") or {}
                 item = self.calls.get(index)
-                if item is None:
+                # A new call id opens a new call even at a reused index (some providers
+                # number parallel calls all 0).
+                if item is None or (call.get("id") and call["id"] != item["call_id"]):
                     item = {"type": "function_call", "id": _new_id("fc"),
                             "call_id": call.get("id", ""), "name": function.get("name", ""),
                             "arguments": "", "status": "in_progress"}  # fmt: skip
                     self.calls[index] = item
+                    self.call_items.append(item)
                     out.append(self._add(item))
-                if function.get("arguments"):
-                    item["arguments"] += function["arguments"]
+                arguments = _arguments_text(function.get("arguments"))
+                if arguments:
+                    item["arguments"] += arguments
                     out.append(self._event("response.function_call_arguments.delta",
                                            item_id=item["id"], output_index=self._index(item),
-                                           delta=function["arguments"]))  # fmt: skip
+                                           delta=arguments))  # fmt: skip
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
         return out
@@ -338,7 +351,7 @@ class ChatChunksToResponseEvents:
             self.text["status"] = "completed"
             out.append(self._event("response.output_item.done", output_index=index,
                                    item=self.text))  # fmt: skip
-        for item in self.calls.values():
+        for item in self.call_items:
             index = self._index(item)
             out.append(self._event("response.function_call_arguments.done", item_id=item["id"],
                                    output_index=index, arguments=item["arguments"]))  # fmt: skip
