@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from accounts.models import ApiKey
 from config.asyncdb import db_call
-from gateway.limits import Limit, limits_for
+from gateway.limits import PlannedLimit, limits_for, plan_for
 
 NEGATIVE_TTL_SECONDS = 30.0
 MAX_ENTRIES = 100_000
@@ -24,7 +24,7 @@ class KeyIdentity:
     user_id: int
     digest: str
     expires_at: float | None  # unix time
-    limits: tuple[Limit, ...] = ()  # the rate limits its requests count against
+    limits: tuple[PlannedLimit, ...] = ()  # the rate limits its requests count against
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -43,7 +43,8 @@ def _load(digest: str) -> KeyIdentity | None:
         return None
     expires_at = row["expires_at"].timestamp() if row["expires_at"] else None
     limits = limits_for({kind: row[name] for kind, name in LIMIT_FIELDS.items()})
-    return KeyIdentity(row["id"], row["user_id"], digest, expires_at, limits)
+    plan = plan_for(limits, row["id"], row["user_id"])
+    return KeyIdentity(row["id"], row["user_id"], digest, expires_at, plan)
 
 
 class KeyCache:

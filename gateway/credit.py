@@ -17,7 +17,7 @@ from billing.redis_credit import RedisCredit
 from billing.redis_wire import RedisWireError
 from billing.services import InsufficientCredit, credit_avail_seed_from_ledger, credit_hold_create
 from config.asyncdb import db_call
-from gateway.limits import Admission, LocalLimiter, RateLimited, redis_args
+from gateway.limits import Admission, LocalLimiter
 from gateway.settlement import settler
 from monitoring.services import RequestOutcome
 
@@ -59,22 +59,21 @@ class RedisCreditGate:
         self, *, user_id: int, request_id: str, amount: Decimal, admission: Admission
     ) -> None:
         expires_at = _expiry()
-        counters, limits = redis_args(admission)
+        limits = admission.script_args()
         for _ in range(2):
             result = await self.redis.admit(
                 user_id=user_id,
                 request_id=request_id,
                 amount=amount,
                 expires_at=expires_at,
-                counters=counters,
+                counters=admission.counters,
                 limits=limits,
             )
             if result[0] == 1:
-                for check, remaining in zip(admission.checks, result[1:], strict=True):
-                    check.remaining = remaining
+                admission.remaining = result[1:]
                 return
             if result[0] == -2:
-                raise RateLimited(admission.checks[result[1] - 1], time.time())
+                raise admission.refusal(result[1] - 1, time.time())
             if result[0] == 0:
                 raise InsufficientCredit
             await db_call(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -47,15 +46,6 @@ class Limit:
     kind: str  # one of KINDS
     cap: int
 
-    def counter(self, owner: int, now: float) -> str:
-        window = KINDS[self.kind][1]
-        base = f"{PREFIX}{self.scope}:{owner}:{self.kind}"
-        return f"{base}:{int(now // window)}" if window else base
-
-    def window_end(self, now: float) -> float:
-        window = KINDS[self.kind][1]
-        return (math.floor(now / window) + 1) * window if window else now + 1
-
 
 def limits_for(key_overrides: dict[str, int | None]) -> tuple[Limit, ...]:
     """The limits of a key: its own caps over the key defaults, then the user's and the
@@ -72,76 +62,44 @@ def limits_for(key_overrides: dict[str, int | None]) -> tuple[Limit, ...]:
     return tuple(limits)
 
 
-@dataclass(slots=True)
-class Check:
-    """One limit as counted for one request."""
+@dataclass(frozen=True, slots=True)
+class PlannedLimit:
+    """A limit bound to its owner, with all that does not change per request worked out
+    once, when the key is loaded: per request only the window is added to the counter."""
 
     limit: Limit
-    counter: str
-    amount: int  # 1 request, or the estimated tokens; 1 for concurrency
-    remaining: int = 0
-    reset_at: float = 0.0
+    base: str  # the counter's key without its window
+    window: int  # seconds; 0: concurrency (requests in flight)
+    tokens: bool  # counts tokens, not requests
+    ttl: int  # the counter's TTL for the ADMIT script; negative: a concurrency set
+
+    def counter(self, now: float) -> str:
+        return f"{self.base}:{int(now // self.window)}" if self.window else self.base
+
+    def reset_at(self, now: float) -> float:
+        return (math.floor(now / self.window) + 1) * self.window if self.window else now + 1
 
 
-@dataclass(slots=True)
-class Admission:
-    """The limit checks of one admitted request, kept for its settlement."""
-
-    request_id: str
-    checks: list[Check] = field(default_factory=list)
-    estimated_tokens: int = 0
-    admitted_at: float = 0.0
-
-    def token_corrections(self, actual_tokens: int) -> list[tuple[str, int]]:
-        delta = actual_tokens - self.estimated_tokens
-        return [
-            (c.counter, delta) for c in self.checks if KINDS[c.limit.kind][0] == "tokens" and delta
-        ]
-
-    def concurrency_counters(self) -> list[str]:
-        return [c.counter for c in self.checks if c.limit.kind == "concurrent"]
-
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        """OpenAI's x-ratelimit-* headers, for the tightest request and token limits."""
-        out: list[tuple[bytes, bytes]] = []
-        for counts, suffix in (("requests", b"requests"), ("tokens", b"tokens")):
-            checks = [c for c in self.checks if KINDS[c.limit.kind][0] == counts]
-            if not checks:
-                continue
-            tightest = min(checks, key=lambda c: c.remaining)
-            reset = max(0.0, tightest.reset_at - self.admitted_at)
-            out += [
-                (b"x-ratelimit-limit-" + suffix, str(tightest.limit.cap).encode()),
-                (b"x-ratelimit-remaining-" + suffix, str(max(tightest.remaining, 0)).encode()),
-                (b"x-ratelimit-reset-" + suffix, f"{reset:.0f}s".encode()),
-            ]
-        return out
-
-
-def admission_new(
-    request_id: str, key_id: int, user_id: int, limits: Iterable[Limit], tokens: int
-) -> Admission:
-    now = time.time()
+def plan_for(limits: tuple[Limit, ...], key_id: int, user_id: int) -> tuple[PlannedLimit, ...]:
     owners = {"key": key_id, "user": user_id, "system": 0}
-    checks = []
+    plan = []
     for limit in limits:
-        amount = tokens if KINDS[limit.kind][0] == "tokens" else 1
-        check = Check(limit, limit.counter(owners[limit.scope], now), amount)
-        check.reset_at = limit.window_end(now)
-        checks.append(check)
-    return Admission(request_id, checks, tokens, now)
+        counts, window = KINDS[limit.kind]
+        ttl = window + 60 if window else -settings.GATEWAYZ_HOLD_TTL_SECONDS
+        base = f"{PREFIX}{limit.scope}:{owners[limit.scope]}:{limit.kind}"
+        plan.append(PlannedLimit(limit, base, window, counts == "tokens", ttl))
+    return tuple(plan)
 
 
 class RateLimited(GatewayError):
-    def __init__(self, check: Check, now: float) -> None:
-        limit = check.limit
-        wait = max(1, math.ceil(check.reset_at - now))
+    def __init__(self, limit: Limit, amount: int, reset_at: float, now: float) -> None:
+        wait = max(1, math.ceil(reset_at - now))
         whose = {"key": "this API key", "user": "your account", "system": "Gatewayz"}[limit.scope]
         if limit.kind == "concurrent":
             message = f"Too many concurrent requests for {whose}: the limit is {limit.cap}."
-        elif check.amount > limit.cap:
+        elif amount > limit.cap:
             message = (
-                f"This request's estimated {check.amount} tokens exceed the limit of "
+                f"This request's estimated {amount} tokens exceed the limit of "
                 f"{limit.cap} {WORDS[limit.kind]} for {whose}; lower max_tokens."
             )
         else:
@@ -158,6 +116,70 @@ class RateLimited(GatewayError):
         )
 
 
+@dataclass(slots=True)
+class Admission:
+    """One request's rate-limit counters, as checked at admission and kept for settlement."""
+
+    request_id: str
+    plan: tuple[PlannedLimit, ...]
+    counters: list[str]
+    amounts: list[int]  # 1 request, or the estimated tokens
+    estimated_tokens: int
+    admitted_at: float
+    remaining: list[int] = field(default_factory=list)
+
+    def script_args(self) -> list[int]:
+        """(cap, amount, ttl) per limit, as the ADMIT script reads them."""
+        args: list[int] = []
+        for planned, amount in zip(self.plan, self.amounts, strict=True):
+            args += (planned.limit.cap, amount, planned.ttl)
+        return args
+
+    def refusal(self, index: int, now: float) -> RateLimited:
+        planned = self.plan[index]
+        reset_at = planned.reset_at(self.admitted_at)
+        return RateLimited(planned.limit, self.amounts[index], reset_at, now)
+
+    def token_corrections(self, actual_tokens: int) -> list[tuple[str, int]]:
+        delta = actual_tokens - self.estimated_tokens
+        if not delta:
+            return []
+        return [(c, delta) for c, p in zip(self.counters, self.plan, strict=True) if p.tokens]
+
+    def concurrency_counters(self) -> list[str]:
+        return [c for c, p in zip(self.counters, self.plan, strict=True) if not p.window]
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """OpenAI's x-ratelimit-* headers, for the tightest request and token limits."""
+        out: list[tuple[bytes, bytes]] = []
+        for tokens, suffix in ((False, b"requests"), (True, b"tokens")):
+            windowed = [
+                (remaining, i)
+                for i, (planned, remaining) in enumerate(
+                    zip(self.plan, self.remaining, strict=False)
+                )
+                if planned.window and planned.tokens == tokens
+            ]
+            if not windowed:
+                continue
+            remaining, i = min(windowed)
+            planned = self.plan[i]
+            reset = planned.reset_at(self.admitted_at) - self.admitted_at
+            out += [
+                (b"x-ratelimit-limit-" + suffix, str(planned.limit.cap).encode()),
+                (b"x-ratelimit-remaining-" + suffix, str(max(remaining, 0)).encode()),
+                (b"x-ratelimit-reset-" + suffix, f"{reset:.0f}s".encode()),
+            ]
+        return out
+
+
+def admission_new(request_id: str, plan: tuple[PlannedLimit, ...], tokens: int) -> Admission:
+    now = time.time()
+    counters = [p.counter(now) for p in plan]
+    amounts = [tokens if p.tokens else 1 for p in plan]
+    return Admission(request_id, plan, counters, amounts, tokens, now)
+
+
 class LocalLimiter:
     """The same rules in one process (no Redis): counters in a dict, pruned as windows end.
     Checking and counting happen with no await in between, so they are atomic here."""
@@ -167,39 +189,44 @@ class LocalLimiter:
         self.expiry: dict[str, float] = {}
         self.in_flight: dict[str, dict[str, float]] = {}  # counter -> request id -> expires
 
-    def _used(self, check: Check, now: float) -> int:
-        if check.limit.kind == "concurrent":
-            flying = self.in_flight.setdefault(check.counter, {})
+    def _used(self, counter: str, planned: PlannedLimit, now: float) -> int:
+        if not planned.window:
+            flying = self.in_flight.setdefault(counter, {})
             for rid in [r for r, at in flying.items() if at <= now]:
                 del flying[rid]
             return len(flying)
-        if self.expiry.get(check.counter, now + 1) <= now:
-            self.counts.pop(check.counter, None)
-            self.expiry.pop(check.counter, None)
-        return self.counts.get(check.counter, 0)
+        if self.expiry.get(counter, now + 1) <= now:
+            self.counts.pop(counter, None)
+            self.expiry.pop(counter, None)
+        return self.counts.get(counter, 0)
 
     def admit(self, admission: Admission, expires_at: float) -> None:
         """Checks every limit, then counts the request in all of them (or raises)."""
         now = time.time()
-        for check in admission.checks:
-            used = self._used(check, now)
-            if used + check.amount > check.limit.cap:
-                raise RateLimited(check, now)
-            check.remaining = check.limit.cap - used - check.amount
-        for check in admission.checks:
-            if check.limit.kind == "concurrent":
-                self.in_flight[check.counter][admission.request_id] = expires_at
+        entries = list(zip(admission.counters, admission.plan, admission.amounts, strict=True))
+        remaining = []
+        for i, (counter, planned, amount) in enumerate(entries):
+            used = self._used(counter, planned, now)
+            if used + amount > planned.limit.cap:
+                raise admission.refusal(i, now)
+            remaining.append(planned.limit.cap - used - amount)
+        admission.remaining = remaining
+        for counter, planned, amount in entries:
+            if not planned.window:
+                self.in_flight[counter][admission.request_id] = expires_at
             else:
-                self.counts[check.counter] = self.counts.get(check.counter, 0) + check.amount
-                self.expiry[check.counter] = check.reset_at
+                self.counts[counter] = self.counts.get(counter, 0) + amount
+                self.expiry[counter] = planned.reset_at(admission.admitted_at)
 
     def undo(self, admission: Admission) -> None:
         """Takes back an admission that then failed (its credit hold was refused)."""
-        for check in admission.checks:
-            if check.limit.kind == "concurrent":
-                self.in_flight.get(check.counter, {}).pop(admission.request_id, None)
-            elif check.counter in self.counts:
-                self.counts[check.counter] = max(0, self.counts[check.counter] - check.amount)
+        for counter, planned, amount in zip(
+            admission.counters, admission.plan, admission.amounts, strict=True
+        ):
+            if not planned.window:
+                self.in_flight.get(counter, {}).pop(admission.request_id, None)
+            elif counter in self.counts:
+                self.counts[counter] = max(0, self.counts[counter] - amount)
 
     def settle(self, admission: Admission, actual_tokens: int) -> None:
         for counter, delta in admission.token_corrections(actual_tokens):
@@ -207,15 +234,3 @@ class LocalLimiter:
                 self.counts[counter] = max(0, self.counts[counter] + delta)
         for counter in admission.concurrency_counters():
             self.in_flight.get(counter, {}).pop(admission.request_id, None)
-
-
-def redis_args(admission: Admission) -> tuple[list[str], list[int]]:
-    """The counters (KEYS) and (cap, amount, ttl) triplets (ARGV) for the ADMIT script."""
-    keys: list[str] = []
-    args: list[int] = []
-    for check in admission.checks:
-        keys.append(check.counter)
-        window = KINDS[check.limit.kind][1]
-        ttl = window + 60 if window else settings.GATEWAYZ_HOLD_TTL_SECONDS
-        args += [check.limit.cap, check.amount, ttl if window else -ttl]
-    return keys, args

@@ -234,9 +234,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
             )
         outcome.served_model = model.id
         tokens = api.token_estimate(body, len(raw), model)
-        candidate = admission_new(
-            request_id, identity.key_id, identity.user_id, identity.limits, tokens
-        )
+        candidate = admission_new(request_id, identity.limits, tokens)
         hold = api.hold(body, len(raw), model)
         if hold > MAX_HOLD:
             raise GatewayError(
