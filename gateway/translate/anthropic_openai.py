@@ -58,12 +58,24 @@ def _effort(budget: int) -> str:
     return "high"
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         return "".join(b.get("text", "") for b in content if isinstance(b, dict))
     return ""
+
+
+def tool_call_from_use(block: JSON) -> JSON:
+    """An Anthropic tool_use block as an OpenAI tool call."""
+    return {
+        "id": block.get("id", ""),
+        "type": "function",
+        "function": {
+            "name": block.get("name", ""),
+            "arguments": orjson.dumps(block.get("input") or {}).decode(),
+        },
+    }
 
 
 def _json_loads(raw: Any) -> Any:
@@ -103,7 +115,7 @@ def _user_to_openai(content: Any, where: str) -> list[JSON]:
             parts.append(_image_to_openai(block, f"{where}.content[{j}]"))
         elif kind == "tool_result":
             result = block.get("content", "")
-            text = _text_of(result)
+            text = text_of(result)
             if block.get("is_error"):
                 text = f"Error: {text}"
             messages.append(
@@ -132,16 +144,7 @@ def _assistant_to_openai(content: Any) -> JSON:
         if kind == "text":
             text.append(block.get("text", ""))
         elif kind == "tool_use":
-            calls.append(
-                {
-                    "id": block.get("id", ""),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name", ""),
-                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
-                    },
-                }
-            )
+            calls.append(tool_call_from_use(block))
         # thinking / redacted_thinking: no OpenAI field carries them back.
     message: JSON = {"role": "assistant", "content": "".join(text) or None}
     if calls:
@@ -167,7 +170,7 @@ def messages_to_chat(body: JSON, *, reasoning: bool) -> JSON:
     messages: list[JSON] = []
     system = body.get("system")
     if system:
-        messages.append({"role": "system", "content": _text_of(system)})
+        messages.append({"role": "system", "content": text_of(system)})
     for i, message in enumerate(body["messages"]):
         if message["role"] == "user":
             messages.extend(_user_to_openai(message.get("content", ""), f"messages[{i}]"))
@@ -231,7 +234,7 @@ def chat_to_message(data: JSON, *, model: str, usage: Usage) -> JSON:
     if isinstance(reasoning, str) and reasoning:
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     if message.get("content"):
-        content.append({"type": "text", "text": _text_of(message["content"])})
+        content.append({"type": "text", "text": text_of(message["content"])})
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         content.append(
@@ -437,7 +440,7 @@ def chat_to_messages(body: JSON, *, upstream_model: str, max_tokens: int) -> JSO
     for i, message in enumerate(body["messages"]):
         role, where = message["role"], f"messages[{i}]"
         if role in ("system", "developer"):
-            system.append(_text_of(message.get("content")))
+            system.append(text_of(message.get("content")))
         elif role == "user":
             _append(messages, "user", _content_to_anthropic(message.get("content"), where))
         elif role == "assistant":
@@ -457,7 +460,7 @@ def chat_to_messages(body: JSON, *, upstream_model: str, max_tokens: int) -> JSO
             result = {
                 "type": "tool_result",
                 "tool_use_id": message.get("tool_call_id", ""),
-                "content": _text_of(message.get("content")),
+                "content": text_of(message.get("content")),
             }
             _append(messages, "user", [result])
         else:
@@ -563,16 +566,7 @@ def message_to_chat(data: JSON, *, model: str, usage: Usage) -> JSON:
         elif kind == "thinking":
             thinking.append(block.get("thinking", ""))
         elif kind == "tool_use":
-            calls.append(
-                {
-                    "id": block.get("id", ""),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name", ""),
-                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
-                    },
-                }
-            )
+            calls.append(tool_call_from_use(block))
     message: JSON = {"role": "assistant", "content": "".join(text) if text or not calls else None}
     if thinking:
         message["reasoning_content"] = "".join(thinking)

@@ -18,7 +18,7 @@ import orjson
 
 from billing.pricing import Usage
 from gateway.errors import GatewayError, bad_request
-from gateway.translate.anthropic_openai import EFFORT_BUDGET, openai_usage
+from gateway.translate.anthropic_openai import EFFORT_BUDGET, openai_usage, text_of
 
 JSON = dict[str, Any]
 
@@ -33,14 +33,6 @@ FINISH = {
     "IMAGE_SAFETY": "content_filter",
 }
 UNSUPPORTED_BY_GEMINI = ("logprobs", "top_logprobs", "logit_bias")
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
 
 
 def _parts(content: Any, where: str) -> list[JSON]:
@@ -92,7 +84,7 @@ def chat_to_gemini(body: JSON, *, max_tokens: int | None) -> JSON:
     for i, message in enumerate(body["messages"]):
         role, where = message["role"], f"messages[{i}]"
         if role in ("system", "developer"):
-            system.append(_text_of(message.get("content")))
+            system.append(text_of(message.get("content")))
         elif role == "user":
             _append(contents, "user", _parts(message.get("content"), where))
         elif role == "assistant":
@@ -111,7 +103,7 @@ def chat_to_gemini(body: JSON, *, max_tokens: int | None) -> JSON:
             _append(contents, "model", parts)
         elif role == "tool":
             name = call_names.get(message.get("tool_call_id", ""), "")
-            response = {"name": name, "response": {"content": _text_of(message.get("content"))}}
+            response = {"name": name, "response": {"content": text_of(message.get("content"))}}
             _append(contents, "user", [{"functionResponse": response}])
         else:
             raise bad_request(f"{where}: unknown role '{role}'.", param=f"{where}.role")
