@@ -189,13 +189,14 @@ class RedisCredit:
         expires_at: float,
         counters: Sequence[str] = (),
         limits: Sequence[int] = (),
+        now: float | None = None,
     ) -> list[int]:
         """`counters` and `limits`: the rate limits to check and count with the hold, as
         gateway.limits.redis_args lays them out. Returns the script's answer (see ADMIT)."""
         result = await self.wire.evalsha(
             ADMIT,
             [avail_key(user_id), hold_key(request_id), HOLDS, *counters],
-            [to_pico(amount), request_id, expires_at, user_id, time.time(), *limits],
+            [to_pico(amount), request_id, expires_at, user_id, now or time.time(), *limits],
         )
         return [int(x) for x in result]
 

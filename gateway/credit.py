@@ -68,6 +68,7 @@ class RedisCreditGate:
                 expires_at=expires_at,
                 counters=admission.counters,
                 limits=limits,
+                now=admission.admitted_at,
             )
             if result[0] == 1:
                 admission.remaining = result[1:]

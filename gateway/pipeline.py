@@ -174,6 +174,8 @@ async def _admit(
     identity: KeyIdentity, request_id: str, amount: Decimal, admission: Admission
 ) -> None:
     try:
+        if amount > MAX_HOLD:  # more than any balance: Redis could not even count it
+            raise InsufficientCredit
         await credit_gate().admit(
             user_id=identity.user_id, request_id=request_id, amount=amount, admission=admission
         )
@@ -236,13 +238,6 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         tokens = api.token_estimate(body, len(raw), model)
         candidate = admission_new(request_id, identity.limits, tokens)
         hold = api.hold(body, len(raw), model)
-        if hold > MAX_HOLD:
-            raise GatewayError(
-                402,
-                "This request could cost more than any balance can cover; lower max_tokens.",
-                type="insufficient_credits",
-                code="insufficient_credits",
-            )
         await _admit(identity, request_id, hold, candidate)
         admission = candidate
         outcome.held, outcome.hold = True, hold

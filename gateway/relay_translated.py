@@ -99,7 +99,9 @@ class Decoder:
         return None
 
     def usage_chunk(self, model_id: str, usage: Usage) -> dict[str, Any]:
-        return MessageEventsToChatChunks(model_id).usage_chunk(usage)
+        """The closing usage chunk for a chat client (translating decoders only: an OpenAI
+        stream to a chat client goes through relay_stream, undecoded)."""
+        raise NotImplementedError
 
 
 class OpenAIDecoder(Decoder):
