@@ -26,6 +26,16 @@ from providers.catalog import Deployment
 NULL_USAGE_TAIL = b',"usage":null}'
 
 
+def stream_interrupted(provider: str) -> GatewayError:
+    """What a client is told when the provider's stream ends before its end marker."""
+    return GatewayError(
+        502,
+        f"{provider} ended the stream early.",
+        type="upstream_error",
+        code="upstream_stream_interrupted",
+    )
+
+
 def usage_estimate(body_bytes: int, completion_tokens: int) -> Usage:
     """For an upstream that sent no usage: ~4 bytes of request per prompt token."""
     return Usage(prompt_tokens=body_bytes // 4, completion_tokens=completion_tokens)
@@ -109,12 +119,7 @@ async def relay_stream(
     else:
         # Cut mid-stream: the client gets a well-formed error event, and we bill what the
         # provider produced (its usage if it sent one, else an estimate).
-        error = GatewayError(
-            502,
-            f"{answer.deployment.provider} ended the stream early.",
-            type="upstream_error",
-            code="upstream_stream_interrupted",
-        )
+        error = stream_interrupted(answer.deployment.provider)
         outcome.status, outcome.error_type = 502, "upstream_stream_interrupted"
         tail = b"data: " + error.body() + b"\n\n"
     if relay.usage is None:

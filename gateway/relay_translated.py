@@ -18,7 +18,7 @@ import orjson
 from billing.pricing import Usage
 from gateway.errors import GatewayError, anthropic_error_body
 from gateway.http import SSE_HEADERS, Send
-from gateway.relay_stream import usage_estimate, usage_record
+from gateway.relay_stream import stream_interrupted, usage_estimate, usage_record
 from gateway.translate.anthropic_openai import (
     ChatChunksToMessageEvents,
     MessageEventsToChatChunks,
@@ -55,15 +55,6 @@ async def sse_events(answer: UpstreamAnswer) -> AsyncIterator[list[tuple[bytes, 
                 name = line[6:].strip()
         if batch:
             yield batch
-
-
-def _interrupted(provider: str) -> GatewayError:
-    return GatewayError(
-        502,
-        f"{provider} ended the stream early.",
-        type="upstream_error",
-        code="upstream_stream_interrupted",
-    )
 
 
 async def _start(send: Send, headers: Headers) -> None:
@@ -227,12 +218,12 @@ async def _decode(
             if decoder.stop_reading() or decoder.error() is not None:
                 break
     except (*UpstreamError, orjson.JSONDecodeError):
-        return decoder.error() or _interrupted(answer.deployment.provider)
+        return decoder.error() or stream_interrupted(answer.deployment.provider)
     finally:
         answer.response.release()
     if decoder.error() is not None:
         return decoder.error()
-    return None if decoder.finished() else _interrupted(answer.deployment.provider)
+    return None if decoder.finished() else stream_interrupted(answer.deployment.provider)
 
 
 def _has_content(chunk: dict[str, Any]) -> bool:
@@ -384,7 +375,7 @@ async def relay_messages_native(
 
     tail = b""
     if not done and error is None:
-        error = _interrupted(answer.deployment.provider)
+        error = stream_interrupted(answer.deployment.provider)
         tail = _anthropic_error_event(error)  # a provider's own error event was relayed as is
     usage_record(outcome, billed_usage(usage, error, produced, body_bytes), answer.deployment)
     if error is not None:
