@@ -71,7 +71,7 @@ class EmbeddingsApi(ClientApi):
     ) -> UpstreamRequest | None:
         if deployment.protocol != "openai":
             return None
-        return openai.embeddings_request(body, deployment)
+        return openai.request_to("/embeddings", body, deployment)
 
     async def relay(
         self,

@@ -70,7 +70,7 @@ class ImagesApi(ClientApi):
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
     ) -> UpstreamRequest | None:
         if deployment.protocol == "openai":
-            return openai.images_request(body, deployment)
+            return openai.request_to("/images/generations", body, deployment)
         if deployment.protocol == "fal":
             return fal.images_request(body, deployment)
         return None

@@ -39,21 +39,14 @@ def chat_request(
     )
 
 
-def embeddings_request(
-    body: dict[str, Any], deployment: Deployment
+def request_to(
+    path: str, body: dict[str, Any], deployment: Deployment
 ) -> tuple[str, dict[str, str], bytes]:
+    """A non-chat request (`/embeddings`, `/images/generations`) as the client sent it, on
+    the provider's model and with its quirks. (`stream` is our own flag there.)"""
     upstream = {k: v for k, v in quirks_apply(body, deployment).items() if k != "stream"}
     upstream["model"] = deployment.upstream_model_id
-    return f"{deployment.base_url}/embeddings", auth_headers(deployment), orjson.dumps(upstream)
-
-
-def images_request(
-    body: dict[str, Any], deployment: Deployment
-) -> tuple[str, dict[str, str], bytes]:
-    upstream = {k: v for k, v in quirks_apply(body, deployment).items() if k != "stream"}
-    upstream["model"] = deployment.upstream_model_id
-    url = f"{deployment.base_url}/images/generations"
-    return url, auth_headers(deployment), orjson.dumps(upstream)
+    return f"{deployment.base_url}{path}", auth_headers(deployment), orjson.dumps(upstream)
 
 
 def usage_read(usage: Any) -> Usage | None:
