@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from accounts.models import ApiKey
 from config.asyncdb import db_call
-from gateway.limits import PlannedLimit, limits_for, plan_for
+from gateway.limits import NO_LIMITS, LimitPlan, limits_for, plan_for
 
 NEGATIVE_TTL_SECONDS = 30.0
 MAX_ENTRIES = 100_000
@@ -24,7 +24,7 @@ class KeyIdentity:
     user_id: int
     digest: str
     expires_at: float | None  # unix time
-    limits: tuple[PlannedLimit, ...] = ()  # the rate limits its requests count against
+    limits: LimitPlan = NO_LIMITS  # the rate limits its requests count against
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at

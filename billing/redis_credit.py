@@ -19,7 +19,6 @@ account row's lock, so the two can never miss or double an amount (`credit_avail
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from decimal import Decimal
 from functools import cache
@@ -54,8 +53,9 @@ def hold_key(request_id: str) -> str:
 
 
 # KEYS: avail, hold, holds, then one counter per rate limit
-# ARGV: amount, request_id, expires_at, user_id, now, then per limit: cap, amount, ttl
-#       (ttl < 0: a concurrency set, whose entries expire with the hold; -ttl is its key's TTL)
+# ARGV: amount, request_id, expires_at, user_id, then per limit: cap, amount, ttl
+#       (ttl 0: a concurrency counter, of requests in flight; it is taken back when the
+#       request's hold goes, by settlement or by expiry, so the hold lists it)
 # -> {1, remaining per limit...} admitted and counted; {0} refused for credit; {-1} avail not
 #    seeded yet; {-2, i} refused by limit i. A refusal counts nothing anywhere. (Limits are
 #    counts of requests and tokens, far below 2^53: Lua's doubles hold them exactly.)
@@ -63,69 +63,75 @@ ADMIT = """
 local n = #KEYS - 3
 local answer = {1}
 for i = 1, n do
-  local key, at = KEYS[3 + i], 5 + 3 * (i - 1)
-  local cap, amount, ttl = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
-  local used
-  if ttl < 0 then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[5])
-    used = redis.call('ZCARD', key)
-  else
-    used = tonumber(redis.call('GET', key) or '0')
-  end
-  if used + amount > cap then return {-2, i} end
-  answer[i + 1] = cap - used - amount
+  local at = 4 + 3 * (i - 1)
+  local used = tonumber(redis.call('GET', KEYS[3 + i]) or '0')
+  local amount = tonumber(ARGV[at + 2])
+  if used + amount > tonumber(ARGV[at + 1]) then return {-2, i} end
+  answer[i + 1] = tonumber(ARGV[at + 1]) - used - amount
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 if redis.call('DECRBY', KEYS[1], ARGV[1]) < 0 then
   redis.call('INCRBY', KEYS[1], ARGV[1])
   return {0}
 end
-redis.call('SET', KEYS[2], ARGV[4] .. ' ' .. ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+local held = ARGV[4] .. ' ' .. ARGV[1]
 for i = 1, n do
-  local key, at = KEYS[3 + i], 5 + 3 * (i - 1)
-  local ttl = tonumber(ARGV[at + 3])
-  if ttl < 0 then
-    redis.call('ZADD', key, ARGV[3], ARGV[2])
-    redis.call('EXPIRE', key, -ttl)
+  local key, at = KEYS[3 + i], 4 + 3 * (i - 1)
+  if ARGV[at + 3] == '0' then
+    redis.call('INCR', key)
+    held = held .. ' ' .. key
   elseif redis.call('INCRBY', key, ARGV[at + 2]) == tonumber(ARGV[at + 2]) then
-    redis.call('EXPIRE', key, ttl)
+    redis.call('EXPIRE', key, ARGV[at + 3])
   end
 end
+redis.call('SET', KEYS[2], held)
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 return answer
 """
 
-# KEYS: avail, hold, holds, stream, settled, then token counters to correct, then
-#       concurrency sets to leave
-# ARGV: cost, request_id, event, how many token counters, then their corrections
+# Releases a hold's value ("user amount [concurrency counter...]"): the amount goes back to
+# `avail` and the request leaves its concurrency counters. Shared by SETTLE and
+# RELEASE_EXPIRED; whichever deletes the hold first releases it, so it happens once.
+_RELEASE = """
+local function release(held, prefix)
+  local user, amount, counters = string.match(held, '^(%d+) (%d+)(.*)$')
+  redis.call('INCRBY', prefix .. 'avail:' .. user, amount)
+  for key in string.gmatch(counters, '%S+') do
+    if redis.call('DECR', key) < 0 then redis.call('SET', key, 0) end
+  end
+end
+"""
+
+# KEYS: avail, hold, holds, stream, settled, then token counters to correct
+# ARGV: cost, request_id, event, prefix, then the token counters' corrections
 # -> 1 settled, 0 already settled (a retry)
-SETTLE = """
+SETTLE = (
+    _RELEASE
+    + """
 if not redis.call('SET', KEYS[5], '1', 'NX', 'EX', {ttl}) then return 0 end
 local held = redis.call('GET', KEYS[2])
 if held then
   redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[3], ARGV[2])
-  redis.call('INCRBY', KEYS[1], string.match(held, ' (%d+)$'))
+  release(held, ARGV[4])
 end
 if ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('DECRBY', KEYS[1], ARGV[1])
 end
 redis.call('XADD', KEYS[4], '*', 'e', ARGV[3])
-local corrections = tonumber(ARGV[4])
-for i = 1, corrections do
-  local key = KEYS[5 + i]
-  if redis.call('EXISTS', key) == 1 and redis.call('INCRBY', key, ARGV[4 + i]) < 0 then
-    redis.call('SET', key, 0, 'KEEPTTL')
+for i = 6, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 and redis.call('INCRBY', KEYS[i], ARGV[i - 1]) < 0 then
+    redis.call('SET', KEYS[i], 0, 'KEEPTTL')
   end
-end
-for i = 6 + corrections, #KEYS do
-  redis.call('ZREM', KEYS[i], ARGV[2])
 end
 return 1
 """.replace("{ttl}", str(SETTLED_TTL_SECONDS))
+)
 
 # KEYS: holds   ARGV: now, prefix   -> number of holds released
-RELEASE_EXPIRED = """
+RELEASE_EXPIRED = (
+    _RELEASE
+    + """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1000)
 local released = 0
 for _, id in ipairs(ids) do
@@ -133,13 +139,13 @@ for _, id in ipairs(ids) do
   local held = redis.call('GET', ARGV[2] .. 'hold:' .. id)
   if held then
     redis.call('DEL', ARGV[2] .. 'hold:' .. id)
-    local user, amount = string.match(held, '^(%d+) (%d+)$')
-    redis.call('INCRBY', ARGV[2] .. 'avail:' .. user, amount)
+    release(held, ARGV[2])
     released = released + 1
   end
 end
 return released
 """
+)
 
 # KEYS: avail   ARGV: amount (may be negative)  -> 1 applied, 0 not seeded (nothing to do)
 ADD_IF_SEEDED = """
@@ -189,14 +195,13 @@ class RedisCredit:
         expires_at: float,
         counters: Sequence[str] = (),
         limits: Sequence[int] = (),
-        now: float | None = None,
     ) -> list[int]:
         """`counters` and `limits`: the rate limits to check and count with the hold, as
         gateway.limits.redis_args lays them out. Returns the script's answer (see ADMIT)."""
         result = await self.wire.evalsha(
             ADMIT,
             [avail_key(user_id), hold_key(request_id), HOLDS, *counters],
-            [to_pico(amount), request_id, expires_at, user_id, now or time.time(), *limits],
+            [to_pico(amount), request_id, expires_at, user_id, *limits],
         )
         return [int(x) for x in result]
 
@@ -208,7 +213,6 @@ class RedisCredit:
         cost: Decimal,
         event: bytes,
         token_corrections: Sequence[tuple[str, int]] = (),
-        concurrency: Sequence[str] = (),
     ) -> bool:
         keys = [
             avail_key(user_id),
@@ -217,13 +221,12 @@ class RedisCredit:
             USAGE_STREAM,
             f"{PREFIX}settled:{request_id}",
             *(counter for counter, _ in token_corrections),
-            *concurrency,
         ]
         args: list[str | bytes | int] = [
             to_pico(cost),
             request_id,
             event,
-            len(token_corrections),
+            PREFIX,
             *(delta for _, delta in token_corrections),
         ]
         return bool(await self.wire.evalsha(SETTLE, keys, args))

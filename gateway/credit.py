@@ -68,7 +68,6 @@ class RedisCreditGate:
                 expires_at=expires_at,
                 counters=admission.counters,
                 limits=limits,
-                now=admission.admitted_at,
             )
             if result[0] == 1:
                 admission.remaining = result[1:]
@@ -92,7 +91,6 @@ class RedisCreditGate:
             cost=outcome.cost,
             event=orjson.dumps(event),
             token_corrections=admission.token_corrections(tokens) if admission else (),
-            concurrency=admission.concurrency_counters() if admission else (),
         )
         try:
             try:

@@ -71,7 +71,7 @@ class PlannedLimit:
     base: str  # the counter's key without its window
     window: int  # seconds; 0: concurrency (requests in flight)
     tokens: bool  # counts tokens, not requests
-    ttl: int  # the counter's TTL for the ADMIT script; negative: a concurrency set
+    ttl: int  # the counter's TTL for the ADMIT script; 0: a concurrency counter (no TTL)
 
     def counter(self, now: float) -> str:
         return f"{self.base}:{int(now // self.window)}" if self.window else self.base
@@ -80,15 +80,47 @@ class PlannedLimit:
         return (math.floor(now / self.window) + 1) * self.window if self.window else now + 1
 
 
-def plan_for(limits: tuple[Limit, ...], key_id: int, user_id: int) -> tuple[PlannedLimit, ...]:
+@dataclass(frozen=True, slots=True)
+class HeaderGroup:
+    """One family of x-ratelimit-* headers (requests or tokens): the header names, and the
+    limits it may report (the tightest one at the time is reported)."""
+
+    names: tuple[bytes, bytes, bytes]  # limit, remaining, reset
+    indices: tuple[int, ...]  # into the plan's limits
+    caps: tuple[bytes, ...]  # each limit's cap, as the header says it
+
+
+@dataclass(frozen=True, slots=True)
+class LimitPlan:
+    """The limits a key's requests count against, and how their headers are made."""
+
+    limits: tuple[PlannedLimit, ...] = ()
+    header_groups: tuple[HeaderGroup, ...] = ()
+
+
+def plan_for(limits: tuple[Limit, ...], key_id: int, user_id: int) -> LimitPlan:
     owners = {"key": key_id, "user": user_id, "system": 0}
-    plan = []
+    planned = []
     for limit in limits:
         counts, window = KINDS[limit.kind]
-        ttl = window + 60 if window else -settings.GATEWAYZ_HOLD_TTL_SECONDS
+        ttl = window + 60 if window else 0
         base = f"{PREFIX}{limit.scope}:{owners[limit.scope]}:{limit.kind}"
-        plan.append(PlannedLimit(limit, base, window, counts == "tokens", ttl))
-    return tuple(plan)
+        planned.append(PlannedLimit(limit, base, window, counts == "tokens", ttl))
+    groups = []
+    for tokens, suffix in ((False, b"requests"), (True, b"tokens")):
+        indices = tuple(i for i, p in enumerate(planned) if p.window and p.tokens == tokens)
+        if indices:
+            names = (
+                b"x-ratelimit-limit-" + suffix,
+                b"x-ratelimit-remaining-" + suffix,
+                b"x-ratelimit-reset-" + suffix,
+            )
+            caps = tuple(str(planned[i].limit.cap).encode() for i in indices)
+            groups.append(HeaderGroup(names, indices, caps))
+    return LimitPlan(tuple(planned), tuple(groups))
+
+
+NO_LIMITS = LimitPlan()
 
 
 class RateLimited(GatewayError):
@@ -121,7 +153,7 @@ class Admission:
     """One request's rate-limit counters, as checked at admission and kept for settlement."""
 
     request_id: str
-    plan: tuple[PlannedLimit, ...]
+    plan: LimitPlan
     counters: list[str]
     amounts: list[int]  # 1 request, or the estimated tokens
     estimated_tokens: int
@@ -131,12 +163,12 @@ class Admission:
     def script_args(self) -> list[int]:
         """(cap, amount, ttl) per limit, as the ADMIT script reads them."""
         args: list[int] = []
-        for planned, amount in zip(self.plan, self.amounts, strict=True):
+        for planned, amount in zip(self.plan.limits, self.amounts, strict=True):
             args += (planned.limit.cap, amount, planned.ttl)
         return args
 
     def refusal(self, index: int, now: float) -> RateLimited:
-        planned = self.plan[index]
+        planned = self.plan.limits[index]
         reset_at = planned.reset_at(self.admitted_at)
         return RateLimited(planned.limit, self.amounts[index], reset_at, now)
 
@@ -144,39 +176,35 @@ class Admission:
         delta = actual_tokens - self.estimated_tokens
         if not delta:
             return []
-        return [(c, delta) for c, p in zip(self.counters, self.plan, strict=True) if p.tokens]
+        pairs = zip(self.counters, self.plan.limits, strict=True)
+        return [(c, delta) for c, p in pairs if p.tokens]
 
     def concurrency_counters(self) -> list[str]:
-        return [c for c, p in zip(self.counters, self.plan, strict=True) if not p.window]
+        return [c for c, p in zip(self.counters, self.plan.limits, strict=True) if not p.window]
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """OpenAI's x-ratelimit-* headers, for the tightest request and token limits."""
         out: list[tuple[bytes, bytes]] = []
-        for tokens, suffix in ((False, b"requests"), (True, b"tokens")):
-            windowed = [
-                (remaining, i)
-                for i, (planned, remaining) in enumerate(
-                    zip(self.plan, self.remaining, strict=False)
-                )
-                if planned.window and planned.tokens == tokens
-            ]
-            if not windowed:
-                continue
-            remaining, i = min(windowed)
-            planned = self.plan[i]
-            reset = planned.reset_at(self.admitted_at) - self.admitted_at
-            out += [
-                (b"x-ratelimit-limit-" + suffix, str(planned.limit.cap).encode()),
-                (b"x-ratelimit-remaining-" + suffix, str(max(remaining, 0)).encode()),
-                (b"x-ratelimit-reset-" + suffix, f"{reset:.0f}s".encode()),
-            ]
+        remaining = self.remaining
+        for group in self.plan.header_groups:
+            at = 0
+            if len(group.indices) > 1:
+                at = min(range(len(group.indices)), key=lambda j: remaining[group.indices[j]])
+            i = group.indices[at]
+            window = self.plan.limits[i].window
+            limit_name, remaining_name, reset_name = group.names
+            out += (
+                (limit_name, group.caps[at]),
+                (remaining_name, str(max(remaining[i], 0)).encode()),
+                (reset_name, b"%ds" % math.ceil(window - self.admitted_at % window)),
+            )
         return out
 
 
-def admission_new(request_id: str, plan: tuple[PlannedLimit, ...], tokens: int) -> Admission:
+def admission_new(request_id: str, plan: LimitPlan, tokens: int) -> Admission:
     now = time.time()
-    counters = [p.counter(now) for p in plan]
-    amounts = [tokens if p.tokens else 1 for p in plan]
+    counters = [p.counter(now) for p in plan.limits]
+    amounts = [tokens if p.tokens else 1 for p in plan.limits]
     return Admission(request_id, plan, counters, amounts, tokens, now)
 
 
@@ -203,7 +231,9 @@ class LocalLimiter:
     def admit(self, admission: Admission, expires_at: float) -> None:
         """Checks every limit, then counts the request in all of them (or raises)."""
         now = time.time()
-        entries = list(zip(admission.counters, admission.plan, admission.amounts, strict=True))
+        entries = list(
+            zip(admission.counters, admission.plan.limits, admission.amounts, strict=True)
+        )
         remaining = []
         for i, (counter, planned, amount) in enumerate(entries):
             used = self._used(counter, planned, now)
@@ -221,7 +251,7 @@ class LocalLimiter:
     def undo(self, admission: Admission) -> None:
         """Takes back an admission that then failed (its credit hold was refused)."""
         for counter, planned, amount in zip(
-            admission.counters, admission.plan, admission.amounts, strict=True
+            admission.counters, admission.plan.limits, admission.amounts, strict=True
         ):
             if not planned.window:
                 self.in_flight.get(counter, {}).pop(admission.request_id, None)

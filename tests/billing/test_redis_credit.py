@@ -66,3 +66,41 @@ def test_it_refuses_what_avail_cannot_cover_and_releases_expired_holds():
     assert _avail(user.pk) == Decimal("0.2")
     assert credit_holds_release_expired_redis(now=time.time()) >= 2
     assert _avail(user.pk) == Decimal("1")
+
+
+def test_a_request_leaves_its_concurrency_counter_once_by_settlement_or_by_expiry():
+    user = user_create(email="inflight@example.com")
+    credit_grant(user=user, amount=Decimal("1"), reference="g")
+    credit_avail_seed_from_ledger(user_id=user.pk)
+    counter = f"gwz:rl:test:{user.pk}:concurrent"
+    sync_client().delete(counter)
+
+    async def run() -> list[int]:
+        credit = RedisCredit(settings.REDIS_URL)
+        in_flight = []
+        for i, expires_at in enumerate((time.time() + 60, time.time() - 1)):
+            result = await credit.admit(
+                user_id=user.pk,
+                request_id=f"c{i}-{user.pk}",
+                amount=Decimal("0.1"),
+                expires_at=expires_at,
+                counters=[counter],
+                limits=[2, 1, 0],  # cap 2, one request, a concurrency counter
+            )
+            in_flight.append(result[1])
+        in_flight.append(int(sync_client().get(counter)))
+        # The second request's hold expires: the sweep releases it and its counter slot...
+        credit_holds_release_expired_redis(now=time.time())
+        in_flight.append(int(sync_client().get(counter)))
+        # ...so its late settlement releases nothing more; the first one's frees its slot.
+        for i in range(2):
+            await credit.settle(
+                user_id=user.pk, request_id=f"c{i}-{user.pk}", cost=Decimal(0), event=b"{}"
+            )
+        in_flight.append(int(sync_client().get(counter)))
+        await credit.close()
+        return in_flight
+
+    # remaining after each admission, then in flight: both, after the sweep, after settling
+    assert asyncio.run(run()) == [1, 0, 2, 1, 0]
+    assert _avail(user.pk) == Decimal("1")
