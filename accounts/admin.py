@@ -35,6 +35,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                            "last_used_at", "prefix", "last4", "digest")}),
         ("Rate limits (empty: the defaults)", {"fields": ("limit_rpm", "limit_rpd", "limit_tpm",
                                                          "limit_tpd", "limit_concurrent")}),
+        ("Priority when a gateway is at capacity", {"fields": ("priority",)}),
     )  # fmt: skip
     actions = ("revoke",)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from accounts.models import ApiKey
 from config.asyncdb import db_call
 from gateway.limits import NO_LIMITS, LimitPlan, limits_for, plan_for
+from gateway.priority import DEFAULT_PRIORITY, PRIORITIES
 
 NEGATIVE_TTL_SECONDS = 30.0
 MAX_ENTRIES = 100_000
@@ -25,6 +26,7 @@ class KeyIdentity:
     digest: str
     expires_at: float | None  # unix time
     limits: LimitPlan = NO_LIMITS  # the rate limits its requests count against
+    priority: int = DEFAULT_PRIORITY  # gateway.priority
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -36,7 +38,7 @@ LIMIT_FIELDS = {kind: f"limit_{kind}" for kind in ("rpm", "rpd", "tpm", "tpd", "
 def _load(digest: str) -> KeyIdentity | None:
     row = (
         ApiKey.objects.filter(digest=digest, revoked_at__isnull=True, user__is_active=True)
-        .values("id", "user_id", "expires_at", *LIMIT_FIELDS.values())
+        .values("id", "user_id", "expires_at", "priority", *LIMIT_FIELDS.values())
         .first()
     )
     if row is None:
@@ -44,7 +46,8 @@ def _load(digest: str) -> KeyIdentity | None:
     expires_at = row["expires_at"].timestamp() if row["expires_at"] else None
     limits = limits_for({kind: row[name] for kind, name in LIMIT_FIELDS.items()})
     plan = plan_for(limits, row["id"], row["user_id"])
-    return KeyIdentity(row["id"], row["user_id"], digest, expires_at, plan)
+    priority = PRIORITIES.get(row["priority"], DEFAULT_PRIORITY)
+    return KeyIdentity(row["id"], row["user_id"], digest, expires_at, plan, priority)
 
 
 class KeyCache:

@@ -62,6 +62,13 @@ class ApiKey(models.Model):
     limit_tpm = models.PositiveIntegerField("tokens per minute", null=True, blank=True)
     limit_tpd = models.PositiveBigIntegerField("tokens per day", null=True, blank=True)
     limit_concurrent = models.PositiveIntegerField("concurrent requests", null=True, blank=True)
+    # Its requests' place in the queue when a gateway process is at capacity
+    # (gateway.priority); only staff set it.
+    priority = models.CharField(
+        max_length=8,
+        choices=[(p, p) for p in ("critical", "high", "default", "low")],
+        default="default",
+    )
 
     class Meta:
         ordering = ("-created_at",)

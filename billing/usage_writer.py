@@ -44,11 +44,12 @@ PG_LOG_TYPES = {
     "ttft_ms": "float8",
     "total_latency_ms": "float8",
     "stream": "bool",
+    "attempts": "jsonb",
 }
 LOG_COLUMNS = tuple(PG_LOG_TYPES)
 # Columns added after events were first written: an event queued by an older process (a
 # rolling deploy) lacks them and gets the default.
-LOG_DEFAULTS: dict[str, Any] = {"cache_write_tokens": 0}
+LOG_DEFAULTS: dict[str, Any] = {"cache_write_tokens": 0, "attempts": "[]"}
 _PG_LOG_SELECT = ",".join(
     f"COALESCE({c}, {LOG_DEFAULTS[c]!r})" if c in LOG_DEFAULTS else c for c in LOG_COLUMNS
 )
@@ -88,7 +89,8 @@ def _insert_request_logs(cursor: Any, events: list[dict[str, Any]], now: Any) ->
     for chunk in _chunks(events):
         params: list[Any] = []
         for event in chunk:
-            params.extend([event.get(c, LOG_DEFAULTS.get(c)) for c in LOG_COLUMNS])
+            params.extend([event.get(c, LOG_DEFAULTS.get(c)) for c in LOG_COLUMNS[:-1]])
+            params.append(orjson.dumps(event.get("attempts", [])).decode())  # the last column
             params.append(now)
         cursor.execute(
             f"INSERT INTO {RequestLog._meta.db_table} ({','.join(columns)}) "

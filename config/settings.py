@@ -171,6 +171,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.release_expired_holds",
         "schedule": 60.0,
     },
+    # Health checks in tiers (monitoring.health): what serves traffic often, the rest rarely.
+    "check-health-hot": {
+        "task": "monitoring.tasks.check_health",
+        "schedule": 60.0,
+        "args": ("hot",),
+    },
+    "check-health-all": {
+        "task": "monitoring.tasks.check_health",
+        "schedule": 1800.0,
+        "args": ("all",),
+    },
 }
 
 # --- stripe (dj-stripe) ------------------------------------------------------------------
@@ -221,3 +232,28 @@ LOGGING = {
     # One line per upstream call is noise at INFO; failures are logged by the gateway.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# Failover and retries (docs/routing.md): attempts per request over every deployment and
+# retry; the time they may take before an answer; rounds of retries of what failed
+# transiently, after an exponential pause (longer if a provider's Retry-After says so, but
+# never past GATEWAYZ_RETRY_AFTER_MAX_SECONDS: then the client gets the 429 instead).
+GATEWAYZ_MAX_ATTEMPTS = env_int("GATEWAYZ_MAX_ATTEMPTS", 4, minimum=1)
+GATEWAYZ_UPSTREAM_BUDGET_SECONDS = env_float("GATEWAYZ_UPSTREAM_BUDGET_SECONDS", 60.0)
+GATEWAYZ_RETRY_ROUNDS = env_int("GATEWAYZ_RETRY_ROUNDS", 1, minimum=0)
+GATEWAYZ_RETRY_BACKOFF_SECONDS = env_float("GATEWAYZ_RETRY_BACKOFF_SECONDS", 0.25)
+GATEWAYZ_RETRY_AFTER_MAX_SECONDS = env_float("GATEWAYZ_RETRY_AFTER_MAX_SECONDS", 5.0)
+# Circuit breakers per provider × model (gateway.breakers).
+GATEWAYZ_BREAKER = {
+    "failures": env_int("GATEWAYZ_BREAKER_FAILURES", 5, minimum=1),
+    "window_seconds": env_float("GATEWAYZ_BREAKER_WINDOW_SECONDS", 60.0),
+    "min_requests": env_int("GATEWAYZ_BREAKER_MIN_REQUESTS", 20, minimum=1),
+    "error_rate": env_float("GATEWAYZ_BREAKER_ERROR_RATE", 0.5),
+    "cooldown_seconds": env_float("GATEWAYZ_BREAKER_COOLDOWN_SECONDS", 15.0),
+    "max_cooldown_seconds": env_float("GATEWAYZ_BREAKER_MAX_COOLDOWN_SECONDS", 600.0),
+    "successes": env_int("GATEWAYZ_BREAKER_SUCCESSES", 2, minimum=1),
+    "probe_seconds": env_float("GATEWAYZ_BREAKER_PROBE_SECONDS", 30.0),
+}
+# The process's upstream slots and their priority queue (gateway.priority).
+GATEWAYZ_PROCESS_MAX_IN_FLIGHT = env_int("GATEWAYZ_PROCESS_MAX_IN_FLIGHT", 4096, minimum=1)
+GATEWAYZ_QUEUE_MAX_WAITING = env_int("GATEWAYZ_QUEUE_MAX_WAITING", 1024, minimum=0)
+GATEWAYZ_QUEUE_WAIT_SECONDS = env_float("GATEWAYZ_QUEUE_WAIT_SECONDS", 10.0)

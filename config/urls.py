@@ -4,6 +4,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts.api import ApiKeyListCreate, ApiKeyRevoke, Profile
 from billing.api import Balance, CreditTransactions
+from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -14,5 +15,12 @@ urlpatterns = [
     path("user/balance", Balance.as_view(), name="balance"),
     path("user/profile", Profile.as_view(), name="profile"),
     path("user/credit-transactions", CreditTransactions.as_view(), name="credit-transactions"),
+    path("api/monitoring/health", ProviderHealth.as_view(), name="provider-health"),
+    path("api/monitoring/circuit-breakers", CircuitBreakers.as_view(), name="circuit-breakers"),
+    path(
+        "api/monitoring/circuit-breakers/<slug:provider>/reset",
+        CircuitBreakerReset.as_view(),
+        name="circuit-breaker-reset",
+    ),
     path("", include("django_prometheus.urls")),
 ]

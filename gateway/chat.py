@@ -11,7 +11,7 @@ from django.conf import settings
 
 from gateway.errors import GatewayError
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import ClientApi, Headers, send_priced, serve
+from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.relay_stream import relay_stream, usage_record
 from gateway.relay_translated import ChatEncoder, completion_from, relay_translated
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
@@ -84,9 +84,7 @@ async def _relay_json(
     outcome: RequestOutcome,
     headers: list[tuple[bytes, bytes]],
 ) -> None:
-    read = await CHAT.answer_json(send, answer, outcome, headers)
-    if read is None:
-        return
+    read = answer_json(answer)
     try:
         data, usage = completion_from(read[0], answer, body["model"], body_bytes, read[1])
     except GatewayError as refused:  # e.g. a provider's safety filter blocked the prompt

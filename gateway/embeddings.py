@@ -9,7 +9,7 @@ import orjson
 from billing.pricing import Usage
 from gateway.errors import GatewayError, bad_request
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import ClientApi, Headers, send_priced, serve
+from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.relay_stream import usage_estimate, usage_record
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest
 from monitoring.services import RequestOutcome
@@ -83,9 +83,7 @@ class EmbeddingsApi(ClientApi):
         headers: Headers,
         started: float,
     ) -> None:
-        read = await self.answer_json(send, answer, outcome, headers)
-        if read is None:
-            return
+        read = answer_json(answer)
         data = read[0]
         if not isinstance(data.get("data"), list):
             error = GatewayError(

@@ -13,7 +13,7 @@ import orjson
 from billing.pricing import image_unit_price
 from gateway.errors import bad_request
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import ClientApi, Headers, send_priced, serve
+from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest
 from monitoring.services import RequestOutcome
 from providers.adapters import fal, openai
@@ -85,9 +85,7 @@ class ImagesApi(ClientApi):
         headers: Headers,
         started: float,
     ) -> None:
-        read = await self.answer_json(send, answer, outcome, headers)
-        if read is None:
-            return
+        read = answer_json(answer)
         data = read[0]
         if answer.deployment.protocol == "fal":
             data = fal.images_response(data, b64=body.get("response_format") == "b64_json")

@@ -13,7 +13,7 @@ from django.conf import settings
 from gateway.auth import authenticate
 from gateway.errors import GatewayError, anthropic_error_body, not_found
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, read_body, send_bytes
-from gateway.pipeline import ClientApi, Headers, internal_error, send_priced, serve
+from gateway.pipeline import ClientApi, Headers, answer_json, internal_error, send_priced, serve
 from gateway.relay_stream import usage_estimate, usage_record
 from gateway.relay_translated import (
     MessagesEncoder,
@@ -30,7 +30,7 @@ from gateway.upstream_call import (
     UpstreamAnswer,
     UpstreamRequest,
     chat_request,
-    deployments_call,
+    route_call,
 )
 from gateway.validation_messages import (
     FORWARDED_BETAS,
@@ -108,9 +108,7 @@ class MessagesApi(ClientApi):
         outcome: RequestOutcome,
         headers: Headers,
     ) -> None:
-        read = await self.answer_json(send, answer, outcome, headers)
-        if read is None:
-            return
+        read = answer_json(answer)
         data, size = read
         if answer.deployment.protocol == "anthropic":
             usage = usage_from_anthropic(data.get("usage")) or usage_estimate(body_bytes, size // 4)
@@ -160,7 +158,7 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
             return
         client_headers = _client_headers(scope)
 
-        def build(deployment: Deployment) -> UpstreamRequest | None:
+        def build(model: CatalogModel, deployment: Deployment) -> UpstreamRequest | None:
             if deployment.protocol != "anthropic":
                 return None
             upstream = {k: v for k, v in body.items() if k in COUNTED_FIELDS}
@@ -168,12 +166,9 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
             upstream["model"] = deployment.upstream_model_id
             return url + "/count_tokens", headers, orjson.dumps(upstream)
 
-        answer = await deployments_call(model, build)
-        try:
-            counted = await answer.response.read()
-        finally:
-            answer.response.release()
-        await send_bytes(send, 200, counted, JSON_HEADERS)
+        answer = await route_call([(model, model.deployments)], build, False, [])
+        answer.response.release()
+        await send_bytes(send, 200, answer.body, JSON_HEADERS)
     except Exception as exc:
         error = exc if isinstance(exc, GatewayError) else internal_error(exc)
         await send_bytes(send, error.status, anthropic_error_body(error), JSON_HEADERS)

@@ -14,7 +14,6 @@ from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from django.conf import settings
 
 from accounts.keycache import KeyIdentity
@@ -35,8 +34,22 @@ from gateway.http import (
 )
 from gateway.ids import request_id_new
 from gateway.limits import Admission, admission_new
-from gateway.upstream import UpstreamError
-from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, deployments_call
+from gateway.priority import slots
+from gateway.routing import (
+    deployments_for,
+    fallback_models_parse,
+    no_deployment_fits,
+    preferences_parse,
+    resolve_variant,
+    variant_preferences,
+)
+from gateway.upstream_call import (
+    Route,
+    UpstreamAnswer,
+    UpstreamRequest,
+    passive_health,
+    route_call,
+)
 from monitoring.services import RequestOutcome
 from providers.catalog import CatalogModel, Deployment, catalog_holder
 
@@ -111,28 +124,13 @@ class ClientApi(ABC):
         outcome.status, outcome.error_type = error.status, error.code or error.type
         await self.send_error(send, error, headers)
 
-    async def answer_json(
-        self, send: Send, answer: UpstreamAnswer, outcome: RequestOutcome, headers: Headers
-    ) -> tuple[dict[str, Any], int] | None:
-        """The provider's whole answer as a JSON object, and its size in bytes; None when it
-        was cut or not JSON (the client has then been told, in its protocol)."""
-        try:
-            raw = await answer.response.read()
-            data = orjson.loads(raw)
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
-        except (*UpstreamError, ValueError) as exc:
-            error = GatewayError(
-                504 if isinstance(exc, TimeoutError) else 502,
-                f"{answer.deployment.provider} sent an incomplete or invalid response.",
-                type="upstream_error",
-                code="upstream_invalid_response",
-            )
-            await self.fail(send, outcome, error, headers)
-            return None
-        finally:
-            answer.response.release()
-        return data, len(raw)
+
+def answer_json(answer: UpstreamAnswer) -> tuple[dict[str, Any], int]:
+    """The provider's whole answer as a JSON object, and its size in bytes. The route read
+    and parsed it before taking the answer, so that a broken one could still fail over."""
+    answer.response.release()
+    assert answer.data is not None
+    return answer.data, len(answer.body)
 
 
 async def send_priced(send: Send, payload: bytes, cost: Decimal, headers: Headers) -> None:
@@ -198,6 +196,34 @@ def internal_error(exc: Exception) -> GatewayError:
     )
 
 
+async def _route(api: ClientApi, body: dict[str, Any]) -> Route:
+    """The models the request may be served by, in order, each with the deployments it may
+    try: the `model`, then its `models` fallbacks, as its `provider` preferences allow.
+    `provider` and `models` are the gateway's and are taken out of the body."""
+    prefs = preferences_parse(body.pop("provider", None))
+    fallbacks = fallback_models_parse(body.pop("models", None), body["model"])
+    catalog = await catalog_holder.get()
+    route: Route = []
+    for name in (body["model"], *fallbacks):
+        model, variant = resolve_variant(catalog, name)
+        if model is None:
+            raise not_found(f"The model '{name}' does not exist.", code="model_not_found")
+        if model.kind != api.kind:
+            raise GatewayError(
+                400,
+                f"The model '{name}' is a{'n' if model.kind[0] in 'aeiou' else ''} "
+                f"{model.kind} model; this endpoint serves {api.kind} models.",
+                param="model",
+                code="model_not_supported",
+            )
+        deployments = deployments_for(model, variant_preferences(prefs, variant), body)
+        if deployments:
+            route.append((model, deployments))
+    if not route:
+        raise no_deployment_fits(body["model"])
+    return route
+
+
 async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
     request_id = request_id_new()
@@ -209,6 +235,8 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         return
 
     admission: Admission | None = None  # set once admitted: settlement uncounts it
+    upstream_slots = slots()
+    slotted = False  # holds one of the process's upstream slots (gateway.priority)
     outcome = RequestOutcome(
         request_id=request_id,
         user_id=identity.user_id,
@@ -223,28 +251,28 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         body = api.parse(raw)
         outcome.requested_model = body["model"][:200]
         outcome.stream = bool(body.get("stream"))
-        model = (await catalog_holder.get()).resolve(body["model"])
-        if model is None:
-            raise not_found(f"The model '{body['model']}' does not exist.", code="model_not_found")
-        if model.kind != api.kind:
-            raise GatewayError(
-                400,
-                f"The model '{body['model']}' is a{'n' if model.kind[0] in 'aeiou' else ''} "
-                f"{model.kind} model; this endpoint serves {api.kind} models.",
-                param="model",
-                code="model_not_supported",
-            )
+        route = await _route(api, body)
+        model = route[0][0]
         outcome.served_model = model.id
-        tokens = api.token_estimate(body, len(raw), model)
+        tokens = max(api.token_estimate(body, len(raw), m) for m, _ in route)
         candidate = admission_new(request_id, identity.limits, tokens)
-        hold = api.hold(body, len(raw), model)
+        hold = max(api.hold(body, len(raw), m) for m, _ in route)
         await _admit(identity, request_id, hold, candidate)
         admission = candidate
         outcome.held, outcome.hold = True, hold
-        answer = await deployments_call(model, lambda d: api.build(body, d, model, scope))
+        await upstream_slots.acquire(identity.priority)
+        slotted = True
+        answer = await route_call(
+            route,
+            lambda m, d: api.build(body, d, m, scope),
+            outcome.stream,
+            outcome.attempts,
+        )
     except ClientGone:
         return  # still reading the body: nothing was admitted
     except Exception as exc:
+        if slotted:
+            upstream_slots.release()
         failure = exc if isinstance(exc, GatewayError) else internal_error(exc)
         outcome.status = failure.status
         outcome.error_type = failure.code or failure.type
@@ -254,12 +282,13 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         await credit_gate().settle(outcome, admission)
         return
 
-    outcome.provider = answer.deployment.provider
+    served = answer.model or model
+    outcome.provider, outcome.served_model = answer.deployment.provider, served.id
     outcome.upstream_latency_ms = answer.latency_ms
     headers = [
         *id_header,
         (b"x-gatewayz-provider", answer.deployment.provider.encode()),
-        (b"x-gatewayz-model", model.id.encode()),
+        (b"x-gatewayz-model", served.id.encode()),
         *admission.headers(),
     ]
     progress = _Progress(send)
@@ -277,5 +306,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
             if not progress.ended:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
+        upstream_slots.release()
         outcome.total_latency_ms = _ms_since(started)
         await credit_gate().settle(outcome, admission)
+        await passive_health(outcome, answer.deployment)

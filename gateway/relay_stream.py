@@ -95,7 +95,7 @@ async def relay_stream(
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
     pending = b""
     try:
-        async for block in answer.response.content.iter_any():
+        async for block in answer.blocks():
             *lines, pending = (pending + block).split(b"\n")
             out = []
             for line in lines:

@@ -40,7 +40,7 @@ async def sse_events(answer: UpstreamAnswer) -> AsyncIterator[list[tuple[bytes, 
     pending = b""
     name = b""
     data: list[bytes] = []
-    async for block in answer.response.content.iter_any():
+    async for block in answer.blocks():
         *lines, pending = (pending + block).split(b"\n")
         batch = []
         for line in lines:

@@ -12,7 +12,7 @@ from django.conf import settings
 from billing.pricing import Usage
 from gateway.errors import GatewayError
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import ClientApi, Headers, send_priced, serve
+from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.relay_stream import usage_record
 from gateway.relay_translated import Decoder, Encoder, completion_from, relay_translated
 from gateway.translate.responses_openai import (
@@ -82,9 +82,7 @@ class ResponsesApi(ClientApi):
                 started,
             )  # fmt: skip
             return
-        read = await self.answer_json(send, answer, outcome, headers)
-        if read is None:
-            return
+        read = answer_json(answer)
         try:
             completion, usage = completion_from(read[0], answer, body["model"], body_bytes, read[1])
         except GatewayError as refused:  # e.g. a provider's safety filter blocked it

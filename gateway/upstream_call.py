@@ -6,22 +6,29 @@ an error about the request itself is the client's answer and is returned at once
 
 from __future__ import annotations
 
+import asyncio
+import math
+import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
+from django.conf import settings
 
+from gateway.breakers import board, breaker_key
 from gateway.errors import GatewayError
+from gateway.routing import stats_of
 from gateway.upstream import UpstreamError, upstream_session, upstream_timeout
+from monitoring.services import RequestOutcome
 from providers.adapters import anthropic, gemini, openai
 from providers.adapters.openai import error_message
 from providers.catalog import CatalogModel, Deployment
 
 UpstreamRequest = tuple[str, dict[str, str], bytes]  # url, headers, body
-RequestBuilder = Callable[[Deployment], UpstreamRequest | None]  # None: cannot serve it
 
 # Gemini's reasons for a 400 that is about our account there, not about the request.
 GEMINI_ACCOUNT_FAILURES = re.compile(rb"API_KEY_INVALID|FAILED_PRECONDITION|API_KEY_EXPIRED")
@@ -32,8 +39,21 @@ FAILOVER_STATUSES = frozenset({401, 402, 403, 404, 408, 409, 425, 429})
 @dataclass(slots=True)
 class UpstreamAnswer:
     deployment: Deployment
-    response: aiohttp.ClientResponse  # opened, body not yet read
+    response: aiohttp.ClientResponse  # opened; see `body` and `first`
     latency_ms: float  # until the upstream's headers arrived
+    model: CatalogModel | None = None  # the model that served (one of the request's `models`)
+    # Read before the answer was taken, so that a failure there could still fail over: a
+    # JSON answer's whole body, or a stream's first block.
+    body: bytes = b""
+    first: bytes = b""
+    data: dict[str, Any] | None = None  # `body`, parsed
+
+    async def blocks(self) -> AsyncIterator[bytes]:
+        """A stream's bytes as they arrive, starting with the block already read."""
+        if self.first:
+            yield self.first
+        async for block in self.response.content.iter_any():
+            yield block
 
 
 def _failure(
@@ -78,63 +98,231 @@ def chat_request(
     return None  # fal serves images only
 
 
-async def deployments_call(model: CatalogModel, build: RequestBuilder) -> UpstreamAnswer:
-    """Tries the model's deployments in order; `build` shapes the request for each one.
+Route = list[tuple[CatalogModel, tuple[Deployment, ...]]]  # models in order, and their deployments
+ModelRequestBuilder = Callable[[CatalogModel, Deployment], UpstreamRequest | None]
 
-    A deployment whose protocol cannot carry the request (`build` refuses with a 400) is
-    skipped; if none can, the first refusal is the answer."""
+
+@dataclass(slots=True)
+class _Failed:
+    error: GatewayError
+    transient: bool  # worth another try on the same deployment after a pause
+    retry_after: float | None = None  # what the provider asked for
+
+
+def _transient(status: int) -> bool:
+    return status in (408, 409, 425, 429) or status >= 500
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after", "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date: rare from APIs, and not worth a clock comparison
+    return seconds if 0 <= seconds < 1e6 else None
+
+
+def _attempt_record(deployment: Deployment, model: str, status: int, ms: float, error: str) -> dict:
+    return {
+        "provider": deployment.provider,
+        "model": model,
+        "status": status,
+        "latency_ms": round(ms, 1),
+        "error": error,
+    }
+
+
+async def _try(
+    deployment: Deployment, request: UpstreamRequest, stream: bool, budget: float
+) -> tuple[UpstreamAnswer | _Failed, int]:
+    """One attempt: the answer (with its body or first block read), or why it failed, and the
+    provider's status (0: it never answered)."""
+    url, headers, payload = request
     session = upstream_session()
-    last: GatewayError | None = None
-    refusal: GatewayError | None = None
-    for deployment in model.deployments:
-        try:
-            request = build(deployment)
-        except GatewayError as exc:
-            refusal = refusal or exc
-            continue
-        if request is None:
-            continue
-        url, headers, payload = request
-        timeout = upstream_timeout(deployment.connect_timeout, deployment.read_timeout)
-        started = time.perf_counter()
-        try:
+    connect = min(deployment.connect_timeout, budget)
+    timeout = upstream_timeout(connect, deployment.read_timeout)
+    started = time.perf_counter()
+    response: aiohttp.ClientResponse | None = None
+    try:
+        async with asyncio.timeout(budget):
             response = await session.post(url, data=payload, headers=headers, timeout=timeout)
-        except TimeoutError:
-            last = GatewayError(
-                504,
-                f"{deployment.provider} did not answer in time.",
-                type="timeout",
-                code="upstream_timeout",
-            )
-            continue
-        except aiohttp.ClientError:
-            last = GatewayError(
-                503,
-                f"{deployment.provider} could not be reached.",
-                type="upstream_error",
-                code="upstream_unavailable",
-            )
-            continue
-        latency_ms = (time.perf_counter() - started) * 1000
-        if response.status == 200:
-            return UpstreamAnswer(deployment, response, latency_ms)
-        try:
-            error_body = await response.read()
-        except UpstreamError:
-            error_body = b""
-        finally:
-            response.release()
-        failure = _failure(response.status, deployment, error_body, response.headers)
-        if failure.code == "upstream_rejected":
-            raise failure
-        last = failure
-    raise (
-        last
-        or refusal
-        or GatewayError(
-            503,
-            "No provider is available for this model.",
-            type="upstream_error",
-            code="no_provider_available",
+            latency_ms = (time.perf_counter() - started) * 1000
+            if response.status != 200:
+                body = await _error_body(response)
+                failure = _failure(response.status, deployment, body, response.headers)
+                transient = _transient(response.status) and failure.code != "upstream_rejected"
+                retry_after = _retry_after(response.headers) if response.status == 429 else None
+                return _Failed(failure, transient, retry_after), response.status
+            answer = UpstreamAnswer(deployment, response, latency_ms)
+            if stream:
+                answer.first = await response.content.readany()
+                if not answer.first:
+                    raise aiohttp.ClientPayloadError("the stream ended before any event")
+                _first_event_check(answer.first)
+            else:
+                answer.body = await response.read()
+                answer.data = orjson.loads(answer.body)
+                if not isinstance(answer.data, dict):
+                    raise ValueError("not a JSON object")
+            return answer, 200
+    except TimeoutError:
+        error = GatewayError(
+            504,
+            f"{deployment.provider} did not answer in time.",
+            type="timeout",
+            code="upstream_timeout",
         )
+    except (aiohttp.ClientError, ValueError):
+        answered = response is not None
+        error = GatewayError(
+            502 if answered else 503,
+            f"{deployment.provider} sent an incomplete or invalid response."
+            if answered
+            else f"{deployment.provider} could not be reached.",
+            type="upstream_error",
+            code="upstream_invalid_response" if answered else "upstream_unavailable",
+        )
+    if response is not None:
+        response.release()
+    return _Failed(error, True), response.status if response is not None else 0
+
+
+def _first_event_check(block: bytes) -> None:
+    """Raises ValueError if the stream's first whole event is not JSON: a provider sending
+    garbage is failed over while nothing has reached the client. (Later events are relayed
+    as they come: parsing each would cost the fast path.)"""
+    at = block.find(b"data:")
+    end = block.find(b"\n", at)
+    if at < 0 or end < 0:
+        return  # no whole event in this block yet
+    payload = block[at + 5 : end].strip()
+    if payload != b"[DONE]":
+        orjson.loads(payload)
+
+
+async def _error_body(response: aiohttp.ClientResponse) -> bytes:
+    try:
+        return await response.read()
+    except UpstreamError:
+        return b""
+    finally:
+        response.release()
+
+
+def _backoff(round_: int, retry_after: float | None) -> float:
+    base = settings.GATEWAYZ_RETRY_BACKOFF_SECONDS * 2**round_
+    jittered = base * (0.5 + random.random() / 2)
+    return max(jittered, retry_after or 0.0)
+
+
+def _circuit_open(retry_at: float) -> GatewayError:
+    wait = max(1, math.ceil(retry_at - time.time()))
+    return GatewayError(
+        503,
+        f"Every provider of this model is failing; its circuit is open. Retry in {wait} s.",
+        type="upstream_error",
+        code="provider_circuit_open",
+        headers=[(b"retry-after", str(wait).encode())],
     )
+
+
+async def route_call(
+    route: Route, build: ModelRequestBuilder, stream: bool, attempts: list[dict]
+) -> UpstreamAnswer:
+    """Tries the route's deployments in order, until one answers; then, if what failed may
+    pass on a second try (timeouts, 429s, 5xx), tries those again after a pause. Attempts
+    and the time before an answer are bounded (GATEWAYZ_MAX_ATTEMPTS,
+    GATEWAYZ_UPSTREAM_BUDGET_SECONDS); each attempt is appended to `attempts`.
+
+    Skipped: deployments whose circuit is open, and those whose protocol cannot carry the
+    request (`build` refuses with a 400; if all do, the first refusal is the answer). An
+    error about the request itself (a provider's 400) is returned at once."""
+    breakers = board()
+    await breakers.fresh()
+    deadline = time.monotonic() + settings.GATEWAYZ_UPSTREAM_BUDGET_SECONDS
+    last: _Failed | None = None
+    refusal: GatewayError | None = None
+    open_until: float | None = None  # the soonest an open circuit may be probed
+    todo = [(model, d) for model, deployments in route for d in deployments]
+    for round_ in range(settings.GATEWAYZ_RETRY_ROUNDS + 1):
+        again = []
+        wait_hint: float | None = None  # the longest Retry-After of a failure worth retrying
+        for model, deployment in todo:
+            remaining = deadline - time.monotonic()
+            if len(attempts) >= settings.GATEWAYZ_MAX_ATTEMPTS or remaining <= 0:
+                break
+            key = breaker_key(deployment.provider, model.id)
+            breaker = breakers.get(key)
+            if breaker is not None:
+                routable = breaker.routable(time.time())
+                if routable is None:
+                    routable = await breakers.claim_probe(key)
+                if not routable:
+                    at = breaker.retry_at()
+                    open_until = at if open_until is None else min(open_until, at)
+                    continue
+            try:
+                request = build(model, deployment)
+            except GatewayError as exc:
+                refusal = refusal or exc
+                continue
+            if request is None:
+                continue
+            started = time.perf_counter()
+            stats = stats_of(deployment.provider, model.id)
+            stats.in_flight += 1
+            try:
+                result, status = await _try(deployment, request, stream, remaining)
+            finally:
+                stats.in_flight -= 1
+            ms = (time.perf_counter() - started) * 1000
+            if isinstance(result, UpstreamAnswer):
+                attempts.append(_attempt_record(deployment, model.id, 200, ms, ""))
+                stats.latency_add(result.latency_ms)
+                if breaker is not None:
+                    await breakers.record(key, True)
+                result.model = model
+                return result
+            error = result.error
+            attempts.append(_attempt_record(deployment, model.id, status, ms, error.code or ""))
+            if error.code == "upstream_rejected":
+                raise error  # about the request: no other provider would take it either
+            await breakers.record(key, False, f"{status or error.code}: {error.message}")
+            last = result
+            if result.transient:
+                again.append((model, deployment))
+                if result.retry_after is not None:
+                    wait_hint = max(wait_hint or 0.0, result.retry_after)
+        if not again or len(attempts) >= settings.GATEWAYZ_MAX_ATTEMPTS or last is None:
+            break
+        if (wait_hint or 0.0) > settings.GATEWAYZ_RETRY_AFTER_MAX_SECONDS:
+            break  # the provider wants longer than a client should wait: say so instead
+        pause = _backoff(round_, wait_hint)
+        if time.monotonic() + pause >= deadline:
+            break
+        await asyncio.sleep(pause)
+        todo = again
+    if last is not None:
+        raise last.error
+    if refusal is not None:
+        raise refusal
+    if open_until is not None:
+        raise _circuit_open(open_until)
+    raise GatewayError(
+        503,
+        "No provider is available for this model.",
+        type="upstream_error",
+        code="no_provider_available",
+    )
+
+
+async def passive_health(outcome: RequestOutcome, deployment: Deployment) -> None:
+    """What a served request tells about its deployment once it is over: a stream cut
+    midway counts against its breaker; a success adds to its measured throughput."""
+    if outcome.error_type == "upstream_stream_interrupted":
+        key = breaker_key(deployment.provider, outcome.served_model)
+        await board().record(key, False, "the stream ended early")
+    elif outcome.status == 200 and outcome.completion_tokens:
+        generating_ms = outcome.total_latency_ms - (outcome.ttft_ms or 0.0)
+        stats = stats_of(deployment.provider, outcome.served_model)
+        stats.throughput_add(outcome.completion_tokens, generating_ms / 1000)

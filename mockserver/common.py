@@ -53,7 +53,21 @@ CHAT_DIRECTIVES: DirectiveTypes = {
     "cached_tokens": (int,),
     "finish_reason": (str,),
     "echo_request": (bool,),
+    "malformed": (bool,),
+    "first_chunk_delay": (int, float),
+    "only_model": (str,),
+    "times": (int,),
+    "key": (str,),
 }
+
+# A directive's faults, as opposed to what shapes a normal answer. `only_model` (the upstream
+# model id a fault is meant for) and `times` with `key` (only the first `times` requests with
+# that key fail) let one request path meet a failing provider and a healthy one, or a
+# provider that fails and then recovers: what failover, retry and breaker tests need.
+FAULT_KEYS = frozenset(
+    {"status", "retry_after", "message", "delay", "malformed", "first_chunk_delay", "cut_after"}
+)
+_faults_served: dict[str, int] = {}
 
 MOCK_PREFIX = "!mock "
 # Keeps each piece's leading whitespace so that "".join(pieces) == text.
@@ -140,6 +154,20 @@ def parse_directive(text: str, types: DirectiveTypes) -> dict[str, Any]:
     if tool is not None and not isinstance(tool.get("name"), str):
         raise DirectiveError("Invalid !mock directive: tool_call.name must be a string.")
     return directive
+
+
+def fault_scope(directive: dict[str, Any], model: str) -> dict[str, Any]:
+    """The directive as it applies to a request for `model`: without its faults when they are
+    meant for another model, or when their `times` for the `key` have been served."""
+    applies = directive.get("only_model", model) == model
+    if applies and "times" in directive:
+        key = directive.get("key", "")
+        served = _faults_served.get(key, 0)
+        applies = served < directive["times"]
+        _faults_served[key] = served + 1
+    if applies:
+        return directive
+    return {k: v for k, v in directive.items() if k not in FAULT_KEYS}
 
 
 def directive_in(text: str, types: DirectiveTypes) -> dict[str, Any]:

@@ -21,6 +21,10 @@ that many (whole words when there are enough, else characters).
 ``more_body: False``: uvicorn then closes the TCP connection without the
 terminating chunk, so clients see a dropped connection (httpx raises
 ``RemoteProtocolError: incomplete chunked read``), not a clean end of body.
+``malformed`` answers 200 with a body cut mid-JSON (a stream: one unparsable event,
+then the cut); ``first_chunk_delay`` holds a stream's first chunk after its headers.
+``only_model`` and ``times``/``key`` narrow which requests meet the faults
+(``common.fault_scope``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from mockserver.common import (
     Scope,
     Send,
     echo_headers,
+    fault_scope,
     lifespan,
     next_id,
     parse_directive,
@@ -231,12 +236,17 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
 
     d: dict[str, Any] = _parse_directive(last_user) if last_user.startswith(MOCK_PREFIX) else {}
     if d:
+        d = fault_scope(d, model)
         if "delay" in d:
             await asyncio.sleep(d["delay"])
         status = d.get("status")
         if status is not None:
             extra = [(b"retry-after", str(d["retry_after"]).encode())] if "retry_after" in d else []
             await send_json(send, status, fault_body(status, d.get("message")), started, extra)
+            return
+        if d.get("malformed") and body.get("stream") is not True:
+            # A 200 whose body is cut mid-JSON: what a crashing upstream proxy sends.
+            await _send_body(send, 200, b'{"id":"chatcmpl-broken","choices":[{"ind', started)
             return
 
     tool = d.get("tool_call")
@@ -363,6 +373,11 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
             }
         else:
             first = {"role": "assistant", "content": "", "refusal": None}
+        if d.get("first_chunk_delay"):
+            await asyncio.sleep(d["first_chunk_delay"])
+        if d.get("malformed"):
+            await send({"type": "http.response.body", "body": b"data: {not json\n\n"})
+            return
         await send(chunk(i, first))
 
     chunk_delay = d.get("chunk_delay")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +37,7 @@ class RequestOutcome:
     cost: Decimal = Decimal(0)
     upstream_latency_ms: float | None = None
     ttft_ms: float | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # see RequestLog.attempts
     held: bool = False  # whether admission reserved credit for it
     # The amount held: what the request may be charged at most (never sent in the event).
     hold: Decimal = Decimal(0)

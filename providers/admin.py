@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import transaction
 from django.http import HttpRequest
 
+from gateway.breakers import breakers_reset
 from providers.catalog_file import catalog_changed
 from providers.models import Alias, Model, Offering, Provider
 
@@ -39,11 +40,22 @@ class ProviderAdmin(CatalogAdmin):
     list_display = ("slug", "name", "protocol", "base_url", "credential_env", "enabled")
     list_filter = ("protocol", "enabled")
     search_fields = ("slug", "name")
+    actions = ("reset_circuit_breakers",)
+
+    @admin.action(description="Reset the circuit breakers of the selected providers")
+    def reset_circuit_breakers(self, request: HttpRequest, queryset: Any) -> None:
+        closed = [key for provider in queryset for key in breakers_reset(provider.slug)]
+        self.message_user(
+            request,
+            f"Closed {len(closed)} circuit breaker(s): {', '.join(closed) or 'none was open'}.",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(Model)
 class ModelAdmin(CatalogAdmin):
-    list_display = ("canonical_id", "name", "context_length", "max_output_tokens")
+    list_display = ("canonical_id", "name", "routing_strategy", "context_length",
+                    "max_output_tokens")  # fmt: skip
     search_fields = ("canonical_id", "name")
     inlines = (OfferingInline,)
 
@@ -56,7 +68,7 @@ class ModelAdmin(CatalogAdmin):
 @admin.register(Offering)
 class OfferingAdmin(CatalogAdmin):
     list_display = ("model", "provider", "upstream_model_id", "input_price", "output_price",
-                    "cached_input_price", "priority", "enabled")  # fmt: skip
+                    "cached_input_price", "priority", "weight", "enabled")  # fmt: skip
     list_filter = ("provider", "enabled")
     search_fields = ("model__canonical_id", "upstream_model_id")
 

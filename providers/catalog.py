@@ -50,6 +50,7 @@ class Deployment:
     per_image_price: Decimal = ZERO
     size_multipliers: tuple[tuple[str, Decimal], ...] = ()
     quality_multipliers: tuple[tuple[str, Decimal], ...] = ()
+    weight: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class CatalogModel:
     created: int
     deployments: tuple[Deployment, ...]
     kind: str = "chat"
+    strategy: str = "priority"
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,16 @@ class Catalog:
     aliases: dict[str, str] = field(default_factory=dict)
     # (prefix, deployment template) longest prefix first; see PrefixRoute.
     prefix_routes: tuple[tuple[str, Deployment], ...] = ()
+    # A provider's own id for a model (`accounts/fireworks/models/...`, `@cf/...`), or
+    # `<provider>/<its id>`: the model, served by that provider only.
+    native: dict[str, CatalogModel] = field(default_factory=dict)
     built_at: float = field(default_factory=time.monotonic)
 
     def resolve(self, name: str) -> CatalogModel | None:
         model = self.models.get(name)
         if model is None:
             canonical = self.aliases.get(name)
-            model = self.models.get(canonical) if canonical else None
+            model = self.models.get(canonical) if canonical else self.native.get(name)
         if model is None and self.prefix_routes:
             model = self._routed(name)
         return model
@@ -147,6 +152,7 @@ def catalog_build() -> Catalog:
                 per_image_price=o.per_image_price,
                 size_multipliers=_multipliers(o.size_multipliers),
                 quality_multipliers=_multipliers(o.quality_multipliers),
+                weight=o.weight,
             )
         )
     models = {
@@ -159,10 +165,12 @@ def catalog_build() -> Catalog:
             created=int(m.created_at.timestamp()),
             deployments=tuple(by_model[m.pk]),
             kind=m.kind,
+            strategy=m.routing_strategy,
         )
         for m in Model.objects.filter(pk__in=by_model)
     }
     aliases = {a: m for a, m in Alias.objects.values_list("alias", "model__canonical_id")}
+    native = _native_ids(models, aliases)
     routes = []
     for r in PrefixRoute.objects.filter(enabled=True, provider__enabled=True).select_related(
         "provider"
@@ -179,7 +187,26 @@ def catalog_build() -> Catalog:
             )
             routes.append((r.prefix, template))
     routes.sort(key=lambda route: -len(route[0]))
-    return Catalog(models=models, aliases=aliases, prefix_routes=tuple(routes))
+    return Catalog(models=models, aliases=aliases, prefix_routes=tuple(routes), native=native)
+
+
+def _native_ids(
+    models: dict[str, CatalogModel], aliases: dict[str, str]
+) -> dict[str, CatalogModel]:
+    """Each provider's own model ids (and `<provider>/<id>`) that are not already canonical
+    ids or aliases, each to its model restricted to the providers that use that id."""
+    by_name: dict[str, dict[str, list[Deployment]]] = {}
+    for model in models.values():
+        for d in model.deployments:
+            for name in (d.upstream_model_id, f"{d.provider}/{d.upstream_model_id}"):
+                by_name.setdefault(name, {}).setdefault(model.id, []).append(d)
+    native = {}
+    for name, per_model in by_name.items():
+        if name in models or name in aliases or len(per_model) != 1:
+            continue  # taken, or ambiguous between two models: not a way in
+        ((model_id, deployments),) = per_model.items()
+        native[name] = replace(models[model_id], deployments=tuple(deployments))
+    return native
 
 
 class CatalogHolder:

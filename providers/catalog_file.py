@@ -46,6 +46,12 @@ def _price(raw: Any, where: str) -> Decimal:
     return value
 
 
+def _weight(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CatalogFileError(f"{where}.weight: a whole number of at least 0")
+    return value
+
+
 def _multipliers(raw: Any, where: str) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise CatalogFileError(f"{where}: write multipliers as a table of strings")
@@ -112,10 +118,14 @@ def catalog_file_load(*, path: Path) -> CatalogLoadResult:
         kind = m.get("kind", Model.Kind.CHAT)
         if kind not in Model.Kind.values:
             raise CatalogFileError(f"{where}: unknown kind {kind!r}")
+        strategy = m.get("strategy", Model.Strategy.PRIORITY)
+        if strategy not in Model.Strategy.values:
+            raise CatalogFileError(f"{where}: unknown strategy {strategy!r}")
         model, _ = Model.objects.update_or_create(
             canonical_id=_require(m, "id", where),
             defaults={
                 "kind": kind,
+                "routing_strategy": strategy,
                 "name": m.get("name", m["id"]),
                 "context_length": int(m.get("context_length", 0)),
                 "max_output_tokens": m.get("max_output_tokens"),
@@ -165,6 +175,7 @@ def catalog_file_load(*, path: Path) -> CatalogLoadResult:
                         o.get("default_params_unless", []), f"{owhere}.default_params_unless"
                     ),
                     "priority": int(o.get("priority", 100)),
+                    "weight": _weight(o.get("weight", 1), owhere),
                     "enabled": bool(o.get("enabled", True)),
                 },
             )

@@ -53,8 +53,19 @@ class Model(models.Model):
         EMBEDDING = "embedding"
         IMAGE = "image"
 
+    class Strategy(models.TextChoices):
+        PRIORITY = "priority", "priority order"
+        WEIGHTED = "weighted", "weighted random"
+        LATENCY = "latency", "lowest latency"
+        COST = "cost", "lowest cost"
+        LEAST_BUSY = "least_busy", "fewest requests in flight"
+
     canonical_id = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHAT)
+    # How its offerings are ordered for each request (gateway.routing); failover follows it.
+    routing_strategy = models.CharField(
+        max_length=16, choices=Strategy.choices, default=Strategy.PRIORITY
+    )
     name = models.CharField(max_length=200, blank=True)
     context_length = models.PositiveIntegerField(default=0)
     # Cap on output tokens; also what a request without max_tokens reserves credit for.
@@ -93,6 +104,9 @@ class Offering(models.Model):
     default_params = models.JSONField(default=dict, blank=True)
     default_params_unless = models.JSONField(default=list, blank=True)
     priority = models.IntegerField(default=100, help_text="lower is tried first")
+    weight = models.PositiveIntegerField(
+        default=1, help_text="its share of first choices under the weighted strategy"
+    )
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

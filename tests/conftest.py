@@ -106,6 +106,11 @@ def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[Gatewa
             "GATEWAYZ_TEST_UPSTREAM_KEY": UPSTREAM_KEY,
             "GATEWAYZ_TEST_WRONG_KEY": "sk-wrong",
             "GATEWAYZ_MAX_BODY_BYTES": str(64 * 1024),
+            # Faults are tested on the shared gateways all the time: their breakers must not
+            # open (tests/gateway/test_breakers.py starts gateways whose breakers do).
+            "GATEWAYZ_BREAKER_FAILURES": "1000000",
+            "GATEWAYZ_BREAKER_MIN_REQUESTS": "1000000",
+            "GATEWAYZ_RETRY_BACKOFF_SECONDS": "0.05",
             **extra_env,
         }
         args = ["-m", "uvicorn", app, "--port", str(port),

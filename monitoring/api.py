@@ -1,0 +1,86 @@
+"""The monitoring API: provider health (public, a status page's data), and for staff the
+circuit breakers and resetting a provider's."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gateway.breakers import breaker_view, breakers_list, breakers_reset
+from monitoring.models import HealthSample
+
+
+class CircuitBreakers(APIView):
+    permission_classes = (IsAdminUser,)
+
+    def get(self, request: Request) -> Response:
+        now = time.time()
+        views = [breaker_view(key, b, now) for key, b in sorted(breakers_list().items())]
+        return Response({"data": views})
+
+
+class CircuitBreakerReset(APIView):
+    permission_classes = (IsAdminUser,)
+
+    def post(self, request: Request, provider: str) -> Response:
+        return Response({"provider": provider, "reset": breakers_reset(provider)})
+
+
+RANK = {"operational": 0, "degraded": 1, "down": 2}
+
+
+class ProviderHealth(APIView):
+    """Per provider: its latest checks (monitoring.health), the breakers that are not
+    closed, and its uptime over the last 24 hours (the share of operational checks). A
+    provider with an open breaker is at best degraded, even if its probe answered."""
+
+    permission_classes = (AllowAny,)
+
+    def get(self, request: Request) -> Response:
+        since = timezone.now() - timedelta(hours=24)
+        latest: dict[tuple[str, str], HealthSample] = {}
+        checks: dict[str, list[int]] = {}  # provider -> [operational, all]
+        for sample in HealthSample.objects.filter(checked_at__gte=since).order_by("-checked_at"):
+            latest.setdefault((sample.provider, sample.model), sample)
+            counted = checks.setdefault(sample.provider, [0, 0])
+            counted[0] += sample.status == "operational"
+            counted[1] += 1
+        troubled: dict[str, list[dict]] = {}
+        now = time.time()
+        for key, breaker in breakers_list().items():
+            view = breaker_view(key, breaker, now)
+            troubled.setdefault(view["provider"], []).append(view)
+        providers = sorted({p for p, _ in latest} | set(troubled))
+        data = []
+        for provider in providers:
+            samples = [s for (p, _), s in latest.items() if p == provider]
+            status = max((s.status for s in samples), key=RANK.__getitem__, default="operational")
+            if any(b["state"] != "closed" for b in troubled.get(provider, [])):
+                status = max(status, "degraded", key=RANK.__getitem__)
+            operational, total = checks.get(provider, [0, 0])
+            data.append(
+                {
+                    "provider": provider,
+                    "status": status,
+                    "checked_at": max((s.checked_at for s in samples), default=None),
+                    "uptime_24h": round(operational / total, 4) if total else None,
+                    "checks": [
+                        {
+                            "model": s.model,
+                            "status": s.status,
+                            "http_status": s.http_status,
+                            "latency_ms": s.latency_ms,
+                            "detail": s.detail,
+                        }
+                        for s in samples
+                    ],
+                    "breakers": troubled.get(provider, []),
+                }
+            )
+        return Response({"data": data})
