@@ -20,4 +20,4 @@ RUN pip install --no-cache-dir . && useradd --system gatewayz && mkdir -p var \
 USER gatewayz
 EXPOSE 8000
 CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--workers", "2", "--no-access-log"]
+     "--workers", "2", "--no-access-log", "--no-proxy-headers"]

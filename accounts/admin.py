@@ -5,7 +5,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import ApiKey, User
+from accounts.models import ApiKey, AuditEntry, User
 from accounts.services import api_key_revoke
 
 
@@ -35,6 +35,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
                            "last_used_at", "prefix", "last4", "digest")}),
         ("Rate limits (empty: the defaults)", {"fields": ("limit_rpm", "limit_rpd", "limit_tpm",
                                                          "limit_tpd", "limit_concurrent")}),
+        ("Restrictions (empty: none)", {"fields": ("allowed_ips", "allowed_referrers",
+                                                   "allowed_models", "scopes")}),
         ("Priority when a gateway is at capacity", {"fields": ("priority",)}),
     )  # fmt: skip
     actions = ("revoke",)
@@ -47,3 +49,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for api_key in queryset:
             api_key_revoke(api_key=api_key)
         self.message_user(request, f"Revoked {queryset.count()} keys.", messages.SUCCESS)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "action", "target_repr", "actor", "owner", "ip")
+    list_filter = ("action", "target_type")
+    search_fields = ("target_repr", "actor__email", "owner__email", "ip")
+    date_hierarchy = "created_at"
+    readonly_fields = ("actor", "actor_key", "owner", "action", "target_type", "target_id",
+                       "target_repr", "before", "after", "ip", "created_at")  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

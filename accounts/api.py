@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import request_user
-from accounts.models import ApiKey
+from accounts.authentication import KeyScope, request_user
+from accounts.models import ApiKey, AuditEntry
+from accounts.restrictions import ips_clean, models_clean, referrers_clean, scopes_clean
 from accounts.selectors import api_key_get_for_user, api_keys_of
-from accounts.services import api_key_create, api_key_revoke
+from accounts.services import api_key_create, api_key_revoke, api_key_update
+
+
+def _cleaned(clean: Any) -> Any:
+    def validate(value: Any) -> Any:
+        try:
+            return clean(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+    return validate
+
+
+class RestrictionsInput(serializers.Serializer):
+    allowed_ips = serializers.JSONField(required=False, validators=[_cleaned(ips_clean)])
+    allowed_referrers = serializers.JSONField(
+        required=False, validators=[_cleaned(referrers_clean)]
+    )
+    allowed_models = serializers.JSONField(required=False, validators=[_cleaned(models_clean)])
+    scopes = serializers.JSONField(required=False, validators=[_cleaned(scopes_clean)])
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        cleaners = {"allowed_ips": ips_clean, "allowed_referrers": referrers_clean,
+                    "allowed_models": models_clean, "scopes": scopes_clean}  # fmt: skip
+        return {k: cleaners[k](v) if k in cleaners else v for k, v in attrs.items()}
 
 
 class ApiKeyOutput(serializers.ModelSerializer):
@@ -21,7 +51,8 @@ class ApiKeyOutput(serializers.ModelSerializer):
         model = ApiKey
         fields = (
             "id", "name", "masked", "prefix", "last4", "created_at", "last_used_at",
-            "expires_at", "revoked_at", "active",
+            "expires_at", "revoked_at", "active", "allowed_ips", "allowed_referrers",
+            "allowed_models", "scopes",
         )  # fmt: skip
 
     def get_active(self, obj: ApiKey) -> bool:
@@ -29,7 +60,10 @@ class ApiKeyOutput(serializers.ModelSerializer):
 
 
 class ApiKeyListCreate(APIView):
-    class Input(serializers.Serializer):
+    permission_classes = (IsAuthenticated, KeyScope)
+    required_scope = "keys:manage"
+
+    class Input(RestrictionsInput):
         name = serializers.CharField(max_length=100)
         expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
@@ -45,14 +79,59 @@ class ApiKeyListCreate(APIView):
         return Response({**ApiKeyOutput(api_key).data, "key": raw}, status=status.HTTP_201_CREATED)
 
 
-class ApiKeyRevoke(APIView):
+class ApiKeyDetail(APIView):
+    permission_classes = (IsAuthenticated, KeyScope)
+    required_scope = "keys:manage"
+
+    class Changes(RestrictionsInput):
+        name = serializers.CharField(max_length=100, required=False)
+        expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def patch(self, request: Request, key_id: int) -> Response:
+        api_key = api_key_get_for_user(user=request_user(request), key_id=key_id)
+        data = self.Changes(data=request.data)
+        data.is_valid(raise_exception=True)
+        if data.validated_data:
+            api_key_update(api_key=api_key, **data.validated_data)
+        return Response(ApiKeyOutput(api_key).data)
+
     def delete(self, request: Request, key_id: int) -> Response:
         api_key = api_key_get_for_user(user=request_user(request), key_id=key_id)
         api_key_revoke(api_key=api_key)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class AuditEntryOutput(serializers.ModelSerializer):
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEntry
+        fields = ("id", "created_at", "action", "actor", "target_type", "target_id",
+                  "target_repr", "before", "after", "ip")  # fmt: skip
+
+    def get_actor(self, entry: AuditEntry) -> str:
+        if entry.actor_key_id is not None:
+            return f"api key {entry.actor_key_id}"
+        if entry.actor_id is None:
+            return "system"
+        return "you" if entry.actor_id == entry.owner_id else "staff"
+
+
+class AuditLog(ListAPIView):
+    """Changes to the caller's own account: its keys, credits and profile."""
+
+    serializer_class = AuditEntryOutput
+    permission_classes = (IsAuthenticated, KeyScope)
+    required_scope = "usage:read"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]  # DRF's signature
+        return AuditEntry.objects.filter(owner=request_user(self.request))
+
+
 class Profile(APIView):
+    permission_classes = (IsAuthenticated, KeyScope)
+    required_scope = "usage:read"
+
     def get(self, request: Request) -> Response:
         user = request_user(request)
         return Response(

@@ -6,3 +6,6 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import signals  # noqa: F401  (connects the receivers)
+        from accounts.audit import audit_connect
+
+        audit_connect()

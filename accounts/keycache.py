@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from accounts.models import ApiKey
+from accounts.restrictions import KeyRestrictions, restrictions_of
 from config.asyncdb import db_call
 from gateway.limits import NO_LIMITS, LimitPlan, limits_for, plan_for
 from gateway.priority import DEFAULT_PRIORITY, PRIORITIES
@@ -27,18 +28,21 @@ class KeyIdentity:
     expires_at: float | None  # unix time
     limits: LimitPlan = NO_LIMITS  # the rate limits its requests count against
     priority: int = DEFAULT_PRIORITY  # gateway.priority
+    restrictions: KeyRestrictions | None = None  # None: unrestricted
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
 
 
+RESTRICTION_FIELDS = ("allowed_ips", "allowed_referrers", "allowed_models", "scopes")
 LIMIT_FIELDS = {kind: f"limit_{kind}" for kind in ("rpm", "rpd", "tpm", "tpd", "concurrent")}
+LOADED_FIELDS = (*LIMIT_FIELDS.values(), *RESTRICTION_FIELDS)
 
 
 def _load(digest: str) -> KeyIdentity | None:
     row = (
         ApiKey.objects.filter(digest=digest, revoked_at__isnull=True, user__is_active=True)
-        .values("id", "user_id", "expires_at", "priority", *LIMIT_FIELDS.values())
+        .values("id", "user_id", "expires_at", "priority", *LOADED_FIELDS)
         .first()
     )
     if row is None:
@@ -47,7 +51,8 @@ def _load(digest: str) -> KeyIdentity | None:
     limits = limits_for({kind: row[name] for kind, name in LIMIT_FIELDS.items()})
     plan = plan_for(limits, row["id"], row["user_id"])
     priority = PRIORITIES.get(row["priority"], DEFAULT_PRIORITY)
-    return KeyIdentity(row["id"], row["user_id"], digest, expires_at, plan, priority)
+    restrictions = restrictions_of(*(row[name] for name in RESTRICTION_FIELDS))
+    return KeyIdentity(row["id"], row["user_id"], digest, expires_at, plan, priority, restrictions)
 
 
 class KeyCache:

@@ -6,6 +6,14 @@ from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.utils import timezone
 
+from accounts.restrictions import (
+    ALL_SCOPES,
+    ips_clean,
+    models_clean,
+    referrers_clean,
+    scopes_clean,
+)
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -43,6 +51,10 @@ class User(AbstractUser):
         return self.email
 
 
+def all_scopes() -> list[str]:
+    return list(ALL_SCOPES)
+
+
 class ApiKey(models.Model):
     """A Gatewayz key. Only its HMAC digest is stored; the key itself is shown once."""
 
@@ -62,6 +74,17 @@ class ApiKey(models.Model):
     limit_tpm = models.PositiveIntegerField("tokens per minute", null=True, blank=True)
     limit_tpd = models.PositiveBigIntegerField("tokens per day", null=True, blank=True)
     limit_concurrent = models.PositiveIntegerField("concurrent requests", null=True, blank=True)
+    # Restrictions (accounts.restrictions): empty lists restrict nothing.
+    allowed_ips = models.JSONField(
+        default=list, blank=True, validators=[ips_clean], help_text="addresses or CIDRs"
+    )
+    allowed_referrers = models.JSONField(
+        default=list, blank=True, validators=[referrers_clean], help_text="domains"
+    )
+    allowed_models = models.JSONField(
+        default=list, blank=True, validators=[models_clean], help_text="globs, e.g. openai/*"
+    )
+    scopes = models.JSONField(default=all_scopes, validators=[scopes_clean])
     # Its requests' place in the queue when a gateway process is at capacity
     # (gateway.priority); only staff set it.
     priority = models.CharField(
@@ -85,3 +108,34 @@ class ApiKey(models.Model):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > now
+
+
+class AuditEntry(models.Model):
+    """One state change by a person (or the system, with no actor): accounts.audit."""
+
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The account the change concerns (its holder reads it in GET /user/api-keys/audit-logs).
+    owner = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    ip = models.CharField(max_length=45, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=("owner", "-created_at"))]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.target_repr}"

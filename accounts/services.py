@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,9 +23,10 @@ def user_create(*, email: str, password: str | None = None, role: str = User.Rol
 
 @transaction.atomic
 def api_key_create(
-    *, user: User, name: str, expires_at: datetime | None = None
+    *, user: User, name: str, expires_at: datetime | None = None, **restrictions: Any
 ) -> tuple[ApiKey, str]:
-    """Returns the key row and the full key, which exists nowhere else after this call."""
+    """Returns the key row and the full key, which exists nowhere else after this call.
+    `restrictions`: RESTRICTION_FIELDS, already cleaned (accounts.restrictions)."""
     raw = key_generate()
     api_key = ApiKey.objects.create(
         user=user,
@@ -33,8 +35,19 @@ def api_key_create(
         prefix=raw[:DISPLAY_PREFIX_LENGTH],
         last4=raw[-4:],
         expires_at=expires_at,
+        **restrictions,
     )
     return api_key, raw
+
+
+@transaction.atomic
+def api_key_update(*, api_key: ApiKey, **changes: Any) -> ApiKey:
+    """Changes a key's name, expiry or restrictions; every process sees it within a second
+    (the key's save announces it)."""
+    for field, value in changes.items():
+        setattr(api_key, field, value)
+    api_key.save(update_fields=[*changes, "updated_at"])
+    return api_key
 
 
 @transaction.atomic

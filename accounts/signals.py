@@ -5,16 +5,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
 from accounts.models import ApiKey, User
+from accounts.roles import role_apply, staff_flag
 from gateway.models import CacheInvalidation, invalidation_announce
+
+
+@receiver(pre_save, sender=User)
+def user_role_staff_flag(sender: type[User], instance: User, **kwargs: Any) -> None:
+    """A user's role decides whether they are staff (accounts.roles)."""
+    instance.is_staff = staff_flag(instance)
 
 
 @receiver(post_save, sender=User)
 def user_saved(sender: type[User], instance: User, created: bool, **kwargs: Any) -> None:
     update_fields = kwargs.get("update_fields")
+    if not kwargs.get("raw") and (update_fields is None or "role" in update_fields):
+        role_apply(instance)
     if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
         return  # nothing cached can be stale
     invalidation_announce(CacheInvalidation.Kind.USER, str(instance.pk))

@@ -93,6 +93,7 @@ def _gatewayz_env() -> dict[str, str]:
         "DEBUG": "0",
         "SECRET_KEY": "bench-secret-key-not-for-production-0123456789",
         "GATEWAYZ_KEY_PEPPER": "bench-pepper",
+        "GATEWAYZ_UPSTREAM_NETWORKS": "loopback",  # the bench's upstream
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
         "REDIS_URL": "redis://127.0.0.1:6379/13",
         "GATEWAYZ_BENCH_UPSTREAM_KEY": "sk-bench-upstream",
@@ -284,7 +285,15 @@ def main() -> None:
     for t in targets:
         t.body_files = {False: _body_file(t.model, False), True: _body_file(t.model, True)}
 
-    uvicorn = [PY, "-m", "uvicorn", "--no-access-log", "--log-level", "warning"]
+    uvicorn = [
+        PY,
+        "-m",
+        "uvicorn",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--no-proxy-headers",
+    ]
     procs = []
     # Postgres and Redis share the load generator's core: the server's core is its own.
     services = procstat.pin(procstat.by_name("postgres", "redis-server"), LOAD_CORE)

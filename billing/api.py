@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import request_user
+from accounts.authentication import KeyScope, request_user
+from billing.amounts import amount_text
 from billing.models import LedgerEntry
 from billing.selectors import credit_account_of, credit_available, ledger_entries_of
 
 
 class Balance(APIView):
+    permission_classes = (IsAuthenticated, KeyScope)
+    required_scope = "usage:read"
+
     def get(self, request: Request) -> Response:
         user = request_user(request)
         account = credit_account_of(user=user)
@@ -22,9 +27,9 @@ class Balance(APIView):
         # requests reserve (and, with Redis, charges a moment from reaching the ledger).
         return Response(
             {
-                "balance": str(account.balance.normalize()),
-                "held": str((account.balance - available).normalize()),
-                "available": str(available.normalize()),
+                "balance": amount_text(account.balance),
+                "held": amount_text(account.balance - available),
+                "available": amount_text(available),
                 "currency": "credits",
             }
         )
@@ -43,6 +48,8 @@ class LedgerEntryOutput(serializers.ModelSerializer):
 
 class CreditTransactions(ListAPIView):
     serializer_class = LedgerEntryOutput
+    permission_classes = (IsAuthenticated, KeyScope)
+    required_scope = "usage:read"
 
     def get_queryset(self):  # type: ignore[no-untyped-def]  # DRF's signature
         return ledger_entries_of(user=request_user(self.request))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -46,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
     "channels",
     "django_prometheus",
     "djstripe",
@@ -68,6 +71,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.audit.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -139,8 +143,21 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "accounts.pagination.BoundedPagination",
     "PAGE_SIZE": 50,
+}
+
+# API sessions: short access tokens; each refresh rotates the refresh token and retires the
+# old one, so a stolen refresh token works once at most (and its theft shows).
+# Per client address (accounts.throttles).
+GATEWAYZ_LOGIN_RATE = env_str("GATEWAYZ_LOGIN_RATE", "10/min")
+GATEWAYZ_TOKEN_REFRESH_RATE = env_str("GATEWAYZ_TOKEN_REFRESH_RATE", "30/min")
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=7),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
 }
 
 # --- i18n, static ------------------------------------------------------------------------
@@ -257,3 +274,12 @@ GATEWAYZ_BREAKER = {
 GATEWAYZ_PROCESS_MAX_IN_FLIGHT = env_int("GATEWAYZ_PROCESS_MAX_IN_FLIGHT", 4096, minimum=1)
 GATEWAYZ_QUEUE_MAX_WAITING = env_int("GATEWAYZ_QUEUE_MAX_WAITING", 1024, minimum=0)
 GATEWAYZ_QUEUE_WAIT_SECONDS = env_float("GATEWAYZ_QUEUE_WAIT_SECONDS", 10.0)
+# The proxies whose X-Forwarded-For is believed for the client's address (key IP allowlists,
+# audit log): addresses or networks. Empty: the connection's peer is the client.
+GATEWAYZ_TRUSTED_PROXIES = tuple(
+    ipaddress.ip_network(n, strict=False) for n in env_list("GATEWAYZ_TRUSTED_PROXIES")
+)
+# Which networks upstream calls may reach (providers.ssrf): public | loopback | private.
+GATEWAYZ_UPSTREAM_NETWORKS = env_str("GATEWAYZ_UPSTREAM_NETWORKS", "public")
+if GATEWAYZ_UPSTREAM_NETWORKS not in ("public", "loopback", "private"):
+    raise ImproperlyConfigured("GATEWAYZ_UPSTREAM_NETWORKS: public, loopback or private")

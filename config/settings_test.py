@@ -10,6 +10,8 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-01234567
 os.environ.setdefault("GATEWAYZ_KEY_PEPPER", "test-pepper-not-for-production")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gatewayz")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# The mock providers listen on loopback (tests/security checks the default refuses it).
+os.environ.setdefault("GATEWAYZ_UPSTREAM_NETWORKS", "loopback")
 
 from config.settings import *  # noqa: F403
 from config.settings import DATABASES, VAR_DIR

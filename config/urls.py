@@ -2,16 +2,26 @@ from django.contrib import admin
 from django.urls import include, path
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts.api import ApiKeyListCreate, ApiKeyRevoke, Profile
+from accounts.api import ApiKeyDetail, ApiKeyListCreate, AuditLog, Profile
+from accounts.throttles import LoginThrottle, TokenRefreshThrottle
 from billing.api import Balance, CreditTransactions
 from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("auth/token", TokenObtainPairView.as_view(), name="token-obtain"),
-    path("auth/token/refresh", TokenRefreshView.as_view(), name="token-refresh"),
+    path(
+        "auth/token",
+        TokenObtainPairView.as_view(throttle_classes=[LoginThrottle]),
+        name="token-obtain",
+    ),
+    path(
+        "auth/token/refresh",
+        TokenRefreshView.as_view(throttle_classes=[TokenRefreshThrottle]),
+        name="token-refresh",
+    ),
     path("user/api-keys", ApiKeyListCreate.as_view(), name="api-keys"),
-    path("user/api-keys/<int:key_id>", ApiKeyRevoke.as_view(), name="api-key-revoke"),
+    path("user/api-keys/audit-logs", AuditLog.as_view(), name="audit-logs"),
+    path("user/api-keys/<int:key_id>", ApiKeyDetail.as_view(), name="api-key-revoke"),
     path("user/balance", Balance.as_view(), name="balance"),
     path("user/profile", Profile.as_view(), name="profile"),
     path("user/credit-transactions", CreditTransactions.as_view(), name="credit-transactions"),

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
+
 from accounts.keycache import KeyIdentity, key_cache
 from accounts.keys import key_digest, key_looks_valid
+from accounts.restrictions import KeyRestricted, KeyRestrictions, client_address
 from gateway.errors import GatewayError
 from gateway.http import Scope, header
 
@@ -41,4 +44,38 @@ async def authenticate(scope: Scope) -> KeyIdentity:
         raise _unauthorized("Incorrect API key provided, or the key was revoked.")
     if identity.expired(time.time()):
         raise _unauthorized("This API key has expired.")
+    if identity.restrictions is not None:
+        _check_client(identity.restrictions, scope)
     return identity
+
+
+def key_forbids(error: KeyRestricted) -> GatewayError:
+    return GatewayError(403, error.message, type="permission_error", code=error.code)
+
+
+def key_allows_model(identity: KeyIdentity, name: str, model_id: str) -> None:
+    """Raises a 403 if the key's model patterns match neither the name asked for nor the
+    model's canonical id."""
+    if identity.restrictions is not None:
+        try:
+            identity.restrictions.check_model(name, model_id)
+        except KeyRestricted as refused:
+            raise key_forbids(refused) from None
+
+
+def _check_client(restrictions: KeyRestrictions, scope: Scope) -> None:
+    """The key's scope, address and referrer rules (its model rule is checked on routing)."""
+    peer = scope.get("client")
+    forwarded = header(scope, b"x-forwarded-for")
+    address = client_address(
+        peer[0] if peer else None,
+        forwarded.decode("latin-1") if forwarded else None,
+        settings.GATEWAYZ_TRUSTED_PROXIES,
+    )
+    referrer = header(scope, b"referer") or header(scope, b"origin")
+    try:
+        restrictions.require_scope("inference")
+        restrictions.check_address(address)
+        restrictions.check_referrer(referrer.decode("latin-1") if referrer else None)
+    except KeyRestricted as error:
+        raise key_forbids(error) from None

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from gateway.auth import authenticate
+from gateway.auth import authenticate, key_allows_model
 from gateway.errors import GatewayError, anthropic_error_body, not_found
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, read_body, send_bytes
 from gateway.pipeline import ClientApi, Headers, answer_json, internal_error, send_priced, serve
@@ -145,12 +145,13 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
     """Exact from an Anthropic-protocol provider's own counter; an estimate otherwise,
     marked `x-gatewayz-token-count: estimate`. Free, like Anthropic's."""
     try:
-        await authenticate(scope)
+        identity = await authenticate(scope)
         raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
         body = messages_body_parse(raw, counting=True)
         model = (await catalog_holder.get()).resolve(body["model"])
         if model is None or model.kind != "chat":
             raise not_found(f"The model '{body['model']}' does not exist.", code="model_not_found")
+        key_allows_model(identity, body["model"], model.id)
         if not any(d.protocol == "anthropic" for d in model.deployments):
             estimate = orjson.dumps({"input_tokens": _estimate_tokens(body)})
             extra = [(b"x-gatewayz-token-count", b"estimate")]

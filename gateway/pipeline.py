@@ -17,9 +17,10 @@ from typing import Any
 from django.conf import settings
 
 from accounts.keycache import KeyIdentity
+from billing.amounts import amount_text
 from billing.pricing import hold_amount
 from billing.services import InsufficientCredit
-from gateway.auth import authenticate
+from gateway.auth import authenticate, key_allows_model
 from gateway.credit import credit_gate
 from gateway.errors import GatewayError, not_found
 from gateway.http import (
@@ -135,7 +136,7 @@ def answer_json(answer: UpstreamAnswer) -> tuple[dict[str, Any], int]:
 
 async def send_priced(send: Send, payload: bytes, cost: Decimal, headers: Headers) -> None:
     """A 200 JSON answer with its exact cost in `x-gatewayz-cost`."""
-    priced = [(b"x-gatewayz-cost", str(cost.normalize()).encode())]
+    priced = [(b"x-gatewayz-cost", amount_text(cost).encode())]
     await send_bytes(send, 200, payload, JSON_HEADERS + headers + priced)
 
 
@@ -196,7 +197,7 @@ def internal_error(exc: Exception) -> GatewayError:
     )
 
 
-async def _route(api: ClientApi, body: dict[str, Any]) -> Route:
+async def _route(api: ClientApi, body: dict[str, Any], identity: KeyIdentity) -> Route:
     """The models the request may be served by, in order, each with the deployments it may
     try: the `model`, then its `models` fallbacks, as its `provider` preferences allow.
     `provider` and `models` are the gateway's and are taken out of the body."""
@@ -208,6 +209,7 @@ async def _route(api: ClientApi, body: dict[str, Any]) -> Route:
         model, variant = resolve_variant(catalog, name)
         if model is None:
             raise not_found(f"The model '{name}' does not exist.", code="model_not_found")
+        key_allows_model(identity, name, model.id)
         if model.kind != api.kind:
             raise GatewayError(
                 400,
@@ -251,7 +253,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         body = api.parse(raw)
         outcome.requested_model = body["model"][:200]
         outcome.stream = bool(body.get("stream"))
-        route = await _route(api, body)
+        route = await _route(api, body, identity)
         model = route[0][0]
         outcome.served_model = model.id
         tokens = max(api.token_estimate(body, len(raw), m) for m, _ in route)

@@ -3,8 +3,12 @@ measurement (bench/): httpx's pool costs several times the CPU per request at co
 
 from __future__ import annotations
 
+import functools
+
 import aiohttp
 from django.conf import settings
+
+from providers.ssrf import GuardedResolver
 
 _session: aiohttp.ClientSession | None = None
 
@@ -19,6 +23,7 @@ def upstream_session() -> aiohttp.ClientSession:
             limit=settings.GATEWAYZ_UPSTREAM_MAX_CONNECTIONS,
             ttl_dns_cache=300,
             keepalive_timeout=30,
+            resolver=GuardedResolver(),  # no upstream call into our own network
         )
         # Timeouts are set per request from the provider's own settings; responses are
         # relayed as they come, never decompressed and re-compressed.
@@ -31,6 +36,7 @@ def upstream_session() -> aiohttp.ClientSession:
     return _session
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of distinct pairs; built once each
 def upstream_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
 

@@ -7,6 +7,7 @@ an error about the request itself is the client's answer and is returned at once
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import re
@@ -28,12 +29,15 @@ from providers.adapters import anthropic, gemini, openai
 from providers.adapters.openai import error_message
 from providers.catalog import CatalogModel, Deployment
 
+log = logging.getLogger(__name__)
+
 UpstreamRequest = tuple[str, dict[str, str], bytes]  # url, headers, body
 
 # Gemini's reasons for a 400 that is about our account there, not about the request.
 GEMINI_ACCOUNT_FAILURES = re.compile(rb"API_KEY_INVALID|FAILED_PRECONDITION|API_KEY_EXPIRED")
 # Failures that say nothing about the request: another deployment may well succeed.
 FAILOVER_STATUSES = frozenset({401, 402, 403, 404, 408, 409, 425, 429})
+CREDENTIAL_STATUSES = frozenset({401, 402, 403})
 
 
 @dataclass(slots=True)
@@ -52,13 +56,34 @@ class UpstreamAnswer:
         """A stream's bytes as they arrive, starting with the block already read."""
         if self.first:
             yield self.first
-        async for block in self.response.content.iter_any():
-            yield block
+        content = self.response.content
+        try:
+            async for block in content.iter_any():
+                yield block
+        except UpstreamError:
+            # When the connection breaks, aiohttp raises at once and drops what it had
+            # buffered; that was produced before the cut, so it is the client's (and billed).
+            rest = b"".join(getattr(content, "_buffer", ()))
+            if rest:
+                yield rest
+            raise
 
 
 def _failure(
     status: int, deployment: Deployment, body: bytes, headers: Mapping[str, str]
 ) -> GatewayError:
+    if status in CREDENTIAL_STATUSES or (
+        status == 400 and deployment.protocol == "gemini" and GEMINI_ACCOUNT_FAILURES.search(body)
+    ):
+        # About our account there, not the request; and providers quote part of the key
+        # they were sent ("Incorrect API key provided: sk-***abcd"): never the client's to see.
+        # Gemini answers a bad key or an unserved region with 400, not 401/403.
+        return GatewayError(
+            502,
+            f"The provider failed: {deployment.provider} refused Gatewayz's account ({status}).",
+            type="upstream_error",
+            code="upstream_error",
+        )
     message = f"{deployment.provider}: {error_message(body)}"
     if status == 429:
         retry_after = headers.get("retry-after")
@@ -76,11 +101,6 @@ def _failure(
             f"The provider failed: {message}",
             type="upstream_error",
             code="upstream_error",
-        )
-    if status == 400 and deployment.protocol == "gemini" and GEMINI_ACCOUNT_FAILURES.search(body):
-        # Gemini answers a bad key or an unserved region with 400, not 401/403.
-        return GatewayError(
-            502, f"The provider failed: {message}", type="upstream_error", code="upstream_error"
         )
     # The provider's 4xx about the request itself, passed through with its message.
     return GatewayError(status, message, type="invalid_request_error", code="upstream_rejected")
@@ -133,38 +153,38 @@ def _attempt_record(deployment: Deployment, model: str, status: int, ms: float, 
 
 
 async def _try(
-    deployment: Deployment, request: UpstreamRequest, stream: bool, budget: float
+    deployment: Deployment, request: UpstreamRequest, stream: bool
 ) -> tuple[UpstreamAnswer | _Failed, int]:
     """One attempt: the answer (with its body or first block read), or why it failed, and the
-    provider's status (0: it never answered)."""
+    provider's status (0: it never answered). Bounded by the provider's timeouts alone: a
+    non-stream answer's headers come only once it is written, which may take minutes."""
     url, headers, payload = request
-    session = upstream_session()
-    connect = min(deployment.connect_timeout, budget)
-    timeout = upstream_timeout(connect, deployment.read_timeout)
+    timeout = upstream_timeout(deployment.connect_timeout, deployment.read_timeout)
     started = time.perf_counter()
     response: aiohttp.ClientResponse | None = None
     try:
-        async with asyncio.timeout(budget):
-            response = await session.post(url, data=payload, headers=headers, timeout=timeout)
-            latency_ms = (time.perf_counter() - started) * 1000
-            if response.status != 200:
-                body = await _error_body(response)
-                failure = _failure(response.status, deployment, body, response.headers)
-                transient = _transient(response.status) and failure.code != "upstream_rejected"
-                retry_after = _retry_after(response.headers) if response.status == 429 else None
-                return _Failed(failure, transient, retry_after), response.status
-            answer = UpstreamAnswer(deployment, response, latency_ms)
-            if stream:
-                answer.first = await response.content.readany()
-                if not answer.first:
-                    raise aiohttp.ClientPayloadError("the stream ended before any event")
-                _first_event_check(answer.first)
-            else:
-                answer.body = await response.read()
-                answer.data = orjson.loads(answer.body)
-                if not isinstance(answer.data, dict):
-                    raise ValueError("not a JSON object")
-            return answer, 200
+        response = await upstream_session().post(
+            url, data=payload, headers=headers, timeout=timeout
+        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        if response.status != 200:
+            body = await _error_body(response)
+            failure = _failure(response.status, deployment, body, response.headers)
+            transient = _transient(response.status) and failure.code != "upstream_rejected"
+            retry_after = _retry_after(response.headers) if response.status == 429 else None
+            return _Failed(failure, transient, retry_after), response.status
+        answer = UpstreamAnswer(deployment, response, latency_ms)
+        if stream:
+            answer.first = await response.content.readany()
+            if not answer.first:
+                raise aiohttp.ClientPayloadError("the stream ended before any event")
+            _first_event_check(answer.first)
+        else:
+            answer.body = await response.read()
+            answer.data = orjson.loads(answer.body)
+            if not isinstance(answer.data, dict):
+                raise ValueError("not a JSON object")
+        return answer, 200
     except TimeoutError:
         error = GatewayError(
             504,
@@ -230,9 +250,10 @@ async def route_call(
     route: Route, build: ModelRequestBuilder, stream: bool, attempts: list[dict]
 ) -> UpstreamAnswer:
     """Tries the route's deployments in order, until one answers; then, if what failed may
-    pass on a second try (timeouts, 429s, 5xx), tries those again after a pause. Attempts
-    and the time before an answer are bounded (GATEWAYZ_MAX_ATTEMPTS,
-    GATEWAYZ_UPSTREAM_BUDGET_SECONDS); each attempt is appended to `attempts`.
+    pass on a second try (timeouts, 429s, 5xx), tries those again after a pause. Bounded:
+    GATEWAYZ_MAX_ATTEMPTS attempts; no attempt or pause starts once
+    GATEWAYZ_UPSTREAM_BUDGET_SECONDS have passed; each attempt by the provider's timeouts.
+    Each attempt is appended to `attempts`.
 
     Skipped: deployments whose circuit is open, and those whose protocol cannot carry the
     request (`build` refuses with a 400; if all do, the first refusal is the answer). An
@@ -272,7 +293,7 @@ async def route_call(
             stats = stats_of(deployment.provider, model.id)
             stats.in_flight += 1
             try:
-                result, status = await _try(deployment, request, stream, remaining)
+                result, status = await _try(deployment, request, stream)
             finally:
                 stats.in_flight -= 1
             ms = (time.perf_counter() - started) * 1000
@@ -287,6 +308,7 @@ async def route_call(
             attempts.append(_attempt_record(deployment, model.id, status, ms, error.code or ""))
             if error.code == "upstream_rejected":
                 raise error  # about the request: no other provider would take it either
+            log.info("%s at %s failed: %s", model.id, deployment.provider, error.message)
             await breakers.record(key, False, f"{status or error.code}: {error.message}")
             last = result
             if result.transient:

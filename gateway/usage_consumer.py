@@ -24,6 +24,19 @@ GROUP = "usage-writers"
 BATCH = 500
 CLAIM_IDLE_MS = 60_000
 LINGER_SECONDS = 0.1
+DEAD_LETTERS = USAGE_STREAM + ":malformed"
+REQUIRED_FIELDS = frozenset({"request_id", "user_id", "status", "cost"})
+
+
+def _event(fields: dict[bytes, bytes]) -> dict[str, Any] | None:
+    """The entry's usage event, or None if it is not one."""
+    try:
+        event = orjson.loads(fields[b"e"])
+    except (KeyError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(event, dict) or not event.keys() >= REQUIRED_FIELDS:
+        return None
+    return event
 
 
 class UsageConsumer:
@@ -39,8 +52,19 @@ class UsageConsumer:
                 raise
 
     async def _write(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        events: list[dict[str, Any]] = [orjson.loads(fields[b"e"]) for _, fields in entries]
-        await db_call(usage_batch_apply, events=events)
+        events: list[dict[str, Any]] = []
+        for entry_id, fields in entries:
+            event = _event(fields)
+            if event is None:
+                # A malformed entry would fail every batch it is in, for ever, and hold back
+                # everyone's billing: it is set aside, whole, for a person to look at.
+                log.error("usage entry %r is malformed; moved to %s", entry_id, DEAD_LETTERS)
+                dead: dict[Any, Any] = {b"id": entry_id, **fields}
+                await self.client.xadd(DEAD_LETTERS, dead)
+            else:
+                events.append(event)
+        if events:
+            await db_call(usage_batch_apply, events=events)
         ids = [entry_id for entry_id, _ in entries]
         await self.client.xack(USAGE_STREAM, GROUP, *ids)
         await self.client.xdel(USAGE_STREAM, *ids)

@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 from django.utils import timezone
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,8 +16,19 @@ from gateway.breakers import breaker_view, breakers_list, breakers_reset
 from monitoring.models import HealthSample
 
 
+def staff_may(permission: str) -> type[BasePermission]:
+    """Staff holding `permission` (accounts.roles gives it by role)."""
+
+    class StaffMay(BasePermission):
+        def has_permission(self, request: Request, view: APIView) -> bool:
+            user = request.user
+            return bool(user and user.is_staff and user.has_perm(permission))
+
+    return StaffMay
+
+
 class CircuitBreakers(APIView):
-    permission_classes = (IsAdminUser,)
+    permission_classes = (staff_may("providers.view_provider"),)
 
     def get(self, request: Request) -> Response:
         now = time.time()
@@ -26,7 +37,7 @@ class CircuitBreakers(APIView):
 
 
 class CircuitBreakerReset(APIView):
-    permission_classes = (IsAdminUser,)
+    permission_classes = (staff_may("providers.reset_breakers"),)
 
     def post(self, request: Request, provider: str) -> Response:
         return Response({"provider": provider, "reset": breakers_reset(provider)})

@@ -42,7 +42,13 @@ class ProviderAdmin(CatalogAdmin):
     search_fields = ("slug", "name")
     actions = ("reset_circuit_breakers",)
 
-    @admin.action(description="Reset the circuit breakers of the selected providers")
+    @admin.action(
+        description="Reset the circuit breakers of the selected providers",
+        permissions=("reset_breakers",),
+    )
+    def has_reset_breakers_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("providers.reset_breakers")
+
     def reset_circuit_breakers(self, request: HttpRequest, queryset: Any) -> None:
         closed = [key for provider in queryset for key in breakers_reset(provider.slug)]
         self.message_user(

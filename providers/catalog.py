@@ -7,6 +7,7 @@ real providers switch on by setting their API key in the environment.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -16,6 +17,9 @@ from typing import Any
 
 from config.asyncdb import db_call
 from providers.models import Alias, Model, Offering, PrefixRoute, Provider
+from providers.ssrf import base_url_problem
+
+log = logging.getLogger(__name__)
 
 PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 DEFAULT_AUTH = {
@@ -104,6 +108,10 @@ def _provider_base(p: Provider) -> dict[str, Any] | None:
     if missing:
         return None
     base_url = PLACEHOLDER.sub(lambda m: os.environ[m.group(1)], p.base_url).rstrip("/")
+    problem = base_url_problem(base_url)
+    if problem:
+        log.error("provider %s is switched off: %s", p.slug, problem)
+        return None
     return {
         "provider": p.slug,
         "protocol": p.protocol,

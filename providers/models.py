@@ -5,6 +5,8 @@ from decimal import Decimal
 from django.db import models
 from django.utils import timezone
 
+from providers.ssrf import base_url_validate
+
 
 class Provider(models.Model):
     class Protocol(models.TextChoices):
@@ -24,7 +26,7 @@ class Provider(models.Model):
     name = models.CharField(max_length=100)
     protocol = models.CharField(max_length=16, choices=Protocol.choices, default=Protocol.OPENAI)
     # `{NAME}` placeholders are filled from environment variables (e.g. an account id).
-    base_url = models.CharField(max_length=300)
+    base_url = models.CharField(max_length=300, validators=[base_url_validate])
     auth = models.CharField(max_length=16, choices=Auth.choices, blank=True)
     extra_headers = models.JSONField(default=dict, blank=True)
     # Request quirks (docs/catalog.md): parameters dropped silently (only those that do not
@@ -42,6 +44,7 @@ class Provider(models.Model):
 
     class Meta:
         ordering = ("slug",)
+        permissions = [("reset_breakers", "Can reset the provider's circuit breakers")]
 
     def __str__(self) -> str:
         return self.slug

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 export DEBUG="${DEBUG:-1}"
 export GATEWAYZ_DEMO_PROVIDER_KEY="${GATEWAYZ_DEMO_PROVIDER_KEY:-offline-demo}"
+# The offline demo provider listens on loopback, which upstream calls may not reach otherwise.
+export GATEWAYZ_UPSTREAM_NETWORKS="${GATEWAYZ_UPSTREAM_NETWORKS:-loopback}"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 mkdir -p var
@@ -34,6 +36,7 @@ cat <<MSG
     -d '{"model": "gatewayz/echo", "messages": [{"role": "user", "content": "Hello!"}]}'
 
 MSG
-.venv/bin/uvicorn config.asgi:application --host "$HOST" --port "$PORT" --no-access-log &
+.venv/bin/uvicorn config.asgi:application --host "$HOST" --port "$PORT" --no-access-log \
+  --no-proxy-headers &
 pids+=($!)
 wait "${pids[-1]}"

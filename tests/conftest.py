@@ -97,7 +97,9 @@ def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[Gatewa
     with django_db_blocker.unblock():
         database_url = _database_url()
 
-    def start(app: str = "config.asgi:application", **extra_env: str) -> str:
+    def start(
+        app: str = "config.asgi:application", log: Path | None = None, **extra_env: str
+    ) -> str:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {
@@ -113,9 +115,9 @@ def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[Gatewa
             "GATEWAYZ_RETRY_BACKOFF_SECONDS": "0.05",
             **extra_env,
         }
-        args = ["-m", "uvicorn", app, "--port", str(port),
+        args = ["-m", "uvicorn", app, "--port", str(port), "--no-proxy-headers",
                 "--no-access-log", "--log-level", "warning"]  # fmt: skip
-        procs.append(spawn(args, f"{url}/v1/models", env))
+        procs.append(spawn(args, f"{url}/v1/models", env, log))
         return url
 
     yield start

@@ -8,6 +8,7 @@ requests (a provider that recovers).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -186,3 +187,31 @@ def test_a_stream_cut_midway_ends_with_an_error_event_and_is_billed_as_failed(
     assert (log.status, log.error_type) == (502, "upstream_stream_interrupted")
     assert _attempts(log) == [("mock-a", 200, "")]  # the attempt answered; its stream broke
     assert log.cost > 0 and _balance(account) == Decimal(10) - log.cost
+
+
+def test_what_arrived_before_a_cut_is_still_relayed():
+    # aiohttp raises at once when a connection breaks, dropping what it had buffered: the
+    # answer's blocks still yield it, then the error (the relay then ends the stream).
+    from types import SimpleNamespace
+    from unittest.mock import Mock
+
+    import aiohttp
+
+    from gateway.upstream_call import UpstreamAnswer
+
+    async def scenario() -> list[bytes]:
+        content = aiohttp.StreamReader(Mock(), 2**16, loop=asyncio.get_running_loop())
+        content.feed_data(b'data: {"w": 1}\n\n')
+        content.set_exception(aiohttp.ClientPayloadError("connection lost"))
+        answer = UpstreamAnswer(None, SimpleNamespace(content=content), 0.0, first=b"data: 0\n\n")
+        got: list = []
+        try:
+            async for block in answer.blocks():
+                got.append(block)
+        except aiohttp.ClientPayloadError as cut:
+            got.append(cut)
+        return got
+
+    *blocks, cut = asyncio.run(scenario())
+    assert blocks == [b"data: 0\n\n", b'data: {"w": 1}\n\n']
+    assert isinstance(cut, aiohttp.ClientPayloadError)

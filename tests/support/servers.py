@@ -30,12 +30,18 @@ def free_port() -> int:
 
 
 def spawn(
-    args: Sequence[str], health_url: str, env: dict[str, str] | None = None
+    args: Sequence[str],
+    health_url: str,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Starts a process and returns once `health_url` answers 200 (or raises)."""
+    """Starts a process and returns once `health_url` answers 200 (or raises). Its output
+    goes to `log` if given, else to the test run's own."""
+    out = open(log, "wb") if log is not None else None  # noqa: SIM115  (the child keeps it)
     proc = subprocess.Popen(
-        [sys.executable, *args], cwd=REPO_ROOT, env={**os.environ, **(env or {})}
-    )
+        [sys.executable, *args], cwd=REPO_ROOT, env={**os.environ, **(env or {})},
+        stdout=out, stderr=out,
+    )  # fmt: skip
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:

@@ -1,0 +1,54 @@
+"""Roles, as Django permissions: a user's `role` decides their staff flag and their group, and
+the group holds the permissions that the admin and the staff APIs check.
+
+- `user`: a customer. No staff access; the customer API shows their own account only.
+- `developer`: staff who watch the service: they see providers, models, prices, health,
+  breakers and request logs, and may reset breakers; they change no money, no users, no
+  keys, no catalog.
+- `admin`: staff with every permission of Gatewayz's own apps.
+
+Superusers (`createsuperuser`) keep every permission whatever their role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
+
+GROUPS = {"developer": "developers", "admin": "admins"}
+OUR_APPS = ("accounts", "billing", "providers", "monitoring", "gateway")
+DEVELOPER_VIEWS = ("providers", "monitoring")  # every model of these: view only
+
+
+def _developer_permissions() -> Any:
+    return Permission.objects.filter(
+        Q(content_type__app_label__in=DEVELOPER_VIEWS, codename__startswith="view_")
+        | Q(content_type__app_label="providers", codename="reset_breakers")
+    )
+
+
+def groups_ensure() -> dict[str, Group]:
+    """The role groups with their permissions (idempotent; permissions exist once migrated)."""
+    developers, _ = Group.objects.get_or_create(name=GROUPS["developer"])
+    developers.permissions.set(_developer_permissions())
+    admins, _ = Group.objects.get_or_create(name=GROUPS["admin"])
+    admins.permissions.set(Permission.objects.filter(content_type__app_label__in=OUR_APPS))
+    return {"developer": developers, "admin": admins}
+
+
+STAFF_ROLES = frozenset(GROUPS)
+
+
+def staff_flag(user: Any) -> bool:
+    return user.role in STAFF_ROLES or bool(user.is_superuser)
+
+
+def role_apply(user: Any) -> None:
+    """Puts the user in their role's group (and only it). Call after the user is saved."""
+    groups = groups_ensure()
+    ours = list(groups.values())
+    user.groups.remove(*ours)
+    if user.role in groups:
+        user.groups.add(groups[user.role])

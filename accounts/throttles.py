@@ -1,0 +1,37 @@
+"""Per-address throttles for the routes anyone may call (logging in, refreshing a token):
+guessing passwords costs an attacker time. The address is the one the key restrictions use
+(X-Forwarded-For believed only from trusted proxies: DRF's own default would take it from
+anyone, and let a client pick a fresh identity per request)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from accounts.restrictions import client_address
+
+
+class AddressThrottle(SimpleRateThrottle):
+    rate_setting = ""
+
+    def get_rate(self) -> str:
+        return str(getattr(settings, self.rate_setting))
+
+    def get_ident(self, request: Request) -> str:
+        meta = request.META
+        address = client_address(meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"),
+                                 settings.GATEWAYZ_TRUSTED_PROXIES)  # fmt: skip
+        return str(address or "unknown")
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class LoginThrottle(AddressThrottle):
+    scope, rate_setting = "login", "GATEWAYZ_LOGIN_RATE"
+
+
+class TokenRefreshThrottle(AddressThrottle):
+    scope, rate_setting = "token_refresh", "GATEWAYZ_TOKEN_REFRESH_RATE"

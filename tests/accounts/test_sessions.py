@@ -1,0 +1,59 @@
+"""API sessions: JWT with refresh-token rotation (an old refresh token is refused once it
+has been used), and logins throttled per client address."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from accounts.services import user_create
+
+pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
+
+
+@pytest.fixture
+def dana():
+    return user_create(email=f"dana-{uuid.uuid4().hex[:6]}@example.com", password="s3cret-enough")
+
+
+def _login(email: str, password: str, address: str):
+    return APIClient().post("/auth/token", {"email": email, "password": password},
+                            format="json", REMOTE_ADDR=address)  # fmt: skip
+
+
+def test_a_refresh_token_rotates_and_the_old_one_is_then_refused(dana):
+    tokens = _login(dana.email, "s3cret-enough", "198.51.100.10").json()
+
+    first = APIClient().post("/auth/token/refresh", {"refresh": tokens["refresh"]}, format="json")
+    assert first.status_code == 200
+    assert {"access", "refresh"} <= set(first.json())
+    assert first.json()["refresh"] != tokens["refresh"]
+
+    replay = APIClient().post("/auth/token/refresh", {"refresh": tokens["refresh"]}, format="json")
+    assert replay.status_code == 401
+    rotated = APIClient().post("/auth/token/refresh", {"refresh": first.json()["refresh"]},
+                               format="json")  # fmt: skip
+    assert rotated.status_code == 200
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {rotated.json()['access']}")
+    assert client.get("/user/profile").json()["email"] == dana.email
+
+
+@override_settings(GATEWAYZ_LOGIN_RATE="3/min")
+def test_logins_are_throttled_per_address_and_forged_forwarding_does_not_help(dana):
+    address = f"198.51.100.{uuid.uuid4().int % 200 + 20}"
+    for _ in range(3):
+        assert _login(dana.email, "wrong password", address).status_code == 401
+    refused = _login(dana.email, "s3cret-enough", address)
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    # A fresh X-Forwarded-For per attempt is not a fresh identity (no trusted proxy).
+    forged = APIClient().post("/auth/token", {"email": dana.email, "password": "x"},
+                              format="json", REMOTE_ADDR=address,
+                              HTTP_X_FORWARDED_FOR="203.0.113.99")  # fmt: skip
+    assert forged.status_code == 429
+    # Another address is not held back.
+    assert _login(dana.email, "s3cret-enough", "203.0.113.200").status_code == 200

@@ -1,0 +1,52 @@
+"""The usage stream's consumer (main lane: Redis): entries that are not usage events are set
+aside, and the batch they came in is written all the same."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+import orjson
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from accounts.services import user_create
+from billing.models import CreditAccount
+from billing.redis_credit import sync_client
+from billing.services import credit_grant
+from config.asyncdb import db_call
+from gateway.usage_consumer import DEAD_LETTERS, UsageConsumer
+from monitoring.models import RequestLog
+from tests.billing.test_usage_writer import _event
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the usage stream is Redis'")
+def test_a_malformed_stream_entry_is_set_aside_and_holds_back_no_one(live_db):
+    user = user_create(email=f"poison-{uuid.uuid4().hex[:6]}@example.com")
+    credit_grant(user=user, amount=Decimal("1"), reference=f"g-{user.pk}")
+    good = _event(user.pk, uuid.uuid4().hex, "0.5")
+    entries = [
+        (b"1-1", {b"e": b"{}"}),
+        (b"1-2", {b"e": b"not json"}),
+        (b"1-3", {b"e": orjson.dumps(good)}),
+    ]
+    sync_client().delete(DEAD_LETTERS)
+
+    async def write() -> None:
+        consumer = UsageConsumer(settings.REDIS_URL)
+        try:
+            await consumer._write(entries)
+        finally:
+            await consumer.close()
+            # The write's worker thread (reused, being idle) lets its connection go, so the
+            # test database can be dropped at the end of the run.
+            await db_call(connections.close_all)
+
+    asyncio.run(write())
+
+    assert RequestLog.objects.filter(request_id=good["request_id"]).exists()
+    assert CreditAccount.objects.get(user=user).balance == Decimal("0.5")
+    dead = sync_client().xrange(DEAD_LETTERS)
+    assert [fields[b"id"] for _, fields in dead] == [b"1-1", b"1-2"]
