@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -29,6 +30,12 @@ def _cleaned(clean: Any) -> Any:
     return validate
 
 
+SPEND_LIMIT: dict[str, Any] = {
+    "required": False, "allow_null": True, "max_digits": 18, "decimal_places": 6,
+    "min_value": Decimal("0.000001"),
+}  # fmt: skip
+
+
 class RestrictionsInput(serializers.Serializer):
     allowed_ips = serializers.JSONField(required=False, validators=[_cleaned(ips_clean)])
     allowed_referrers = serializers.JSONField(
@@ -36,6 +43,10 @@ class RestrictionsInput(serializers.Serializer):
     )
     allowed_models = serializers.JSONField(required=False, validators=[_cleaned(models_clean)])
     scopes = serializers.JSONField(required=False, validators=[_cleaned(scopes_clean)])
+    max_requests = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    spend_limit_day = serializers.DecimalField(**SPEND_LIMIT)
+    spend_limit_month = serializers.DecimalField(**SPEND_LIMIT)
+    spend_limit_total = serializers.DecimalField(**SPEND_LIMIT)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         cleaners = {"allowed_ips": ips_clean, "allowed_referrers": referrers_clean,
@@ -52,7 +63,8 @@ class ApiKeyOutput(serializers.ModelSerializer):
         fields = (
             "id", "name", "masked", "prefix", "last4", "created_at", "last_used_at",
             "expires_at", "revoked_at", "active", "allowed_ips", "allowed_referrers",
-            "allowed_models", "scopes",
+            "allowed_models", "scopes", "max_requests", "spend_limit_day", "spend_limit_month",
+            "spend_limit_total",
         )  # fmt: skip
 
     def get_active(self, obj: ApiKey) -> bool:

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Sum
 
 from accounts.models import ApiKey
 from accounts.restrictions import KeyRestrictions, restrictions_of
 from config.asyncdb import db_call
-from gateway.limits import NO_LIMITS, LimitPlan, limits_for, plan_for
+from gateway.limits import MICRO, NO_LIMITS, LimitPlan, limits_for, micro_credits, plan_for
 from gateway.priority import DEFAULT_PRIORITY, PRIORITIES
+from monitoring.models import RequestLog
 
 NEGATIVE_TTL_SECONDS = 30.0
 MAX_ENTRIES = 100_000
@@ -35,8 +40,32 @@ class KeyIdentity:
 
 
 RESTRICTION_FIELDS = ("allowed_ips", "allowed_referrers", "allowed_models", "scopes")
-LIMIT_FIELDS = {kind: f"limit_{kind}" for kind in ("rpm", "rpd", "tpm", "tpd", "concurrent")}
-LOADED_FIELDS = (*LIMIT_FIELDS.values(), *RESTRICTION_FIELDS)
+LIMIT_FIELDS = {kind: f"limit_{kind}" for kind in ("rpm", "rph", "rpd", "tpm", "tpd", "concurrent")}
+CAP_FIELDS = {"requests_total": "max_requests", "spend_day": "spend_limit_day",
+              "spend_month": "spend_limit_month", "spend_total": "spend_limit_total"}  # fmt: skip
+LOADED_FIELDS = (*LIMIT_FIELDS.values(), *CAP_FIELDS.values(), *RESTRICTION_FIELDS)
+
+
+def _caps(row: dict[str, Any]) -> dict[str, int | None]:
+    """The key's own caps as the limits count them (spend in micro-credits)."""
+    caps: dict[str, int | None] = {"requests_total": row["max_requests"]}
+    for kind in ("spend_day", "spend_month", "spend_total"):
+        limit = row[CAP_FIELDS[kind]]
+        caps[kind] = None if limit is None else int(limit * MICRO)
+    return caps
+
+
+def _lifetime_seeds(key_id: int, caps: dict[str, int | None]) -> dict[str, int]:
+    """What the key's lifetime counters stand at, from the request log: where they start
+    if Redis has lost them (or, without Redis, when the process starts)."""
+    seeds = {}
+    served = RequestLog.objects.filter(api_key_id=key_id)
+    if caps["requests_total"]:
+        seeds["requests_total"] = served.filter(status=200).count()
+    if caps["spend_total"]:
+        spent = served.aggregate(total=Sum("cost"))["total"] or Decimal(0)
+        seeds["spend_total"] = micro_credits(spent)
+    return seeds
 
 
 def _load(digest: str) -> KeyIdentity | None:
@@ -48,8 +77,9 @@ def _load(digest: str) -> KeyIdentity | None:
     if row is None:
         return None
     expires_at = row["expires_at"].timestamp() if row["expires_at"] else None
-    limits = limits_for({kind: row[name] for kind, name in LIMIT_FIELDS.items()})
-    plan = plan_for(limits, row["id"], row["user_id"])
+    caps = _caps(row)
+    limits = limits_for({**{kind: row[name] for kind, name in LIMIT_FIELDS.items()}, **caps})
+    plan = plan_for(limits, row["id"], row["user_id"], _lifetime_seeds(row["id"], caps))
     priority = PRIORITIES.get(row["priority"], DEFAULT_PRIORITY)
     restrictions = restrictions_of(*(row[name] for name in RESTRICTION_FIELDS))
     return KeyIdentity(row["id"], row["user_id"], digest, expires_at, plan, priority, restrictions)

@@ -70,10 +70,16 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     # This key's own rate limits; empty means the key defaults (GATEWAYZ_RATE_LIMITS).
     limit_rpm = models.PositiveIntegerField("requests per minute", null=True, blank=True)
+    limit_rph = models.PositiveIntegerField("requests per hour", null=True, blank=True)
     limit_rpd = models.PositiveIntegerField("requests per day", null=True, blank=True)
     limit_tpm = models.PositiveIntegerField("tokens per minute", null=True, blank=True)
     limit_tpd = models.PositiveBigIntegerField("tokens per day", null=True, blank=True)
     limit_concurrent = models.PositiveIntegerField("concurrent requests", null=True, blank=True)
+    # The key's own caps (gateway.limits, KEY_CAPS): refused with a 403 once reached.
+    max_requests = models.PositiveBigIntegerField(null=True, blank=True)
+    spend_limit_day = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    spend_limit_month = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    spend_limit_total = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     # Restrictions (accounts.restrictions): empty lists restrict nothing.
     allowed_ips = models.JSONField(
         default=list, blank=True, validators=[ips_clean], help_text="addresses or CIDRs"

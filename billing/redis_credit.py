@@ -53,9 +53,10 @@ def hold_key(request_id: str) -> str:
 
 
 # KEYS: avail, hold, holds, then one counter per rate limit
-# ARGV: amount, request_id, expires_at, user_id, then per limit: cap, amount, ttl
+# ARGV: amount, request_id, expires_at, user_id, then per limit: cap, amount, ttl, seed
 #       (ttl 0: a concurrency counter, of requests in flight; it is taken back when the
-#       request's hold goes, by settlement or by expiry, so the hold lists it)
+#       request's hold goes, by settlement or by expiry, so the hold lists it. ttl -1: a
+#       lifetime counter, never expiring, which starts from `seed` if Redis has none)
 # -> {1, remaining per limit...} admitted and counted; {0} refused for credit; {-1} avail not
 #    seeded yet; {-2, i} refused by limit i. A refusal counts nothing anywhere. (Limits are
 #    counts of requests and tokens, far below 2^53: Lua's doubles hold them exactly.)
@@ -63,8 +64,13 @@ ADMIT = """
 local n = #KEYS - 3
 local answer = {1}
 for i = 1, n do
-  local at = 4 + 3 * (i - 1)
-  local used = tonumber(redis.call('GET', KEYS[3 + i]) or '0')
+  local at = 4 + 4 * (i - 1)
+  local used = redis.call('GET', KEYS[3 + i])
+  if not used and ARGV[at + 4] ~= '0' then
+    redis.call('SET', KEYS[3 + i], ARGV[at + 4])
+    used = ARGV[at + 4]
+  end
+  used = tonumber(used or '0')
   local amount = tonumber(ARGV[at + 2])
   if used + amount > tonumber(ARGV[at + 1]) then return {-2, i} end
   answer[i + 1] = tonumber(ARGV[at + 1]) - used - amount
@@ -76,11 +82,12 @@ if redis.call('DECRBY', KEYS[1], ARGV[1]) < 0 then
 end
 local held = ARGV[4] .. ' ' .. ARGV[1]
 for i = 1, n do
-  local key, at = KEYS[3 + i], 4 + 3 * (i - 1)
+  local key, at = KEYS[3 + i], 4 + 4 * (i - 1)
   if ARGV[at + 3] == '0' then
     redis.call('INCR', key)
     held = held .. ' ' .. key
-  elseif redis.call('INCRBY', key, ARGV[at + 2]) == tonumber(ARGV[at + 2]) then
+  elseif redis.call('INCRBY', key, ARGV[at + 2]) == tonumber(ARGV[at + 2])
+      and ARGV[at + 3] ~= '-1' then
     redis.call('EXPIRE', key, ARGV[at + 3])
   end
 end

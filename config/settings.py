@@ -232,9 +232,9 @@ GATEWAYZ_RATE_LIMITS = {
         # On by default: the three that stop one leaked or looping key from draining an
         # account or swamping the gateway. Each limit on costs a few Redis operations inside
         # the admission script (bench/README.md); operators add more where they need them.
-        "key": {"rpm": 600, "rpd": 0, "tpm": 2_000_000, "tpd": 0, "concurrent": 100},
-        "user": {"rpm": 0, "rpd": 0, "tpm": 0, "tpd": 0, "concurrent": 0},
-        "system": {"rpm": 0, "rpd": 0, "tpm": 0, "tpd": 0, "concurrent": 0},
+        "key": {"rpm": 600, "rph": 0, "rpd": 0, "tpm": 2_000_000, "tpd": 0, "concurrent": 100},
+        "user": {"rpm": 0, "rph": 0, "rpd": 0, "tpm": 0, "tpd": 0, "concurrent": 0},
+        "system": {"rpm": 0, "rph": 0, "rpd": 0, "tpm": 0, "tpd": 0, "concurrent": 0},
     }.items()
 }
 # Credit granted to an account created by `make run`'s demo set-up.

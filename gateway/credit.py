@@ -44,7 +44,8 @@ class DatabaseCredit:
 
     async def settle(self, outcome: RequestOutcome, admission: Admission | None) -> None:
         if admission is not None:
-            self.limiter.settle(admission, outcome.prompt_tokens + outcome.completion_tokens)
+            tokens = outcome.prompt_tokens + outcome.completion_tokens
+            self.limiter.settle(admission, tokens, outcome.cost)
         settler.submit(outcome)
 
     async def close(self) -> None:
@@ -90,7 +91,7 @@ class RedisCreditGate:
             request_id=outcome.request_id,
             cost=outcome.cost,
             event=orjson.dumps(event),
-            token_corrections=admission.token_corrections(tokens) if admission else (),
+            token_corrections=admission.corrections(tokens, outcome.cost) if admission else (),
         )
         try:
             try:

@@ -6,36 +6,59 @@ credit, then counts the request in all of them or in none (billing.redis_credit,
 limits hold exactly across processes and replicas. Without Redis (the embedded default) the
 same rules run in-process (`LocalLimiter`), exact within the one process that serves.
 
-Windows are fixed: the current UTC minute or day. Tokens count an estimate at admission
-(prompt bytes ÷ 4, plus the output the request allows, as OpenAI counts) and are corrected
-to the actual count at settlement, in the windows of admission. Concurrency counts requests
-admitted and not yet settled; an entry a crashed process left behind expires with its hold.
+Windows are fixed: the current UTC minute, hour, day or calendar month, or none at all (a
+key's lifetime). Tokens count an estimate at admission (prompt bytes ÷ 4, plus the output
+the request allows, as OpenAI counts) and are corrected to the actual count at settlement,
+in the windows of admission; spend counts the credit held, in micro-credits rounded up, and
+is corrected to the actual cost the same way. Concurrency counts requests admitted and not
+yet settled; an entry a crashed process left behind is released with its hold.
+
+A key's lifetime caps (`max_requests`, a total spend limit) are restrictions of the key
+(docs/security.md): refused with a 403, not a 429, since waiting does not help. Their
+counters are seeded from the request log when a key is loaded, so they survive a Redis
+that lost its data and the restarts of an embedded process.
 """
 
 from __future__ import annotations
 
+import calendar
 import math
 import time
 from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
 
 from gateway.errors import GatewayError
 
-# kind -> (what it counts, window in seconds; 0: in flight, no window)
+MONTH, FOREVER = -1, -2  # windows that are not a number of seconds
+# kind -> (what it counts, its window: seconds, MONTH or FOREVER; 0: in flight, no window)
 KINDS = {
     "rpm": ("requests", 60),
+    "rph": ("requests", 3600),
     "rpd": ("requests", 86400),
     "tpm": ("tokens", 60),
     "tpd": ("tokens", 86400),
     "concurrent": ("concurrent", 0),
+    # The key's own caps (ApiKey.max_requests, spend_limit_*; no defaults).
+    "requests_total": ("requests", FOREVER),
+    "spend_day": ("spend", 86400),
+    "spend_month": ("spend", MONTH),
+    "spend_total": ("spend", FOREVER),
 }
+KEY_CAPS = frozenset({"requests_total", "spend_day", "spend_month", "spend_total"})
+MICRO = 10**6  # spend is counted in micro-credits
 WORDS = {
     "rpm": "requests per minute",
+    "rph": "requests per hour",
     "rpd": "requests per day",
     "tpm": "tokens per minute",
     "tpd": "tokens per day",
     "concurrent": "concurrent requests",
+    "requests_total": "requests in all",
+    "spend_day": "micro-credits a day",
+    "spend_month": "micro-credits a month",
+    "spend_total": "micro-credits in all",
 }
 PREFIX = "gwz:rl:"
 
@@ -54,7 +77,7 @@ def limits_for(key_overrides: dict[str, int | None]) -> tuple[Limit, ...]:
     limits = []
     for kind in KINDS:
         own = key_overrides.get(kind)
-        cap = own if own is not None else defaults["key"][kind]
+        cap = own if own is not None else defaults["key"].get(kind, 0)
         if cap:
             limits.append(Limit("key", kind, cap))
     for scope in ("user", "system"):
@@ -69,15 +92,27 @@ class PlannedLimit:
 
     limit: Limit
     base: str  # the counter's key without its window
-    window: int  # seconds; 0: concurrency (requests in flight)
-    tokens: bool  # counts tokens, not requests
-    ttl: int  # the counter's TTL for the ADMIT script; 0: a concurrency counter (no TTL)
+    window: int  # seconds, MONTH or FOREVER; 0: concurrency (requests in flight)
+    unit: str  # requests | tokens | spend | concurrent
+    ttl: int  # the counter's TTL for the ADMIT script; 0: concurrency; -1: none
+    seed: int = 0  # a lifetime counter's count so far, from the request log
 
     def counter(self, now: float) -> str:
-        return f"{self.base}:{int(now // self.window)}" if self.window else self.base
+        if self.window > 0:
+            return f"{self.base}:{int(now // self.window)}"
+        if self.window == MONTH:
+            month = time.gmtime(now)
+            return f"{self.base}:{month.tm_year}{month.tm_mon:02d}"
+        return self.base
 
     def reset_at(self, now: float) -> float:
-        return (math.floor(now / self.window) + 1) * self.window if self.window else now + 1
+        if self.window > 0:
+            return (math.floor(now / self.window) + 1) * self.window
+        if self.window == MONTH:
+            month = time.gmtime(now)
+            year, next_month = divmod(month.tm_year * 12 + month.tm_mon, 12)
+            return float(calendar.timegm((year, next_month + 1, 1, 0, 0, 0)))
+        return math.inf if self.window == FOREVER else now + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +133,26 @@ class LimitPlan:
     header_groups: tuple[HeaderGroup, ...] = ()
 
 
-def plan_for(limits: tuple[Limit, ...], key_id: int, user_id: int) -> LimitPlan:
+def _ttl(window: int) -> int:
+    if window > 0:
+        return window + 60
+    return {0: 0, MONTH: 32 * 86400, FOREVER: -1}[window]
+
+
+def plan_for(
+    limits: tuple[Limit, ...], key_id: int, user_id: int, seeds: dict[str, int] | None = None
+) -> LimitPlan:
+    """`seeds`: the lifetime counters' counts so far (kind -> count)."""
     owners = {"key": key_id, "user": user_id, "system": 0}
     planned = []
     for limit in limits:
-        counts, window = KINDS[limit.kind]
-        ttl = window + 60 if window else 0
+        unit, window = KINDS[limit.kind]
         base = f"{PREFIX}{limit.scope}:{owners[limit.scope]}:{limit.kind}"
-        planned.append(PlannedLimit(limit, base, window, counts == "tokens", ttl))
+        seed = (seeds or {}).get(limit.kind, 0) if window == FOREVER else 0
+        planned.append(PlannedLimit(limit, base, window, unit, _ttl(window), seed))
     groups = []
-    for tokens, suffix in ((False, b"requests"), (True, b"tokens")):
-        indices = tuple(i for i, p in enumerate(planned) if p.window and p.tokens == tokens)
+    for unit, suffix in (("requests", b"requests"), ("tokens", b"tokens")):
+        indices = tuple(i for i, p in enumerate(planned) if p.window > 0 and p.unit == unit)
         if indices:
             names = (
                 b"x-ratelimit-limit-" + suffix,
@@ -121,6 +165,30 @@ def plan_for(limits: tuple[Limit, ...], key_id: int, user_id: int) -> LimitPlan:
 
 
 NO_LIMITS = LimitPlan()
+
+
+class KeyCapReached(GatewayError):
+    """A key's own cap: the key's restriction, not a rate (a 403; docs/security.md)."""
+
+    def __init__(self, limit: Limit, reset_at: float) -> None:
+        if limit.kind == "requests_total":
+            message = f"This API key has made its {limit.cap} requests: its maximum."
+            code = "key_max_requests_reached"
+        else:
+            cap = f"{limit.cap / MICRO:g} credits"
+            period = {"spend_day": "today", "spend_month": "this month"}.get(limit.kind)
+            message = (
+                f"This API key's spend limit of {cap} {period} is reached, or this request "
+                "could exceed it."
+                if period
+                else f"This API key's spend limit of {cap} in all is reached, or this "
+                "request could exceed it."
+            )
+            code = "key_spend_limit_reached"
+        headers = []
+        if math.isfinite(reset_at):
+            headers = [(b"x-gatewayz-limit-resets-at", str(int(reset_at)).encode())]
+        super().__init__(403, message, type="permission_error", code=code, headers=headers)
 
 
 class RateLimited(GatewayError):
@@ -155,29 +223,36 @@ class Admission:
     request_id: str
     plan: LimitPlan
     counters: list[str]
-    amounts: list[int]  # 1 request, or the estimated tokens
+    amounts: list[int]  # 1 request, the estimated tokens, or the micro-credits held
     estimated_tokens: int
     admitted_at: float
     remaining: list[int] = field(default_factory=list)
+    held_micro: int = 0
 
     def script_args(self) -> list[int]:
-        """(cap, amount, ttl) per limit, as the ADMIT script reads them."""
+        """(cap, amount, ttl, seed) per limit, as the ADMIT script reads them."""
         args: list[int] = []
         for planned, amount in zip(self.plan.limits, self.amounts, strict=True):
-            args += (planned.limit.cap, amount, planned.ttl)
+            args += (planned.limit.cap, amount, planned.ttl, planned.seed)
         return args
 
-    def refusal(self, index: int, now: float) -> RateLimited:
+    def refusal(self, index: int, now: float) -> GatewayError:
         planned = self.plan.limits[index]
         reset_at = planned.reset_at(self.admitted_at)
+        if planned.limit.kind in KEY_CAPS:
+            return KeyCapReached(planned.limit, reset_at)
         return RateLimited(planned.limit, self.amounts[index], reset_at, now)
 
-    def token_corrections(self, actual_tokens: int) -> list[tuple[str, int]]:
-        delta = actual_tokens - self.estimated_tokens
-        if not delta:
-            return []
-        pairs = zip(self.counters, self.plan.limits, strict=True)
-        return [(c, delta) for c, p in pairs if p.tokens]
+    def corrections(self, actual_tokens: int, actual_cost: Decimal) -> list[tuple[str, int]]:
+        """What settlement adds to the token and spend counters: actual minus estimated."""
+        token_delta = actual_tokens - self.estimated_tokens
+        spend_delta = micro_credits(actual_cost) - self.held_micro
+        out = []
+        for counter, planned in zip(self.counters, self.plan.limits, strict=True):
+            delta = {"tokens": token_delta, "spend": spend_delta}.get(planned.unit, 0)
+            if delta:
+                out.append((counter, delta))
+        return out
 
     def concurrency_counters(self) -> list[str]:
         return [c for c, p in zip(self.counters, self.plan.limits, strict=True) if not p.window]
@@ -201,11 +276,18 @@ class Admission:
         return out
 
 
-def admission_new(request_id: str, plan: LimitPlan, tokens: int) -> Admission:
+def micro_credits(amount: Decimal) -> int:
+    """Credits as whole micro-credits, rounded up: a spend limit is never overshot."""
+    return int((amount * MICRO).to_integral_value(rounding=ROUND_CEILING))
+
+
+def admission_new(request_id: str, plan: LimitPlan, tokens: int, hold: Decimal) -> Admission:
     now = time.time()
+    held = micro_credits(hold)
     counters = [p.counter(now) for p in plan.limits]
-    amounts = [tokens if p.tokens else 1 for p in plan.limits]
-    return Admission(request_id, plan, counters, amounts, tokens, now)
+    by_unit = {"tokens": tokens, "spend": held}
+    amounts = [by_unit.get(p.unit, 1) for p in plan.limits]
+    return Admission(request_id, plan, counters, amounts, tokens, now, held_micro=held)
 
 
 class LocalLimiter:
@@ -226,7 +308,11 @@ class LocalLimiter:
         if self.expiry.get(counter, now + 1) <= now:
             self.counts.pop(counter, None)
             self.expiry.pop(counter, None)
-        return self.counts.get(counter, 0)
+        return (
+            self.counts.setdefault(counter, planned.seed)
+            if planned.seed
+            else (self.counts.get(counter, 0))
+        )
 
     def admit(self, admission: Admission, expires_at: float) -> None:
         """Checks every limit, then counts the request in all of them (or raises)."""
@@ -258,8 +344,8 @@ class LocalLimiter:
             elif counter in self.counts:
                 self.counts[counter] = max(0, self.counts[counter] - amount)
 
-    def settle(self, admission: Admission, actual_tokens: int) -> None:
-        for counter, delta in admission.token_corrections(actual_tokens):
+    def settle(self, admission: Admission, actual_tokens: int, actual_cost: Decimal) -> None:
+        for counter, delta in admission.corrections(actual_tokens, actual_cost):
             if counter in self.counts:
                 self.counts[counter] = max(0, self.counts[counter] + delta)
         for counter in admission.concurrency_counters():

@@ -257,8 +257,8 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         model = route[0][0]
         outcome.served_model = model.id
         tokens = max(api.token_estimate(body, len(raw), m) for m, _ in route)
-        candidate = admission_new(request_id, identity.limits, tokens)
         hold = max(api.hold(body, len(raw), m) for m, _ in route)
+        candidate = admission_new(request_id, identity.limits, tokens, hold)
         await _admit(identity, request_id, hold, candidate)
         admission = candidate
         outcome.held, outcome.hold = True, hold

@@ -85,7 +85,7 @@ def test_a_request_leaves_its_concurrency_counter_once_by_settlement_or_by_expir
                 amount=Decimal("0.1"),
                 expires_at=expires_at,
                 counters=[counter],
-                limits=[2, 1, 0],  # cap 2, one request, a concurrency counter
+                limits=[2, 1, 0, 0],  # cap 2, one request, a concurrency counter, no seed
             )
             in_flight.append(result[1])
         in_flight.append(int(sync_client().get(counter)))

@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings
 
 from gateway.breakers import CLOSED, HALF_OPEN, OPEN, Breaker, Policy, probe_claimed, transition
+from tests.support.staff import breakers_shown, staff_key
 from tests.support.waits import settled
 
 P = Policy(failures=3, window_seconds=60, min_requests=10, error_rate=0.5, cooldown_seconds=10,
@@ -85,17 +86,11 @@ def _providers_tried(raw) -> list[str]:
 
 
 def _staff_key(make_account) -> str:
-    staff = make_account()
-    staff.user.role = "developer"  # may see and reset breakers (accounts.roles)
-    staff.user.save()
-    return staff.key
+    return staff_key(make_account)
 
 
-def _breakers(gateway: str, staff_key: str) -> dict[str, dict]:
-    response = httpx.get(f"{gateway}/api/monitoring/circuit-breakers",
-                         headers={"authorization": f"Bearer {staff_key}"})  # fmt: skip
-    assert response.status_code == 200
-    return {f"{b['provider']}|{b['model']}": b for b in response.json()["data"]}
+def _breakers(gateway: str, key: str) -> dict[str, dict]:
+    return breakers_shown(gateway, key)
 
 
 BREAKER_ENV = {

@@ -18,6 +18,7 @@ import openai
 import pytest
 
 from billing.models import CreditAccount
+from tests.support.staff import failures_of, failures_reach, staff_key
 from tests.support.waits import settled
 
 
@@ -52,11 +53,15 @@ FAULTS_THAT_FAIL_OVER = [
 ]
 
 
+A_BREAKER = "mock-a|test/multi"  # never opens on the shared gateway (tests/conftest.py)
+
+
 @pytest.mark.parametrize(("fault", "recorded"), FAULTS_THAT_FAIL_OVER)
 def test_a_failing_provider_is_failed_over_before_the_first_byte(
     gateway, make_account, fault, recorded
 ):
-    account = make_account()
+    account, staff = make_account(), staff_key(make_account)
+    failures = failures_of(gateway, staff, A_BREAKER)
     raw = _client(gateway, account.key).chat.completions.with_raw_response.create(
         model="test/multi", messages=_say({**fault, "only_model": "echo-a"})
     )
@@ -72,10 +77,13 @@ def test_a_failing_provider_is_failed_over_before_the_first_byte(
     expected = (Decimal(usage.prompt_tokens) * Decimal("0.5") + usage.completion_tokens) / 10**6
     assert log.cost == expected
     assert _balance(account) == Decimal(10) - expected
+    # Each of these counts against mock-a's breaker.
+    assert failures_of(gateway, staff, A_BREAKER) == failures + 1
 
 
 def test_a_stream_whose_first_token_is_slow_is_failed_over(gateway, make_account):
-    account = make_account()
+    account, staff = make_account(), staff_key(make_account)
+    failures = failures_of(gateway, staff, A_BREAKER)
     stream = _client(gateway, account.key).chat.completions.with_raw_response.create(
         model="test/multi",
         messages=_say({"first_chunk_delay": 3, "only_model": "echo-a", "reply": "hi there"}),
@@ -87,6 +95,7 @@ def test_a_stream_whose_first_token_is_slow_is_failed_over(gateway, make_account
     log = settled(stream.headers["x-request-id"])
     # mock-a answered its headers, then no event came within its read timeout.
     assert _attempts(log) == [("mock-a", 200, "upstream_timeout"), ("mock-b", 200, "")]
+    assert failures_of(gateway, staff, A_BREAKER) == failures + 1
 
 
 def test_a_malformed_stream_is_failed_over(gateway, make_account):
@@ -101,7 +110,8 @@ def test_a_malformed_stream_is_failed_over(gateway, make_account):
 
 
 def test_a_providers_error_about_the_request_is_returned_not_retried(gateway, make_account):
-    account = make_account()
+    account, staff = make_account(), staff_key(make_account)
+    failures = failures_of(gateway, staff, A_BREAKER)
     with pytest.raises(openai.BadRequestError) as caught:
         _client(gateway, account.key).chat.completions.create(
             model="test/multi", messages=_say({"status": 400, "message": "bad temperature"})
@@ -112,6 +122,7 @@ def test_a_providers_error_about_the_request_is_returned_not_retried(gateway, ma
     assert _attempts(log) == [("mock-a", 400, "upstream_rejected")]
     assert (log.status, log.cost) == (400, 0)
     assert _balance(account) == Decimal(10)
+    assert failures_of(gateway, staff, A_BREAKER) == failures  # the client's fault, not mock-a's
 
 
 def test_a_transient_failure_is_retried_after_the_providers_retry_after(gateway, make_account):
@@ -127,6 +138,8 @@ def test_a_transient_failure_is_retried_after_the_providers_retry_after(gateway,
     assert time.monotonic() - started >= 1.0  # it waited as the provider asked
     log = settled(raw.headers["x-request-id"])
     assert _attempts(log) == [("mock-a", 429, "upstream_rate_limited"), ("mock-a", 200, "")]
+    # The failure counted, and the success that followed ended the run of failures.
+    assert failures_of(gateway, staff_key(make_account), "mock-a|test/single") == 0
 
 
 def test_a_retry_after_longer_than_a_client_should_wait_is_passed_on(gateway, make_account):
@@ -142,7 +155,8 @@ def test_a_retry_after_longer_than_a_client_should_wait_is_passed_on(gateway, ma
 
 
 def test_attempts_are_bounded_when_every_provider_keeps_failing(gateway, make_account):
-    account = make_account()
+    account, staff = make_account(), staff_key(make_account)
+    before = {p: failures_of(gateway, staff, f"{p}|test/multi") for p in ("mock-b", "mock-c")}
     with pytest.raises(openai.APIStatusError) as caught:
         _client(gateway, account.key).chat.completions.create(
             model="test/multi", messages=_say({"status": 503})
@@ -153,12 +167,15 @@ def test_attempts_are_bounded_when_every_provider_keeps_failing(gateway, make_ac
     # Three deployments, then one retry (GATEWAYZ_MAX_ATTEMPTS = 4), all recorded.
     providers = [a[0] for a in _attempts(log)]
     assert providers == ["mock-a", "mock-b", "mock-c", "mock-a"]
+    for provider, failures in before.items():
+        assert failures_of(gateway, staff, f"{provider}|test/multi") == failures + 1
     assert (log.status, log.cost) == (502, 0)
     assert _balance(account) == Decimal(10)
 
 
 def test_connect_refused_fails_over_and_is_recorded(gateway, make_account):
-    account = make_account()
+    account, staff = make_account(), staff_key(make_account)
+    before = failures_of(gateway, staff, "dead|test/failover")
     raw = _client(gateway, account.key).chat.completions.with_raw_response.create(
         model="test/failover", messages=[{"role": "user", "content": "hi"}]
     )
@@ -169,12 +186,13 @@ def test_connect_refused_fails_over_and_is_recorded(gateway, make_account):
         ("wrongkey", 401, "upstream_error"),
         ("mock", 200, ""),
     ]
+    assert failures_of(gateway, staff, "dead|test/failover") == before + 1
 
 
 def test_a_stream_cut_midway_ends_with_an_error_event_and_is_billed_as_failed(
     gateway, make_account
 ):
-    account = make_account()
+    account, staff = make_account(), staff_key(make_account)
     stream = _client(gateway, account.key).chat.completions.with_raw_response.create(
         model="test/multi", messages=_say({"chunks": 10, "cut_after": 4}), stream=True
     )
@@ -187,6 +205,8 @@ def test_a_stream_cut_midway_ends_with_an_error_event_and_is_billed_as_failed(
     assert (log.status, log.error_type) == (502, "upstream_stream_interrupted")
     assert _attempts(log) == [("mock-a", 200, "")]  # the attempt answered; its stream broke
     assert log.cost > 0 and _balance(account) == Decimal(10) - log.cost
+    # The attempt answered (a success: any run of failures ends), then its stream broke.
+    assert failures_reach(gateway, staff, A_BREAKER, 1) == 1
 
 
 def test_what_arrived_before_a_cut_is_still_relayed():

@@ -61,6 +61,19 @@ def test_requests_per_minute_are_counted_shown_and_refused(gateway, make_account
     assert CreditAccount.objects.get(user=account.user).balance == Decimal("1") - charged
 
 
+def test_requests_per_hour_are_counted_and_the_tightest_limit_is_shown(gateway, make_account):
+    account = _limited(make_account, rph=2, rpm=50)
+
+    answers = [_chat(gateway, account.key) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    # The hour's 2 is tighter than the minute's 50: the headers report it.
+    assert [a.headers["x-ratelimit-remaining-requests"] for a in answers[:2]] == ["1", "0"]
+    assert answers[0].headers["x-ratelimit-limit-requests"] == "2"
+    assert "2 requests per hour" in answers[2].json()["error"]["message"]
+    assert 1 <= int(answers[2].headers["retry-after"]) <= 3600
+
+
 def test_the_anthropic_route_refuses_in_anthropics_shape(gateway, make_account):
     account = _limited(make_account, rpm=1)
     _clear_of_minute_end()
