@@ -10,6 +10,7 @@ links to dj-stripe's models therefore lives in apps the gateway's request path n
 from config.settings import *  # noqa: F403
 from config.settings import INSTALLED_APPS
 
-WEB_ONLY_APPS = {"djstripe"}
+# dj-stripe: billing pages and webhooks; the token blacklist: JWT logins (web side only).
+WEB_ONLY_APPS = {"djstripe", "rest_framework_simplejwt.token_blacklist"}
 
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app not in WEB_ONLY_APPS]

@@ -159,10 +159,14 @@ class Board:
     def get(self, key: str) -> Breaker | None:
         return self.breakers.get(key)
 
+    def stale(self) -> bool:
+        return self.wire is not None and time.monotonic() - self.refreshed_at > REFRESH_SECONDS
+
     async def fresh(self) -> None:
         """Makes sure the view is at most a second old: at most one read of Redis per
-        second per process, shared by the requests that arrive meanwhile."""
-        if self.wire is None or time.monotonic() - self.refreshed_at <= REFRESH_SECONDS:
+        second per process, shared by the requests that arrive meanwhile. (Callers on the
+        hot path check `stale()` first: most requests need not even start a coroutine.)"""
+        if not self.stale():
             return
         if self._refreshing is None or self._refreshing.done():
             self.refreshed_at = time.monotonic()

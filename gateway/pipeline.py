@@ -37,6 +37,7 @@ from gateway.ids import request_id_new
 from gateway.limits import Admission, admission_new
 from gateway.priority import slots
 from gateway.routing import (
+    NO_PREFERENCES,
     deployments_for,
     fallback_models_parse,
     no_deployment_fits,
@@ -48,8 +49,9 @@ from gateway.upstream_call import (
     Route,
     UpstreamAnswer,
     UpstreamRequest,
-    passive_health,
     route_call,
+    stream_broke,
+    throughput_measure,
 )
 from monitoring.services import RequestOutcome
 from providers.catalog import CatalogModel, Deployment, catalog_holder
@@ -201,8 +203,11 @@ async def _route(api: ClientApi, body: dict[str, Any], identity: KeyIdentity) ->
     """The models the request may be served by, in order, each with the deployments it may
     try: the `model`, then its `models` fallbacks, as its `provider` preferences allow.
     `provider` and `models` are the gateway's and are taken out of the body."""
-    prefs = preferences_parse(body.pop("provider", None))
-    fallbacks = fallback_models_parse(body.pop("models", None), body["model"])
+    prefs = NO_PREFERENCES
+    fallbacks: tuple[str, ...] = ()
+    if "provider" in body or "models" in body:
+        prefs = preferences_parse(body.pop("provider", None))
+        fallbacks = fallback_models_parse(body.pop("models", None), body["model"])
     catalog = await catalog_holder.get()
     route: Route = []
     for name in (body["model"], *fallbacks):
@@ -262,7 +267,8 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         await _admit(identity, request_id, hold, candidate)
         admission = candidate
         outcome.held, outcome.hold = True, hold
-        await upstream_slots.acquire(identity.priority)
+        if not upstream_slots.try_acquire():
+            await upstream_slots.acquire(identity.priority)
         slotted = True
         answer = await route_call(
             route,
@@ -311,4 +317,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         upstream_slots.release()
         outcome.total_latency_ms = _ms_since(started)
         await credit_gate().settle(outcome, admission)
-        await passive_health(outcome, answer.deployment)
+        if outcome.error_type == "upstream_stream_interrupted":
+            await stream_broke(outcome, answer.deployment)
+        else:
+            throughput_measure(outcome, answer.deployment)

@@ -51,9 +51,15 @@ class Slots:
         self.waiting = 0  # live entries in `queue` (given-up ones are dropped lazily)
         self._seq = itertools.count()
 
-    async def acquire(self, priority: int = DEFAULT_PRIORITY) -> None:
+    def try_acquire(self) -> bool:
+        """Takes a free slot if there is one and nobody waits (no coroutine needed)."""
         if self.in_flight < self.capacity and not self.waiting:
             self.in_flight += 1
+            return True
+        return False
+
+    async def acquire(self, priority: int = DEFAULT_PRIORITY) -> None:
+        if self.try_acquire():
             return
         if self.waiting >= self.max_waiting:
             raise gateway_busy()

@@ -259,7 +259,8 @@ async def route_call(
     request (`build` refuses with a 400; if all do, the first refusal is the answer). An
     error about the request itself (a provider's 400) is returned at once."""
     breakers = board()
-    await breakers.fresh()
+    if breakers.stale():
+        await breakers.fresh()
     deadline = time.monotonic() + settings.GATEWAYZ_UPSTREAM_BUDGET_SECONDS
     last: _Failed | None = None
     refusal: GatewayError | None = None
@@ -338,13 +339,16 @@ async def route_call(
     )
 
 
-async def passive_health(outcome: RequestOutcome, deployment: Deployment) -> None:
-    """What a served request tells about its deployment once it is over: a stream cut
-    midway counts against its breaker; a success adds to its measured throughput."""
-    if outcome.error_type == "upstream_stream_interrupted":
-        key = breaker_key(deployment.provider, outcome.served_model)
-        await board().record(key, False, "the stream ended early")
-    elif outcome.status == 200 and outcome.completion_tokens:
+# What a served request tells about its deployment once it is over (passive health).
+async def stream_broke(outcome: RequestOutcome, deployment: Deployment) -> None:
+    """A stream cut midway counts against the deployment's breaker."""
+    key = breaker_key(deployment.provider, outcome.served_model)
+    await board().record(key, False, "the stream ended early")
+
+
+def throughput_measure(outcome: RequestOutcome, deployment: Deployment) -> None:
+    """A success adds to the deployment's measured output tokens per second."""
+    if outcome.status == 200 and outcome.completion_tokens:
         generating_ms = outcome.total_latency_ms - (outcome.ttft_ms or 0.0)
         stats = stats_of(deployment.provider, outcome.served_model)
         stats.throughput_add(outcome.completion_tokens, generating_ms / 1000)
