@@ -7,6 +7,7 @@ from django.http import HttpRequest
 
 from accounts.models import ApiKey, AuditEntry, User
 from accounts.services import api_key_revoke
+from config.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(User)
@@ -56,19 +57,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "action", "target_repr", "actor", "owner", "ip")
     list_filter = ("action", "target_type")
     search_fields = ("target_repr", "actor__email", "owner__email", "ip")
     date_hierarchy = "created_at"
     readonly_fields = ("actor", "actor_key", "owner", "action", "target_type", "target_id",
                        "target_repr", "before", "after", "ip", "created_at")  # fmt: skip
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

@@ -1,22 +1,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest
 
 from billing.models import CreditAccount, CreditHold, LedgerEntry
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The ledger changes only through billing services: never edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+from config.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(CreditAccount)
