@@ -20,14 +20,19 @@ from accounts.selectors import api_key_get_for_user, api_keys_of
 from accounts.services import api_key_create, api_key_revoke, api_key_update
 
 
-def _cleaned(clean: Any) -> Any:
-    def validate(value: Any) -> Any:
+class Cleaned(serializers.JSONField):
+    """A restriction list, checked and normalised once by its model-side cleaner
+    (accounts.restrictions), so the API and the admin accept the same values."""
+
+    def __init__(self, clean: Any) -> None:
+        super().__init__(required=False)
+        self.clean = clean
+
+    def to_internal_value(self, data: Any) -> Any:
         try:
-            return clean(value)
+            return self.clean(super().to_internal_value(data))
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.messages) from None
-
-    return validate
 
 
 SPEND_LIMIT: dict[str, Any] = {
@@ -37,21 +42,14 @@ SPEND_LIMIT: dict[str, Any] = {
 
 
 class RestrictionsInput(serializers.Serializer):
-    allowed_ips = serializers.JSONField(required=False, validators=[_cleaned(ips_clean)])
-    allowed_referrers = serializers.JSONField(
-        required=False, validators=[_cleaned(referrers_clean)]
-    )
-    allowed_models = serializers.JSONField(required=False, validators=[_cleaned(models_clean)])
-    scopes = serializers.JSONField(required=False, validators=[_cleaned(scopes_clean)])
+    allowed_ips = Cleaned(ips_clean)
+    allowed_referrers = Cleaned(referrers_clean)
+    allowed_models = Cleaned(models_clean)
+    scopes = Cleaned(scopes_clean)
     max_requests = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     spend_limit_day = serializers.DecimalField(**SPEND_LIMIT)
     spend_limit_month = serializers.DecimalField(**SPEND_LIMIT)
     spend_limit_total = serializers.DecimalField(**SPEND_LIMIT)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        cleaners = {"allowed_ips": ips_clean, "allowed_referrers": referrers_clean,
-                    "allowed_models": models_clean, "scopes": scopes_clean}  # fmt: skip
-        return {k: cleaners[k](v) if k in cleaners else v for k, v in attrs.items()}
 
 
 class ApiKeyOutput(serializers.ModelSerializer):
