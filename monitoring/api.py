@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from django.db.models import Count, Q
 from django.utils import timezone
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
@@ -54,14 +55,19 @@ class ProviderHealth(APIView):
     permission_classes = (AllowAny,)
 
     def get(self, request: Request) -> Response:
-        since = timezone.now() - timedelta(hours=24)
+        now_at = timezone.now()
+        # Uptime counted by the database; the latest checks from the last hour (every
+        # provider is checked at least every half hour), not a day of rows in Python.
+        checks = {
+            row["provider"]: (row["operational"], row["total"])
+            for row in HealthSample.objects.filter(checked_at__gte=now_at - timedelta(hours=24))
+            .values("provider")
+            .annotate(total=Count("id"), operational=Count("id", filter=Q(status="operational")))
+        }
         latest: dict[tuple[str, str], HealthSample] = {}
-        checks: dict[str, list[int]] = {}  # provider -> [operational, all]
-        for sample in HealthSample.objects.filter(checked_at__gte=since).order_by("-checked_at"):
+        recent = HealthSample.objects.filter(checked_at__gte=now_at - timedelta(hours=1))
+        for sample in recent.order_by("-checked_at"):
             latest.setdefault((sample.provider, sample.model), sample)
-            counted = checks.setdefault(sample.provider, [0, 0])
-            counted[0] += sample.status == "operational"
-            counted[1] += 1
         troubled: dict[str, list[dict]] = {}
         now = time.time()
         for key, breaker in breakers_list().items():
@@ -74,7 +80,7 @@ class ProviderHealth(APIView):
             status = max((s.status for s in samples), key=RANK.__getitem__, default="operational")
             if any(b["state"] != "closed" for b in troubled.get(provider, [])):
                 status = max(status, "degraded", key=RANK.__getitem__)
-            operational, total = checks.get(provider, [0, 0])
+            operational, total = checks.get(provider, (0, 0))
             data.append(
                 {
                     "provider": provider,

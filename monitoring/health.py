@@ -91,10 +91,12 @@ def probe_run(client: httpx.Client, probe: Probe) -> HealthSample:
                             status=HealthSample.Status.DOWN, detail=type(exc).__name__)  # fmt: skip
     ms = (time.perf_counter() - started) * 1000
     if response.status_code == 200:
-        status = HealthSample.Status.OPERATIONAL if ms <= DEGRADED_MS else "degraded"
-        detail = "" if ms <= DEGRADED_MS else f"slow: {ms:.0f} ms"
+        slow = ms > DEGRADED_MS
+        status = HealthSample.Status.DEGRADED if slow else HealthSample.Status.OPERATIONAL
+        detail = f"slow: {ms:.0f} ms" if slow else ""
     else:
-        status = "degraded" if response.status_code == 429 else HealthSample.Status.DOWN
+        limited = response.status_code == 429
+        status = HealthSample.Status.DEGRADED if limited else HealthSample.Status.DOWN
         detail = response.text[:300]
     return HealthSample(provider=probe.provider, model=probe.model, status=status,
                         http_status=response.status_code, latency_ms=round(ms, 1),
@@ -105,7 +107,9 @@ def health_check(tier: str = "all") -> list[HealthSample]:
     with httpx.Client(timeout=PROBE_TIMEOUT_SECONDS, trust_env=False) as client:
         samples = [probe_run(client, probe) for probe in probes(tier)]
     HealthSample.objects.bulk_create(samples)
-    down = [f"{s.provider} {s.model}".strip() for s in samples if s.status == "down"]
+    down = [
+        f"{s.provider} {s.model}".strip() for s in samples if s.status == HealthSample.Status.DOWN
+    ]
     if down:
         log.warning("health check (%s): down: %s", tier, ", ".join(down))
     return samples
