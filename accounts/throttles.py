@@ -1,11 +1,15 @@
 """Per-address throttles for the routes anyone may call (logging in, refreshing a token):
 guessing passwords costs an attacker time. The address is the one the key restrictions use
 (X-Forwarded-For believed only from trusted proxies: DRF's own default would take it from
-anyone, and let a client pick a fresh identity per request)."""
+anyone, and let a client pick a fresh identity per request). While the shared cache (Redis)
+is unreachable they count in the process, as the gateway's limits do, rather than fail the
+login or let every guess through."""
 
 from __future__ import annotations
 
+import redis
 from django.conf import settings
+from django.core.cache import caches
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
@@ -18,6 +22,13 @@ class AddressThrottle(SimpleRateThrottle):
 
     def get_rate(self) -> str:
         return str(getattr(settings, self.rate_setting))
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except (redis.ConnectionError, redis.TimeoutError):
+            self.cache = caches["local"]
+            return super().allow_request(request, view)
 
     def get_ident(self, request: Request) -> str:
         meta = request.META

@@ -78,3 +78,19 @@ class CreditHold(models.Model):
 
     def __str__(self) -> str:
         return f"hold {self.amount} for {self.request_id}"
+
+
+class PendingAvailChange(models.Model):
+    """A balance change made while Redis was unreachable, not yet added to the user's Redis
+    `avail` (billing.redis_credit). Written in the transaction of the change itself, so
+    none is lost; applied and deleted once Redis is back (`credit_pending_apply`)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    amount = money_field()
+    # A usage charge's request id: Redis may have admitted that request and hold credit
+    # for it, which the change then releases; blank for grants, purchases and the like.
+    request_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.amount} for user {self.user_id} ({self.request_id or 'no request'})"

@@ -154,6 +154,44 @@ return released
 """
 )
 
+# Balance changes made while Redis was unreachable (billing.models.PendingAvailChange), for
+# one user, each applied once (a `mirrored:` marker per change survives a crash between
+# this script and the deletion of the rows). A usage charge names its request: if Redis
+# settled that request itself after all (a settlement whose reply was lost), it is charged
+# here already and only marked; else its hold, if Redis still keeps one, is released now
+# rather than at expiry, and a late settlement of it will find it settled.
+# KEYS: avail, holds   ARGV: prefix, then per change: id, amount, request id or ''
+# -> number of changes applied
+APPLY_PENDING = (
+    _RELEASE
+    + """
+local applied = 0
+for i = 2, #ARGV, 3 do
+  local amount, request_id = ARGV[i + 1], ARGV[i + 2]
+  if redis.call('SET', ARGV[1] .. 'mirrored:' .. ARGV[i], '1', 'NX', 'EX', 86400) then
+    local charged = false
+    if request_id ~= '' then
+      if redis.call('SET', ARGV[1] .. 'settled:' .. request_id, '1', 'NX', 'EX', {ttl}) then
+        local held = redis.call('GET', ARGV[1] .. 'hold:' .. request_id)
+        if held then
+          redis.call('DEL', ARGV[1] .. 'hold:' .. request_id)
+          redis.call('ZREM', KEYS[2], request_id)
+          release(held, ARGV[1])
+        end
+      else
+        charged = true
+      end
+    end
+    if not charged and redis.call('EXISTS', KEYS[1]) == 1 then
+      redis.call('INCRBY', KEYS[1], amount)
+    end
+    applied = applied + 1
+  end
+end
+return applied
+""".replace("{ttl}", str(SETTLED_TTL_SECONDS))
+)
+
 # KEYS: avail   ARGV: amount (may be negative)  -> 1 applied, 0 not seeded (nothing to do)
 ADD_IF_SEEDED = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -162,9 +200,20 @@ return 1
 """
 
 
+# The sync side (balance changes, staff views, Celery) fails fast when Redis is away: a
+# balance change then records what Redis missed instead (billing.services).
+CONNECT_TIMEOUT_SECONDS = 1.0
+REPLY_TIMEOUT_SECONDS = 2.0
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+
+
 @cache
 def sync_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    return redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=REPLY_TIMEOUT_SECONDS,
+    )
 
 
 @cache
@@ -177,9 +226,19 @@ def credit_avail_add(*, user_id: int, amount: Decimal) -> None:
     _sync_script(ADD_IF_SEEDED)(keys=[avail_key(user_id)], args=[to_pico(amount)])
 
 
-def credit_avail_seed(*, user_id: int, balance: Decimal) -> None:
-    """Creates the user's `avail` from the balance (call under the account row's lock)."""
-    sync_client().set(avail_key(user_id), to_pico(balance), nx=True)
+def credit_avail_seed(*, user_id: int, balance: Decimal) -> bool:
+    """Creates the user's `avail` from the balance (call under the account row's lock);
+    False if it existed already."""
+    return bool(sync_client().set(avail_key(user_id), to_pico(balance), nx=True))
+
+
+def credit_pending_mirror(*, user_id: int, changes: Sequence[tuple[int, Decimal, str]]) -> int:
+    """Applies (id, amount, request id or '') changes to the user's `avail` (call under the
+    account row's lock); see APPLY_PENDING."""
+    args: list[str | int] = [PREFIX]
+    for change_id, amount, request_id in changes:
+        args += (change_id, to_pico(amount), request_id)
+    return int(_sync_script(APPLY_PENDING)(keys=[avail_key(user_id), HOLDS], args=args))
 
 
 def credit_holds_release_expired_redis(*, now: float) -> int:
@@ -190,8 +249,11 @@ class RedisCredit:
     """The hot path's async side: admit and settle, one script call each, on the process's
     multiplexed connection (billing.redis_wire)."""
 
-    def __init__(self, url: str) -> None:
-        self.wire = RedisWire(url)
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.wire = RedisWire(url, timeout=timeout)
+
+    async def ping(self) -> None:
+        await self.wire.call("PING")
 
     async def admit(
         self,

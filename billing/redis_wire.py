@@ -135,6 +135,8 @@ class RedisWire:
         self._connecting: asyncio.Future[_Protocol] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._shas: dict[str, str] = {}
+        # Checked a few times per timeout, so a stuck reply is noticed soon after it.
+        self._watch_every = min(1.0, timeout / 4)
 
     async def call(self, *args: Arg) -> Any:
         protocol = self._protocol
@@ -210,14 +212,14 @@ class RedisWire:
             raise
         self._protocol = protocol
         if self._watchdog is None:
-            self._watchdog = loop.call_later(1.0, self._watch)
+            self._watchdog = loop.call_later(self._watch_every, self._watch)
         return protocol
 
     def _watch(self) -> None:
-        """Once a second: drop the connection if its oldest command waits past the timeout."""
+        """Drops the connection if its oldest command waits past the timeout."""
         protocol = self._protocol
         if protocol is not None and protocol.waiting and protocol.transport is not None:
             _, sent_at = protocol.waiting[0]
             if time.monotonic() - sent_at > self.timeout:
                 protocol.transport.abort()
-        self._watchdog = asyncio.get_running_loop().call_later(1.0, self._watch)
+        self._watchdog = asyncio.get_running_loop().call_later(self._watch_every, self._watch)

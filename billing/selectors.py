@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 from billing.models import CreditAccount, LedgerEntry
-from billing.redis_credit import avail_key, from_pico, sync_client
+from billing.redis_credit import UNREACHABLE, avail_key, from_pico, sync_client
 
 
 def credit_account_of(*, user: User) -> CreditAccount:
@@ -18,9 +18,13 @@ def credit_account_of(*, user: User) -> CreditAccount:
 
 def credit_available(*, user: User, account: CreditAccount) -> Decimal:
     """What the user can still spend right now. With Redis, its `avail` counter is the live
-    figure (it already excludes in-flight holds and charges not yet in the ledger)."""
+    figure (it already excludes in-flight holds and charges not yet in the ledger); while
+    Redis is unreachable, the database's."""
     if settings.REDIS_URL:
-        live = cast("bytes | None", sync_client().get(avail_key(user.pk)))
+        try:
+            live = cast("bytes | None", sync_client().get(avail_key(user.pk)))
+        except UNREACHABLE:
+            live = None
         if live is not None:
             return from_pico(live)
     return account.available

@@ -3,6 +3,7 @@ UPDATE of the account, in one transaction, so concurrent writers can never overs
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,8 +13,16 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from billing.models import ZERO, CreditAccount, CreditHold, LedgerEntry
-from billing.redis_credit import credit_avail_add, credit_avail_seed
+from billing.models import ZERO, CreditAccount, CreditHold, LedgerEntry, PendingAvailChange
+from billing.redis_credit import (
+    UNREACHABLE,
+    credit_avail_add,
+    credit_avail_seed,
+    credit_pending_mirror,
+)
+from billing.redis_link import redis_link
+
+log = logging.getLogger(__name__)
 
 
 class InsufficientCredit(Exception):
@@ -36,9 +45,9 @@ def ledger_entry_add(
         return existing
     CreditAccount.objects.get_or_create(user_id=user_id)
     CreditAccount.objects.filter(user_id=user_id).update(balance=F("balance") + amount)
-    if settings.REDIS_URL:
-        # Still under the row lock taken by the UPDATE: see billing.redis_credit.
-        credit_avail_add(user_id=user_id, amount=amount)
+    # Still under the row lock taken by the UPDATE: see billing.redis_credit.
+    request_id = reference if kind == LedgerEntry.Kind.USAGE else ""
+    pending = _avail_mirror(user_id=user_id, amount=amount, request_id=request_id)
     balance = CreditAccount.objects.values_list("balance", flat=True).get(user_id=user_id)
     try:
         with transaction.atomic():
@@ -53,9 +62,52 @@ def ledger_entry_add(
     except IntegrityError:
         # A concurrent writer recorded the same reference first: undo ours.
         CreditAccount.objects.filter(user_id=user_id).update(balance=F("balance") - amount)
-        if settings.REDIS_URL:
-            credit_avail_add(user_id=user_id, amount=-amount)
+        if pending is not None:
+            pending.delete()
+        else:
+            _avail_mirror(user_id=user_id, amount=-amount, request_id="")
         return LedgerEntry.objects.get(kind=kind, reference=reference)
+
+
+def _avail_mirror(*, user_id: int, amount: Decimal, request_id: str) -> PendingAvailChange | None:
+    """Mirrors a balance change into the user's Redis `avail` (call under the account row's
+    lock); with Redis unreachable, records it to be mirrored when Redis is back, in the
+    change's own transaction, and returns that record."""
+    if not settings.REDIS_URL:
+        return None
+    if redis_link.up:  # this process knows Redis is away: no wait for a timeout each time
+        try:
+            credit_avail_add(user_id=user_id, amount=amount)
+            return None
+        except UNREACHABLE as exc:
+            log.warning("Redis unreachable (%s): the balance change waits to be mirrored", exc)
+    return PendingAvailChange.objects.create(user_id=user_id, amount=amount, request_id=request_id)
+
+
+@transaction.atomic
+def credit_pending_apply_user(*, user_id: int) -> int:
+    """Mirrors one user's pending balance changes into Redis, under the account row's lock
+    (so no seed or other change interleaves), and deletes them; returns how many."""
+    CreditAccount.objects.select_for_update().filter(user_id=user_id).first()
+    changes = list(
+        PendingAvailChange.objects.filter(user_id=user_id)
+        .order_by("id")
+        .values_list("id", "amount", "request_id")[:1000]
+    )
+    if changes:
+        credit_pending_mirror(user_id=user_id, changes=changes)
+        PendingAvailChange.objects.filter(id__in=[c[0] for c in changes]).delete()
+    return len(changes)
+
+
+def credit_pending_apply() -> int:
+    """Mirrors every balance change made while Redis was unreachable (when it is back:
+    gateway.credit's probe, and Celery beat every minute); returns how many."""
+    applied = 0
+    for user_id in set(PendingAvailChange.objects.values_list("user_id", flat=True)):
+        while count := credit_pending_apply_user(user_id=user_id):
+            applied += count
+    return applied
 
 
 def credit_grant(*, user: User, amount: Decimal, reference: str, memo: str = "") -> LedgerEntry:
@@ -72,7 +124,9 @@ def credit_avail_seed_from_ledger(*, user_id: int) -> None:
     the row lock, so a grant committing meanwhile is either in the balance read here or
     added to Redis after the seed, never both nor neither."""
     account, _ = CreditAccount.objects.select_for_update().get_or_create(user_id=user_id)
-    credit_avail_seed(user_id=user_id, balance=account.balance)
+    if credit_avail_seed(user_id=user_id, balance=account.balance):
+        # The balance read here holds every change still waiting to be mirrored.
+        PendingAvailChange.objects.filter(user_id=user_id).delete()
 
 
 @transaction.atomic

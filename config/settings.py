@@ -122,10 +122,16 @@ if REDIS_URL:
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "gwz",
-        }
+            # Fail fast when Redis is away: callers fall back (accounts.throttles).
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 2},
+        },
+        "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
 
 # --- auth --------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -188,6 +194,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.release_expired_holds",
         "schedule": 60.0,
     },
+    # Balance changes made while Redis was unreachable, into Redis once it is back (the
+    # gateway's processes do it as they find Redis again; this catches stragglers).
+    "mirror-pending-balance-changes": {
+        "task": "billing.tasks.mirror_pending_balance_changes",
+        "schedule": 60.0,
+    },
     # Health checks in tiers (monitoring.health): what serves traffic often, the rest rarely.
     "check-health-hot": {
         "task": "monitoring.tasks.check_health",
@@ -211,6 +223,10 @@ DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 GATEWAYZ_MAX_BODY_BYTES = env_int("GATEWAYZ_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
 # A hold not settled within this many seconds belongs to a crashed process and is released.
 GATEWAYZ_HOLD_TTL_SECONDS = env_int("GATEWAYZ_HOLD_TTL_SECONDS", 900, minimum=60)
+# The hot path's wait for a Redis reply: past it Redis counts as unreachable and requests
+# are admitted on the database and in-process limits until it answers again
+# (docs/limits.md). Replies normally take well under a millisecond.
+GATEWAYZ_REDIS_TIMEOUT_SECONDS = env_float("GATEWAYZ_REDIS_TIMEOUT_SECONDS", 1.0)
 # Output tokens reserved when a request sets no max_tokens and its model declares no cap.
 GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS = env_int("GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS", 4096, minimum=1)
 # Extra catalog files (an operator's own providers), loaded after the bundled catalog.

@@ -14,7 +14,7 @@ The rules live in one pure function, `transition`, whichever the store:
 - half-open → closed after `successes` probes succeed; → open again on a failure, with the
   cooldown doubled, up to `max_cooldown_seconds`.
 Writes are compare-and-set on the field's whole value, so two processes recording at once
-both count.
+both count. While Redis is unreachable (billing.redis_link) each process keeps its own.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ import orjson
 from django.conf import settings
 
 from billing.redis_credit import sync_client
-from billing.redis_wire import RedisWire
+from billing.redis_link import redis_link
+from billing.redis_wire import RedisWire, RedisWireError
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,8 @@ class Board:
     """This process's view of every breaker, and the one way to change one."""
 
     def __init__(self, redis_url: str = "") -> None:
-        self.wire = RedisWire(redis_url) if redis_url else None
+        timeout = settings.GATEWAYZ_REDIS_TIMEOUT_SECONDS
+        self.wire = RedisWire(redis_url, timeout=timeout) if redis_url else None
         self.raw: dict[str, bytes] = {}  # troubled deployments only
         self.breakers: dict[str, Breaker] = {}
         self.pending_successes: dict[str, int] = {}
@@ -174,8 +176,9 @@ class Board:
         await asyncio.shield(self._refreshing)
 
     async def refresh(self) -> None:
-        """Reads every breaker from Redis, after writing the successes batched since."""
-        if self.wire is None:
+        """Reads every breaker from Redis, after writing the successes batched since.
+        While Redis is unreachable the view is this process's own (kept and changed here)."""
+        if self.wire is None or not redis_link.up:
             return
         try:
             pending, self.pending_successes = self.pending_successes, {}
@@ -186,6 +189,8 @@ class Board:
             self.raw = {k.decode(): v for k, v in raw.items()}
             self.breakers = {k: _load(v) for k, v in self.raw.items()}
             self.refreshed_at = time.monotonic()
+        except RedisWireError as exc:
+            redis_link.lost(exc)
         except Exception:
             log.exception("reading the circuit breakers failed; keeping the last view")
 
@@ -200,14 +205,17 @@ class Board:
             if changed is None:
                 return None
             value = _dump(changed)
-            if self.wire is None:
-                written = True
-            else:
-                reply = await self.wire.evalsha(COMPARE_AND_SET, [HASH], [key, expected, value])
-                written = reply[0] == 1
-                if not written:
-                    expected = reply[1]
-                    continue
+            written = True
+            if self.wire is not None and redis_link.up:
+                try:
+                    reply = await self.wire.evalsha(COMPARE_AND_SET, [HASH], [key, expected, value])
+                except RedisWireError as exc:
+                    redis_link.lost(exc)  # and the change is this process's own
+                else:
+                    written = reply[0] == 1
+                    if not written:
+                        expected = reply[1]
+                        continue
             if value:
                 self.raw[key], self.breakers[key] = value, changed
             else:

@@ -5,6 +5,7 @@ contract: a request is counted in its limits only if its credit hold succeeded."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from decimal import Decimal
@@ -13,15 +14,22 @@ from functools import partial
 import orjson
 from django.conf import settings
 
-from billing.redis_credit import RedisCredit
+from billing.redis_credit import UNREACHABLE, RedisCredit
+from billing.redis_link import redis_link
 from billing.redis_wire import RedisWireError
-from billing.services import InsufficientCredit, credit_avail_seed_from_ledger, credit_hold_create
+from billing.services import (
+    InsufficientCredit,
+    credit_avail_seed_from_ledger,
+    credit_hold_create,
+    credit_pending_apply,
+)
 from config.asyncdb import db_call
 from gateway.limits import Admission, LocalLimiter
 from gateway.settlement import settler
 from monitoring.services import RequestOutcome
 
 log = logging.getLogger(__name__)
+RECOVERY_PROBE_SECONDS = 1.0
 
 
 def _expiry() -> float:
@@ -53,11 +61,38 @@ class DatabaseCredit:
 
 
 class RedisCreditGate:
+    """Admission and settlement in Redis, and on the database while Redis is unreachable.
+
+    A request is settled where it was admitted (`Admission.local`). Balance changes made on
+    the database meanwhile are recorded (billing.services, PendingAvailChange) and mirrored
+    into Redis before this process goes back to it, so Redis' `avail` misses none of them.
+    While Redis is away, limits are counted per process and credit is checked against the
+    database balance, which trails Redis by the usage not written yet (see docs/limits.md).
+    """
+
     def __init__(self, url: str) -> None:
-        self.redis = RedisCredit(url)
+        self.redis = RedisCredit(url, timeout=settings.GATEWAYZ_REDIS_TIMEOUT_SECONDS)
+        self.fallback = DatabaseCredit()
+        self._recovery: asyncio.Task[None] | None = None
 
     async def admit(
         self, *, user_id: int, request_id: str, amount: Decimal, admission: Admission
+    ) -> None:
+        if redis_link.up:
+            try:
+                await self._admit_redis(user_id, request_id, amount, admission)
+                return
+            except (*UNREACHABLE, RedisWireError) as exc:
+                # The script may or may not have run: if it did, its hold expires unused.
+                redis_link.lost(exc)
+        self._recover_soon()
+        admission.local = True
+        await self.fallback.admit(
+            user_id=user_id, request_id=request_id, amount=amount, admission=admission
+        )
+
+    async def _admit_redis(
+        self, user_id: int, request_id: str, amount: Decimal, admission: Admission
     ) -> None:
         expires_at = _expiry()
         limits = admission.script_args()
@@ -83,6 +118,12 @@ class RedisCreditGate:
         raise InsufficientCredit
 
     async def settle(self, outcome: RequestOutcome, admission: Admission | None) -> None:
+        if admission is not None and admission.local:
+            await self.fallback.settle(outcome, admission)
+            return
+        if not redis_link.up:
+            settler.submit(outcome)  # a hold Redis keeps is released when Redis is back
+            return
         event = outcome.as_event()
         tokens = outcome.prompt_tokens + outcome.completion_tokens
         settle = partial(
@@ -101,15 +142,43 @@ class RedisCreditGate:
                 # safe (the script runs once per request id) and far likelier than the
                 # database path to leave `avail` exact.
                 await settle()
-        except Exception:
-            # Redis is unreachable: settle in the database instead (the Redis hold is
-            # released by expiry); the request is still charged and logged exactly once.
-            log.exception(
-                "settling %s in Redis failed; settling in the database", outcome.request_id
-            )
+        except Exception as exc:
+            # Settled in the database instead; the request is still charged and logged
+            # exactly once, and Redis is told of the charge when it is back.
+            if isinstance(exc, RedisWireError):
+                redis_link.lost(exc)
+            else:
+                log.exception("settling %s in Redis failed", outcome.request_id)
             settler.submit(outcome)
 
+    def _recover_soon(self) -> None:
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(self._recover())
+
+    async def _recover(self) -> None:
+        """While Redis is unreachable: tries it every second; once it answers, mirrors the
+        balance changes made meanwhile, and only then goes back to it."""
+        while not redis_link.up:
+            await asyncio.sleep(RECOVERY_PROBE_SECONDS)
+            try:
+                await self.redis.ping()
+                mirrored = await db_call(credit_pending_apply)
+            except Exception as exc:
+                log.debug("Redis still unreachable: %s", exc)
+                continue
+            log.info("mirrored %d balance changes into Redis", mirrored)
+            redis_link.restored()
+        # Settlements already on their way to the database when Redis came back record
+        # their changes a moment later: mirror those too (beat also does, every minute).
+        await asyncio.sleep(RECOVERY_PROBE_SECONDS * 5)
+        try:
+            await db_call(credit_pending_apply)
+        except Exception:
+            log.exception("mirroring balance changes into Redis failed; beat will retry")
+
     async def close(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
         await self.redis.close()
 
 

@@ -1,7 +1,10 @@
 """Health for load balancers and orchestrators, served beside the inference routes (no
 Django middleware): `/health` says the process is alive and touches nothing;
 `/health/readiness` says whether it can serve, by checking the database, Redis and the
-Celery broker, and answers 503 naming what failed."""
+Celery broker. Without the database it cannot: 503, naming what failed. Without Redis or
+the broker it still serves (credit and limits fall back to the database and the process,
+billing.redis_link): 200, status `degraded`, naming what is down, so that a Redis outage
+does not take every replica out of the load balancer at once."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import connection
 
+from billing.redis_link import redis_link
 from config.asyncdb import db_call
 from gateway.http import JSON_HEADERS, Send, send_bytes
 
@@ -60,6 +64,15 @@ async def health_ready(send: Send) -> None:
     if settings.REDIS_URL:
         probes.append(_check("redis", _redis()))
     checks = dict(await asyncio.gather(*probes))
-    ready = all(c["status"] == "ok" for c in checks.values())
-    body = {"status": "ok" if ready else "unavailable", "checks": checks}
-    await send_bytes(send, 200 if ready else 503, orjson.dumps(body), JSON_HEADERS)
+    if settings.REDIS_URL:
+        # What the request path is doing, which may lag the probe by a second either way.
+        checks["limits"] = redis_link.describe()
+    if checks["database"]["status"] != "ok":
+        status = "unavailable"
+    elif all(c["status"] == "ok" for c in checks.values()):
+        status = "ok"
+    else:
+        status = "degraded"
+    body = {"status": status, "checks": checks}
+    code = 503 if status == "unavailable" else 200
+    await send_bytes(send, code, orjson.dumps(body), JSON_HEADERS)

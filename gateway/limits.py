@@ -228,6 +228,9 @@ class Admission:
     admitted_at: float
     remaining: list[int] = field(default_factory=list)
     held_micro: int = 0
+    # Admitted by this process's own counters and a database hold, Redis being unreachable
+    # (gateway.credit): settled the same way.
+    local: bool = False
 
     def script_args(self) -> list[int]:
         """(cap, amount, ttl, seed) per limit, as the ADMIT script reads them."""

@@ -90,6 +90,7 @@ class UsageConsumer:
 
     async def run(self) -> None:
         backoff = 0.1
+        failing = False
         while True:
             try:
                 await self._ensure_group()
@@ -102,10 +103,16 @@ class UsageConsumer:
                         # per request, and the ledger trails the traffic by a moment only.
                         await asyncio.sleep(LINGER_SECONDS)
                     backoff = 0.1
+                    if failing:
+                        log.warning("writing usage to the database works again")
+                        failing = False
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("writing usage to the database failed; retrying in %.1fs", backoff)
+                # Said once per outage (Redis or the database away), not once per retry.
+                if not failing:
+                    log.exception("writing usage to the database failed; retrying until it works")
+                    failing = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
 

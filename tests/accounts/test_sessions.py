@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from accounts.services import user_create
+from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
@@ -57,3 +59,15 @@ def test_logins_are_throttled_per_address_and_forged_forwarding_does_not_help(da
     assert forged.status_code == 429
     # Another address is not held back.
     assert _login(dana.email, "s3cret-enough", "203.0.113.200").status_code == 200
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the embedded lane's cache is in-process")
+def test_logins_stay_throttled_while_the_shared_cache_is_unreachable(dana):
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    away = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": nowhere,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}}  # fmt: skip
+    local = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    address = f"198.51.100.{uuid.uuid4().int % 200 + 20}"
+    with override_settings(GATEWAYZ_LOGIN_RATE="3/min", CACHES={"default": away, "local": local}):
+        answers = [_login(dana.email, "wrong password", address).status_code for _ in range(4)]
+    assert answers == [401, 401, 401, 429]

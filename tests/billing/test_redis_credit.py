@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.db import transaction
 
 from accounts.services import user_create
 from billing.redis_credit import (
@@ -104,3 +105,112 @@ def test_a_request_leaves_its_concurrency_counter_once_by_settlement_or_by_expir
     # remaining after each admission, then in flight: both, after the sweep, after settling
     assert asyncio.run(run()) == [1, 0, 2, 1, 0]
     assert _avail(user.pk) == Decimal("1")
+
+
+# Balance changes made while Redis was unreachable (billing.services, PendingAvailChange).
+
+
+@pytest.fixture
+def redis_away():
+    """This process believes Redis unreachable, as the gateway does after a failure."""
+    from billing.redis_link import redis_link
+
+    redis_link.lost(ConnectionError("the test says so"))
+    yield
+    redis_link.restored()
+
+
+def _seeded_user(email: str, credit: str = "1"):
+    user = user_create(email=email)
+    credit_grant(user=user, amount=Decimal(credit), reference=f"g-{email}")
+    credit_avail_seed_from_ledger(user_id=user.pk)
+    return user
+
+
+def _admit(user_id: int, request_id: str, amount: str) -> None:
+    async def run() -> None:
+        credit = RedisCredit(settings.REDIS_URL)
+        assert await credit.admit(
+            user_id=user_id, request_id=request_id, amount=Decimal(amount),
+            expires_at=time.time() + 600,
+        ) == [1]  # fmt: skip
+        await credit.close()
+
+    asyncio.run(run())
+
+
+def test_changes_made_while_redis_is_away_are_recorded_then_mirrored_once(redis_away):
+    from billing.models import PendingAvailChange
+    from billing.redis_link import redis_link
+    from billing.services import credit_pending_apply, usage_charge
+
+    user = _seeded_user("away@example.com", "1")
+    credit_grant(user=user, amount=Decimal("0.5"), reference="grant-while-away")
+    with transaction.atomic():
+        usage_charge(user_id=user.pk, request_id=f"away-{user.pk}", cost=Decimal("0.2"))
+
+    pending = PendingAvailChange.objects.filter(user=user)
+    assert sorted((p.amount, p.request_id) for p in pending) == [
+        (Decimal("-0.2"), f"away-{user.pk}"), (Decimal("0.5"), ""),
+    ]  # fmt: skip
+    assert _avail(user.pk) == Decimal("1")  # Redis has not seen them
+
+    redis_link.restored()
+    assert credit_pending_apply() == 2
+    assert credit_pending_apply() == 0
+    assert not PendingAvailChange.objects.filter(user=user).exists()
+    assert _avail(user.pk) == Decimal("1.3")
+
+
+def test_a_pending_charge_releases_the_hold_redis_kept_for_its_request(redis_away):
+    from billing.redis_credit import HOLDS
+    from billing.services import credit_pending_apply, usage_charge
+
+    user = _seeded_user("held@example.com", "1")
+    request_id = f"held-{user.pk}"
+    _admit(user.pk, request_id, "0.4")  # admitted by Redis, then Redis went away
+    assert _avail(user.pk) == Decimal("0.6")
+    with transaction.atomic():  # so it was settled in the database
+        usage_charge(user_id=user.pk, request_id=request_id, cost=Decimal("0.1"))
+
+    credit_pending_apply()
+
+    assert _avail(user.pk) == Decimal("0.9")  # the hold back, the charge taken
+    assert sync_client().zscore(HOLDS, request_id) is None
+    # Its settlement by Redis, had it arrived after all, would now change nothing.
+    assert sync_client().exists(f"gwz:credit:settled:{request_id}")
+
+
+def test_a_pending_charge_of_a_request_redis_settled_after_all_is_not_taken_twice(redis_away):
+    from billing.services import credit_pending_apply, usage_charge
+
+    user = _seeded_user("twice@example.com", "1")
+    request_id = f"twice-{user.pk}"
+    _admit(user.pk, request_id, "0.4")
+
+    async def settle_in_redis() -> None:
+        credit = RedisCredit(settings.REDIS_URL)
+        assert await credit.settle(user_id=user.pk, request_id=request_id,
+                                   cost=Decimal("0.1"), event=b"{}")  # fmt: skip
+        await credit.close()
+
+    asyncio.run(settle_in_redis())  # the reply was lost: the gateway settled again below
+    with transaction.atomic():
+        usage_charge(user_id=user.pk, request_id=request_id, cost=Decimal("0.1"))
+    credit_pending_apply()
+
+    assert _avail(user.pk) == Decimal("0.9")
+    sync_client().delete("gwz:credit:usage")  # the test's bare event is nobody's usage
+
+
+def test_a_fresh_seed_takes_the_pending_changes_with_the_balance(redis_away):
+    from billing.models import PendingAvailChange
+
+    user = user_create(email="reseed@example.com")
+    credit_grant(user=user, amount=Decimal("2"), reference="g-reseed")  # recorded, not seeded
+    assert PendingAvailChange.objects.filter(user=user).exists()
+
+    credit_avail_seed_from_ledger(user_id=user.pk)  # Redis lost its data, say
+
+    assert not PendingAvailChange.objects.filter(user=user).exists()
+    assert _avail(user.pk) == Decimal("2")

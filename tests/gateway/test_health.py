@@ -21,21 +21,30 @@ def test_it_is_ready_when_its_dependencies_answer(gateway):
 
     body = response.json()
     assert response.status_code == 200, body
-    expected = {"database", "broker"} | ({"redis"} if settings.REDIS_URL else set())
+    expected = {"database", "broker"} | ({"redis", "limits"} if settings.REDIS_URL else set())
     assert set(body["checks"]) == expected
     assert all(check["status"] == "ok" for check in body["checks"].values())
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="the embedded lane has no Redis to lose")
-def test_it_is_not_ready_without_redis_and_says_so(start_gateway):
+def test_without_redis_it_is_degraded_but_serves_and_says_so(start_gateway, make_account):
     nowhere = f"redis://127.0.0.1:{free_port()}/0"
     gateway = start_gateway(REDIS_URL=nowhere, CELERY_BROKER_URL=nowhere)
+    account = make_account()
+    answer = httpx.post(
+        f"{gateway}/v1/chat/completions",
+        json={"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {account.key}"}, timeout=10,
+    )  # fmt: skip
 
     response = httpx.get(f"{gateway}/health/readiness", timeout=10)
 
+    assert answer.status_code == 200, answer.text  # served on the database and the process
     body = response.json()
-    assert response.status_code == 503
-    assert body["status"] == "unavailable"
+    # Still ready: a Redis outage must not take every replica out of the load balancer.
+    assert response.status_code == 200
+    assert body["status"] == "degraded"
     assert body["checks"]["database"]["status"] == "ok"
     assert body["checks"]["redis"]["status"] == "down" and body["checks"]["redis"]["error"]
-    assert httpx.get(f"{gateway}/health").status_code == 200  # alive all the same
+    assert body["checks"]["broker"]["status"] == "down"
+    assert body["checks"]["limits"]["status"] == "down"
