@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import IsAuthenticated
@@ -58,7 +59,7 @@ class ApiKeyOutput(serializers.ModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = (
+        fields: tuple[str, ...] = (
             "id", "name", "masked", "prefix", "last4", "created_at", "last_used_at",
             "expires_at", "revoked_at", "active", "allowed_ips", "allowed_referrers",
             "allowed_models", "scopes", "max_requests", "spend_limit_day", "spend_limit_month",
@@ -69,6 +70,13 @@ class ApiKeyOutput(serializers.ModelSerializer):
         return obj.is_active()
 
 
+class ApiKeyCreated(ApiKeyOutput):
+    key = serializers.CharField(read_only=True, help_text="The whole key, shown this once.")
+
+    class Meta(ApiKeyOutput.Meta):
+        fields: tuple[str, ...] = (*ApiKeyOutput.Meta.fields, "key")
+
+
 class ApiKeyListCreate(APIView):
     permission_classes = (IsAuthenticated, KeyScope)
     required_scope = "keys:manage"
@@ -77,10 +85,14 @@ class ApiKeyListCreate(APIView):
         name = serializers.CharField(max_length=100)
         expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
+    @extend_schema(
+        responses=inline_serializer("ApiKeyList", {"data": ApiKeyOutput(many=True)}),
+    )
     def get(self, request: Request) -> Response:
         keys = api_keys_of(user=request_user(request))
         return Response({"data": ApiKeyOutput(keys, many=True).data})
 
+    @extend_schema(request=Input, responses={201: ApiKeyCreated})
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -97,6 +109,7 @@ class ApiKeyDetail(APIView):
         name = serializers.CharField(max_length=100, required=False)
         expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
+    @extend_schema(request=Changes, responses=ApiKeyOutput)
     def patch(self, request: Request, key_id: int) -> Response:
         api_key = api_key_get_for_user(user=request_user(request), key_id=key_id)
         data = self.Changes(data=request.data)
@@ -105,6 +118,7 @@ class ApiKeyDetail(APIView):
             api_key_update(api_key=api_key, **data.validated_data)
         return Response(ApiKeyOutput(api_key).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, key_id: int) -> Response:
         api_key = api_key_get_for_user(user=request_user(request), key_id=key_id)
         api_key_revoke(api_key=api_key)
@@ -142,6 +156,17 @@ class Profile(APIView):
     permission_classes = (IsAuthenticated, KeyScope)
     required_scope = "usage:read"
 
+    @extend_schema(
+        responses=inline_serializer(
+            "Profile",
+            {
+                "id": serializers.IntegerField(),
+                "email": serializers.EmailField(),
+                "role": serializers.ChoiceField(choices=("user", "developer", "admin")),
+                "date_joined": serializers.DateTimeField(),
+            },
+        )
+    )
     def get(self, request: Request) -> Response:
         user = request_user(request)
         return Response(

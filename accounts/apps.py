@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class AccountsConfig(AppConfig):
@@ -9,3 +9,5 @@ class AccountsConfig(AppConfig):
         from accounts.audit import audit_connect
 
         audit_connect()
+        if apps.is_installed("drf_spectacular"):  # the web side's OpenAPI document
+            from accounts import openapi  # noqa: F401  (registers the key's scheme)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import IsAuthenticated
@@ -14,11 +15,24 @@ from billing.amounts import amount_text
 from billing.models import LedgerEntry
 from billing.selectors import credit_account_of, credit_available, ledger_entries_of
 
+AMOUNT = serializers.CharField(help_text="An exact decimal, as a string.")
+
 
 class Balance(APIView):
     permission_classes = (IsAuthenticated, KeyScope)
     required_scope = "usage:read"
 
+    @extend_schema(
+        responses=inline_serializer(
+            "Balance",
+            {
+                "balance": AMOUNT,
+                "held": AMOUNT,
+                "available": AMOUNT,
+                "currency": serializers.ChoiceField(choices=("credits",)),
+            },
+        )
+    )
     def get(self, request: Request) -> Response:
         user = request_user(request)
         account = credit_account_of(user=user)

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
     "channels",
     "django_prometheus",
     "djstripe",
@@ -151,6 +152,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "accounts.pagination.BoundedPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# The OpenAPI document at /api/schema: the management API as DRF describes it, plus the
+# inference routes, which the raw gateway app serves outside DRF (gateway.openapi).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Gatewayz API",
+    "DESCRIPTION": "One OpenAI- and Anthropic-compatible API in front of many LLM providers.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.openapi.add_error_responses",
+        "gateway.openapi.add_inference_routes",
+    ],
 }
 
 # API sessions: short access tokens; each refresh rotates the refresh token and retires the

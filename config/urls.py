@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts.api import ApiKeyDetail, ApiKeyListCreate, AuditLog, Profile
@@ -9,6 +10,7 @@ from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
     path(
         "auth/token",
         TokenObtainPairView.as_view(throttle_classes=[LoginThrottle]),
@@ -34,3 +36,7 @@ urlpatterns = [
     ),
     path("", include("django_prometheus.urls")),
 ]
+
+# Unmatched URLs under the APIs answer in the APIs' format (JSON), not Django's HTML page.
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"

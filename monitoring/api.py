@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from django.db.models import Count, Q
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,9 +30,27 @@ def staff_may(permission: str) -> type[BasePermission]:
     return StaffMay
 
 
+class CircuitBreakerOutput(serializers.Serializer):
+    """gateway.breakers.breaker_view, as documented (the OpenAPI document)."""
+
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    state = serializers.ChoiceField(choices=("closed", "open", "half_open"))
+    consecutive_failures = serializers.IntegerField()
+    window_requests = serializers.IntegerField()
+    window_failures = serializers.IntegerField()
+    opened_at = serializers.FloatField(allow_null=True)
+    retry_at = serializers.FloatField(allow_null=True)
+    probing = serializers.BooleanField()
+    last_error = serializers.CharField(allow_blank=True)
+
+
 class CircuitBreakers(APIView):
     permission_classes = (staff_may("providers.view_provider"),)
 
+    @extend_schema(
+        responses=inline_serializer("CircuitBreakerList", {"data": CircuitBreakerOutput(many=True)})
+    )
     def get(self, request: Request) -> Response:
         now = time.time()
         views = [breaker_view(key, b, now) for key, b in sorted(breakers_list().items())]
@@ -40,6 +60,16 @@ class CircuitBreakers(APIView):
 class CircuitBreakerReset(APIView):
     permission_classes = (staff_may("providers.reset_breakers"),)
 
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "CircuitBreakerResetDone",
+            {
+                "provider": serializers.CharField(),
+                "reset": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+    )
     def post(self, request: Request, provider: str) -> Response:
         return Response({"provider": provider, "reset": breakers_reset(provider)})
 
@@ -54,6 +84,26 @@ class ProviderHealth(APIView):
 
     permission_classes = (AllowAny,)
 
+    @extend_schema(
+        auth=[],
+        responses=inline_serializer(
+            "ProviderHealthList",
+            {
+                "data": inline_serializer(
+                    "ProviderHealth",
+                    {
+                        "provider": serializers.CharField(),
+                        "status": serializers.ChoiceField(choices=tuple(RANK)),
+                        "checked_at": serializers.DateTimeField(allow_null=True),
+                        "uptime_24h": serializers.FloatField(allow_null=True),
+                        "checks": serializers.ListField(child=serializers.DictField()),
+                        "breakers": CircuitBreakerOutput(many=True),
+                    },
+                    many=True,
+                )
+            },
+        ),
+    )
     def get(self, request: Request) -> Response:
         now_at = timezone.now()
         # Uptime counted by the database; the latest checks from the last hour (every
