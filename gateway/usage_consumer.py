@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from django.db import DataError
 from redis.exceptions import ResponseError
 
 from billing.redis_credit import USAGE_STREAM
@@ -51,20 +52,38 @@ class UsageConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    async def _set_aside(self, entry_id: bytes, fields: dict[bytes, bytes], why: str) -> None:
+        # An entry that cannot be written would fail every batch it is in, for ever, and
+        # hold back everyone's billing: it is set aside, whole, for a person to look at.
+        log.error("usage entry %r %s; moved to %s", entry_id, why, DEAD_LETTERS)
+        dead: dict[Any, Any] = {b"id": entry_id, **fields}
+        await self.client.xadd(DEAD_LETTERS, dead)
+
+    async def _apply(self, batch: list[tuple[bytes, dict[bytes, bytes], dict[str, Any]]]) -> None:
+        """Writes the batch's events. Should the database refuse one as data (not for a
+        lost connection, which is retried whole), halving the batch finds it: the rest is
+        written and it alone is set aside."""
+        try:
+            await db_call(usage_batch_apply, events=[event for _, _, event in batch])
+        except DataError as exc:
+            if len(batch) == 1:
+                entry_id, fields, _ = batch[0]
+                await self._set_aside(entry_id, fields, f"was refused by the database ({exc})")
+                return
+            half = len(batch) // 2
+            await self._apply(batch[:half])
+            await self._apply(batch[half:])
+
     async def _write(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        events: list[dict[str, Any]] = []
+        batch = []
         for entry_id, fields in entries:
             event = _event(fields)
             if event is None:
-                # A malformed entry would fail every batch it is in, for ever, and hold back
-                # everyone's billing: it is set aside, whole, for a person to look at.
-                log.error("usage entry %r is malformed; moved to %s", entry_id, DEAD_LETTERS)
-                dead: dict[Any, Any] = {b"id": entry_id, **fields}
-                await self.client.xadd(DEAD_LETTERS, dead)
+                await self._set_aside(entry_id, fields, "is malformed")
             else:
-                events.append(event)
-        if events:
-            await db_call(usage_batch_apply, events=events)
+                batch.append((entry_id, fields, event))
+        if batch:
+            await self._apply(batch)
         ids = [entry_id for entry_id, _ in entries]
         await self.client.xack(USAGE_STREAM, GROUP, *ids)
         await self.client.xdel(USAGE_STREAM, *ids)
