@@ -28,7 +28,8 @@ from accounts.restrictions import client_address
 current_request: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar(
     "audit_request", default=None
 )
-SECRET_FIELDS = {"password", "digest"}  # never copied into the log
+# Never copied into the log, even encrypted (a credential's change shows as its hint's).
+SECRET_FIELDS = {"password", "digest", "credential_ciphertext", "ciphertext"}
 
 
 class AuditMiddleware:
@@ -151,10 +152,11 @@ def audit_connect() -> None:
     """Signals for every audited model (called once, from AccountsConfig.ready)."""
     from accounts.models import ApiKey, User
     from billing.models import LedgerEntry
-    from providers.models import Alias, Model, Offering, PrefixRoute, Provider
+    from providers.models import Alias, Model, Offering, PrefixRoute, Provider, ProviderKey
 
     _audit(ApiKey, lambda k: k.user_id, frozenset({"last_used_at"}))
     _audit(User, lambda u: u.pk, frozenset({"last_login"}))
+    _audit(ProviderKey, lambda k: k.user_id, frozenset())
     for catalog_model in (Provider, Model, Offering, Alias, PrefixRoute):
         _audit(catalog_model, lambda _: None, frozenset())
     # Credits granted or adjusted by a person; usage charges are the request log's.

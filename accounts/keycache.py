@@ -20,6 +20,7 @@ from config.asyncdb import db_call
 from gateway.limits import MICRO, NO_LIMITS, LimitPlan, limits_for, micro_credits, plan_for
 from gateway.priority import DEFAULT_PRIORITY, PRIORITIES
 from monitoring.models import RequestLog
+from providers.byok import provider_keys_load
 
 NEGATIVE_TTL_SECONDS = 30.0
 MAX_ENTRIES = 100_000
@@ -34,6 +35,8 @@ class KeyIdentity:
     limits: LimitPlan = NO_LIMITS  # the rate limits its requests count against
     priority: int = DEFAULT_PRIORITY  # gateway.priority
     restrictions: KeyRestrictions | None = None  # None: unrestricted
+    # The user's own provider keys (BYOK), by provider slug, decrypted; None: none.
+    provider_keys: dict[str, str] | None = None
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -82,7 +85,9 @@ def _load(digest: str) -> KeyIdentity | None:
     plan = plan_for(limits, row["id"], row["user_id"], _lifetime_seeds(row["id"], caps))
     priority = PRIORITIES.get(row["priority"], DEFAULT_PRIORITY)
     restrictions = restrictions_of(*(row[name] for name in RESTRICTION_FIELDS))
-    return KeyIdentity(row["id"], row["user_id"], digest, expires_at, plan, priority, restrictions)
+    provider_keys = provider_keys_load(row["user_id"]) or None
+    return KeyIdentity(row["id"], row["user_id"], digest, expires_at, plan, priority, restrictions,
+                       provider_keys)  # fmt: skip
 
 
 class KeyCache:

@@ -19,14 +19,15 @@ from django.db.models import Q
 
 GROUPS = {"developer": "developers", "admin": "admins"}
 OUR_APPS = ("accounts", "billing", "providers", "monitoring", "gateway")
-DEVELOPER_VIEWS = ("providers", "monitoring")  # every model of these: view only
+DEVELOPER_VIEWS = ("providers", "monitoring")  # every model of these: view only...
+ACCOUNT_DATA = ("view_providerkey",)  # ...but customers' own provider keys: admins only
 
 
 def _developer_permissions() -> Any:
     return Permission.objects.filter(
         Q(content_type__app_label__in=DEVELOPER_VIEWS, codename__startswith="view_")
         | Q(content_type__app_label="providers", codename="reset_breakers")
-    )
+    ).exclude(codename__in=ACCOUNT_DATA)
 
 
 def groups_ensure() -> dict[str, Group]:

@@ -37,6 +37,12 @@ SECRET_KEY = _secret("SECRET_KEY")
 # HMAC secret for API key digests: a database leak alone never reveals a usable key.
 GATEWAYZ_KEY_PEPPER = _secret("GATEWAYZ_KEY_PEPPER").encode()
 
+# What a request served with the customer's own provider key (BYOK) is charged: this share
+# of the list price (the provider bills them for the rest).
+GATEWAYZ_BYOK_FEE = env_decimal("GATEWAYZ_BYOK_FEE", "0.05")
+# Fernet keys for provider credentials at rest, the current one first (providers.credentials).
+GATEWAYZ_CREDENTIAL_KEYS = env_list("GATEWAYZ_CREDENTIAL_KEYS")
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 

@@ -8,6 +8,9 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789")
 os.environ.setdefault("GATEWAYZ_KEY_PEPPER", "test-pepper-not-for-production")
+os.environ.setdefault(
+    "GATEWAYZ_CREDENTIAL_KEYS", "dGVzdC1jcmVkZW50aWFsLWtleS1ub3QtZm9yLXByb2Q="
+)  # a Fernet key (32 bytes, url-safe base64), for tests only
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gatewayz")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 # The mock providers listen on loopback (tests/security checks the default refuses it).

@@ -7,6 +7,7 @@ from accounts.api import ApiKeyDetail, ApiKeyListCreate, AuditLog, Profile
 from accounts.throttles import LoginThrottle, TokenRefreshThrottle
 from billing.api import Balance, CreditTransactions
 from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth
+from providers.api import ProviderKeyDetail, ProviderKeyListCreate
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -24,6 +25,8 @@ urlpatterns = [
     path("user/api-keys", ApiKeyListCreate.as_view(), name="api-keys"),
     path("user/api-keys/audit-logs", AuditLog.as_view(), name="audit-logs"),
     path("user/api-keys/<int:key_id>", ApiKeyDetail.as_view(), name="api-key-revoke"),
+    path("user/provider-keys", ProviderKeyListCreate.as_view(), name="provider-keys"),
+    path("user/provider-keys/<int:key_id>", ProviderKeyDetail.as_view(), name="provider-key"),
     path("user/balance", Balance.as_view(), name="balance"),
     path("user/profile", Profile.as_view(), name="profile"),
     path("user/credit-transactions", CreditTransactions.as_view(), name="credit-transactions"),

@@ -1,7 +1,13 @@
-"""The raw ASGI app behind /v1/* and /health*: a dispatch table, no Django request machinery."""
+"""The raw ASGI app behind /v1/* and /health*: a dispatch table, no Django request machinery.
+
+It serves /metrics too, for the inference workers (`config.asgi_inference`), which serve
+nothing else; where Django runs in the same process (`config.asgi`), /metrics is Django's
+(django-prometheus), which shows the same registry.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from gateway.chat import chat_completions
@@ -14,8 +20,20 @@ from gateway.messages import count_tokens, messages
 from gateway.models_api import model_retrieve, models_list
 from gateway.responses import responses
 from gateway.runtime import runtime_ensure_started
+from monitoring.metrics import CONTENT_TYPE, REQUESTS_IN_FLIGHT, metrics_page
 
 log = logging.getLogger(__name__)
+
+# The paths served by gateway.pipeline: what `gatewayz_requests_in_flight` counts.
+INFERENCE_PATHS = frozenset(
+    (
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/images/generations",
+        "/v1/responses",
+        "/v1/messages",
+    )
+)
 
 
 def _method_not_allowed(allowed: str) -> GatewayError:
@@ -27,10 +45,19 @@ def _method_not_allowed(allowed: str) -> GatewayError:
     )
 
 
+async def _metrics(send: Send) -> None:
+    # Off the event loop: in multiprocess mode a scrape reads every worker's files.
+    page = await asyncio.to_thread(metrics_page)
+    await send_bytes(send, 200, page, [(b"content-type", CONTENT_TYPE)])
+
+
 async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
     runtime_ensure_started()
     path: str = scope["path"]
     method: str = scope["method"]
+    in_flight = path in INFERENCE_PATHS
+    if in_flight:
+        REQUESTS_IN_FLIGHT.inc()
     try:
         if path == "/v1/chat/completions":
             if method != "POST":
@@ -68,6 +95,10 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
             await health_live(send)
         elif path == "/health/readiness":
             await health_ready(send)
+        elif path == "/metrics":
+            if method != "GET":
+                raise _method_not_allowed("GET")
+            await _metrics(send)
         else:
             raise GatewayError(404, f"Unknown endpoint {method} {path}.", code="unknown_url")
     except Exception as exc:
@@ -87,3 +118,6 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
             )
         else:
             await send_error(send, error, [])
+    finally:
+        if in_flight:
+            REQUESTS_IN_FLIGHT.dec()

@@ -53,7 +53,9 @@ from gateway.upstream_call import (
     stream_broke,
     throughput_measure,
 )
+from monitoring.metrics import request_record, request_record_unsettled
 from monitoring.services import RequestOutcome
+from providers.byok import with_own_keys
 from providers.catalog import CatalogModel, Deployment, catalog_holder
 
 log = logging.getLogger(__name__)
@@ -223,7 +225,11 @@ async def _route(api: ClientApi, body: dict[str, Any], identity: KeyIdentity) ->
                 param="model",
                 code="model_not_supported",
             )
-        deployments = deployments_for(model, variant_preferences(prefs, variant), body)
+        chosen = variant_preferences(prefs, variant)
+        deployments = deployments_for(model, chosen, body)
+        if identity.provider_keys is not None:
+            keep_order = bool(chosen.order or chosen.sort)
+            deployments = with_own_keys(deployments, identity.provider_keys, keep_order=keep_order)
         if deployments:
             route.append((model, deployments))
     if not route:
@@ -239,6 +245,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         identity = await authenticate(scope)
     except GatewayError as error:
         await api.send_error(send, error, id_header)
+        request_record_unsettled(api.endpoint, error.status, _ms_since(started) / 1000)
         return
 
     admission: Admission | None = None  # set once admitted: settlement uncounts it
@@ -256,7 +263,9 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
     try:
         raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
         body = api.parse(raw)
-        outcome.requested_model = body["model"][:200]
+        # As the client wrote it, but for NUL, which no Postgres text may hold (one would
+        # fail the settlement of every request written with it).
+        outcome.requested_model = body["model"][:200].replace("\x00", "\ufffd")
         outcome.stream = bool(body.get("stream"))
         route = await _route(api, body, identity)
         model = route[0][0]
@@ -277,6 +286,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
             outcome.attempts,
         )
     except ClientGone:
+        request_record_unsettled(api.endpoint, 499, _ms_since(started) / 1000)
         return  # still reading the body: nothing was admitted
     except Exception as exc:
         if slotted:
@@ -287,6 +297,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         outcome.total_latency_ms = _ms_since(started)
         limit_headers = admission.headers() if admission is not None else []
         await api.send_error(send, failure, id_header + limit_headers)
+        request_record(outcome)
         await credit_gate().settle(outcome, admission)
         return
 
@@ -316,6 +327,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
     finally:
         upstream_slots.release()
         outcome.total_latency_ms = _ms_since(started)
+        request_record(outcome)
         await credit_gate().settle(outcome, admission)
         if outcome.error_type == "upstream_stream_interrupted":
             await stream_broke(outcome, answer.deployment)

@@ -78,6 +78,14 @@ def _failure(
         # About our account there, not the request; and providers quote part of the key
         # they were sent ("Incorrect API key provided: sk-***abcd"): never the client's to see.
         # Gemini answers a bad key or an unserved region with 400, not 401/403.
+        if deployment.byok:  # the customer's own key: theirs to fix, and to read about
+            return GatewayError(
+                502,
+                f"The provider failed: {deployment.provider} refused your own key ({status}): "
+                f"{error_message(body)}",
+                type="upstream_error",
+                code="byok_key_refused",
+            )
         return GatewayError(
             502,
             f"The provider failed: {deployment.provider} refused Gatewayz's account ({status}).",
@@ -143,13 +151,16 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _attempt_record(deployment: Deployment, model: str, status: int, ms: float, error: str) -> dict:
-    return {
+    record = {
         "provider": deployment.provider,
         "model": model,
         "status": status,
         "latency_ms": round(ms, 1),
         "error": error,
     }
+    if deployment.byok:
+        record["byok"] = True
+    return record
 
 
 async def _try(
@@ -310,7 +321,9 @@ async def route_call(
             if error.code == "upstream_rejected":
                 raise error  # about the request: no other provider would take it either
             log.info("%s at %s failed: %s", model.id, deployment.provider, error.message)
-            await breakers.record(key, False, f"{status or error.code}: {error.message}")
+            if error.code != "byok_key_refused":  # one customer's key says nothing of the
+                # provider's health: it must not cut the provider off for everyone
+                await breakers.record(key, False, f"{status or error.code}: {error.message}")
             last = result
             if result.transient:
                 again.append((model, deployment))

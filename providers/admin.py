@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.http import HttpRequest
 
 from gateway.breakers import breakers_reset
 from providers.catalog_file import catalog_changed
-from providers.models import Alias, Model, Offering, Provider
+from providers.models import Alias, Model, Offering, Provider, ProviderKey
 
 
 class CatalogAdmin(admin.ModelAdmin):
@@ -35,12 +36,49 @@ class OfferingInline(admin.TabularInline):
     extra = 0
 
 
+class ProviderForm(forms.ModelForm):
+    """The platform's key is write-only: typed in, stored encrypted, shown only as a hint."""
+
+    credential = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="The provider's API key, stored encrypted. Leave empty to keep the current "
+        "one. Or name an environment variable below instead.",
+    )
+    credential_clear = forms.BooleanField(required=False, label="Remove the stored key")
+
+    class Meta:
+        model = Provider
+        fields = ("slug", "name", "protocol", "base_url", "auth", "extra_headers", "drop_params",
+                  "unsupported_params", "rename_params", "credential_env", "connect_timeout",
+                  "read_timeout", "enabled")  # fmt: skip
+
+    def save(self, commit: bool = True) -> Provider:
+        provider: Provider = super().save(commit=False)
+        if self.cleaned_data.get("credential"):
+            provider.credential_set(self.cleaned_data["credential"])
+        elif self.cleaned_data.get("credential_clear"):
+            provider.credential_set("")
+        if commit:
+            provider.save()
+        return provider
+
+
 @admin.register(Provider)
 class ProviderAdmin(CatalogAdmin):
-    list_display = ("slug", "name", "protocol", "base_url", "credential_env", "enabled")
+    form = ProviderForm
+    list_display = ("slug", "name", "protocol", "base_url", "credential_source", "enabled")
+    readonly_fields = ("credential_hint",)
     list_filter = ("protocol", "enabled")
     search_fields = ("slug", "name")
     actions = ("reset_circuit_breakers",)
+
+    @admin.display(description="credential")
+    def credential_source(self, provider: Provider) -> str:
+        if provider.credential_ciphertext:
+            return f"stored {provider.credential_hint}"
+        return f"${provider.credential_env}" if provider.credential_env else "none"
 
     @admin.action(
         description="Reset the circuit breakers of the selected providers",
@@ -83,3 +121,20 @@ class OfferingAdmin(CatalogAdmin):
 class AliasAdmin(CatalogAdmin):
     list_display = ("alias", "model")
     search_fields = ("alias",)
+
+
+@admin.register(ProviderKey)
+class ProviderKeyAdmin(admin.ModelAdmin):
+    """Customers' own provider keys: who holds one for what, never the key."""
+
+    list_display = ("user", "provider", "hint", "created_at")
+    list_select_related = ("user", "provider")
+    search_fields = ("user__email", "provider__slug")
+    fields = ("user", "provider", "hint", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # only their owners add them (the customer API)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

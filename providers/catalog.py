@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from config.asyncdb import db_call
+from providers.credentials import InvalidToken
 from providers.models import Alias, Model, Offering, PrefixRoute, Provider
 from providers.ssrf import base_url_problem
 
@@ -55,6 +56,7 @@ class Deployment:
     size_multipliers: tuple[tuple[str, Decimal], ...] = ()
     quality_multipliers: tuple[tuple[str, Decimal], ...] = ()
     weight: int = 1
+    byok: bool = False  # served with the customer's own key (providers.byok)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +103,15 @@ class Catalog:
 def _provider_base(p: Provider) -> dict[str, Any] | None:
     """What every deployment of `p` shares, or None when this environment lacks its
     credential or a variable its base URL names (the provider is switched off here)."""
-    api_key = os.environ.get(p.credential_env, "") if p.credential_env else ""
-    if p.credential_env and not api_key:
+    try:
+        api_key = p.credential()
+    except InvalidToken:
+        log.error("provider %s is switched off: no key of the ring opens its credential", p.slug)
         return None
+    if not api_key and p.credential_env:
+        api_key = os.environ.get(p.credential_env, "")
+        if not api_key:
+            return None
     missing = [n for n in PLACEHOLDER.findall(p.base_url) if not os.environ.get(n)]
     if missing:
         return None

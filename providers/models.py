@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from providers.credentials import credential_decrypt, credential_encrypt, credential_hint
 from providers.ssrf import base_url_validate
 
 
@@ -34,8 +36,11 @@ class Provider(models.Model):
     drop_params = models.JSONField(default=list, blank=True)
     unsupported_params = models.JSONField(default=list, blank=True)
     rename_params = models.JSONField(default=dict, blank=True)
-    # The name of the environment variable that holds the provider's API key; the secret
-    # itself never enters the database.
+    # The platform's API key for the provider: stored encrypted (providers.credentials), set
+    # in the admin, never shown again but for its hint; or else the name of an environment
+    # variable that holds it.
+    credential_ciphertext = models.TextField(blank=True, editable=False)
+    credential_hint = models.CharField(max_length=8, blank=True)
     credential_env = models.CharField(max_length=100, blank=True)
     connect_timeout = models.FloatField(default=5.0)
     read_timeout = models.FloatField(default=120.0)
@@ -48,6 +53,43 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def credential_set(self, raw: str) -> None:
+        """Stores (or, with "", removes) the platform's key; saved by the caller."""
+        self.credential_ciphertext = credential_encrypt(raw) if raw else ""
+        self.credential_hint = credential_hint(raw) if raw else ""
+
+    def credential(self) -> str:
+        return credential_decrypt(self.credential_ciphertext) if self.credential_ciphertext else ""
+
+
+class ProviderKey(models.Model):
+    """A customer's own key for a provider (BYOK): their requests served by that provider
+    go out with it, and are charged `GATEWAYZ_BYOK_FEE` of the list price instead of the
+    price (docs/security.md). Stored encrypted like the platform's keys."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="provider_keys"
+    )
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
+    ciphertext = models.TextField(editable=False)
+    hint = models.CharField(max_length=8)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("user", "provider"), name="one_key_per_provider")
+        ]
+
+    def __str__(self) -> str:
+        return f"key {self.hint} for provider {self.provider_id}"
+
+    def key_set(self, raw: str) -> None:
+        self.ciphertext = credential_encrypt(raw)
+        self.hint = credential_hint(raw)
+
+    def key(self) -> str:
+        return credential_decrypt(self.ciphertext)
 
 
 class Model(models.Model):

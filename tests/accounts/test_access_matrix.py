@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 from accounts.models import ApiKey, User
 from accounts.services import api_key_create, user_create
 from billing.services import credit_grant
-from providers.models import Model, Offering, Provider
+from providers.byok import provider_key_put
+from providers.models import Model, Offering, Provider, ProviderKey
 
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
@@ -53,6 +54,7 @@ ADMIN_PAGES = {
     "/admin/monitoring/healthsample/": (302, 302, 404, 404),  # not in the admin
     "/admin/accounts/user/": (302, 302, 403, 200),
     "/admin/accounts/apikey/": (302, 302, 403, 200),
+    "/admin/providers/providerkey/": (302, 302, 403, 200),  # customers' own keys
     "/admin/accounts/auditentry/": (302, 302, 403, 200),
     "/admin/billing/ledgerentry/": (302, 302, 403, 200),
     "/admin/billing/creditaccount/": (302, 302, 403, 200),
@@ -124,6 +126,9 @@ def alice_bob_charlie():
     credit_grant(user=bob, amount=Decimal("1"), reference="grant:bob")
     charlie = _person("charlie@example.com", "admin")
     key, _ = api_key_create(user=alice, name="alice's key")
+    provider = Provider.objects.create(slug="alices-provider", name="P",
+                                       base_url="https://api.example.com")  # fmt: skip
+    provider_key_put(user=alice, provider=provider, raw="sk-alice-own-key-of-alice")
     return alice, bob, charlie, key
 
 
@@ -141,6 +146,12 @@ def test_nobody_else_can_touch_alices_key(alice_bob_charlie):
                             format="json").status_code == 404  # fmt: skip
         assert client.delete(f"/user/api-keys/{key.pk}").status_code == 404
         assert key.pk not in [k["id"] for k in client.get("/user/api-keys").json()["data"]]
+    own = ProviderKey.objects.get(user=alice)
+    for intruder in (bob, charlie):
+        client = _api(intruder)
+        assert client.delete(f"/user/provider-keys/{own.pk}").status_code == 404
+        assert client.get("/user/provider-keys").json()["data"] == []
+    assert ProviderKey.objects.filter(pk=own.pk).exists()
     key.refresh_from_db()
     assert (key.name, key.revoked_at) == ("alice's key", None)
     assert _api(alice).patch(f"/user/api-keys/{key.pk}", {"name": "renamed"},
@@ -149,14 +160,14 @@ def test_nobody_else_can_touch_alices_key(alice_bob_charlie):
 
 @pytest.mark.parametrize(
     "path", ["/user/balance", "/user/profile", "/user/credit-transactions",
-             "/user/api-keys/audit-logs", "/user/api-keys"],
+             "/user/api-keys/audit-logs", "/user/api-keys", "/user/provider-keys"],
 )  # fmt: skip
 def test_every_account_endpoint_shows_the_callers_own_account_only(alice_bob_charlie, path):
     alice, bob, charlie, _ = alice_bob_charlie
     seen = {who.email: str(_api(who).get(path).json()) for who in (alice, bob, charlie)}
     assert "alice" not in seen["bob@example.com"] and "alice" not in seen["charlie@example.com"]
     assert "grant:alice" not in seen["bob@example.com"]
-    if path in ("/user/profile", "/user/api-keys"):
+    if path in ("/user/profile", "/user/api-keys", "/user/provider-keys"):
         assert "alice" in seen["alice@example.com"]
 
 
@@ -167,4 +178,8 @@ def test_ids_are_not_an_oracle(alice_bob_charlie):
     client = _api(bob)
     theirs = client.delete(f"/user/api-keys/{key.pk}")
     nothing = client.delete(f"/user/api-keys/{missing}")
+    assert (theirs.status_code, theirs.json()) == (nothing.status_code, nothing.json())
+    own = ProviderKey.objects.get(user__email="alice@example.com")
+    theirs = client.delete(f"/user/provider-keys/{own.pk}")
+    nothing = client.delete(f"/user/provider-keys/{own.pk + 1000}")
     assert (theirs.status_code, theirs.json()) == (nothing.status_code, nothing.json())

@@ -40,7 +40,7 @@ def test_it_serves_a_chat_completion_and_settles_it(inference, make_account):
 
 
 def test_web_routes_are_not_served_here(inference):
-    for path in ("/user/balance", "/admin/", "/metrics"):
+    for path in ("/user/balance", "/admin/", "/api/schema"):
         response = httpx.get(f"{inference}{path}")
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "unknown_url"

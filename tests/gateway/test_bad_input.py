@@ -98,6 +98,21 @@ def test_it_answers_an_unknown_model_with_404(gateway, make_account):
     _assert_untouched(account)
 
 
+def test_a_model_name_with_nul_is_answered_and_logged(gateway, make_account):
+    """Postgres text cannot hold NUL: the name is logged with U+FFFD in its place, and the
+    settlement of this request (and of those written with it) still lands."""
+    account = make_account()
+    response = httpx.post(
+        f"{gateway}/v1/chat/completions",
+        content=b'{"model": "gpt\\u0000-4", "messages": [{"role": "user", "content": "hi"}]}',
+        headers={"authorization": f"Bearer {account.key}", "content-type": "application/json"},
+    )
+
+    assert response.status_code == 404
+    log = settled(response.headers["x-request-id"])
+    assert (log.status, log.requested_model, log.cost) == (404, "gpt\ufffd-4", 0)
+
+
 def test_it_refuses_with_402_when_credit_cannot_cover_the_hold(gateway, make_account):
     account = make_account(credit=Decimal("0.000001"))
 

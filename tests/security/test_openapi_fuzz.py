@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +36,17 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]  # fmt: skip
 EXAMPLES_PER_OPERATION = 30
 ANSWERS: Counter[tuple[str, int]] = Counter()  # (operation, status) over the whole run
+
+
+@pytest.fixture(scope="module")
+def gateway_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fuzz") / "gateway.log"
+
+
+@pytest.fixture(scope="module")
+def gateway(start_gateway: Any, gateway_log: Path) -> str:
+    """A gateway of its own, whose log a failure shows (a 5xx's traceback is there)."""
+    return str(start_gateway(log=gateway_log))
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +108,12 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
-def test_no_operation_answers_5xx_or_off_its_schema(case: Any) -> None:
-    response = case.call_and_validate(checks=CHECKS, timeout=30)
+def test_no_operation_answers_5xx_or_off_its_schema(case: Any, gateway_log: Path) -> None:
+    try:
+        response = case.call_and_validate(checks=CHECKS, timeout=30)
+    except Exception:
+        print(gateway_log.read_text(errors="replace")[-20_000:])  # shown with the failure
+        raise
     ANSWERS[(f"{case.method} {case.path}", response.status_code)] += 1
 
 
