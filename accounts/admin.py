@@ -5,7 +5,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import ApiKey, AuditEntry, User
+from accounts.models import ApiKey, AuditEntry, Plan, User
 from accounts.services import api_key_revoke
 from config.readonly_admin import ReadOnlyAdmin
 
@@ -13,15 +13,26 @@ from config.readonly_admin import ReadOnlyAdmin
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     ordering = ("email",)
-    list_display = ("email", "role", "is_active", "is_staff", "date_joined")
-    list_filter = ("role", "is_active", "is_staff")
+    list_display = ("email", "role", "plan", "is_active", "is_staff", "date_joined")
+    list_filter = ("role", "plan", "is_active", "is_staff")
     search_fields = ("email",)
     fieldsets = (
-        (None, {"fields": ("email", "password", "role")}),
+        (None, {"fields": ("email", "password", "role", "plan")}),
         ("Status", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"fields": ("email", "role", "password1", "password2")}),)
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "limit_rpm", "limit_tpm", "limit_concurrent", "priority")
+    fieldsets = (
+        (None, {"fields": ("slug", "name", "priority")}),
+        ("Account limits (empty: the defaults; 0: none)", {"fields": (
+            "limit_rpm", "limit_rph", "limit_rpd", "limit_tpm", "limit_tpd", "limit_concurrent",
+        )}),
+    )  # fmt: skip
 
 
 @admin.register(ApiKey)

@@ -5,20 +5,23 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import KeyScope, request_user
-from accounts.models import ApiKey, AuditEntry
+from accounts.models import ApiKey, AuditEntry, User
 from accounts.restrictions import ips_clean, models_clean, referrers_clean, scopes_clean
 from accounts.selectors import api_key_get_for_user, api_keys_of
-from accounts.services import api_key_create, api_key_revoke, api_key_update
+from accounts.services import api_key_create, api_key_revoke, api_key_update, user_create
+from accounts.throttles import SignupThrottle
 
 
 class Cleaned(serializers.JSONField):
@@ -177,3 +180,52 @@ class Profile(APIView):
                 "date_joined": user.date_joined,
             }
         )
+
+
+class SignupInput(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(min_length=8, max_length=128, write_only=True)
+
+    def validate_email(self, value: str) -> str:
+        return User.objects.normalize_email(value).lower()
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            validate_password(data["password"], User(email=data["email"]))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"password": exc.messages}) from None
+        return data
+
+
+class Signup(APIView):
+    """A new customer account, then a session's tokens (as `POST /auth/token` gives them).
+    Throttled per client address: accounts cost nothing to make, so they are the way to
+    multiply free limits."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = (SignupThrottle,)
+
+    @extend_schema(
+        request=SignupInput,
+        responses={201: inline_serializer("SignedUp", {
+            "id": serializers.IntegerField(), "email": serializers.EmailField(),
+            "access": serializers.CharField(), "refresh": serializers.CharField(),
+        })},
+    )  # fmt: skip
+    def post(self, request: Request) -> Response:
+        from rest_framework_simplejwt.tokens import RefreshToken
+
+        data = SignupInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            with transaction.atomic():
+                user = user_create(**data.validated_data)
+        except IntegrityError:
+            raise serializers.ValidationError(
+                {"email": ["This email cannot be used for a new account."]}
+            ) from None
+        refresh = RefreshToken.for_user(user)
+        body = {"id": user.pk, "email": user.email, "access": str(refresh.access_token),
+                "refresh": str(refresh)}  # fmt: skip
+        return Response(body, status=status.HTTP_201_CREATED)

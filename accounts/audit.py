@@ -150,13 +150,14 @@ def _audit(model: type[models.Model], owner: Owner, ignored: frozenset[str]) -> 
 
 def audit_connect() -> None:
     """Signals for every audited model (called once, from AccountsConfig.ready)."""
-    from accounts.models import ApiKey, User
+    from accounts.models import ApiKey, Plan, User
     from billing.models import LedgerEntry
     from providers.models import Alias, Model, Offering, PrefixRoute, Provider, ProviderKey
 
     _audit(ApiKey, lambda k: k.user_id, frozenset({"last_used_at"}))
     _audit(User, lambda u: u.pk, frozenset({"last_login"}))
     _audit(ProviderKey, lambda k: k.user_id, frozenset())
+    _audit(Plan, lambda _: None, frozenset())
     for catalog_model in (Provider, Model, Offering, Alias, PrefixRoute):
         _audit(catalog_model, lambda _: None, frozenset())
     # Credits granted or adjusted by a person; usage charges are the request log's.

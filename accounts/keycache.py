@@ -46,7 +46,9 @@ RESTRICTION_FIELDS = ("allowed_ips", "allowed_referrers", "allowed_models", "sco
 LIMIT_FIELDS = {kind: f"limit_{kind}" for kind in ("rpm", "rph", "rpd", "tpm", "tpd", "concurrent")}
 CAP_FIELDS = {"requests_total": "max_requests", "spend_day": "spend_limit_day",
               "spend_month": "spend_limit_month", "spend_total": "spend_limit_total"}  # fmt: skip
-LOADED_FIELDS = (*LIMIT_FIELDS.values(), *CAP_FIELDS.values(), *RESTRICTION_FIELDS)
+PLAN_FIELDS = {kind: f"user__plan__{name}" for kind, name in LIMIT_FIELDS.items()}
+LOADED_FIELDS = (*LIMIT_FIELDS.values(), *CAP_FIELDS.values(), *RESTRICTION_FIELDS,
+                 *PLAN_FIELDS.values(), "user__plan__priority")  # fmt: skip
 
 
 def _caps(row: dict[str, Any]) -> dict[str, int | None]:
@@ -81,9 +83,16 @@ def _load(digest: str) -> KeyIdentity | None:
         return None
     expires_at = row["expires_at"].timestamp() if row["expires_at"] else None
     caps = _caps(row)
-    limits = limits_for({**{kind: row[name] for kind, name in LIMIT_FIELDS.items()}, **caps})
+    limits = limits_for(
+        {**{kind: row[name] for kind, name in LIMIT_FIELDS.items()}, **caps},
+        {kind: row[name] for kind, name in PLAN_FIELDS.items()},  # its account's plan's
+    )
     plan = plan_for(limits, row["id"], row["user_id"], _lifetime_seeds(row["id"], caps))
-    priority = PRIORITIES.get(row["priority"], DEFAULT_PRIORITY)
+    # The key's own priority, or else its account's plan's.
+    named = row["priority"]
+    if named == "default" and row["user__plan__priority"]:
+        named = row["user__plan__priority"]
+    priority = PRIORITIES.get(named, DEFAULT_PRIORITY)
     restrictions = restrictions_of(*(row[name] for name in RESTRICTION_FIELDS))
     provider_keys = provider_keys_load(row["user_id"]) or None
     return KeyIdentity(row["id"], row["user_id"], digest, expires_at, plan, priority, restrictions,

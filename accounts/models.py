@@ -33,6 +33,37 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(email, password, **extra)
 
 
+PRIORITY_CHOICES = [(p, p) for p in ("critical", "high", "default", "low")]
+
+
+def _limit_field(help_text: str = "empty: the default; 0: no limit") -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(null=True, blank=True, help_text=help_text)
+
+
+class Plan(models.Model):
+    """A customer plan: the limits of every account on it (the account scope of
+    docs/limits.md, in place of the settings' `GATEWAYZ_USER_*` defaults), and the priority
+    of its keys' requests when a gateway process is at capacity. Staff assign plans today;
+    billing's subscriptions will, once it sells them."""
+
+    slug = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    limit_rpm = _limit_field()
+    limit_rph = _limit_field()
+    limit_rpd = _limit_field()
+    limit_tpm = _limit_field()
+    limit_tpd = _limit_field()
+    limit_concurrent = _limit_field()
+    # For keys that have no priority of their own (gateway.priority).
+    priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES, default="default")
+
+    class Meta:
+        ordering = ("slug",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class User(AbstractUser):
     class Role(models.TextChoices):
         USER = "user"
@@ -42,6 +73,9 @@ class User(AbstractUser):
     username = None  # type: ignore[assignment]  # email is the login
     email = models.EmailField(unique=True)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.USER)
+    plan = models.ForeignKey(
+        Plan, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []
@@ -93,11 +127,7 @@ class ApiKey(models.Model):
     scopes = models.JSONField(default=all_scopes, validators=[scopes_clean])
     # Its requests' place in the queue when a gateway process is at capacity
     # (gateway.priority); only staff set it.
-    priority = models.CharField(
-        max_length=8,
-        choices=[(p, p) for p in ("critical", "high", "default", "low")],
-        default="default",
-    )
+    priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES, default="default")
 
     class Meta:
         ordering = ("-created_at",)

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
-from accounts.models import ApiKey, User
+from accounts.models import ApiKey, Plan, User
 from accounts.roles import role_apply, staff_flag
 from gateway.models import CacheInvalidation, invalidation_announce
 
@@ -35,3 +35,14 @@ def api_key_saved(sender: type[ApiKey], instance: ApiKey, created: bool, **kwarg
     if created or (update_fields is not None and set(update_fields) <= {"last_used_at"}):
         return
     invalidation_announce(CacheInvalidation.Kind.API_KEY, instance.digest)
+
+
+@receiver(post_save, sender=Plan)
+def plan_saved(sender: type[Plan], instance: Plan, created: bool, **kwargs: Any) -> None:
+    """Its accounts' limits and priority changed: each of them is reloaded everywhere."""
+    if created:
+        return
+    CacheInvalidation.objects.bulk_create(
+        CacheInvalidation(kind=CacheInvalidation.Kind.USER, value=str(user_id))
+        for user_id in instance.users.values_list("pk", flat=True)
+    )

@@ -46,3 +46,7 @@ class LoginThrottle(AddressThrottle):
 
 class TokenRefreshThrottle(AddressThrottle):
     scope, rate_setting = "token_refresh", "GATEWAYZ_TOKEN_REFRESH_RATE"
+
+
+class SignupThrottle(AddressThrottle):
+    scope, rate_setting = "signup", "GATEWAYZ_SIGNUP_RATE"

@@ -180,6 +180,7 @@ SPECTACULAR_SETTINGS = {
 # Per client address (accounts.throttles).
 GATEWAYZ_LOGIN_RATE = env_str("GATEWAYZ_LOGIN_RATE", "10/min")
 GATEWAYZ_TOKEN_REFRESH_RATE = env_str("GATEWAYZ_TOKEN_REFRESH_RATE", "30/min")
+GATEWAYZ_SIGNUP_RATE = env_str("GATEWAYZ_SIGNUP_RATE", "5/hour")
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=7),

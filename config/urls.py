@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts.api import ApiKeyDetail, ApiKeyListCreate, AuditLog, Profile
+from accounts.api import ApiKeyDetail, ApiKeyListCreate, AuditLog, Profile, Signup
 from accounts.throttles import LoginThrottle, TokenRefreshThrottle
 from billing.api import Balance, CreditTransactions
 from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth
@@ -12,6 +12,7 @@ from providers.api import ProviderKeyDetail, ProviderKeyListCreate
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
+    path("auth/signup", Signup.as_view(), name="signup"),
     path(
         "auth/token",
         TokenObtainPairView.as_view(throttle_classes=[LoginThrottle]),

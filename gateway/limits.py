@@ -70,18 +70,20 @@ class Limit:
     cap: int
 
 
-def limits_for(key_overrides: dict[str, int | None]) -> tuple[Limit, ...]:
-    """The limits of a key: its own caps over the key defaults, then the user's and the
-    system's defaults. A cap of 0 is no limit."""
+def limits_for(
+    key_overrides: dict[str, int | None], account_overrides: dict[str, int | None] | None = None
+) -> tuple[Limit, ...]:
+    """The limits of a key: its own caps over the key defaults; its account's plan's over
+    the user defaults (`account_overrides`); the system's defaults. A cap of 0 is no limit."""
     defaults = settings.GATEWAYZ_RATE_LIMITS
     limits = []
-    for kind in KINDS:
-        own = key_overrides.get(kind)
-        cap = own if own is not None else defaults["key"].get(kind, 0)
-        if cap:
-            limits.append(Limit("key", kind, cap))
-    for scope in ("user", "system"):
-        limits.extend(Limit(scope, k, c) for k, c in defaults[scope].items() if c)
+    for scope, overrides in (("key", key_overrides), ("user", account_overrides or {})):
+        for kind in KINDS:
+            own = overrides.get(kind)
+            cap = own if own is not None else defaults[scope].get(kind, 0)
+            if cap:
+                limits.append(Limit(scope, kind, cap))
+    limits.extend(Limit("system", k, c) for k, c in defaults["system"].items() if c)
     return tuple(limits)
 
 

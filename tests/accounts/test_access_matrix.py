@@ -55,6 +55,7 @@ ADMIN_PAGES = {
     "/admin/accounts/user/": (302, 302, 403, 200),
     "/admin/accounts/apikey/": (302, 302, 403, 200),
     "/admin/providers/providerkey/": (302, 302, 403, 200),  # customers' own keys
+    "/admin/accounts/plan/": (302, 302, 403, 200),
     "/admin/accounts/auditentry/": (302, 302, 403, 200),
     "/admin/billing/ledgerentry/": (302, 302, 403, 200),
     "/admin/billing/creditaccount/": (302, 302, 403, 200),

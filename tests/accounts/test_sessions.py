@@ -71,3 +71,38 @@ def test_logins_stay_throttled_while_the_shared_cache_is_unreachable(dana):
     with override_settings(GATEWAYZ_LOGIN_RATE="3/min", CACHES={"default": away, "local": local}):
         answers = [_login(dana.email, "wrong password", address).status_code for _ in range(4)]
     assert answers == [401, 401, 401, 429]
+
+
+def _signup(email: str, password: str, address: str):
+    return APIClient().post("/auth/signup", {"email": email, "password": password},
+                            format="json", REMOTE_ADDR=address)  # fmt: skip
+
+
+def test_a_customer_signs_up_and_is_signed_in():
+    address = f"198.51.100.{uuid.uuid4().int % 200 + 20}"
+    email = f"New-{uuid.uuid4().hex[:6]}@Example.com"
+
+    answer = _signup(email, "a long enough passphrase", address)
+
+    assert answer.status_code == 201, answer.content
+    body = answer.json()
+    assert body["email"] == email.lower()
+    profile = APIClient().get("/user/profile", HTTP_AUTHORIZATION=f"Bearer {body['access']}")
+    assert profile.status_code == 200 and profile.json()["role"] == "user"
+    again = _signup(email.upper(), "another long passphrase", address)
+    assert again.status_code == 400 and "email" in again.json()
+    weak = _signup(f"weak-{uuid.uuid4().hex[:6]}@example.com", "password", address)
+    assert weak.status_code == 400 and "password" in weak.json()
+
+
+@override_settings(GATEWAYZ_SIGNUP_RATE="2/hour")
+def test_signups_are_throttled_per_address():
+    address = f"198.51.100.{uuid.uuid4().int % 200 + 20}"
+    answers = [
+        _signup(f"s{i}-{uuid.uuid4().hex[:6]}@example.com", "a long enough passphrase", address)
+        for i in range(3)
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    elsewhere = _signup(f"e-{uuid.uuid4().hex[:6]}@example.com", "a long enough passphrase",
+                        "203.0.113.201")  # fmt: skip
+    assert elsewhere.status_code == 201

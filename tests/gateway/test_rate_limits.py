@@ -168,3 +168,44 @@ def test_a_key_given_new_limits_is_limited_by_them_within_a_second(gateway, make
     while _chat(gateway, account.key).headers["x-ratelimit-limit-requests"] != "7":
         assert time.monotonic() < deadline, "the new limit did not reach the gateway"
         time.sleep(0.1)
+
+
+def test_an_accounts_plan_limits_all_its_keys_together(gateway, make_account):
+    from accounts.models import Plan
+    from accounts.services import api_key_create
+
+    plan = Plan.objects.create(slug=f"p{time.time_ns()}", name="Starter", limit_rpm=3)
+    account = make_account(credit=Decimal("1"))
+    account.user.plan = plan
+    account.user.save()
+    _, second_key = api_key_create(user=account.user, name="second")
+    _clear_of_minute_end()
+
+    answers = [_chat(gateway, key) for key in (account.key, second_key, account.key, second_key)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    error = answers[3].json()["error"]
+    assert "3 requests per minute" in error["message"] and "your account" in error["message"]
+    # A change of the plan reaches every key of every account on it within a poll.
+    plan.limit_rpm = 10
+    plan.save()
+    deadline = time.monotonic() + 3
+    while (answer := _chat(gateway, second_key)).status_code != 200:
+        assert time.monotonic() < deadline, "the plan's new limit did not reach the gateway"
+        time.sleep(0.1)
+    assert answer.headers["x-ratelimit-remaining-requests"] in {"5", "6"}  # 10 - 4 or 5 made
+
+
+def test_a_plans_priority_is_its_keys_unless_a_key_has_its_own(make_account):
+    from accounts.keycache import _load
+    from accounts.keys import key_digest
+    from accounts.models import Plan
+    from gateway.priority import PRIORITIES
+
+    plan = Plan.objects.create(slug=f"q{time.time_ns()}", name="Priority", priority="high")
+    account = make_account()
+    account.user.plan = plan
+    account.user.save()
+    assert _load(key_digest(account.key)).priority == PRIORITIES["high"]
+    ApiKey.objects.filter(pk=account.key_id).update(priority="low")
+    assert _load(key_digest(account.key)).priority == PRIORITIES["low"]
