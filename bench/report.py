@@ -69,6 +69,12 @@ def render(results: dict[str, Any]) -> str:
                 f"| {_fmt(_median(rounds, t, s, 'db_cpu_us'))} "
                 f"| {_fmt((v := _median(rounds, t, s, 'ttfb_p50_us')) and v / 1000, '.2f')} |"
             )
+    for baseline in (t for t in targets if t.startswith("gatewayz@")):
+        lines += ["", f"Gatewayz against {baseline}, same rounds (CPU per request, RPS):", ""]
+        for s in scenarios:
+            cpu = _ratio(rounds, s, "cpu_us", "gatewayz", baseline)
+            rps = _ratio(rounds, s, "rps", "gatewayz", baseline)
+            lines.append(f"- {s}: {_fmt(cpu, '.3f', '×')} the CPU, {_fmt(rps, '.3f', '×')} the RPS")
     if "litellm" in targets:
         lines += ["", "Gatewayz against LiteLLM, same rounds (RPS ×, CPU per request ÷):", ""]
         for s in scenarios:

@@ -2,6 +2,12 @@
 Postgres and Redis) and the LiteLLM proxy, side by side, several rounds, medians.
 
     python -m bench.run [--rounds 3] [--duration 5] [--no-litellm] [--soak 100000]
+                        [--compare REV]
+
+`--compare REV` adds Gatewayz as it was at REV (a git revision, checked out in a temporary
+worktree with its own database) as one more target, measured in the same rounds right
+after the current tree's: the A/B that whole runs minutes apart cannot give on a noisy
+machine.
 
 The load generator (wrk, and an aiohttp client for stream TTFB) and the upstream run on
 core 0, the server under test on core 1 (taskset), so figures are per core.
@@ -31,7 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 PY = sys.executable
 LOAD_CORE, SERVER_CORE = "0", "1"
-UPSTREAM_PORT, FLOOR_PORT, GATEWAYZ_PORT, LITELLM_PORT = 9100, 9101, 9102, 9103
+UPSTREAM_PORT, FLOOR_PORT, GATEWAYZ_PORT, LITELLM_PORT, BASELINE_PORT = (
+    9100, 9101, 9102, 9103, 9104,
+)  # fmt: skip
 LITELLM = BENCH / ".venv-litellm" / "bin" / "litellm"
 BENCH_DB = "gatewayz_bench"
 PROMPT = [{"role": "user", "content": "Say hello in twenty words."}]
@@ -67,12 +75,14 @@ def _pinned(core: str, cmd: list[str]) -> list[str]:
 
 
 def _start(
-    cmd: list[str], health: str, env: dict[str, str] | None = None, wait: float = 60
+    cmd: list[str],
+    health: str,
+    env: dict[str, str] | None = None,
+    wait: float = 60,
+    cwd: Path = ROOT,
 ) -> subprocess.Popen[bytes]:
     log = open(tempfile.mktemp(prefix="bench-", suffix=".log"), "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=log
-    )
+    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=log, stderr=log)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -87,19 +97,19 @@ def _start(
     raise RuntimeError(f"{cmd} did not start; see {log.name}")
 
 
-def _gatewayz_env() -> dict[str, str]:
+def _gatewayz_env(db: str = BENCH_DB, root: Path = ROOT) -> dict[str, str]:
     return {
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "0",
         "SECRET_KEY": "bench-secret-key-not-for-production-0123456789",
         "GATEWAYZ_KEY_PEPPER": "bench-pepper",
         "GATEWAYZ_UPSTREAM_NETWORKS": "loopback",  # the bench's upstream
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}",
         "REDIS_URL": "redis://127.0.0.1:6379/13",
         "GATEWAYZ_BENCH_UPSTREAM_KEY": "sk-bench-upstream",
         "ALLOWED_HOSTS": "*",
         "LOG_LEVEL": "WARNING",
-        "GATEWAYZ_VAR_DIR": str(ROOT / "var" / "bench"),
+        "GATEWAYZ_VAR_DIR": str(root / "var" / "bench"),
         # Rate limits stay on (their checks are part of the measured path) at caps the
         # benchmark's load never reaches.
         **{
@@ -113,9 +123,9 @@ def _gatewayz_env() -> dict[str, str]:
     }
 
 
-def _gatewayz_setup() -> str:
+def _gatewayz_setup(db: str = BENCH_DB, root: Path = ROOT) -> str:
     """Migrates the bench database (first time only), loads the catalog, returns a key."""
-    env = {**os.environ, **_gatewayz_env()}
+    env = {**os.environ, **_gatewayz_env(db, root)}
     exists = subprocess.run(
         [
             "psql",
@@ -124,26 +134,26 @@ def _gatewayz_setup() -> str:
             "-U",
             "postgres",
             "-tAc",
-            f"SELECT 1 FROM pg_database WHERE datname='{BENCH_DB}'",
+            f"SELECT 1 FROM pg_database WHERE datname='{db}'",
         ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
     if not exists:
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", BENCH_DB], check=True)
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", db], check=True)
     manage = [PY, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=root, env=env, check=True)
     subprocess.run(
         [*manage, "load_catalog", str(BENCH / "catalog.toml")],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
     )
     out = subprocess.run(
         [*manage, "create_api_user", "bench@gatewayz.local", "--top-up-to", "100000"],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         check=True,
         capture_output=True,
@@ -246,6 +256,17 @@ def hold_streams(target: Target, streams: int) -> dict[str, float]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def _baseline_checkout(rev: str) -> tuple[str, Path]:
+    """REV checked out in a temporary worktree: (its short hash, the tree). It runs on this
+    venv (same dependencies assumed) and on its own database, migrated by its own code."""
+    short = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    tree = Path(tempfile.mkdtemp(prefix=f"gatewayz-{short}-"))
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), short], cwd=ROOT,
+                   check=True, capture_output=True)  # fmt: skip
+    return short, tree
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -253,6 +274,7 @@ def main() -> None:
     parser.add_argument("--soak", type=int, default=100_000, help="requests for the memory soak")
     parser.add_argument("--streams", type=int, default=1000, help="streams held open at once")
     parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--compare", metavar="REV", help="also measure Gatewayz at this revision")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install wrk")
@@ -271,6 +293,19 @@ def main() -> None:
             side_services=True,
         ),
     ]
+    baseline = _baseline_checkout(args.compare) if args.compare else None
+    if baseline is not None:
+        rev, tree = baseline
+        targets.append(
+            Target(
+                f"gatewayz@{rev}",
+                base.format(BASELINE_PORT),
+                _gatewayz_setup(f"{BENCH_DB}_{rev}", tree),
+                "bench/model",
+                "bench/slow",
+                side_services=True,
+            )
+        )
     use_litellm = not args.no_litellm and LITELLM.exists()
     if use_litellm:
         targets.append(
@@ -318,8 +353,20 @@ def main() -> None:
             _gatewayz_env(),
         )
         procs += [targets[1].proc, targets[2].proc]
-        if use_litellm:
+        if baseline is not None:
+            rev, tree = baseline
             targets[3].proc = _start(
+                _pinned(
+                    SERVER_CORE,
+                    [*uvicorn, "config.asgi_inference:application", "--port", str(BASELINE_PORT)],
+                ),
+                f"http://127.0.0.1:{BASELINE_PORT}/v1/models",
+                _gatewayz_env(f"{BENCH_DB}_{rev}", tree),
+                cwd=tree,  # its own code: `-m uvicorn` imports from the working directory
+            )
+            procs.append(targets[3].proc)
+        if use_litellm:
+            targets[-1].proc = _start(
                 _pinned(
                     SERVER_CORE,
                     [
@@ -338,7 +385,7 @@ def main() -> None:
                 {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
                 wait=180,
             )
-            procs.append(targets[3].proc)
+            procs.append(targets[-1].proc)
 
         memory: dict[str, dict[str, float]] = {}
         for t in targets[1:]:
@@ -371,6 +418,8 @@ def main() -> None:
             soak_requests=args.soak,
         )
     finally:
+        if baseline is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(baseline[1])], cwd=ROOT)
         procstat.unpin(services)
         for p in procs:
             p.terminate()
