@@ -138,6 +138,25 @@ def test_a_near_miss_key_is_refused_exactly_like_any_other(gateway, make_account
     assert answers[0].json() == answers[1].json()
 
 
+def test_guessing_a_key_character_by_character_has_nothing_to_time():
+    """What a timing attack needs is a comparison that stops at the first wrong character
+    of the secret. Nothing compares the key: its HMAC digest is looked up (a hash table in
+    each process, an index in the database), and changing one character of a guess changes
+    its digest all over, so a guess closer to the key is no closer to its digest."""
+    key = "gw_live_" + "k3Y" * 14 + "z"  # fixed: the test's pepper is too, so is its result
+    target = key_digest(key)
+    shared = []
+    for position in range(8, len(key)):  # every character after the prefix, one at a time
+        guess = key[:position] + ("A" if key[position] != "A" else "B") + key[position + 1 :]
+        digest = key_digest(guess)
+        shared.append(next(i for i, (a, b) in enumerate(zip(digest, target, strict=True))
+                           if a != b))  # fmt: skip
+    # Chance alone: one hex digit in 16 shares the first; the guesses nearest the key
+    # (all but their last character right) do no better than those wrong early.
+    assert sum(shared) / len(shared) < 1
+    assert max(shared[-8:]) <= max(shared[:8]) + 3
+
+
 def test_secrets_never_reach_error_bodies_logs_or_records(start_gateway, make_account, tmp_path):
     log = tmp_path / "gateway.log"
     gateway = start_gateway(log=log, LOG_LEVEL="DEBUG")
