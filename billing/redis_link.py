@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
+from django.conf import settings
 from prometheus_client import Counter, Gauge
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class RedisLink:
     def __init__(self) -> None:
         self.down_since: float | None = None  # unix time
         self.reason = ""
-        REDIS_UP.set(1)
+        REDIS_UP.set(1 if settings.REDIS_URL else 0)
 
     @property
     def up(self) -> bool:
