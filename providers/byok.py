@@ -15,7 +15,7 @@ from django.http import Http404
 from accounts.models import User
 from gateway.models import CacheInvalidation, invalidation_announce
 from providers.catalog import Deployment
-from providers.credentials import InvalidToken
+from providers.credentials import CredentialUnreadable
 from providers.models import Provider, ProviderKey
 
 
@@ -60,7 +60,7 @@ def provider_keys_load(user_id: int) -> dict[str, str]:
     ):
         try:
             keys[slug] = ProviderKey(ciphertext=ciphertext).key()
-        except InvalidToken:
+        except CredentialUnreadable:
             continue
     return keys
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from config.asyncdb import db_call
-from providers.credentials import InvalidToken
+from providers.credentials import CredentialUnreadable
 from providers.models import Alias, Model, Offering, PrefixRoute, Provider
 from providers.ssrf import base_url_problem
 
@@ -105,7 +105,7 @@ def _provider_base(p: Provider) -> dict[str, Any] | None:
     credential or a variable its base URL names (the provider is switched off here)."""
     try:
         api_key = p.credential()
-    except InvalidToken:
+    except CredentialUnreadable:
         log.error("provider %s is switched off: no key of the ring opens its credential", p.slug)
         return None
     if not api_key and p.credential_env:

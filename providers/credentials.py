@@ -13,12 +13,21 @@ var/, as for the other secrets; any other run refuses to store or read one.
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["InvalidToken", "credential_decrypt", "credential_encrypt", "credential_hint"]
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
+
+class CredentialUnreadable(Exception):
+    """No key of the ring opens the stored credential."""
+
+
+# cryptography (OpenSSL's bindings, ~8 MB per process) is imported on first use: an
+# inference worker with no stored credential never loads it.
 
 
 def _keys() -> list[str]:
@@ -33,6 +42,8 @@ def _keys() -> list[str]:
         )
     path = settings.VAR_DIR / "gatewayz_credential_key.txt"
     if not path.exists():
+        from cryptography.fernet import Fernet
+
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(Fernet.generate_key().decode(), encoding="utf-8")
     return [path.read_text(encoding="utf-8").strip()]
@@ -40,6 +51,8 @@ def _keys() -> list[str]:
 
 @cache
 def key_ring() -> MultiFernet:
+    from cryptography.fernet import Fernet, MultiFernet
+
     try:
         return MultiFernet([Fernet(key) for key in _keys()])
     except ValueError as exc:  # not a Fernet key: say which setting, never the value
@@ -53,13 +66,24 @@ def credential_encrypt(raw: str) -> str:
 
 
 def credential_decrypt(token: str) -> str:
-    """Raises InvalidToken when no key of the ring opens it."""
-    return key_ring().decrypt(token.encode()).decode()
+    """Raises CredentialUnreadable when no key of the ring opens it."""
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return key_ring().decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise CredentialUnreadable from None
 
 
 def credential_rotate(token: str) -> str:
-    """The same credential under the ring's current key."""
-    return key_ring().rotate(token.encode()).decode()
+    """The same credential under the ring's current key (CredentialUnreadable if none
+    opens it)."""
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return key_ring().rotate(token.encode()).decode()
+    except InvalidToken:
+        raise CredentialUnreadable from None
 
 
 def credential_hint(raw: str) -> str:

@@ -130,7 +130,7 @@ def test_rotation_re_encrypts_everything_under_the_new_key(fresh_ring):
         assert provider.credential() == SECRET
         assert own.key() == "sk-own-" + "k" * 20
     credentials.key_ring.cache_clear()
-    with _ring(old), pytest.raises(credentials.InvalidToken):
+    with _ring(old), pytest.raises(credentials.CredentialUnreadable):
         provider.credential()
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.db.models import QuerySet
 
-from providers.credentials import InvalidToken, credential_rotate
+from providers.credentials import CredentialUnreadable, credential_rotate
 from providers.models import Provider, ProviderKey
 
 
@@ -19,28 +20,22 @@ class Command(BaseCommand):
     help = "Re-encrypt stored provider credentials under the current credential key."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        stored: list[tuple[QuerySet[Any], str]] = [
+            (Provider.objects.exclude(credential_ciphertext=""), "credential_ciphertext"),
+            (ProviderKey.objects.all(), "ciphertext"),
+        ]
         rotated = unreadable = 0
         with transaction.atomic():
-            for provider in Provider.objects.select_for_update().exclude(credential_ciphertext=""):
-                try:
-                    provider.credential_ciphertext = credential_rotate(
-                        provider.credential_ciphertext
-                    )
-                except InvalidToken:
-                    unreadable += 1
-                    self.stderr.write(f"provider {provider.slug}: no key of the ring opens it")
-                    continue
-                provider.save(update_fields=["credential_ciphertext"])
-                rotated += 1
-            for key in ProviderKey.objects.select_for_update():
-                try:
-                    key.ciphertext = credential_rotate(key.ciphertext)
-                except InvalidToken:
-                    unreadable += 1
-                    self.stderr.write(f"provider key {key.pk}: no key of the ring opens it")
-                    continue
-                key.save(update_fields=["ciphertext"])
-                rotated += 1
+            for rows, field in stored:
+                for row in rows.select_for_update():
+                    try:
+                        setattr(row, field, credential_rotate(getattr(row, field)))
+                    except CredentialUnreadable:
+                        unreadable += 1
+                        self.stderr.write(f"{row._meta.verbose_name} {row.pk}: no key opens it")
+                        continue
+                    row.save(update_fields=[field])
+                    rotated += 1
         self.stdout.write(f"{rotated} credential(s) re-encrypted, {unreadable} unreadable")
         if unreadable:
             raise SystemExit(1)
