@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import orjson
@@ -24,13 +25,14 @@ from tests.billing.test_usage_writer import _event
 
 def _consume(entries: list) -> None:
     async def write() -> None:
+        # One worker thread for every database call, so the connection it opens is the one
+        # closed below (the test database is dropped at the end of the run).
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(1))
         consumer = UsageConsumer(settings.REDIS_URL)
         try:
             await consumer._write(entries)
         finally:
             await consumer.close()
-            # The write's worker thread (reused, being idle) lets its connection go, so the
-            # test database can be dropped at the end of the run.
             await db_call(connections.close_all)
 
     asyncio.run(write())
