@@ -2,7 +2,9 @@
 `RequestOutcome` when it is settled, plus the requests in flight.
 
 Labels stay bounded: `model` is the canonical model served (bounded by the catalog; "" when
-the request failed before one was chosen, never the name the client sent), `provider` a
+the request failed before one was chosen, never the name the client sent; a model reached
+through a prefix route, whose id is whatever the client asked under the prefix, is
+labelled by its prefix, e.g. `mistralai/*`), `provider` a
 catalog slug, `status` the HTTP status sent (the gateway's own few, or a provider's 4xx
 passed through), an attempt's `outcome` "ok" or one of the gateway's upstream error codes.
 Never a key or a user.
@@ -31,6 +33,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from providers.catalog import catalog_holder
 
 if TYPE_CHECKING:
     from monitoring.services import RequestOutcome
@@ -124,11 +128,23 @@ def _duration_child(endpoint: str, stream: bool) -> Histogram:
     return child
 
 
+def _model_label(model: str) -> str:
+    """The catalog's id, or for a prefix-routed model its prefix: a client may name any
+    model under a prefix route, and every name would otherwise be a series of its own."""
+    catalog = catalog_holder.current()
+    if not model or catalog is None or model in catalog.models:
+        return model
+    for prefix, _ in catalog.prefix_routes:
+        if model.startswith(prefix):
+            return prefix + "*"
+    return "(unlisted)"
+
+
 def request_record(outcome: RequestOutcome) -> None:
     """Counts one request, once its outcome is final (just before it is settled). Never
     raises: a metric must not cost a request its settlement."""
     try:
-        model, provider = outcome.served_model, outcome.provider
+        model, provider = _model_label(outcome.served_model), outcome.provider
         _duration_child(outcome.endpoint, outcome.stream).observe(outcome.total_latency_ms / 1000)
         if provider:  # a provider answered: only then can there be tokens, cost, a first token
             usage = _usages.get((model, provider))

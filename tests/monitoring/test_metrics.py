@@ -296,3 +296,32 @@ def test_any_inference_worker_shows_every_workers_requests(inference_workers, ma
     )
     # Gauges are summed over the live workers, not listed per process.
     assert ("gatewayz_requests_in_flight", frozenset()) in after
+
+
+def test_a_prefix_routed_model_is_labelled_by_its_prefix(gateway, make_account):
+    """Under a prefix route a client may name any model: each name must not become a series
+    of its own (a cardinality attack on the metrics)."""
+    from providers.catalog_file import catalog_changed
+    from providers.models import PrefixRoute, Provider
+
+    prefix = f"routed{time.time_ns()}/"
+    PrefixRoute.objects.create(prefix=prefix, provider=Provider.objects.get(slug="mock"),
+                               input_price=1, output_price=2)  # fmt: skip
+    catalog_changed()
+    account = make_account()
+    client = _client(gateway, account.key)
+    deadline = time.monotonic() + 5
+    while True:  # the catalog reaches the gateway process within a poll
+        before = _scrape(gateway)
+        try:
+            client.chat.completions.create(
+                model=f"{prefix}any-name-a-client-makes-up",
+                messages=[{"role": "user", "content": "hi"}],
+            )
+            break
+        except openai.NotFoundError:
+            assert time.monotonic() < deadline, "the prefix route did not reach the gateway"
+            time.sleep(0.1)
+
+    after = _after(gateway, before, **_requests(f"{prefix}*", "mock", 200))
+    assert not any("any-name-a-client-makes-up" in str(labels) for _, labels in after)
