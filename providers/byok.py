@@ -59,7 +59,7 @@ def provider_keys_load(user_id: int) -> dict[str, str]:
         "provider__slug", "ciphertext"
     ):
         try:
-            keys[slug] = ProviderKey(ciphertext=ciphertext).key()
+            keys[slug] = ProviderKey(ciphertext=ciphertext).key_plaintext()
         except CredentialUnreadable:
             continue
     return keys

@@ -104,7 +104,7 @@ def _provider_base(p: Provider) -> dict[str, Any] | None:
     """What every deployment of `p` shares, or None when this environment lacks its
     credential or a variable its base URL names (the provider is switched off here)."""
     try:
-        api_key = p.credential()
+        api_key = p.credential_plaintext()
     except CredentialUnreadable:
         log.error("provider %s is switched off: no key of the ring opens its credential", p.slug)
         return None

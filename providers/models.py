@@ -59,7 +59,9 @@ class Provider(models.Model):
         self.credential_ciphertext = credential_encrypt(raw) if raw else ""
         self.credential_hint = credential_hint(raw) if raw else ""
 
-    def credential(self) -> str:
+    # Not `credential`: the admin would take a method of the form field's name for the
+    # field's value, and show it (decrypted) to staff who may only view.
+    def credential_plaintext(self) -> str:
         return credential_decrypt(self.credential_ciphertext) if self.credential_ciphertext else ""
 
 
@@ -88,7 +90,7 @@ class ProviderKey(models.Model):
         self.ciphertext = credential_encrypt(raw)
         self.hint = credential_hint(raw)
 
-    def key(self) -> str:
+    def key_plaintext(self) -> str:
         return credential_decrypt(self.ciphertext)
 
 

@@ -64,7 +64,7 @@ def test_a_stored_credential_is_encrypted_and_shown_only_as_a_hint(
         SECRET not in provider.credential_ciphertext
         and "x7x7" not in provider.credential_ciphertext
     )
-    assert provider.credential() == SECRET
+    assert provider.credential_plaintext() == SECRET
     assert provider.credential_hint == "…tail"
     shown = client.get(f"/admin/providers/provider/{provider.pk}/change/").content.decode()
     listed = client.get("/admin/providers/provider/").content.decode()
@@ -76,11 +76,30 @@ def test_a_stored_credential_is_encrypted_and_shown_only_as_a_hint(
     # Empty keeps it; "remove" removes it.
     client.post(f"/admin/providers/provider/{provider.pk}/change/", _provider_form(provider))
     provider.refresh_from_db()
-    assert provider.credential() == SECRET
+    assert provider.credential_plaintext() == SECRET
     client.post(f"/admin/providers/provider/{provider.pk}/change/",
                 {**_provider_form(provider), "credential_clear": "on"})  # fmt: skip
     provider.refresh_from_db()
     assert (provider.credential_ciphertext, provider.credential_hint) == ("", "")
+
+
+@pytest.mark.django_db
+def test_staff_who_may_only_view_see_the_hint_not_the_key(fresh_ring, client):
+    from accounts.services import user_create
+
+    provider = Provider.objects.create(slug=f"v-{uuid.uuid4().hex[:6]}", name="V",
+                                       base_url="https://api.example.com/v1")  # fmt: skip
+    provider.credential_set(SECRET)
+    provider.save()
+    developer = user_create(email=f"dev-{uuid.uuid4().hex[:6]}@example.com")
+    developer.role = "developer"
+    developer.save()
+    client.force_login(developer)
+
+    page = client.get(f"/admin/providers/provider/{provider.pk}/change/")
+
+    assert page.status_code == 200
+    assert SECRET not in page.content.decode() and "…tail" in page.content.decode()
 
 
 def _admin(client):
@@ -127,11 +146,11 @@ def test_rotation_re_encrypts_everything_under_the_new_key(fresh_ring):
     with _ring(new):  # the old key is gone: everything still opens
         provider.refresh_from_db()
         own.refresh_from_db()
-        assert provider.credential() == SECRET
-        assert own.key() == "sk-own-" + "k" * 20
+        assert provider.credential_plaintext() == SECRET
+        assert own.key_plaintext() == "sk-own-" + "k" * 20
     credentials.key_ring.cache_clear()
     with _ring(old), pytest.raises(credentials.CredentialUnreadable):
-        provider.credential()
+        provider.credential_plaintext()
 
 
 @pytest.mark.django_db
@@ -217,7 +236,7 @@ def test_own_keys_are_taken_once_and_never_given_back(gateway, make_account):
     for response in (added, replaced, listed):
         assert raw[:-4] not in response.text
     stored = ProviderKey.objects.get(user=alice.user)
-    assert raw[:-4] not in stored.ciphertext and stored.key() == raw[:-4] + "0000"
+    assert raw[:-4] not in stored.ciphertext and stored.key_plaintext() == raw[:-4] + "0000"
     audit = AuditEntry.objects.filter(owner=alice.user, action__startswith="providerkey")
     assert audit.exists() and all(raw[:-4] not in json.dumps([e.before, e.after]) for e in audit)
     # Bob cannot see or remove it; an unknown provider and a key with spaces are refused.
