@@ -14,7 +14,8 @@ reads, and that survives the conversion exactly.
 `avail` is created from the Postgres balance the first time a user is admitted
 (`credit_avail_seed`), and every later change of the Postgres balance that did not come
 through the stream (a grant, a purchase) is added to it in the same transaction, under the
-account row's lock, so the two can never miss or double an amount (`credit_avail_add`).
+account row's lock, so the two can never miss or double an amount (`credit_pending_mirror`,
+through a record of the change that makes it safe to apply again: billing.services).
 """
 
 from __future__ import annotations
@@ -192,19 +193,14 @@ return applied
 """.replace("{ttl}", str(SETTLED_TTL_SECONDS))
 )
 
-# KEYS: avail   ARGV: amount (may be negative)  -> 1 applied, 0 not seeded (nothing to do)
-ADD_IF_SEEDED = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('INCRBY', KEYS[1], ARGV[1])
-return 1
-"""
-
-
 # The sync side (balance changes, staff views, Celery) fails fast when Redis is away: a
 # balance change then records what Redis missed instead (billing.services).
 CONNECT_TIMEOUT_SECONDS = 1.0
 REPLY_TIMEOUT_SECONDS = 2.0
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+# Replies of a Redis that is there but cannot serve: loading its data after a restart, a
+# replica after a failover, a script running too long, no master.
+UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "BUSY", "MASTERDOWN", "TRYAGAIN")
 
 
 @cache
@@ -219,11 +215,6 @@ def sync_client() -> redis.Redis:
 @cache
 def _sync_script(source: str) -> Any:
     return sync_client().register_script(source)
-
-
-def credit_avail_add(*, user_id: int, amount: Decimal) -> None:
-    """Mirrors a Postgres balance change into Redis (call under the account row's lock)."""
-    _sync_script(ADD_IF_SEEDED)(keys=[avail_key(user_id)], args=[to_pico(amount)])
 
 
 def credit_avail_seed(*, user_id: int, balance: Decimal) -> bool:

@@ -14,12 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing.models import ZERO, CreditAccount, CreditHold, LedgerEntry, PendingAvailChange
-from billing.redis_credit import (
-    UNREACHABLE,
-    credit_avail_add,
-    credit_avail_seed,
-    credit_pending_mirror,
-)
+from billing.redis_credit import UNREACHABLE, credit_avail_seed, credit_pending_mirror
 from billing.redis_link import redis_link
 
 log = logging.getLogger(__name__)
@@ -71,17 +66,25 @@ def ledger_entry_add(
 
 def _avail_mirror(*, user_id: int, amount: Decimal, request_id: str) -> PendingAvailChange | None:
     """Mirrors a balance change into the user's Redis `avail` (call under the account row's
-    lock); with Redis unreachable, records it to be mirrored when Redis is back, in the
-    change's own transaction, and returns that record."""
+    lock). The change is recorded first, in its own transaction, then applied under its
+    record's id, which Redis remembers (APPLY_PENDING): a reply lost on the way, or Redis
+    unreachable, leaves the record to be applied later, and still once. A usage charge
+    goes through the same script, which also releases the hold Redis keeps for its request
+    and does not charge a request Redis settled itself. Returns the record if it stays."""
     if not settings.REDIS_URL:
         return None
-    if redis_link.up:  # this process knows Redis is away: no wait for a timeout each time
-        try:
-            credit_avail_add(user_id=user_id, amount=amount)
-            return None
-        except UNREACHABLE as exc:
-            log.warning("Redis unreachable (%s): the balance change waits to be mirrored", exc)
-    return PendingAvailChange.objects.create(user_id=user_id, amount=amount, request_id=request_id)
+    change = PendingAvailChange.objects.create(
+        user_id=user_id, amount=amount, request_id=request_id
+    )
+    if not redis_link.up:  # this process knows Redis is away: no wait for a timeout
+        return change
+    try:
+        credit_pending_mirror(user_id=user_id, changes=[(change.pk, amount, request_id)])
+    except UNREACHABLE as exc:
+        log.warning("Redis unreachable (%s): the balance change waits to be mirrored", exc)
+        return change
+    change.delete()
+    return None
 
 
 @transaction.atomic
@@ -104,7 +107,8 @@ def credit_pending_apply() -> int:
     """Mirrors every balance change made while Redis was unreachable (when it is back:
     gateway.credit's probe, and Celery beat every minute); returns how many."""
     applied = 0
-    for user_id in set(PendingAvailChange.objects.values_list("user_id", flat=True)):
+    users = PendingAvailChange.objects.values_list("user_id", flat=True).distinct()
+    for user_id in users:
         while count := credit_pending_apply_user(user_id=user_id):
             applied += count
     return applied
@@ -164,6 +168,15 @@ def credit_holds_release_expired(*, now: object = None) -> int:
         with transaction.atomic():
             released += credit_hold_release(request_id=request_id)
     return released
+
+
+def usage_release(*, user_id: int, request_id: str) -> None:
+    """Releases the hold of a request that cost nothing (call inside a transaction): the
+    database's, and the one Redis keeps if Redis admitted it."""
+    credit_hold_release(request_id=request_id)
+    if settings.REDIS_URL:
+        CreditAccount.objects.select_for_update().filter(user_id=user_id).first()
+        _avail_mirror(user_id=user_id, amount=ZERO, request_id=request_id)
 
 
 def usage_charge(*, user_id: int, request_id: str, cost: Decimal) -> None:

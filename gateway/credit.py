@@ -11,10 +11,11 @@ import time
 from decimal import Decimal
 from functools import partial
 
+import hiredis
 import orjson
 from django.conf import settings
 
-from billing.redis_credit import UNREACHABLE, RedisCredit
+from billing.redis_credit import UNAVAILABLE_REPLIES, UNREACHABLE, RedisCredit
 from billing.redis_link import redis_link
 from billing.redis_wire import RedisWireError
 from billing.services import (
@@ -106,6 +107,10 @@ class RedisCreditGate:
             except (*UNREACHABLE, RedisWireError) as exc:
                 # The script may or may not have run: if it did, its hold expires unused.
                 redis_link.lost(exc)
+            except hiredis.ReplyError as exc:
+                if not str(exc).startswith(UNAVAILABLE_REPLIES):
+                    raise
+                redis_link.lost(exc)
         self._recover_soon()
         admission.local = True
         await self.fallback.admit(
@@ -140,7 +145,7 @@ class RedisCreditGate:
         except Exception as exc:
             # Settled in the database instead; the request is still charged and logged
             # exactly once, and Redis is told of the charge when it is back.
-            if isinstance(exc, RedisWireError):
+            if isinstance(exc, RedisWireError) or str(exc).startswith(UNAVAILABLE_REPLIES):
                 redis_link.lost(exc)
             else:
                 log.exception("settling %s in Redis failed", outcome.request_id)

@@ -169,6 +169,13 @@ class _Progress:
         await self._send(message)
 
 
+def loggable(name: str) -> str:
+    """A client-given name as the request log can hold it: 200 characters at most, and no
+    NUL, which no Postgres text may hold (one would fail the settlement of every request
+    written with it)."""
+    return name[:200].replace("\x00", "\ufffd")
+
+
 def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000
 
@@ -263,13 +270,11 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
     try:
         raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
         body = api.parse(raw)
-        # As the client wrote it, but for NUL, which no Postgres text may hold (one would
-        # fail the settlement of every request written with it).
-        outcome.requested_model = body["model"][:200].replace("\x00", "\ufffd")
+        outcome.requested_model = loggable(body["model"])
         outcome.stream = bool(body.get("stream"))
         route = await _route(api, body, identity)
         model = route[0][0]
-        outcome.served_model = model.id
+        outcome.served_model = loggable(model.id)  # a prefix route's is the client's name
         tokens = max(api.token_estimate(body, len(raw), m) for m, _ in route)
         hold = max(api.hold(body, len(raw), m) for m, _ in route)
         candidate = admission_new(request_id, identity.limits, tokens, hold)
@@ -302,7 +307,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         return
 
     served = answer.model or model
-    outcome.provider, outcome.served_model = answer.deployment.provider, served.id
+    outcome.provider, outcome.served_model = answer.deployment.provider, loggable(served.id)
     outcome.upstream_latency_ms = answer.latency_ms
     headers = [
         *id_header,
@@ -330,6 +335,6 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         request_record(outcome)
         await credit_gate().settle(outcome, admission)
         if outcome.error_type == "upstream_stream_interrupted":
-            await stream_broke(outcome, answer.deployment)
+            await stream_broke(served, answer.deployment)
         else:
-            throughput_measure(outcome, answer.deployment)
+            throughput_measure(outcome, served, answer.deployment)

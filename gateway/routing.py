@@ -208,11 +208,11 @@ def _strategy_order(model: CatalogModel, sort: str | None) -> list[Deployment]:
     if how == "cost":
         return sorted(deployments, key=_price_of)
     if how == "latency":
-        return sorted(deployments, key=_latency(model.id))
+        return sorted(deployments, key=_latency(model.family))
     if how == "throughput":
-        return sorted(deployments, key=_throughput(model.id))
+        return sorted(deployments, key=_throughput(model.family))
     if how == "least_busy":
-        return sorted(deployments, key=lambda d: stats_of(d.provider, model.id).in_flight)
+        return sorted(deployments, key=lambda d: stats_of(d.provider, model.family).in_flight)
     return deployments  # priority: the catalog's order
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from django.db import DataError
+
 from config.asyncdb import db_call
 from monitoring.services import RequestOutcome, request_settle
 
@@ -43,6 +45,12 @@ class Settler:
         while True:
             try:
                 await db_call(request_settle, outcome=outcome)
+                return
+            except DataError:
+                # Refused as data, it would be refused for ever, holding a worker (and all
+                # that queues behind it): set aside, whole, in the log, for a person.
+                log.exception("settling %s is refused by the database: %r", outcome.request_id,
+                              outcome)  # fmt: skip
                 return
             except Exception:
                 log.exception("settling %s failed; retrying in %.1fs", outcome.request_id, backoff)

@@ -284,7 +284,7 @@ async def route_call(
             remaining = deadline - time.monotonic()
             if len(attempts) >= settings.GATEWAYZ_MAX_ATTEMPTS or remaining <= 0:
                 break
-            key = breaker_key(deployment.provider, model.id)
+            key = breaker_key(deployment.provider, model.family)
             breaker = breakers.get(key)
             if breaker is not None:
                 routable = breaker.routable(time.time())
@@ -302,7 +302,7 @@ async def route_call(
             if request is None:
                 continue
             started = time.perf_counter()
-            stats = stats_of(deployment.provider, model.id)
+            stats = stats_of(deployment.provider, model.family)
             stats.in_flight += 1
             try:
                 result, status = await _try(deployment, request, stream)
@@ -312,7 +312,7 @@ async def route_call(
             if isinstance(result, UpstreamAnswer):
                 attempts.append(_attempt_record(deployment, model.id, 200, ms, ""))
                 stats.latency_add(result.latency_ms)
-                if breaker is not None:
+                if breaker is not None and not deployment.byok:
                     await breakers.record(key, True)
                 result.model = model
                 return result
@@ -321,8 +321,8 @@ async def route_call(
             if error.code == "upstream_rejected":
                 raise error  # about the request: no other provider would take it either
             log.info("%s at %s failed: %s", model.id, deployment.provider, error.message)
-            if error.code != "byok_key_refused":  # one customer's key says nothing of the
-                # provider's health: it must not cut the provider off for everyone
+            if not deployment.byok:  # a customer's own key (its quota, its refusal) says
+                # nothing of the provider's health: it must not cut the provider off for all
                 await breakers.record(key, False, f"{status or error.code}: {error.message}")
             last = result
             if result.transient:
@@ -353,15 +353,19 @@ async def route_call(
 
 
 # What a served request tells about its deployment once it is over (passive health).
-async def stream_broke(outcome: RequestOutcome, deployment: Deployment) -> None:
+async def stream_broke(model: CatalogModel, deployment: Deployment) -> None:
     """A stream cut midway counts against the deployment's breaker."""
-    key = breaker_key(deployment.provider, outcome.served_model)
+    if deployment.byok:
+        return
+    key = breaker_key(deployment.provider, model.family)
     await board().record(key, False, "the stream ended early")
 
 
-def throughput_measure(outcome: RequestOutcome, deployment: Deployment) -> None:
+def throughput_measure(
+    outcome: RequestOutcome, model: CatalogModel, deployment: Deployment
+) -> None:
     """A success adds to the deployment's measured output tokens per second."""
     if outcome.status == 200 and outcome.completion_tokens:
         generating_ms = outcome.total_latency_ms - (outcome.ttft_ms or 0.0)
-        stats = stats_of(deployment.provider, outcome.served_model)
+        stats = stats_of(deployment.provider, model.family)
         stats.throughput_add(outcome.completion_tokens, generating_ms / 1000)

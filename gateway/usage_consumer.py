@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from django.db import DataError
+from django.db import DataError, IntegrityError
 from redis.exceptions import ResponseError
 
 from billing.redis_credit import USAGE_STREAM
@@ -60,12 +60,12 @@ class UsageConsumer:
         await self.client.xadd(DEAD_LETTERS, dead)
 
     async def _apply(self, batch: list[tuple[bytes, dict[bytes, bytes], dict[str, Any]]]) -> None:
-        """Writes the batch's events. Should the database refuse one as data (not for a
-        lost connection, which is retried whole), halving the batch finds it: the rest is
-        written and it alone is set aside."""
+        """Writes the batch's events. Should the database refuse one (bad data, or a user
+        since deleted; not a lost connection, which is retried whole), halving the batch
+        finds it: the rest is written and it alone is set aside."""
         try:
             await db_call(usage_batch_apply, events=[event for _, _, event in batch])
-        except DataError as exc:
+        except (DataError, IntegrityError) as exc:
             if len(batch) == 1:
                 entry_id, fields, _ = batch[0]
                 await self._set_aside(entry_id, fields, f"was refused by the database ({exc})")

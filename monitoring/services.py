@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import api_keys_mark_used
-from billing.services import credit_hold_release, usage_charge
+from billing.services import usage_charge, usage_release
 from monitoring.models import RequestLog
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def request_settle(*, outcome: RequestOutcome) -> RequestLog:
     if outcome.cost > 0:
         usage_charge(user_id=outcome.user_id, request_id=outcome.request_id, cost=outcome.cost)
     elif outcome.held:
-        credit_hold_release(request_id=outcome.request_id)
+        usage_release(user_id=outcome.user_id, request_id=outcome.request_id)
     if outcome.api_key_id is not None:
         api_keys_mark_used(key_ids={outcome.api_key_id}, now=timezone.now())
     fields = asdict(outcome)

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from gateway.breakers import breakers_reset
+from providers.byok import provider_key_delete
 from providers.catalog_file import catalog_changed
 from providers.models import Alias, Model, Offering, Provider, ProviderKey
 
@@ -138,3 +139,11 @@ class ProviderKeyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    # Removed through the service, so every gateway process stops using it within a poll.
+    def delete_model(self, request: HttpRequest, obj: ProviderKey) -> None:
+        provider_key_delete(key=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for key in queryset:
+            provider_key_delete(key=key)

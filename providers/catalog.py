@@ -70,6 +70,14 @@ class CatalogModel:
     deployments: tuple[Deployment, ...]
     kind: str = "chat"
     strategy: str = "priority"
+    routed_by: str = ""  # the prefix route that made it (its id is the client's name)
+
+    @property
+    def family(self) -> str:
+        """What its breakers, measurements and metrics are kept under: its id, or for a
+        prefix-routed model its route (`mistralai/*`), since a client may name any number
+        of models under a prefix and each must not make state of its own."""
+        return f"{self.routed_by}*" if self.routed_by else self.id
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,7 @@ class Catalog:
         for prefix, template in self.prefix_routes:
             if name.startswith(prefix) and len(name) > len(prefix):
                 deployment = replace(template, upstream_model_id=name)
-                return CatalogModel(name, name, 0, None, (), 0, (deployment,))
+                return CatalogModel(name, name, 0, None, (), 0, (deployment,), routed_by=prefix)
         return None
 
 

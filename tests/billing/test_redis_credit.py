@@ -214,3 +214,38 @@ def test_a_fresh_seed_takes_the_pending_changes_with_the_balance(redis_away):
 
     assert not PendingAvailChange.objects.filter(user=user).exists()
     assert _avail(user.pk) == Decimal("2")
+
+
+def test_a_request_that_cost_nothing_gives_back_the_hold_redis_kept(redis_away):
+    from billing.redis_credit import HOLDS
+    from billing.services import credit_pending_apply, usage_release
+
+    user = _seeded_user("free@example.com", "1")
+    request_id = f"free-{user.pk}"
+    _admit(user.pk, request_id, "0.4")
+    with transaction.atomic():  # settled in the database, Redis being away
+        usage_release(user_id=user.pk, request_id=request_id)
+
+    credit_pending_apply()
+
+    assert _avail(user.pk) == Decimal("1")
+    assert sync_client().zscore(HOLDS, request_id) is None
+
+
+def test_a_change_whose_reply_was_lost_is_applied_once(redis_away):
+    """Redis applied the change but the reply never came: the record stays, and applying
+    it again (the probe, beat) changes nothing."""
+    from billing.models import PendingAvailChange
+    from billing.redis_credit import credit_pending_mirror
+    from billing.redis_link import redis_link
+    from billing.services import credit_pending_apply
+
+    user = _seeded_user("lost-reply@example.com", "1")
+    credit_grant(user=user, amount=Decimal("0.5"), reference="grant-lost-reply")
+    change = PendingAvailChange.objects.get(user=user)
+    credit_pending_mirror(user_id=user.pk, changes=[(change.pk, change.amount, "")])  # applied
+    redis_link.restored()
+
+    credit_pending_apply()
+
+    assert _avail(user.pk) == Decimal("1.5")

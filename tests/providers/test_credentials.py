@@ -334,3 +334,38 @@ def _try_refused(refused):  # type: ignore[no-untyped-def]
         return refused()
     except AssertionError:
         return None  # the gateway has not reloaded the user's keys yet
+
+
+def test_an_own_keys_provider_failures_do_not_trip_the_providers_breaker(gateway, make_account):
+    """Its quota, its timeouts: one customer's key says nothing of the provider's health."""
+    account, staff = make_account(), staff_key(make_account)
+    assert _own_key(gateway, account.key, "mock-a", UPSTREAM_KEY).status_code == 201
+    before = failures_of(gateway, staff, "mock-a|test/multi")
+    fault = "!mock " + json.dumps({"status": 503, "only_model": "echo-a"})
+
+    _, log = _served_after_reload(gateway, account.key, "test/multi", fault,
+                                       lambda log: log.attempts[0].get("byok"))  # fmt: skip
+
+    assert [(a["provider"], a["status"], a.get("byok")) for a in log.attempts] == [
+        ("mock-a", 503, True), ("mock-b", 200, None),
+    ]  # fmt: skip
+    assert failures_of(gateway, staff, "mock-a|test/multi") == before
+
+
+@pytest.mark.django_db
+def test_a_key_removed_in_the_admin_is_dropped_by_every_gateway_process(client):
+    from accounts.services import user_create
+    from gateway.models import CacheInvalidation
+
+    owner = user_create(email=f"owner-{uuid.uuid4().hex[:6]}@example.com")
+    provider = Provider.objects.create(slug=f"d-{uuid.uuid4().hex[:6]}", name="D",
+                                       base_url="https://api.example.com/v1")  # fmt: skip
+    key = ProviderKey(user=owner, provider=provider)
+    key.key_set("sk-owner-" + "o" * 20)
+    key.save()
+    _admin(client)
+
+    answer = client.post(f"/admin/providers/providerkey/{key.pk}/delete/", {"post": "yes"})
+
+    assert answer.status_code == 302 and not ProviderKey.objects.filter(pk=key.pk).exists()
+    assert CacheInvalidation.objects.filter(kind="user", value=str(owner.pk)).exists()
