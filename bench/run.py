@@ -42,6 +42,10 @@ UPSTREAM_PORT, FLOOR_PORT, GATEWAYZ_PORT, LITELLM_PORT, BASELINE_PORT = (
 )  # fmt: skip
 LITELLM = BENCH / ".venv-litellm" / "bin" / "litellm"
 BENCH_DB = "gatewayz_bench"
+# The revision compared against keeps its state in a Redis database of its own: sharing one,
+# the two would share user ids' credit and limits, and one's usage consumer would write the
+# other's requests (into its own database, on its own CPU).
+BASELINE_REDIS_DB = 12
 PROMPT = [{"role": "user", "content": "Say hello in twenty words."}]
 
 TTFB_RATE = 200  # streams/s for the open-loop time to first byte: below every server's limit
@@ -97,7 +101,7 @@ def _start(
     raise RuntimeError(f"{cmd} did not start; see {log.name}")
 
 
-def _gatewayz_env(db: str = BENCH_DB, root: Path = ROOT) -> dict[str, str]:
+def _gatewayz_env(db: str = BENCH_DB, root: Path = ROOT, redis_db: int = 13) -> dict[str, str]:
     return {
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "0",
@@ -105,7 +109,7 @@ def _gatewayz_env(db: str = BENCH_DB, root: Path = ROOT) -> dict[str, str]:
         "GATEWAYZ_KEY_PEPPER": "bench-pepper",
         "GATEWAYZ_UPSTREAM_NETWORKS": "loopback",  # the bench's upstream
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}",
-        "REDIS_URL": "redis://127.0.0.1:6379/13",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
         "GATEWAYZ_BENCH_UPSTREAM_KEY": "sk-bench-upstream",
         "ALLOWED_HOSTS": "*",
         "LOG_LEVEL": "WARNING",
@@ -123,9 +127,9 @@ def _gatewayz_env(db: str = BENCH_DB, root: Path = ROOT) -> dict[str, str]:
     }
 
 
-def _gatewayz_setup(db: str = BENCH_DB, root: Path = ROOT) -> str:
+def _gatewayz_setup(db: str = BENCH_DB, root: Path = ROOT, redis_db: int = 13) -> str:
     """Migrates the bench database (first time only), loads the catalog, returns a key."""
-    env = {**os.environ, **_gatewayz_env(db, root)}
+    env = {**os.environ, **_gatewayz_env(db, root, redis_db)}
     exists = subprocess.run(
         [
             "psql",
@@ -280,6 +284,8 @@ def main() -> None:
         sys.exit("wrk is missing: apt-get install wrk")
 
     base = "http://127.0.0.1:{}/v1/chat/completions"
+    for db in (13, BASELINE_REDIS_DB):  # the bench's own: credit and limits start afresh
+        subprocess.run(["redis-cli", "-n", str(db), "flushdb"], check=True, capture_output=True)
     key = _gatewayz_setup()
     targets = [
         Target("direct", base.format(UPSTREAM_PORT), "", "bench", "slow"),
@@ -300,7 +306,7 @@ def main() -> None:
             Target(
                 f"gatewayz@{rev}",
                 base.format(BASELINE_PORT),
-                _gatewayz_setup(f"{BENCH_DB}_{rev}", tree),
+                _gatewayz_setup(f"{BENCH_DB}_{rev}", tree, BASELINE_REDIS_DB),
                 "bench/model",
                 "bench/slow",
                 side_services=True,
@@ -361,7 +367,7 @@ def main() -> None:
                     [*uvicorn, "config.asgi_inference:application", "--port", str(BASELINE_PORT)],
                 ),
                 f"http://127.0.0.1:{BASELINE_PORT}/v1/models",
-                _gatewayz_env(f"{BENCH_DB}_{rev}", tree),
+                _gatewayz_env(f"{BENCH_DB}_{rev}", tree, BASELINE_REDIS_DB),
                 cwd=tree,  # its own code: `-m uvicorn` imports from the working directory
             )
             procs.append(targets[3].proc)
