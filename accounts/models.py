@@ -36,11 +36,22 @@ class UserManager(BaseUserManager["User"]):
 PRIORITY_CHOICES = [(p, p) for p in ("critical", "high", "default", "low")]
 
 
-def _limit_field(help_text: str = "empty: the default; 0: no limit") -> models.PositiveIntegerField:
-    return models.PositiveIntegerField(null=True, blank=True, help_text=help_text)
+class RateLimits(models.Model):
+    """Rate limits that replace defaults where set (gateway.limits): a key's own, over the
+    key defaults; a plan's, over the account defaults. Empty: the default; 0: no limit."""
+
+    limit_rpm = models.PositiveIntegerField("requests per minute", null=True, blank=True)
+    limit_rph = models.PositiveIntegerField("requests per hour", null=True, blank=True)
+    limit_rpd = models.PositiveIntegerField("requests per day", null=True, blank=True)
+    limit_tpm = models.PositiveIntegerField("tokens per minute", null=True, blank=True)
+    limit_tpd = models.PositiveBigIntegerField("tokens per day", null=True, blank=True)
+    limit_concurrent = models.PositiveIntegerField("concurrent requests", null=True, blank=True)
+
+    class Meta:
+        abstract = True
 
 
-class Plan(models.Model):
+class Plan(RateLimits):
     """A customer plan: the limits of every account on it (the account scope of
     docs/limits.md, in place of the settings' `GATEWAYZ_USER_*` defaults), and the priority
     of its keys' requests when a gateway process is at capacity. Staff assign plans today;
@@ -48,12 +59,6 @@ class Plan(models.Model):
 
     slug = models.SlugField(max_length=32, unique=True)
     name = models.CharField(max_length=100)
-    limit_rpm = _limit_field()
-    limit_rph = _limit_field()
-    limit_rpd = _limit_field()
-    limit_tpm = _limit_field()
-    limit_tpd = _limit_field()
-    limit_concurrent = _limit_field()
     # For keys that have no priority of their own (gateway.priority).
     priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES, default="default")
 
@@ -89,7 +94,7 @@ def all_scopes() -> list[str]:
     return list(ALL_SCOPES)
 
 
-class ApiKey(models.Model):
+class ApiKey(RateLimits):
     """A Gatewayz key. Only its HMAC digest is stored; the key itself is shown once."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
@@ -102,13 +107,6 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-    # This key's own rate limits; empty means the key defaults (GATEWAYZ_RATE_LIMITS).
-    limit_rpm = models.PositiveIntegerField("requests per minute", null=True, blank=True)
-    limit_rph = models.PositiveIntegerField("requests per hour", null=True, blank=True)
-    limit_rpd = models.PositiveIntegerField("requests per day", null=True, blank=True)
-    limit_tpm = models.PositiveIntegerField("tokens per minute", null=True, blank=True)
-    limit_tpd = models.PositiveBigIntegerField("tokens per day", null=True, blank=True)
-    limit_concurrent = models.PositiveIntegerField("concurrent requests", null=True, blank=True)
     # The key's own caps (gateway.limits, KEY_CAPS): refused with a 403 once reached.
     max_requests = models.PositiveBigIntegerField(null=True, blank=True)
     spend_limit_day = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
