@@ -258,6 +258,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
     admission: Admission | None = None  # set once admitted: settlement uncounts it
     upstream_slots = slots()
     slotted = False  # holds one of the process's upstream slots (gateway.priority)
+    family = ""  # the served model as metrics know it (CatalogModel.family)
     outcome = RequestOutcome(
         request_id=request_id,
         user_id=identity.user_id,
@@ -275,6 +276,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         route = await _route(api, body, identity)
         model = route[0][0]
         outcome.served_model = loggable(model.id)  # a prefix route's is the client's name
+        family = model.family
         tokens = max(api.token_estimate(body, len(raw), m) for m, _ in route)
         hold = max(api.hold(body, len(raw), m) for m, _ in route)
         candidate = admission_new(request_id, identity.limits, tokens, hold)
@@ -302,12 +304,13 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         outcome.total_latency_ms = _ms_since(started)
         limit_headers = admission.headers() if admission is not None else []
         await api.send_error(send, failure, id_header + limit_headers)
-        request_record(outcome)
+        request_record(outcome, family)
         await credit_gate().settle(outcome, admission)
         return
 
     served = answer.model or model
     outcome.provider, outcome.served_model = answer.deployment.provider, loggable(served.id)
+    family = served.family
     outcome.upstream_latency_ms = answer.latency_ms
     headers = [
         *id_header,
@@ -332,7 +335,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
     finally:
         upstream_slots.release()
         outcome.total_latency_ms = _ms_since(started)
-        request_record(outcome)
+        request_record(outcome, family)
         await credit_gate().settle(outcome, admission)
         if outcome.error_type == "upstream_stream_interrupted":
             await stream_broke(served, answer.deployment)

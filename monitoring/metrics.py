@@ -34,8 +34,6 @@ from prometheus_client import (
     multiprocess,
 )
 
-from providers.catalog import catalog_holder
-
 if TYPE_CHECKING:
     from monitoring.services import RequestOutcome
 
@@ -128,23 +126,12 @@ def _duration_child(endpoint: str, stream: bool) -> Histogram:
     return child
 
 
-def _model_label(model: str) -> str:
-    """The catalog's id, or for a prefix-routed model its prefix: a client may name any
-    model under a prefix route, and every name would otherwise be a series of its own."""
-    catalog = catalog_holder.current()
-    if not model or catalog is None or model in catalog.models:
-        return model
-    for prefix, _ in catalog.prefix_routes:
-        if model.startswith(prefix):
-            return prefix + "*"
-    return "(unlisted)"
-
-
-def request_record(outcome: RequestOutcome) -> None:
-    """Counts one request, once its outcome is final (just before it is settled). Never
+def request_record(outcome: RequestOutcome, model: str) -> None:
+    """Counts one request, once its outcome is final (just before it is settled), under
+    `model`: the served model's family (CatalogModel.family), "" if none was chosen. Never
     raises: a metric must not cost a request its settlement."""
     try:
-        model, provider = _model_label(outcome.served_model), outcome.provider
+        provider = outcome.provider
         _duration_child(outcome.endpoint, outcome.stream).observe(outcome.total_latency_ms / 1000)
         if provider:  # a provider answered: only then can there be tokens, cost, a first token
             usage = _usages.get((model, provider))

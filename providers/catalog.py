@@ -247,10 +247,6 @@ class CatalogHolder:
                 self._catalog = catalog
         return catalog
 
-    def current(self) -> Catalog | None:
-        """The catalog as cached now, without loading it (None: not loaded)."""
-        return self._catalog
-
     def invalidate(self) -> None:
         self._generation += 1
         self._catalog = None
