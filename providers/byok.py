@@ -15,7 +15,7 @@ from django.http import Http404
 from accounts.models import User
 from gateway.models import CacheInvalidation, invalidation_announce
 from providers.catalog import Deployment
-from providers.credentials import CredentialUnreadable
+from providers.credentials import CredentialUnreadable, credential_decrypt
 from providers.models import Provider, ProviderKey
 
 
@@ -59,7 +59,7 @@ def provider_keys_load(user_id: int) -> dict[str, str]:
         "provider__slug", "ciphertext"
     ):
         try:
-            keys[slug] = ProviderKey(ciphertext=ciphertext).key_plaintext()
+            keys[slug] = credential_decrypt(ciphertext)
         except CredentialUnreadable:
             continue
     return keys
