@@ -4,6 +4,7 @@ lifespan events), stopped by the ASGI lifespan shutdown where the server sends o
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from django.conf import settings
 
@@ -15,12 +16,40 @@ from gateway.upstream import upstream_client_close
 
 SHUTDOWN_DRAIN_SECONDS = 20.0
 
+# The cyclic collector's first threshold (CPython's default is 700). See `gc_tune`.
+GC_YOUNG_THRESHOLD = 10_000
+
 _tasks: list[asyncio.Task[None]] = []
+_gc_tuned = False
+
+
+def gc_tune() -> None:
+    """Takes the cyclic garbage collector off the hot path, once per process.
+
+    A served request leaves no reference cycles behind (freed by reference counting alone),
+    yet under load CPython's defaults spent ~7% of the gateway's CPU in the collector
+    (measured with gc.callbacks, bench/ load at 16 connections): the young generation filled
+    up with the live objects of requests in flight every ~700 allocations, the survivors
+    were promoted, and every ~2 s a full collection walked all ~100,000 objects of Django,
+    the catalog and the imported modules: ~80 ms each, a stall of every request in flight.
+    So: what start-up made is frozen (never walked again; it lives as long as the process),
+    and the young generation's threshold is raised, which a request path that allocates
+    and frees as it goes never reaches; cycles that error paths make are still collected.
+    """
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def runtime_ensure_started() -> None:
     if _tasks:
         return
+    gc_tune()
     _tasks.append(asyncio.create_task(InvalidationWatcher().run()))
     if settings.REDIS_URL:
         from gateway.usage_consumer import UsageConsumer
