@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test test-main test-embedded lint migrate-check bench bench-choices clean
+.PHONY: install run test test-main test-embedded lint migrate-check bench bench-choices bench-instructions clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -59,6 +59,12 @@ bench: $(INSTALLED) $(LITELLM_VENV)/.installed
 bench-choices: $(INSTALLED)
 	@command -v wrk >/dev/null || apt-get install -y wrk
 	$(PY) -m bench.choices $(BENCH_ARGS)
+
+# Instructions per request under callgrind: the steady measure for A/B on a noisy machine.
+bench-instructions: $(INSTALLED)
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	@command -v valgrind >/dev/null || apt-get install -y valgrind
+	$(PY) -m bench.instructions $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

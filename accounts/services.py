@@ -58,8 +58,11 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     return api_key
 
 
+# Enough to show a key is in use, and spares a write per request.
+KEY_USE_RESOLUTION = timedelta(minutes=1)
+
+
 def api_keys_mark_used(*, key_ids: set[int], now: datetime) -> None:
-    """Minute resolution is enough to show a key is in use, and spares a write per request."""
-    ApiKey.objects.filter(pk__in=key_ids).exclude(
-        last_used_at__gt=now - timedelta(minutes=1)
-    ).update(last_used_at=now)
+    ApiKey.objects.filter(pk__in=key_ids).exclude(last_used_at__gt=now - KEY_USE_RESOLUTION).update(
+        last_used_at=now
+    )

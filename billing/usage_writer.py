@@ -13,16 +13,19 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from django.db import connection, transaction
+import psycopg
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 
-from accounts.services import api_keys_mark_used
+from accounts.models import ApiKey
+from accounts.services import KEY_USE_RESOLUTION, api_keys_mark_used
 from billing.models import CreditAccount, LedgerEntry
 from monitoring.models import RequestLog
 
 # On Postgres a whole batch travels as one JSON parameter that the server unpacks
-# (jsonb_to_recordset): one statement of constant text, so psycopg never re-parses a long
-# query and Python never touches a row. Elsewhere (SQLite), multi-row VALUES in chunks.
+# (jsonb_to_recordset): statements of constant text, so psycopg never re-parses a long
+# query, and the events are never parsed in Python. Elsewhere (SQLite), multi-row VALUES
+# in chunks.
 CHUNK = 32
 # The request log columns the writer fills, with their Postgres types.
 PG_LOG_TYPES = {
@@ -61,9 +64,10 @@ PG_LEDGER_TYPES = {
 }
 
 
-def _pg_recordset(types: dict[str, str]) -> str:
+def _pg_recordset(types: dict[str, str], param: str = "") -> str:
+    placeholder = f"%({param})s" if param else "%s"
     return (
-        "jsonb_to_recordset(%s::jsonb) AS x("
+        f"jsonb_to_recordset({placeholder}::jsonb) AS x("
         + ", ".join(f"{c} {t}" for c, t in types.items())
         + ")"
     )
@@ -73,16 +77,40 @@ def _chunks(items: list[Any], size: int = CHUNK) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def _insert_request_logs_pg(cursor: Any, events: list[bytes], now: Any) -> list[tuple[Any, ...]]:
+    """Inserts the rows not written yet, and marks their keys used, in one statement whose
+    text never changes; returns (request_id, user_id, cost) of each row written.
+
+    The events go to Postgres as the stream holds them, one JSON array, never parsed in
+    Python: the server checks them (an entry that is not a usage event fails the statement,
+    and the consumer sets it aside)."""
+    cursor.execute(
+        f"WITH fresh AS ("
+        f"INSERT INTO {RequestLog._meta.db_table} ({','.join(LOG_COLUMNS)}, created_at) "
+        f"SELECT {_PG_LOG_SELECT}, %(now)s FROM {_pg_recordset(PG_LOG_TYPES, 'events')} "
+        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id, user_id, api_key_id, cost"
+        f"), used AS (UPDATE {ApiKey._meta.db_table} SET last_used_at = %(now)s "
+        "WHERE id IN (SELECT api_key_id FROM fresh) "
+        "AND (last_used_at IS NULL OR last_used_at <= %(stale)s)) "
+        "SELECT request_id, user_id, cost FROM fresh",
+        {
+            "now": now,
+            "stale": now - KEY_USE_RESOLUTION,
+            "events": _json_array(events),
+        },
+    )
+    return cursor.fetchall()
+
+
+def _json_array(events: list[bytes]) -> str:
+    try:
+        return (b"[" + b",".join(events) + b"]").decode()
+    except UnicodeDecodeError as exc:  # refused like any other entry that is not an event
+        raise DataError(f"a usage event is not UTF-8: {exc}") from exc
+
+
 def _insert_request_logs(cursor: Any, events: list[dict[str, Any]], now: Any) -> set[str]:
-    """Inserts the rows not written yet; returns their request ids."""
-    if connection.vendor == "postgresql":
-        cursor.execute(
-            f"INSERT INTO {RequestLog._meta.db_table} ({','.join(LOG_COLUMNS)}, created_at) "
-            f"SELECT {_PG_LOG_SELECT}, %s FROM {_pg_recordset(PG_LOG_TYPES)} "
-            "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
-            [now, orjson.dumps(events).decode()],
-        )
-        return {r[0] for r in cursor.fetchall()}
+    """Elsewhere (SQLite): inserts the rows not written yet; returns their request ids."""
     columns = (*LOG_COLUMNS, "created_at")
     row = "(" + ",".join(["%s"] * len(columns)) + ")"
     fresh: set[str] = set()
@@ -147,15 +175,28 @@ def _charge(cursor: Any, charges: dict[int, list[tuple[str, Decimal]]], now: Any
 
 
 @transaction.atomic
-def usage_batch_apply(*, events: list[dict[str, Any]]) -> int:
-    """Returns how many requests were new."""
-    by_id = {e["request_id"]: e for e in events}  # a replay within the batch counts once
+def usage_batch_apply(*, events: list[bytes]) -> int:
+    """Writes a batch of usage events (JSON, as the usage stream holds them); returns how
+    many requests were new. A concurrent writer inserting the same request waits on the
+    unique index and then skips it, so each request is charged by exactly one batch."""
     now = timezone.now()
+    charges: dict[int, list[tuple[str, Decimal]]] = defaultdict(list)
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        # A psycopg cursor that sends parameters apart from the query (server-side binding):
+        # Django's binds them into the query text, escaping a batch's big JSON parameter in
+        # Python. Same connection, so same transaction; errors as Django's (DataError...).
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            written = _insert_request_logs_pg(cursor, events, now)
+            for request_id, user_id, cost in sorted(written):
+                if cost > 0:
+                    charges[user_id].append((request_id, cost))
+            _charge(cursor, charges, now)
+        return len(written)
     with connection.cursor() as cursor:
-        # A concurrent writer inserting the same request waits on the unique index and then
-        # skips it, so each request is charged by exactly one batch.
+        parsed = [orjson.loads(e) for e in events]
+        by_id = {e["request_id"]: e for e in parsed}  # a replay within the batch counts once
         fresh = _insert_request_logs(cursor, list(by_id.values()), now)
-        charges: dict[int, list[tuple[str, Decimal]]] = defaultdict(list)
         for request_id in sorted(fresh):
             event = by_id[request_id]
             cost = Decimal(event["cost"])

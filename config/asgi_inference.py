@@ -19,7 +19,9 @@ django.setup()
 
 from gateway.app import gateway_app  # noqa: E402  (needs Django set up)
 from gateway.http import Receive, Scope, Send  # noqa: E402
-from gateway.runtime import lifespan  # noqa: E402
+from gateway.runtime import gc_tune, lifespan  # noqa: E402
+
+gc_tune()  # all imported, nothing served yet
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:

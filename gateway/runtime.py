@@ -35,6 +35,12 @@ def gc_tune() -> None:
     So: what start-up made is frozen (never walked again; it lives as long as the process),
     and the young generation's threshold is raised, which a request path that allocates
     and frees as it goes never reaches; cycles that error paths make are still collected.
+
+    Inference workers only (`config.asgi_inference`): Django's ASGI handler runs each web
+    request's sync code in a thread of its own, and the database connection that thread
+    leaves is closed only when the collector frees it (a reference cycle), so web workers
+    keep CPython's defaults (with this, the test suite's web servers ran out of Postgres
+    connections).
     """
     global _gc_tuned
     if _gc_tuned:
@@ -49,7 +55,6 @@ def gc_tune() -> None:
 def runtime_ensure_started() -> None:
     if _tasks:
         return
-    gc_tune()
     _tasks.append(asyncio.create_task(InvalidationWatcher().run()))
     if settings.REDIS_URL:
         from gateway.usage_consumer import UsageConsumer

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from accounts.services import user_create
@@ -45,9 +46,9 @@ def test_it_writes_a_replayed_batch_once():
     credit_grant(user=user, amount=Decimal("1"), reference="g")
     rid = uuid.uuid4().hex
     batch = [
-        _event(user.pk, rid, "0.25"),
-        _event(user.pk, rid + "b", "0"),
-        _event(user.pk, rid, "0.25"),
+        orjson.dumps(_event(user.pk, rid, "0.25")),
+        orjson.dumps(_event(user.pk, rid + "b", "0")),
+        orjson.dumps(_event(user.pk, rid, "0.25")),
     ]
 
     assert usage_batch_apply(events=batch) == 2
