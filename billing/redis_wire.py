@@ -9,7 +9,8 @@ and no per-call task. Parsing and packing are hiredis' C code.
 Why not redis-py's asyncio client, which the rest of the project uses: on this machine it
 spends ~140 CPU-µs per command (pool, retry wrapper, per-call connection locking) against
 ~30 µs here, and the hot path makes two calls per request (bench/README.md, "Choices").
-It keeps the jobs that are not per request: the usage consumer, the sync scripts, the cache.
+It keeps the jobs that are not per request: the sync scripts, the cache. (The usage
+consumer, per request in effect, has a RedisWire of its own.)
 """
 
 from __future__ import annotations
