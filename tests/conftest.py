@@ -88,12 +88,14 @@ def test_catalog(django_db_setup: Any, django_db_blocker: Any, mock_upstream: Up
 
 
 GatewayStarter = Callable[..., str]
+_gateway_procs: dict[str, Any] = {}  # by URL: the processes `start_gateway` started
 
 
 @pytest.fixture(scope="session")
 def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[GatewayStarter]:
-    """Starts a gateway process (uvicorn, the production ASGI app) on the test database."""
-    procs = []
+    """Starts a gateway process (uvicorn, the production ASGI app) on the test database; it
+    runs to the end of the session unless `stop_gateway` stops it sooner."""
+    procs = _gateway_procs
     with django_db_blocker.unblock():
         database_url = _database_url()
 
@@ -117,12 +119,40 @@ def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[Gatewa
         }
         args = ["-m", "uvicorn", app, "--port", str(port), "--no-proxy-headers",
                 "--no-access-log", "--log-level", "warning"]  # fmt: skip
-        procs.append(spawn(args, f"{url}/v1/models", env, log))
+        procs[url] = spawn(args, f"{url}/v1/models", env, log)
         return url
 
     yield start
-    for proc in procs:
+    for proc in procs.values():
         stop(proc)
+    procs.clear()
+
+
+@pytest.fixture(scope="session")
+def stop_gateway() -> Callable[[str], None]:
+    """Stops a gateway `start_gateway` started: a module's own gateway need not hold its
+    database connections (Postgres allows 100 in all) for the rest of the session."""
+
+    def stop_one(url: str) -> None:
+        stop(_gateway_procs.pop(url))
+
+    return stop_one
+
+
+@pytest.fixture
+def own_gateway(
+    start_gateway: GatewayStarter, stop_gateway: Callable[[str], None]
+) -> Iterator[GatewayStarter]:
+    """`start_gateway` for one test: the gateways it starts are stopped when the test ends."""
+    started: list[str] = []
+
+    def start(*args: Any, **kwargs: Any) -> str:
+        started.append(start_gateway(*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for url in started:
+        stop_gateway(url)
 
 
 @pytest.fixture(scope="session")

@@ -97,8 +97,8 @@ def test_an_ip_allowlist_admits_only_its_addresses(gateway, make_account):
     assert (row.balance, row.held) == (Decimal(10), 0)
 
 
-def test_behind_a_trusted_proxy_the_forwarded_address_is_the_clients(start_gateway, make_account):
-    gateway = start_gateway(GATEWAYZ_TRUSTED_PROXIES="127.0.0.1/32,::1/128")
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_clients(own_gateway, make_account):
+    gateway = own_gateway(GATEWAYZ_TRUSTED_PROXIES="127.0.0.1/32,::1/128")
     account = _restricted(make_account, allowed_ips=["203.0.113.0/24"])
 
     via_proxy = {"x-forwarded-for": "203.0.113.7"}

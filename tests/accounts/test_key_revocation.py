@@ -4,6 +4,7 @@ serves keys from its own in-memory cache."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -24,8 +25,10 @@ def _status(gateway: str, key: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def second_gateway(start_gateway) -> str:
-    return start_gateway()
+def second_gateway(start_gateway, stop_gateway) -> Iterator[str]:
+    url = start_gateway()
+    yield url
+    stop_gateway(url)
 
 
 def test_it_refuses_a_revoked_key_in_every_process_within_a_second(

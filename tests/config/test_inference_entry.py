@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
@@ -21,8 +22,10 @@ INFERENCE_APP = "config.asgi_inference:application"
 
 
 @pytest.fixture(scope="module")
-def inference(start_gateway) -> str:
-    return start_gateway(app=INFERENCE_APP)
+def inference(start_gateway, stop_gateway) -> Iterator[str]:
+    url = start_gateway(app=INFERENCE_APP)
+    yield url
+    stop_gateway(url)
 
 
 def test_it_serves_a_chat_completion_and_settles_it(inference, make_account):

@@ -103,8 +103,8 @@ FAIL_A = {"status": 503, "only_model": "flaky-a"}
 
 
 @pytest.mark.smoke
-def test_an_open_breaker_is_skipped_then_probed_and_closed(start_gateway, make_account):
-    gateway = start_gateway(**BREAKER_ENV)
+def test_an_open_breaker_is_skipped_then_probed_and_closed(own_gateway, make_account):
+    gateway = own_gateway(**BREAKER_ENV)
     account, staff = make_account(), _staff_key(make_account)
     httpx.post(f"{gateway}/api/monitoring/circuit-breakers/mock-a/reset",
                headers={"authorization": f"Bearer {staff}"})  # fmt: skip
@@ -128,9 +128,9 @@ def test_an_open_breaker_is_skipped_then_probed_and_closed(start_gateway, make_a
 
 @pytest.mark.smoke
 def test_when_every_deployment_is_open_the_answer_is_a_quick_503_with_retry_after(
-    start_gateway, make_account
+    own_gateway, make_account
 ):
-    gateway = start_gateway(**BREAKER_ENV)
+    gateway = own_gateway(**BREAKER_ENV)
     account, staff = make_account(), _staff_key(make_account)
     fault = {"status": 503}
 
@@ -154,9 +154,9 @@ def test_when_every_deployment_is_open_the_answer_is_a_quick_503_with_retry_afte
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="sharing needs Redis")
-def test_a_breaker_opened_by_one_process_is_honoured_by_another(start_gateway, make_account):
+def test_a_breaker_opened_by_one_process_is_honoured_by_another(own_gateway, make_account):
     env = {**BREAKER_ENV, "GATEWAYZ_BREAKER_COOLDOWN_SECONDS": "30"}
-    first, second = start_gateway(**env), start_gateway(**env)
+    first, second = own_gateway(**env), own_gateway(**env)
     account, staff = make_account(), _staff_key(make_account)
     httpx.post(f"{first}/api/monitoring/circuit-breakers/mock-a/reset",
                headers={"authorization": f"Bearer {staff}"})  # fmt: skip

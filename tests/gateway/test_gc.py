@@ -20,8 +20,10 @@ REQUESTS = 20  # of each kind
 
 
 @pytest.fixture(scope="module")
-def probed_gateway(start_gateway):
-    return start_gateway("tests.support.gc_probe:application")
+def probed_gateway(start_gateway, stop_gateway):
+    url = start_gateway("tests.support.gc_probe:application")
+    yield url
+    stop_gateway(url)
 
 
 def _reading(gateway: str) -> dict:

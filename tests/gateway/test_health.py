@@ -27,9 +27,9 @@ def test_it_is_ready_when_its_dependencies_answer(gateway):
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="the embedded lane has no Redis to lose")
-def test_without_redis_it_is_degraded_but_serves_and_says_so(start_gateway, make_account):
+def test_without_redis_it_is_degraded_but_serves_and_says_so(own_gateway, make_account):
     nowhere = f"redis://127.0.0.1:{free_port()}/0"
-    gateway = start_gateway(REDIS_URL=nowhere, CELERY_BROKER_URL=nowhere)
+    gateway = own_gateway(REDIS_URL=nowhere, CELERY_BROKER_URL=nowhere)
     account = make_account()
     answer = httpx.post(
         f"{gateway}/v1/chat/completions",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
@@ -38,8 +39,10 @@ def _in_thread(results: dict, name: str, call) -> threading.Thread:
 
 
 @pytest.fixture(scope="module")
-def one_slot_gateway(start_gateway) -> str:
-    return start_gateway(GATEWAYZ_PROCESS_MAX_IN_FLIGHT="1", GATEWAYZ_QUEUE_WAIT_SECONDS="1.5")
+def one_slot_gateway(start_gateway, stop_gateway) -> Iterator[str]:
+    url = start_gateway(GATEWAYZ_PROCESS_MAX_IN_FLIGHT="1", GATEWAYZ_QUEUE_WAIT_SECONDS="1.5")
+    yield url
+    stop_gateway(url)
 
 
 def _with_priority(make_account, priority: str):

@@ -134,8 +134,8 @@ def test_concurrent_requests_are_capped_and_freed_when_they_end(gateway, make_ac
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="limits across processes need Redis")
-def test_limits_are_exact_across_two_processes(start_gateway, make_account):
-    gateways = [start_gateway(), start_gateway()]
+def test_limits_are_exact_across_two_processes(own_gateway, make_account):
+    gateways = [own_gateway(), own_gateway()]
     account = _limited(make_account, rpm=25)
     _clear_of_minute_end(margin=10)
 

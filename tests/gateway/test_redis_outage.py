@@ -120,10 +120,10 @@ def _metric(gateway: str, name: str) -> float:
 
 
 @pytest.mark.parametrize("outage", ["killed", "frozen"])
-def test_redis_fails_under_traffic_and_comes_back(start_gateway, make_account, own_redis, outage):
+def test_redis_fails_under_traffic_and_comes_back(own_gateway, make_account, own_redis, outage):
     env = {"REDIS_URL": own_redis.url, "CELERY_BROKER_URL": own_redis.url,
            "GATEWAYZ_REDIS_TIMEOUT_SECONDS": "0.5"}  # fmt: skip
-    gateways = [start_gateway(**env), start_gateway(**env)]
+    gateways = [own_gateway(**env), own_gateway(**env)]
     account = make_account(credit=Decimal("5"))
     # Its traffic stays far from its limits, which are counted per process while Redis is
     # away; `limited` shows that limits still hold then.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
@@ -260,15 +261,18 @@ def test_a_stream_is_in_flight_until_it_ends(gateway, make_account):
 
 
 @pytest.fixture(scope="module")
-def inference_workers(start_gateway, tmp_path_factory) -> tuple[str, str]:
+def inference_workers(start_gateway, stop_gateway, tmp_path_factory) -> Iterator[tuple[str, str]]:
     """Two inference workers sharing one metrics directory, as `uvicorn --workers 2` runs."""
     directory = tmp_path_factory.mktemp("prometheus-multiproc")
     env = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
-    return start_gateway(app=INFERENCE_APP, **env), start_gateway(app=INFERENCE_APP, **env)
+    workers = start_gateway(app=INFERENCE_APP, **env), start_gateway(app=INFERENCE_APP, **env)
+    yield workers
+    for worker in workers:
+        stop_gateway(worker)
 
 
-def test_an_inference_worker_serves_its_metrics(start_gateway, make_account):
-    worker = start_gateway(app=INFERENCE_APP)
+def test_an_inference_worker_serves_its_metrics(own_gateway, make_account):
+    worker = own_gateway(app=INFERENCE_APP)
     before = _scrape(worker)
 
     _client(worker, make_account().key).chat.completions.create(

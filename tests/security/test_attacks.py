@@ -157,9 +157,9 @@ def test_guessing_a_key_character_by_character_has_nothing_to_time():
     assert max(shared[-8:]) <= max(shared[:8]) + 3
 
 
-def test_secrets_never_reach_error_bodies_logs_or_records(start_gateway, make_account, tmp_path):
+def test_secrets_never_reach_error_bodies_logs_or_records(own_gateway, make_account, tmp_path):
     log = tmp_path / "gateway.log"
-    gateway = start_gateway(log=log, LOG_LEVEL="DEBUG")
+    gateway = own_gateway(log=log, LOG_LEVEL="DEBUG")
     account = make_account()
     headers = {"authorization": f"Bearer {account.key}"}
 

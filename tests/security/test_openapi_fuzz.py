@@ -9,6 +9,7 @@ time, so the fuzzer reaches providers (the mock) and not only validation."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,11 @@ def gateway_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gateway(start_gateway: Any, gateway_log: Path) -> str:
+def gateway(start_gateway: Any, stop_gateway: Any, gateway_log: Path) -> Iterator[str]:
     """A gateway of its own, whose log a failure shows (a 5xx's traceback is there)."""
-    return str(start_gateway(log=gateway_log))
+    url = str(start_gateway(log=gateway_log))
+    yield url
+    stop_gateway(url)
 
 
 @pytest.fixture(scope="module")
