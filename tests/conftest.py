@@ -95,7 +95,6 @@ _gateway_procs: dict[str, Any] = {}  # by URL: the processes `start_gateway` sta
 def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[GatewayStarter]:
     """Starts a gateway process (uvicorn, the production ASGI app) on the test database; it
     runs to the end of the session unless `stop_gateway` stops it sooner."""
-    procs = _gateway_procs
     with django_db_blocker.unblock():
         database_url = _database_url()
 
@@ -119,13 +118,13 @@ def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[Gatewa
         }
         args = ["-m", "uvicorn", app, "--port", str(port), "--no-proxy-headers",
                 "--no-access-log", "--log-level", "warning"]  # fmt: skip
-        procs[url] = spawn(args, f"{url}/v1/models", env, log)
+        _gateway_procs[url] = spawn(args, f"{url}/v1/models", env, log)
         return url
 
     yield start
-    for proc in procs.values():
+    for proc in _gateway_procs.values():
         stop(proc)
-    procs.clear()
+    _gateway_procs.clear()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import gc
 import orjson
 
 from config.asgi_inference import application as inference
-from gateway.http import Receive, Scope, Send, send_bytes
+from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
@@ -20,6 +20,6 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
             "frozen": gc.get_freeze_count(),
             "young_threshold": gc.get_threshold()[0],
         }
-        await send_bytes(send, 200, orjson.dumps(reading), [(b"content-type", b"application/json")])
+        await send_bytes(send, 200, orjson.dumps(reading), JSON_HEADERS)
         return
     await inference(scope, receive, send)
