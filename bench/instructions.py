@@ -31,6 +31,11 @@ from pathlib import Path
 from bench import run
 
 IDLE_SECONDS = 5
+INFERENCE_APP = "config.asgi_inference:application"
+
+
+def _models(port: int) -> str:
+    return f"http://127.0.0.1:{port}/v1/models"  # answers once the gateway is ready
 
 
 @dataclass
@@ -61,22 +66,15 @@ def count(
     target: run.Target,
     app: str,
     port: int,
+    health: str,
     stream: bool,
     seconds: int,
     env: dict[str, str] | None = None,
     cwd: Path = run.ROOT,
 ) -> Count:
     out = tempfile.mktemp(prefix=f"callgrind-{name}-")
-    cmd = [
-        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no",
-        run.PY, "-m", "uvicorn", "--no-access-log", "--log-level", "warning",
-        "--no-proxy-headers", app, "--port", str(port),
-    ]  # fmt: skip
-    health = (
-        target.url.replace("/chat/completions", "/models")
-        if target.auth
-        else (f"http://127.0.0.1:{port}/health")
-    )
+    callgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no"]
+    cmd = [*callgrind, *run.UVICORN, app, "--port", str(port)]
     target.proc = run._start(run._pinned(run.SERVER_CORE, cmd), health, env, wait=300, cwd=cwd)
     try:
         run.wrk(target, stream, 16, 5)  # warm up: imports, caches, the key, the catalog
@@ -110,10 +108,7 @@ def main() -> None:
     parser.add_argument("--compare", metavar="REV", help="also count Gatewayz at this revision")
     args = parser.parse_args()
     base = "http://127.0.0.1:{}/v1/chat/completions"
-    subprocess.run(["redis-cli", "-n", "13", "flushdb"], check=True, capture_output=True)
-    subprocess.run(
-        ["redis-cli", "-n", str(run.BASELINE_REDIS_DB), "flushdb"], check=True, capture_output=True
-    )
+    run.redis_flush()
     key = run._gatewayz_setup()
     serve_upstream = [run.PY, "-m", "bench.upstream", "--port", str(run.UPSTREAM_PORT)]
     upstream = run._start(
@@ -125,9 +120,10 @@ def main() -> None:
     try:
         floor = run.Target("floor", base.format(run.FLOOR_PORT), "", "bench", "slow")
         gatewayz = run.Target("gatewayz", base.format(run.GATEWAYZ_PORT), key, "bench/model", "")
+        floor_health = f"http://127.0.0.1:{run.FLOOR_PORT}/health"
         jobs = [
-            (floor, "bench.floor:app", run.FLOOR_PORT, None, run.ROOT),
-            (gatewayz, "config.asgi_inference:application", run.GATEWAYZ_PORT,
+            (floor, "bench.floor:app", run.FLOOR_PORT, floor_health, None, run.ROOT),
+            (gatewayz, INFERENCE_APP, run.GATEWAYZ_PORT, _models(run.GATEWAYZ_PORT),
              run._gatewayz_env(), run.ROOT),
         ]  # fmt: skip
         if args.compare:
@@ -141,10 +137,13 @@ def main() -> None:
                 "",
             )
             env = run._gatewayz_env(db, tree, run.BASELINE_REDIS_DB)
-            jobs.append((other, "config.asgi_inference:application", run.BASELINE_PORT, env, tree))
-        for target, app, port, env, cwd in jobs:
+            port = run.BASELINE_PORT
+            jobs.append((other, INFERENCE_APP, port, _models(port), env, tree))
+        for target, app, port, health, env, cwd in jobs:
             target.body_files = {s: run._body_file(target.model, s) for s in (False, True)}
-            measured = count(target.name, target, app, port, args.stream, args.seconds, env, cwd)
+            measured = count(
+                target.name, target, app, port, health, args.stream, args.seconds, env, cwd
+            )
             counts.append(measured)
             print(f"{counts[-1].name}: {counts[-1].instructions_per_request:,.0f}", flush=True)
     finally:

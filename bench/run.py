@@ -46,6 +46,9 @@ BENCH_DB = "gatewayz_bench"
 # the two would share user ids' credit and limits, and one's usage consumer would write the
 # other's requests (into its own database, on its own CPU).
 BASELINE_REDIS_DB = 12
+REDIS_DB = 13  # the current tree's
+# How every server under test is run (with its app and port after these).
+UVICORN = [PY, "-m", "uvicorn", "--no-access-log", "--log-level", "warning", "--no-proxy-headers"]
 PROMPT = [{"role": "user", "content": "Say hello in twenty words."}]
 
 TTFB_RATE = 200  # streams/s for the open-loop time to first byte: below every server's limit
@@ -101,7 +104,9 @@ def _start(
     raise RuntimeError(f"{cmd} did not start; see {log.name}")
 
 
-def _gatewayz_env(db: str = BENCH_DB, root: Path = ROOT, redis_db: int = 13) -> dict[str, str]:
+def _gatewayz_env(
+    db: str = BENCH_DB, root: Path = ROOT, redis_db: int = REDIS_DB
+) -> dict[str, str]:
     return {
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "0",
@@ -127,7 +132,7 @@ def _gatewayz_env(db: str = BENCH_DB, root: Path = ROOT, redis_db: int = 13) -> 
     }
 
 
-def _gatewayz_setup(db: str = BENCH_DB, root: Path = ROOT, redis_db: int = 13) -> str:
+def _gatewayz_setup(db: str = BENCH_DB, root: Path = ROOT, redis_db: int = REDIS_DB) -> str:
     """Migrates the bench database (first time only), loads the catalog, returns a key."""
     env = {**os.environ, **_gatewayz_env(db, root, redis_db)}
     exists = subprocess.run(
@@ -164,6 +169,12 @@ def _gatewayz_setup(db: str = BENCH_DB, root: Path = ROOT, redis_db: int = 13) -
         text=True,
     )
     return out.stdout.strip().splitlines()[-1]
+
+
+def redis_flush() -> None:
+    """Empties the bench's own Redis databases: credit and limits start afresh."""
+    for db in (REDIS_DB, BASELINE_REDIS_DB):
+        subprocess.run(["redis-cli", "-n", str(db), "flushdb"], check=True, capture_output=True)
 
 
 def _body_file(model: str, stream: bool) -> str:
@@ -284,8 +295,7 @@ def main() -> None:
         sys.exit("wrk is missing: apt-get install wrk")
 
     base = "http://127.0.0.1:{}/v1/chat/completions"
-    for db in (13, BASELINE_REDIS_DB):  # the bench's own: credit and limits start afresh
-        subprocess.run(["redis-cli", "-n", str(db), "flushdb"], check=True, capture_output=True)
+    redis_flush()
     key = _gatewayz_setup()
     targets = [
         Target("direct", base.format(UPSTREAM_PORT), "", "bench", "slow"),
@@ -326,15 +336,6 @@ def main() -> None:
     for t in targets:
         t.body_files = {False: _body_file(t.model, False), True: _body_file(t.model, True)}
 
-    uvicorn = [
-        PY,
-        "-m",
-        "uvicorn",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--no-proxy-headers",
-    ]
     procs = []
     # Postgres and Redis share the load generator's core: the server's core is its own.
     services = procstat.pin(procstat.by_name("postgres", "redis-server"), LOAD_CORE)
@@ -346,14 +347,14 @@ def main() -> None:
         procs.append(upstream)
         targets[0].proc = upstream
         targets[1].proc = _start(
-            _pinned(SERVER_CORE, [*uvicorn, "bench.floor:app", "--port", str(FLOOR_PORT)]),
+            _pinned(SERVER_CORE, [*UVICORN, "bench.floor:app", "--port", str(FLOOR_PORT)]),
             f"http://127.0.0.1:{FLOOR_PORT}/health",
         )
         targets[2].proc = _start(
             _pinned(
                 # The inference workers' entry point: what serves /v1/ in production.
                 SERVER_CORE,
-                [*uvicorn, "config.asgi_inference:application", "--port", str(GATEWAYZ_PORT)],
+                [*UVICORN, "config.asgi_inference:application", "--port", str(GATEWAYZ_PORT)],
             ),
             f"http://127.0.0.1:{GATEWAYZ_PORT}/v1/models",
             _gatewayz_env(),
@@ -364,7 +365,7 @@ def main() -> None:
             targets[3].proc = _start(
                 _pinned(
                     SERVER_CORE,
-                    [*uvicorn, "config.asgi_inference:application", "--port", str(BASELINE_PORT)],
+                    [*UVICORN, "config.asgi_inference:application", "--port", str(BASELINE_PORT)],
                 ),
                 f"http://127.0.0.1:{BASELINE_PORT}/v1/models",
                 _gatewayz_env(f"{BENCH_DB}_{rev}", tree, BASELINE_REDIS_DB),
