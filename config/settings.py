@@ -298,6 +298,12 @@ GATEWAYZ_UPSTREAM_BUDGET_SECONDS = env_float("GATEWAYZ_UPSTREAM_BUDGET_SECONDS",
 GATEWAYZ_RETRY_ROUNDS = env_int("GATEWAYZ_RETRY_ROUNDS", 1, minimum=0)
 GATEWAYZ_RETRY_BACKOFF_SECONDS = env_float("GATEWAYZ_RETRY_BACKOFF_SECONDS", 0.25)
 GATEWAYZ_RETRY_AFTER_MAX_SECONDS = env_float("GATEWAYZ_RETRY_AFTER_MAX_SECONDS", 5.0)
+# A provider × model × credential that answered 429 is skipped for its Retry-After, or this
+# long when it gave none (gateway.cooling); a 429 never counts against a breaker.
+GATEWAYZ_COOLING_SECONDS = env_float("GATEWAYZ_COOLING_SECONDS", 2.0)
+# A request that finds every deployment half-open with a probe out waits this long at most
+# for the probe's verdict, instead of being refused at once.
+GATEWAYZ_PROBE_WAIT_SECONDS = env_float("GATEWAYZ_PROBE_WAIT_SECONDS", 5.0)
 # Circuit breakers per provider × model (gateway.breakers).
 GATEWAYZ_BREAKER = {
     "failures": env_int("GATEWAYZ_BREAKER_FAILURES", 5, minimum=1),

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 HASH = "gwz:cb"
 REFRESH_SECONDS = 1.0
+VERDICT_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,11 @@ class Breaker:
             return None if now >= self.retry_at() else False
         return None if now >= self.probe_until else False
 
+    def probing(self, now: float) -> bool:
+        """Half-open with a probe out: its verdict is due within moments, so a request
+        may wait for it rather than be refused."""
+        return self.state == HALF_OPEN and now < self.probe_until
+
 
 def transition(b: Breaker, ok: bool, count: int, now: float, p: Policy, error: str) -> Breaker:
     """`count` outcomes, all successes or all failures, recorded at `now`."""
@@ -115,10 +121,21 @@ def _opened(b: Breaker, now: float, cooldown: float) -> Breaker:
 
 
 def probe_claimed(b: Breaker, now: float, p: Policy) -> Breaker | None:
-    """The breaker with a probe out, or None when no probe may go now."""
+    """The breaker with a probe out, or None when no probe may go now. The successes of
+    earlier probes still count: half-open closes after `successes` probes in a row."""
     if b.routable(now) is not None:
         return None
-    return replace(b, state=HALF_OPEN, probe_until=now + p.probe_seconds, probe_successes=0)
+    successes = b.probe_successes if b.state == HALF_OPEN else 0
+    return replace(b, state=HALF_OPEN, probe_until=now + p.probe_seconds, probe_successes=successes)
+
+
+def probe_returned(b: Breaker) -> Breaker | None:
+    """A probe that said nothing of the deployment's health (the provider asked us to slow
+    down, the request itself was refused, the customer's own key was used): the next
+    request may probe at once instead of waiting `probe_seconds` for it."""
+    if b.state != HALF_OPEN or not b.probe_until:
+        return None
+    return replace(b, probe_until=0.0)
 
 
 def breaker_key(provider: str, model: str) -> str:
@@ -157,18 +174,21 @@ class Board:
         self.pending_successes: dict[str, int] = {}
         self.refreshed_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
+        # Set (and replaced) whenever this process's view changes: wakes the requests that
+        # wait for a probe's verdict.
+        self._changed = asyncio.Event()
 
     def get(self, key: str) -> Breaker | None:
         return self.breakers.get(key)
 
-    def stale(self) -> bool:
-        return self.wire is not None and time.monotonic() - self.refreshed_at > REFRESH_SECONDS
+    def stale(self, max_age: float = REFRESH_SECONDS) -> bool:
+        return self.wire is not None and time.monotonic() - self.refreshed_at > max_age
 
-    async def fresh(self) -> None:
+    async def fresh(self, max_age: float = REFRESH_SECONDS) -> None:
         """Makes sure the view is at most a second old: at most one read of Redis per
         second per process, shared by the requests that arrive meanwhile. (Callers on the
         hot path check `stale()` first: most requests need not even start a coroutine.)"""
-        if not self.stale():
+        if not self.stale(max_age):
             return
         if self._refreshing is None or self._refreshing.done():
             self.refreshed_at = time.monotonic()
@@ -189,6 +209,7 @@ class Board:
             self.raw = {k.decode(): v for k, v in raw.items()}
             self.breakers = {k: _load(v) for k, v in self.raw.items()}
             self.refreshed_at = time.monotonic()
+            self._announce()
         except RedisWireError as exc:
             redis_link.lost(exc)
         except Exception:
@@ -203,6 +224,8 @@ class Board:
             current = _load(expected)
             changed = change(current)
             if changed is None:
+                if expected != self.raw.get(key, b""):  # learnt from a refused write
+                    self._view(key, expected, current)
                 return None
             value = _dump(changed)
             written = True
@@ -216,11 +239,7 @@ class Board:
                     if not written:
                         expected = reply[1]
                         continue
-            if value:
-                self.raw[key], self.breakers[key] = value, changed
-            else:
-                self.raw.pop(key, None)
-                self.breakers.pop(key, None)
+            self._view(key, value, changed)
             return changed
         raise RuntimeError(f"the breaker {key} kept changing under us")
 
@@ -243,6 +262,37 @@ class Board:
             await self._record(key, ok, 1, error)
         except Exception:
             log.exception("recording an outcome of %s failed", key)
+
+    def _view(self, key: str, value: bytes, breaker: Breaker) -> None:
+        if value:
+            self.raw[key], self.breakers[key] = value, breaker
+        else:
+            self.raw.pop(key, None)
+            self.breakers.pop(key, None)
+        self._announce()
+
+    def _announce(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def verdict(self, keys: list[str], until: float) -> None:
+        """Waits until a probe of one of `keys` has reported (here, or in another process:
+        Redis is reread every VERDICT_POLL_SECONDS meanwhile), or until `until`
+        (monotonic). Only requests that found every deployment probing wait here."""
+        while (left := until - time.monotonic()) > 0:
+            now = time.time()
+            if not all((b := self.breakers.get(k)) is not None and b.probing(now) for k in keys):
+                return
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(VERDICT_POLL_SECONDS, left))
+            except TimeoutError:
+                await self.fresh(max_age=VERDICT_POLL_SECONDS)
+
+    async def return_probe(self, key: str) -> None:
+        try:
+            await self.update(key, probe_returned)
+        except Exception:
+            log.exception("returning a probe of %s failed", key)
 
     async def claim_probe(self, key: str) -> bool:
         p, now = policy(), time.time()

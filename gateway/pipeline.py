@@ -53,6 +53,7 @@ from gateway.upstream_call import (
     stream_broke,
     throughput_measure,
 )
+from gateway.upstream_errors import UpstreamFailure
 from monitoring.metrics import request_record, request_record_unsettled
 from monitoring.services import RequestOutcome
 from providers.byok import with_own_keys
@@ -299,6 +300,8 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         if slotted:
             upstream_slots.release()
         failure = exc if isinstance(exc, GatewayError) else internal_error(exc)
+        if isinstance(failure, UpstreamFailure):  # staff find the provider's words by it
+            failure.message = f"{failure.message} Request id: {request_id}."
         outcome.status = failure.status
         outcome.error_type = failure.code or failure.type
         outcome.total_latency_ms = _ms_since(started)

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import math
 import random
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -20,24 +19,19 @@ import aiohttp
 import orjson
 from django.conf import settings
 
-from gateway.breakers import board, breaker_key
+from gateway.breakers import Board, board, breaker_key
+from gateway.cooling import cooling_left, cooling_start
 from gateway.errors import GatewayError
 from gateway.routing import stats_of
 from gateway.upstream import UpstreamError, upstream_session, upstream_timeout
+from gateway.upstream_errors import UpstreamFailure, upstream_failure
 from monitoring.services import RequestOutcome
 from providers.adapters import anthropic, gemini, openai
-from providers.adapters.openai import error_message
 from providers.catalog import CatalogModel, Deployment
 
 log = logging.getLogger(__name__)
 
 UpstreamRequest = tuple[str, dict[str, str], bytes]  # url, headers, body
-
-# Gemini's reasons for a 400 that is about our account there, not about the request.
-GEMINI_ACCOUNT_FAILURES = re.compile(rb"API_KEY_INVALID|FAILED_PRECONDITION|API_KEY_EXPIRED")
-# Failures that say nothing about the request: another deployment may well succeed.
-FAILOVER_STATUSES = frozenset({401, 402, 403, 404, 408, 409, 425, 429})
-CREDENTIAL_STATUSES = frozenset({401, 402, 403})
 
 
 @dataclass(slots=True)
@@ -67,51 +61,6 @@ class UpstreamAnswer:
             if rest:
                 yield rest
             raise
-
-
-def _failure(
-    status: int, deployment: Deployment, body: bytes, headers: Mapping[str, str]
-) -> GatewayError:
-    if status in CREDENTIAL_STATUSES or (
-        status == 400 and deployment.protocol == "gemini" and GEMINI_ACCOUNT_FAILURES.search(body)
-    ):
-        # About our account there, not the request; and providers quote part of the key
-        # they were sent ("Incorrect API key provided: sk-***abcd"): never the client's to see.
-        # Gemini answers a bad key or an unserved region with 400, not 401/403.
-        if deployment.byok:  # the customer's own key: theirs to fix, and to read about
-            return GatewayError(
-                502,
-                f"The provider failed: {deployment.provider} refused your own key ({status}): "
-                f"{error_message(body)}",
-                type="upstream_error",
-                code="byok_key_refused",
-            )
-        return GatewayError(
-            502,
-            f"The provider failed: {deployment.provider} refused Gatewayz's account ({status}).",
-            type="upstream_error",
-            code="upstream_error",
-        )
-    message = f"{deployment.provider}: {error_message(body)}"
-    if status == 429:
-        retry_after = headers.get("retry-after")
-        extra = [(b"retry-after", retry_after.encode())] if retry_after else []
-        return GatewayError(
-            429,
-            f"The provider is rate limiting: {message}",
-            type="rate_limit_error",
-            code="upstream_rate_limited",
-            headers=extra,
-        )
-    if status in FAILOVER_STATUSES or status >= 500:
-        return GatewayError(
-            502,
-            f"The provider failed: {message}",
-            type="upstream_error",
-            code="upstream_error",
-        )
-    # The provider's 4xx about the request itself, passed through with its message.
-    return GatewayError(status, message, type="invalid_request_error", code="upstream_rejected")
 
 
 def chat_request(
@@ -150,21 +99,25 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return seconds if 0 <= seconds < 1e6 else None
 
 
-def _attempt_record(deployment: Deployment, model: str, status: int, ms: float, error: str) -> dict:
+def _attempt_record(
+    deployment: Deployment, model: str, status: int, ms: float, error: GatewayError | None = None
+) -> dict:
     record = {
         "provider": deployment.provider,
         "model": model,
         "status": status,
         "latency_ms": round(ms, 1),
-        "error": error,
+        "error": (error.code or "") if error is not None else "",
     }
+    if isinstance(error, UpstreamFailure) and error.detail:
+        record["detail"] = error.detail[:1000]  # the provider's own words, for staff
     if deployment.byok:
         record["byok"] = True
     return record
 
 
 async def _try(
-    deployment: Deployment, request: UpstreamRequest, stream: bool
+    deployment: Deployment, model_id: str, request: UpstreamRequest, stream: bool
 ) -> tuple[UpstreamAnswer | _Failed, int]:
     """One attempt: the answer (with its body or first block read), or why it failed, and the
     provider's status (0: it never answered). Bounded by the provider's timeouts alone: a
@@ -180,7 +133,9 @@ async def _try(
         latency_ms = (time.perf_counter() - started) * 1000
         if response.status != 200:
             body = await _error_body(response)
-            failure = _failure(response.status, deployment, body, response.headers)
+            failure = upstream_failure(
+                response.status, deployment, model_id, body, response.headers
+            )
             transient = _transient(response.status) and failure.code != "upstream_rejected"
             retry_after = _retry_after(response.headers) if response.status == 429 else None
             return _Failed(failure, transient, retry_after), response.status
@@ -200,7 +155,7 @@ async def _try(
         error = GatewayError(
             504,
             f"{deployment.provider} did not answer in time.",
-            type="timeout",
+            type="server_error",
             code="upstream_timeout",
         )
     except (aiohttp.ClientError, ValueError):
@@ -210,7 +165,7 @@ async def _try(
             f"{deployment.provider} sent an incomplete or invalid response."
             if answered
             else f"{deployment.provider} could not be reached.",
-            type="upstream_error",
+            type="server_error",
             code="upstream_invalid_response" if answered else "upstream_unavailable",
         )
     if response is not None:
@@ -251,10 +206,33 @@ def _circuit_open(retry_at: float) -> GatewayError:
     return GatewayError(
         503,
         f"Every provider of this model is failing; its circuit is open. Retry in {wait} s.",
-        type="upstream_error",
+        type="server_error",
         code="provider_circuit_open",
         headers=[(b"retry-after", str(wait).encode())],
     )
+
+
+def _cooling(seconds: float) -> GatewayError:
+    wait = max(1, math.ceil(seconds))
+    return GatewayError(
+        429,
+        f"Every provider of this model is rate limiting; retry after {wait} s.",
+        type="rate_limit_error",
+        code="upstream_rate_limited",
+        headers=[(b"retry-after", str(wait).encode())],
+    )
+
+
+Candidate = tuple[CatalogModel, Deployment]
+
+
+@dataclass(slots=True)
+class _Round:
+    """What one pass over the candidates left to do."""
+
+    again: list[Candidate]  # failed transiently, or cooling: worth another try after a pause
+    probing: list[Candidate]  # half-open with another request's probe out
+    wait_hint: float | None = None  # the longest Retry-After (or cooling) among `again`
 
 
 async def route_call(
@@ -266,90 +244,162 @@ async def route_call(
     GATEWAYZ_UPSTREAM_BUDGET_SECONDS have passed; each attempt by the provider's timeouts.
     Each attempt is appended to `attempts`.
 
-    Skipped: deployments whose circuit is open, and those whose protocol cannot carry the
-    request (`build` refuses with a 400; if all do, the first refusal is the answer). An
-    error about the request itself (a provider's 400) is returned at once."""
+    Skipped: deployments whose circuit is open; those cooling after a 429 (retried once
+    they have cooled, if that is soon); those whose protocol cannot carry the request
+    (`build` refuses with a 400; if all do, the first refusal is the answer). When what is
+    left is half-open with another request's probe out, the request waits for its verdict
+    (GATEWAYZ_PROBE_WAIT_SECONDS at most) rather than be refused. An error about the request
+    itself (a provider's 400) is returned at once."""
     breakers = board()
     if breakers.stale():
         await breakers.fresh()
-    deadline = time.monotonic() + settings.GATEWAYZ_UPSTREAM_BUDGET_SECONDS
-    last: _Failed | None = None
-    refusal: GatewayError | None = None
-    open_until: float | None = None  # the soonest an open circuit may be probed
+    call = _Call(breakers, build, stream, attempts)
     todo = [(model, d) for model, deployments in route for d in deployments]
-    for round_ in range(settings.GATEWAYZ_RETRY_ROUNDS + 1):
-        again = []
-        wait_hint: float | None = None  # the longest Retry-After of a failure worth retrying
-        for model, deployment in todo:
-            remaining = deadline - time.monotonic()
-            if len(attempts) >= settings.GATEWAYZ_MAX_ATTEMPTS or remaining <= 0:
-                break
-            key = breaker_key(deployment.provider, model.family)
-            breaker = breakers.get(key)
-            if breaker is not None:
-                routable = breaker.routable(time.time())
-                if routable is None:
-                    routable = await breakers.claim_probe(key)
-                if not routable:
-                    at = breaker.retry_at()
-                    open_until = at if open_until is None else min(open_until, at)
-                    continue
-            try:
-                request = build(model, deployment)
-            except GatewayError as exc:
-                refusal = refusal or exc
-                continue
-            if request is None:
-                continue
-            started = time.perf_counter()
-            stats = stats_of(deployment.provider, model.family)
-            stats.in_flight += 1
-            try:
-                result, status = await _try(deployment, request, stream)
-            finally:
-                stats.in_flight -= 1
-            ms = (time.perf_counter() - started) * 1000
-            if isinstance(result, UpstreamAnswer):
-                attempts.append(_attempt_record(deployment, model.id, 200, ms, ""))
-                stats.latency_add(result.latency_ms)
-                if breaker is not None and not deployment.byok:
-                    await breakers.record(key, True)
-                result.model = model
-                return result
-            error = result.error
-            attempts.append(_attempt_record(deployment, model.id, status, ms, error.code or ""))
-            if error.code == "upstream_rejected":
-                raise error  # about the request: no other provider would take it either
-            log.info("%s at %s failed: %s", model.id, deployment.provider, error.message)
-            if not deployment.byok:  # a customer's own key (its quota, its refusal) says
-                # nothing of the provider's health: it must not cut the provider off for all
-                await breakers.record(key, False, f"{status or error.code}: {error.message}")
-            last = result
-            if result.transient:
-                again.append((model, deployment))
-                if result.retry_after is not None:
-                    wait_hint = max(wait_hint or 0.0, result.retry_after)
-        if not again or len(attempts) >= settings.GATEWAYZ_MAX_ATTEMPTS or last is None:
+    probe_wait_until = time.monotonic() + settings.GATEWAYZ_PROBE_WAIT_SECONDS
+    retries = settings.GATEWAYZ_RETRY_ROUNDS
+    round_ = 0
+    while True:
+        outcome = await call.round(todo)
+        if isinstance(outcome, UpstreamAnswer):
+            return outcome
+        if outcome.probing and not outcome.again and time.monotonic() < probe_wait_until:
+            keys = [breaker_key(d.provider, m.family) for m, d in outcome.probing]
+            await breakers.verdict(keys, min(probe_wait_until, call.deadline))
+            todo = outcome.probing
+            continue
+        if not outcome.again or retries <= 0 or call.spent():
             break
-        if (wait_hint or 0.0) > settings.GATEWAYZ_RETRY_AFTER_MAX_SECONDS:
+        if (outcome.wait_hint or 0.0) > settings.GATEWAYZ_RETRY_AFTER_MAX_SECONDS:
             break  # the provider wants longer than a client should wait: say so instead
-        pause = _backoff(round_, wait_hint)
-        if time.monotonic() + pause >= deadline:
+        pause = _backoff(round_, outcome.wait_hint)
+        if time.monotonic() + pause >= call.deadline:
             break
         await asyncio.sleep(pause)
-        todo = again
-    if last is not None:
-        raise last.error
-    if refusal is not None:
-        raise refusal
-    if open_until is not None:
-        raise _circuit_open(open_until)
-    raise GatewayError(
-        503,
-        "No provider is available for this model.",
-        type="upstream_error",
-        code="no_provider_available",
-    )
+        retries, round_ = retries - 1, round_ + 1
+        todo = outcome.again + outcome.probing
+    raise call.final_error()
+
+
+class _Call:
+    """One request's attempts over its candidates, and what they taught."""
+
+    def __init__(
+        self, breakers: Board, build: ModelRequestBuilder, stream: bool, attempts: list[dict]
+    ) -> None:
+        self.breakers, self.build, self.stream, self.attempts = breakers, build, stream, attempts
+        self.deadline = time.monotonic() + settings.GATEWAYZ_UPSTREAM_BUDGET_SECONDS
+        self.last: _Failed | None = None
+        self.refusal: GatewayError | None = None
+        self.open_until: float | None = None  # the soonest an open circuit may be probed
+        self.cooled_in: float | None = None  # the soonest a cooling deployment is back
+
+    def spent(self) -> bool:
+        return len(self.attempts) >= settings.GATEWAYZ_MAX_ATTEMPTS
+
+    def final_error(self) -> GatewayError:
+        if self.last is not None:
+            return self.last.error
+        if self.cooled_in is not None:
+            return _cooling(self.cooled_in)
+        if self.refusal is not None:
+            return self.refusal
+        if self.open_until is not None:
+            return _circuit_open(self.open_until)
+        return GatewayError(
+            503,
+            "No provider is available for this model.",
+            type="server_error",
+            code="no_provider_available",
+        )
+
+    async def _gate(self, key: str) -> tuple[bool, bool]:
+        """(may this request use the deployment, did it claim the breaker's probe)."""
+        breaker = self.breakers.get(key)
+        if breaker is None:
+            return True, False
+        routable = breaker.routable(time.time())
+        if routable is not None:
+            return routable, False
+        claimed = await self.breakers.claim_probe(key)
+        return claimed, claimed
+
+    async def round(self, todo: list[Candidate]) -> UpstreamAnswer | _Round:
+        result = _Round([], [])
+        for model, deployment in todo:
+            if self.spent() or time.monotonic() >= self.deadline:
+                break
+            cooling = cooling_left(deployment, model.family)
+            if cooling:
+                result.again.append((model, deployment))
+                result.wait_hint = max(result.wait_hint or 0.0, cooling)
+                self.cooled_in = min(self.cooled_in or cooling, cooling)
+                continue
+            key = breaker_key(deployment.provider, model.family)
+            allowed, probe = await self._gate(key)
+            if not allowed:
+                breaker = self.breakers.get(key)
+                if breaker is not None and breaker.probing(time.time()):
+                    result.probing.append((model, deployment))
+                elif breaker is not None:
+                    at = breaker.retry_at()
+                    self.open_until = at if self.open_until is None else min(self.open_until, at)
+                continue
+            answer = await self._attempt(model, deployment, key, probe, result)
+            if answer is not None:
+                return answer
+        return result
+
+    async def _attempt(
+        self, model: CatalogModel, deployment: Deployment, key: str, probe: bool, result: _Round
+    ) -> UpstreamAnswer | None:
+        try:
+            request = self.build(model, deployment)
+        except GatewayError as exc:
+            self.refusal = self.refusal or exc
+            request = None
+        if request is None:
+            if probe:
+                await self.breakers.return_probe(key)
+            return None
+        started = time.perf_counter()
+        stats = stats_of(deployment.provider, model.family)
+        stats.in_flight += 1
+        try:
+            outcome, status = await _try(deployment, model.id, request, self.stream)
+        finally:
+            stats.in_flight -= 1
+        ms = (time.perf_counter() - started) * 1000
+        if isinstance(outcome, UpstreamAnswer):
+            self.attempts.append(_attempt_record(deployment, model.id, 200, ms))
+            stats.latency_add(outcome.latency_ms)
+            if deployment.byok:
+                if probe:
+                    await self.breakers.return_probe(key)
+            elif self.breakers.get(key) is not None:
+                await self.breakers.record(key, True)
+            outcome.model = model
+            return outcome
+        error = outcome.error
+        self.attempts.append(_attempt_record(deployment, model.id, status, ms, error))
+        # What says nothing of the provider's health never counts against its breaker: the
+        # request's own fault, a customer's own key (its quota, its refusal), a 429 (one
+        # account asked to slow down: it cools instead, gateway.cooling).
+        counts = not deployment.byok and status != 429 and error.code != "upstream_rejected"
+        if counts:
+            await self.breakers.record(key, False, f"{status or error.code}: {error.message}")
+        elif probe:
+            await self.breakers.return_probe(key)
+        if status == 429:
+            cooling_start(deployment, model.family, outcome.retry_after)
+        if error.code == "upstream_rejected":
+            raise error  # about the request: no other provider would take it either
+        log.info("%s at %s failed: %s", model.id, deployment.provider, error.message)
+        self.last = outcome
+        if outcome.transient:
+            result.again.append((model, deployment))
+            if outcome.retry_after is not None:
+                result.wait_hint = max(result.wait_hint or 0.0, outcome.retry_after)
+        return None
 
 
 # What a served request tells about its deployment once it is over (passive health).

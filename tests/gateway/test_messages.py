@@ -282,7 +282,7 @@ def _assert_anthropic_error(response: httpx.Response, status: int, kind: str) ->
          400, "invalid_request_error"),
         ({"model": "nope/nothing", "max_tokens": 10,
           "messages": [{"role": "user", "content": "x"}]}, 404, "not_found_error"),
-        ({"model": "test/claude", "max_tokens": 10,
+        ({"model": "test/throttled-claude", "max_tokens": 10,
           "messages": [{"role": "user", "content": _mock(status=429, retry_after=7)}]}, 429,
          "rate_limit_error"),
     ],

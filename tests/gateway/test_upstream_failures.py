@@ -14,9 +14,14 @@ from billing.models import CreditAccount
 from tests.support.waits import settled
 
 
-def _ask(gateway: str, key: str, directive: dict | None = None, **extra) -> httpx.Response:
+def _ask(
+    gateway: str, key: str, directive: dict | None = None, model: str = "", **extra
+) -> httpx.Response:
     content = "!mock " + json.dumps(directive) if directive else "hello"
-    body = {"model": "test/echo", "messages": [{"role": "user", "content": content}], **extra}
+    # A 429 cools the deployment in this gateway process: it gets a model of its own.
+    throttled = directive and directive.get("status") == 429
+    model = model or ("test/throttled-echo" if throttled else "test/echo")
+    body = {"model": model, "messages": [{"role": "user", "content": content}], **extra}
     return httpx.post(f"{gateway}/v1/chat/completions", json=body,
                       headers={"authorization": f"Bearer {key}"}, timeout=10)  # fmt: skip
 
@@ -56,6 +61,10 @@ def test_it_maps_provider_failures_to_gateway_errors(
 
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
+    # OpenAI's types: a 5xx is a server_error
+    assert response.json()["error"]["type"] == (
+        "rate_limit_error" if status == 429 else "server_error"
+    )
     if status == 429:
         assert response.headers["retry-after"] == "7"
     log = settled(response.headers["x-request-id"])
@@ -126,3 +135,42 @@ def test_it_settles_a_stream_the_client_abandons_for_all_the_provider_produced(
     log = settled(request_id)
     assert (log.status, log.completion_tokens) == (200, 30)
     assert _balance(account) == (Decimal("10") - log.cost, 0)
+
+
+# What providers put in their errors: our organisation, our limits, their own model ids.
+LEAKY = (
+    "Rate limit reached for echo-internal-v2 in organization org-Q8mZ3xYp1 on tokens per "
+    "min (TPM): Limit 30000, Used 29950, key sk-proj-abcd****wxyz"
+)
+
+
+@pytest.mark.parametrize("status", [429, 500, 401])
+def test_a_providers_own_words_reach_staff_not_the_customer(gateway, make_account, status):
+    account = make_account()
+
+    model = "test/throttled-leaky" if status == 429 else "test/echo"
+    response = _ask(gateway, account.key, {"status": status, "message": LEAKY}, model=model)
+
+    error = response.json()["error"]
+    request_id = response.headers["x-request-id"]
+    # Ours: the provider's name, what kind of answer it gave, and the request id to quote.
+    assert "mock" in error["message"] and request_id in error["message"]
+    ours = error["message"].replace(request_id, "")  # an id's digits may be anything
+    for secret in ("org-Q8mZ3xYp1", "30000", "echo-internal-v2", "sk-proj", "Used"):
+        assert secret not in ours
+    if status != 429:
+        assert f"{str(status)[0]}xx" in error["message"]
+    # The provider's words are kept for staff, in the request log's attempts.
+    assert settled(request_id).attempts[0]["detail"] == LEAKY
+
+
+def test_a_providers_complaint_about_the_request_reaches_the_client_scrubbed(gateway, make_account):
+    account = make_account()
+    message = "max_tokens is too large for model echo in organization org-Q8mZ3xYp1 (limit 8)"
+
+    response = _ask(gateway, account.key, {"status": 400, "message": message})
+
+    assert response.status_code == 400
+    text = response.json()["error"]["message"]
+    assert "max_tokens is too large for model test/echo" in text  # the model the client named
+    assert "org-Q8mZ3xYp1" not in text and "[redacted]" in text

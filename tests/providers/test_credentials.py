@@ -324,9 +324,10 @@ def test_a_refused_own_key_with_nowhere_else_to_go_says_so(gateway, make_account
     deadline = time.monotonic() + 5
     while (error := _try_refused(refused)) is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert error is not None and error.status_code == 502
+    # The customer's own key is the customer's to fix: a 4xx naming the provider and the key.
+    assert isinstance(error, openai.PermissionDeniedError) and error.status_code == 403
     assert error.body["code"] == "byok_key_refused"
-    assert "refused your own key (401)" in error.body["message"]
+    assert "mock refused your own mock key (401)" in error.body["message"]
 
 
 def _try_refused(refused):  # type: ignore[no-untyped-def]
