@@ -15,6 +15,7 @@ from gateway.embeddings import embeddings
 from gateway.errors import GatewayError, anthropic_error_body
 from gateway.health import health_live, health_ready
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
+from gateway.ids import request_id_new
 from gateway.images import images_generations
 from gateway.messages import count_tokens, messages
 from gateway.models_api import model_retrieve, models_list
@@ -113,9 +114,10 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
                 code="internal_error",
             )
         if path.startswith("/v1/messages"):  # Anthropic's clients read Anthropic's shape
-            await send_bytes(
-                send, error.status, anthropic_error_body(error), JSON_HEADERS + error.headers
-            )
+            request_id = request_id_new()  # every answer there names its request
+            named = [(b"request-id", request_id.encode()), (b"x-request-id", request_id.encode())]
+            body = anthropic_error_body(error, request_id)
+            await send_bytes(send, error.status, body, JSON_HEADERS + error.headers + named)
         else:
             await send_error(send, error, [])
     finally:

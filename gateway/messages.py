@@ -1,6 +1,8 @@
 """POST /v1/messages (Anthropic's Messages API) on the shared request path: to
 Anthropic-protocol providers natively, to OpenAI-protocol providers through
-gateway.translate; errors in Anthropic's shape. And POST /v1/messages/count_tokens."""
+gateway.translate; answered as Anthropic's API answers: errors in its shape with a
+`request_id`, a `request-id` header, `anthropic-ratelimit-*` headers, and a 400 without
+`anthropic-version`. And POST /v1/messages/count_tokens."""
 
 from __future__ import annotations
 
@@ -11,9 +13,18 @@ import orjson
 from django.conf import settings
 
 from gateway.auth import authenticate, key_allows_model
-from gateway.errors import GatewayError, anthropic_error_body, not_found
-from gateway.http import JSON_HEADERS, Receive, Scope, Send, read_body, send_bytes
-from gateway.pipeline import ClientApi, Headers, answer_json, internal_error, send_priced, serve
+from gateway.errors import GatewayError, anthropic_error_body, bad_request, not_found
+from gateway.http import JSON_HEADERS, Receive, Scope, Send, header, read_body, send_bytes
+from gateway.ids import request_id_new
+from gateway.limits import Admission
+from gateway.pipeline import (
+    ClientApi,
+    Headers,
+    answer_json,
+    internal_error,
+    send_priced,
+    serve,
+)
 from gateway.relay_stream import usage_estimate, usage_record
 from gateway.relay_translated import (
     MessagesEncoder,
@@ -26,12 +37,7 @@ from gateway.translate.anthropic_openai import (
     messages_to_chat,
     usage_from_anthropic,
 )
-from gateway.upstream_call import (
-    UpstreamAnswer,
-    UpstreamRequest,
-    chat_request,
-    route_call,
-)
+from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request, route_call
 from gateway.validation_messages import (
     FORWARDED_BETAS,
     messages_body_parse,
@@ -42,7 +48,7 @@ from providers.adapters import anthropic
 from providers.catalog import CatalogModel, Deployment, catalog_holder
 
 
-def _client_headers(scope: Scope) -> dict[str, str]:
+def client_headers(scope: Scope) -> dict[str, str]:
     """The client's `anthropic-version`, and those of its betas that change no price."""
     headers: dict[str, str] = {}
     for name, value in scope["headers"]:
@@ -72,12 +78,27 @@ class MessagesApi(ClientApi):
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
     ) -> UpstreamRequest | None:
         if deployment.protocol == "anthropic":
-            return anthropic.messages_request(body, deployment, _client_headers(scope))
+            return anthropic.messages_request(body, deployment, client_headers(scope))
         chat = messages_to_chat(body, reasoning="reasoning" in model.capabilities)
         return chat_request(chat, deployment, int(body["max_tokens"]))
 
-    def error_body(self, error: GatewayError) -> bytes:
-        return anthropic_error_body(error)
+    def error_body(self, error: GatewayError, request_id: str) -> bytes:
+        return anthropic_error_body(error, request_id)
+
+    def id_headers(self, request_id: str) -> Headers:
+        # Anthropic's `request-id`, and `x-request-id` as on every other route.
+        value = request_id.encode()
+        return [(b"request-id", value), (b"x-request-id", value)]
+
+    def limit_headers(self, admission: Admission) -> Headers:
+        return admission.anthropic_headers()
+
+    def headers_check(self, scope: Scope) -> None:
+        # Anthropic's API refuses a request without it (its SDKs always send it); the
+        # version is passed on to Anthropic-protocol providers.
+        version = header(scope, b"anthropic-version")
+        if version is None or not version.strip():
+            raise bad_request("anthropic-version: header is required")
 
     async def relay(
         self,
@@ -144,8 +165,11 @@ def _estimate_tokens(body: dict[str, Any]) -> int:
 async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
     """Exact from an Anthropic-protocol provider's own counter; an estimate otherwise,
     marked `x-gatewayz-token-count: estimate`. Free, like Anthropic's."""
+    request_id = request_id_new()
+    named = MESSAGES.id_headers(request_id)
     try:
         identity = await authenticate(scope)
+        MESSAGES.headers_check(scope)
         raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
         body = messages_body_parse(raw, counting=True)
         model = (await catalog_holder.get()).resolve(body["model"])
@@ -155,21 +179,21 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
         if not any(d.protocol == "anthropic" for d in model.deployments):
             estimate = orjson.dumps({"input_tokens": _estimate_tokens(body)})
             extra = [(b"x-gatewayz-token-count", b"estimate")]
-            await send_bytes(send, 200, estimate, JSON_HEADERS + extra)
+            await send_bytes(send, 200, estimate, JSON_HEADERS + extra + named)
             return
-        client_headers = _client_headers(scope)
+        forwarded = client_headers(scope)
 
         def build(model: CatalogModel, deployment: Deployment) -> UpstreamRequest | None:
             if deployment.protocol != "anthropic":
                 return None
             upstream = {k: v for k, v in body.items() if k in COUNTED_FIELDS}
-            url, headers, _ = anthropic.messages_request(upstream, deployment, client_headers)
+            url, headers, _ = anthropic.messages_request(upstream, deployment, forwarded)
             upstream["model"] = deployment.upstream_model_id
             return url + "/count_tokens", headers, orjson.dumps(upstream)
 
         answer = await route_call([(model, model.deployments)], build, False, [])
         answer.response.release()
-        await send_bytes(send, 200, answer.body, JSON_HEADERS)
+        await send_bytes(send, 200, answer.body, JSON_HEADERS + named)
     except Exception as exc:
         error = exc if isinstance(exc, GatewayError) else internal_error(exc)
-        await send_bytes(send, error.status, anthropic_error_body(error), JSON_HEADERS)
+        await MESSAGES.send_error(send, error, named, request_id)
