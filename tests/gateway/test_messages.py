@@ -401,7 +401,7 @@ def test_every_answer_names_its_request_and_every_error_body_carries_it(gateway,
     assert wrong_method.json()["request_id"] == _named(wrong_method.headers)
 
 
-@pytest.mark.parametrize("path", ["/v1/messages"])
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
 def test_a_request_without_anthropic_version_is_refused_as_anthropic_does(gateway, make_account,
                                                                          path):  # fmt: skip
     account = make_account(credit=Decimal("1"))
