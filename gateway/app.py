@@ -11,12 +11,14 @@ import asyncio
 import logging
 
 from gateway.chat import chat_completions
+from gateway.count_tokens import count_tokens
 from gateway.embeddings import embeddings
 from gateway.errors import GatewayError, anthropic_error_body
 from gateway.health import health_live, health_ready
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
+from gateway.ids import request_id_new
 from gateway.images import images_generations
-from gateway.messages import count_tokens, messages
+from gateway.messages import messages
 from gateway.models_api import model_retrieve, models_list
 from gateway.responses import responses
 from gateway.runtime import runtime_ensure_started
@@ -24,7 +26,7 @@ from monitoring.metrics import CONTENT_TYPE, REQUESTS_IN_FLIGHT, metrics_page
 
 log = logging.getLogger(__name__)
 
-# The paths served by gateway.pipeline: what `gatewayz_requests_in_flight` counts.
+# The paths served by gateway.pipeline's steps: what `gatewayz_requests_in_flight` counts.
 INFERENCE_PATHS = frozenset(
     (
         "/v1/chat/completions",
@@ -32,6 +34,7 @@ INFERENCE_PATHS = frozenset(
         "/v1/images/generations",
         "/v1/responses",
         "/v1/messages",
+        "/v1/messages/count_tokens",
     )
 )
 
@@ -113,9 +116,10 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
                 code="internal_error",
             )
         if path.startswith("/v1/messages"):  # Anthropic's clients read Anthropic's shape
-            await send_bytes(
-                send, error.status, anthropic_error_body(error), JSON_HEADERS + error.headers
-            )
+            request_id = request_id_new()  # every answer there names its request
+            named = [(b"request-id", request_id.encode()), (b"x-request-id", request_id.encode())]
+            body = anthropic_error_body(error, request_id)
+            await send_bytes(send, error.status, body, JSON_HEADERS + error.headers + named)
         else:
             await send_error(send, error, [])
     finally:

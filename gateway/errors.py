@@ -52,10 +52,15 @@ ANTHROPIC_TYPES = {
 }
 
 
-def anthropic_error_body(error: GatewayError) -> bytes:
-    """The same error in Anthropic's shape: {"type": "error", "error": {"type", "message"}}."""
+def anthropic_error_body(error: GatewayError, request_id: str | None = None) -> bytes:
+    """The same error in Anthropic's shape: {"type": "error", "error": {"type", "message"},
+    "request_id"}; the request's id as its `request-id` header says it (a stream's error
+    event has none, as Anthropic's have none)."""
     kind = ANTHROPIC_TYPES.get(error.status, "api_error")
-    return orjson.dumps({"type": "error", "error": {"type": kind, "message": error.message}})
+    body: dict[str, object] = {"type": "error", "error": {"type": kind, "message": error.message}}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return orjson.dumps(body)
 
 
 def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> GatewayError:

@@ -1,5 +1,6 @@
 """Rate limits: what applies to a request, the counters that enforce them, the 429 and the
-`x-ratelimit-*` headers.
+rate-limit headers (OpenAI's `x-ratelimit-*`; Anthropic's `anthropic-ratelimit-*` on its
+route).
 
 Enforcement is atomic with the credit hold: in Redis, one script checks every limit and the
 credit, then counts the request in all of them or in none (billing.redis_credit, ADMIT); so
@@ -22,6 +23,7 @@ that lost its data and the restarts of an embedded process.
 from __future__ import annotations
 
 import calendar
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -119,12 +121,13 @@ class PlannedLimit:
 
 @dataclass(frozen=True, slots=True)
 class HeaderGroup:
-    """One family of x-ratelimit-* headers (requests or tokens): the header names, and the
+    """One family of rate-limit headers (requests or tokens): the header names, and the
     limits it may report (the tightest one at the time is reported)."""
 
-    names: tuple[bytes, bytes, bytes]  # limit, remaining, reset
+    names: tuple[bytes, bytes, bytes]  # limit, remaining, reset: OpenAI's x-ratelimit-*
     indices: tuple[int, ...]  # into the plan's limits
     caps: tuple[bytes, ...]  # each limit's cap, as the header says it
+    anthropic_names: tuple[bytes, bytes, bytes]  # the same, as Anthropic names them
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +164,13 @@ def plan_for(
                 b"x-ratelimit-remaining-" + suffix,
                 b"x-ratelimit-reset-" + suffix,
             )
+            anthropic_names = (
+                b"anthropic-ratelimit-" + suffix + b"-limit",
+                b"anthropic-ratelimit-" + suffix + b"-remaining",
+                b"anthropic-ratelimit-" + suffix + b"-reset",
+            )
             caps = tuple(str(planned[i].limit.cap).encode() for i in indices)
-            groups.append(HeaderGroup(names, indices, caps))
+            groups.append(HeaderGroup(names, indices, caps, anthropic_names))
     return LimitPlan(tuple(planned), tuple(groups))
 
 
@@ -279,6 +287,32 @@ class Admission:
                 (reset_name, b"%ds" % math.ceil(window - self.admitted_at % window)),
             )
         return out
+
+    def anthropic_headers(self) -> list[tuple[bytes, bytes]]:
+        """The same limits under Anthropic's names (`anthropic-ratelimit-*`), the reset as
+        the RFC 3339 instant the window ends, as Anthropic gives it, not a duration."""
+        out: list[tuple[bytes, bytes]] = []
+        remaining = self.remaining
+        for group in self.plan.header_groups:
+            at = 0
+            if len(group.indices) > 1:
+                at = min(range(len(group.indices)), key=lambda j: remaining[group.indices[j]])
+            i = group.indices[at]
+            reset_at = self.plan.limits[i].reset_at(self.admitted_at)
+            limit_name, remaining_name, reset_name = group.anthropic_names
+            out += (
+                (limit_name, group.caps[at]),
+                (remaining_name, str(max(remaining[i], 0)).encode()),
+                (reset_name, _instant(int(reset_at))),
+            )
+        return out
+
+
+@functools.lru_cache(maxsize=16)
+def _instant(at: int) -> bytes:
+    """A UTC instant in RFC 3339 (Anthropic's reset headers). Windows end on whole minutes,
+    hours or days: the few instants in use are formatted once each."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)).encode()
 
 
 def micro_credits(amount: Decimal) -> int:

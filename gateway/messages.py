@@ -1,19 +1,19 @@
 """POST /v1/messages (Anthropic's Messages API) on the shared request path: to
 Anthropic-protocol providers natively, to OpenAI-protocol providers through
-gateway.translate; errors in Anthropic's shape. And POST /v1/messages/count_tokens."""
+gateway.translate; answered as Anthropic's API answers: errors in its shape with a
+`request_id`, a `request-id` header, `anthropic-ratelimit-*` headers, and a 400 without
+`anthropic-version`. (Its count_tokens: gateway.count_tokens.)"""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
-from django.conf import settings
 
-from gateway.auth import authenticate, key_allows_model
-from gateway.errors import GatewayError, anthropic_error_body, not_found
-from gateway.http import JSON_HEADERS, Receive, Scope, Send, read_body, send_bytes
-from gateway.pipeline import ClientApi, Headers, answer_json, internal_error, send_priced, serve
+from gateway.errors import GatewayError, anthropic_error_body, bad_request
+from gateway.http import Receive, Scope, Send, header
+from gateway.limits import Admission
+from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.relay_stream import usage_estimate, usage_record
 from gateway.relay_translated import (
     MessagesEncoder,
@@ -26,12 +26,7 @@ from gateway.translate.anthropic_openai import (
     messages_to_chat,
     usage_from_anthropic,
 )
-from gateway.upstream_call import (
-    UpstreamAnswer,
-    UpstreamRequest,
-    chat_request,
-    route_call,
-)
+from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation_messages import (
     FORWARDED_BETAS,
     messages_body_parse,
@@ -39,10 +34,10 @@ from gateway.validation_messages import (
 )
 from monitoring.services import RequestOutcome
 from providers.adapters import anthropic
-from providers.catalog import CatalogModel, Deployment, catalog_holder
+from providers.catalog import CatalogModel, Deployment
 
 
-def _client_headers(scope: Scope) -> dict[str, str]:
+def client_headers(scope: Scope) -> dict[str, str]:
     """The client's `anthropic-version`, and those of its betas that change no price."""
     headers: dict[str, str] = {}
     for name, value in scope["headers"]:
@@ -72,12 +67,27 @@ class MessagesApi(ClientApi):
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
     ) -> UpstreamRequest | None:
         if deployment.protocol == "anthropic":
-            return anthropic.messages_request(body, deployment, _client_headers(scope))
+            return anthropic.messages_request(body, deployment, client_headers(scope))
         chat = messages_to_chat(body, reasoning="reasoning" in model.capabilities)
         return chat_request(chat, deployment, int(body["max_tokens"]))
 
-    def error_body(self, error: GatewayError) -> bytes:
-        return anthropic_error_body(error)
+    def error_body(self, error: GatewayError, request_id: str) -> bytes:
+        return anthropic_error_body(error, request_id)
+
+    def id_headers(self, request_id: str) -> Headers:
+        # Anthropic's `request-id`, and `x-request-id` as on every other route.
+        value = request_id.encode()
+        return [(b"request-id", value), (b"x-request-id", value)]
+
+    def limit_headers(self, admission: Admission) -> Headers:
+        return admission.anthropic_headers()
+
+    def headers_check(self, scope: Scope) -> None:
+        # Anthropic's API refuses a request without it (its SDKs always send it); the
+        # version is passed on to Anthropic-protocol providers.
+        version = header(scope, b"anthropic-version")
+        if version is None or not version.strip():
+            raise bad_request("anthropic-version: header is required")
 
     async def relay(
         self,
@@ -129,47 +139,3 @@ MESSAGES = MessagesApi()
 
 async def messages(scope: Scope, receive: Receive, send: Send) -> None:
     await serve(MESSAGES, scope, receive, send)
-
-
-# What Anthropic's count_tokens takes (it refuses other fields).
-COUNTED_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
-
-
-def _estimate_tokens(body: dict[str, Any]) -> int:
-    """~4 bytes of prompt per token: for models whose provider has no counting endpoint."""
-    counted = {k: body.get(k) for k in ("system", "messages", "tools") if body.get(k)}
-    return max(1, math.ceil(len(orjson.dumps(counted)) / 4))
-
-
-async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
-    """Exact from an Anthropic-protocol provider's own counter; an estimate otherwise,
-    marked `x-gatewayz-token-count: estimate`. Free, like Anthropic's."""
-    try:
-        identity = await authenticate(scope)
-        raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
-        body = messages_body_parse(raw, counting=True)
-        model = (await catalog_holder.get()).resolve(body["model"])
-        if model is None or model.kind != "chat":
-            raise not_found(f"The model '{body['model']}' does not exist.", code="model_not_found")
-        key_allows_model(identity, body["model"], model.id)
-        if not any(d.protocol == "anthropic" for d in model.deployments):
-            estimate = orjson.dumps({"input_tokens": _estimate_tokens(body)})
-            extra = [(b"x-gatewayz-token-count", b"estimate")]
-            await send_bytes(send, 200, estimate, JSON_HEADERS + extra)
-            return
-        client_headers = _client_headers(scope)
-
-        def build(model: CatalogModel, deployment: Deployment) -> UpstreamRequest | None:
-            if deployment.protocol != "anthropic":
-                return None
-            upstream = {k: v for k, v in body.items() if k in COUNTED_FIELDS}
-            url, headers, _ = anthropic.messages_request(upstream, deployment, client_headers)
-            upstream["model"] = deployment.upstream_model_id
-            return url + "/count_tokens", headers, orjson.dumps(upstream)
-
-        answer = await route_call([(model, model.deployments)], build, False, [])
-        answer.response.release()
-        await send_bytes(send, 200, answer.body, JSON_HEADERS)
-    except Exception as exc:
-        error = exc if isinstance(exc, GatewayError) else internal_error(exc)
-        await send_bytes(send, error.status, anthropic_error_body(error), JSON_HEADERS)

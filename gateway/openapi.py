@@ -58,7 +58,7 @@ COMPONENTS: dict[str, Schema] = {
     },
     "AnthropicError": {
         "type": "object",
-        "required": ["type", "error"],
+        "required": ["type", "error", "request_id"],
         "properties": {
             "type": {"type": "string", "enum": ["error"]},
             "error": {
@@ -66,6 +66,7 @@ COMPONENTS: dict[str, Schema] = {
                 "required": ["type", "message"],
                 "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
             },
+            "request_id": {"type": "string", "description": "As the `request-id` header."},
         },
     },
     "ChatMessage": {
@@ -320,24 +321,34 @@ def _errors(shape: str, codes: dict[str, str]) -> dict[str, Schema]:
     }
 
 
+# Anthropic's API requires it (its SDKs always send it); without it: a 400.
+ANTHROPIC_VERSION = {
+    "name": "anthropic-version",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "enum": ["2023-06-01"]},
+}
+
+
 def _post(summary: str, request: str, answer: Schema, *, shape: str = "OpenAIError",
           stream: bool = False, tag: str = "inference") -> Schema:  # fmt: skip
     ok = _json(answer)
     if stream:
         ok["text/event-stream"] = {"schema": _ref("ServerSentEvent")}
-    return {
-        "post": {
-            "operationId": summary.lower().replace(" ", "_"),
-            "summary": summary,
-            "tags": [tag],
-            "security": [{"gatewayzKey": []}, {"anthropicKey": []}],
-            "requestBody": {"required": True, "content": _json(_ref(request))},
-            "responses": {
-                "200": {"description": "Served.", "content": ok},
-                **_errors(shape, OPENAI_ERRORS),
-            },
-        }
+    operation = {
+        "operationId": summary.lower().replace(" ", "_"),
+        "summary": summary,
+        "tags": [tag],
+        "security": [{"gatewayzKey": []}, {"anthropicKey": []}],
+        "requestBody": {"required": True, "content": _json(_ref(request))},
+        "responses": {
+            "200": {"description": "Served.", "content": ok},
+            **_errors(shape, OPENAI_ERRORS),
+        },
     }
+    if shape == "AnthropicError":
+        operation["parameters"] = [ANTHROPIC_VERSION]
+    return {"post": operation}
 
 
 PATHS: dict[str, Schema] = {

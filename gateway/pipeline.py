@@ -114,13 +114,30 @@ class ClientApi(ABC):
     ) -> None:
         """Sends the provider's answer in the client's protocol, metering it in `outcome`."""
 
-    def error_body(self, error: GatewayError) -> bytes:
+    def error_body(self, error: GatewayError, request_id: str) -> bytes:
         """The error in the client's protocol: OpenAI's shape unless the API says otherwise."""
         return error.body()
 
-    async def send_error(self, send: Send, error: GatewayError, extra: Headers) -> None:
+    def id_headers(self, request_id: str) -> Headers:
+        """The headers that name the request in every answer: OpenAI's `x-request-id`."""
+        return [(b"x-request-id", request_id.encode())]
+
+    def limit_headers(self, admission: Admission) -> Headers:
+        """An admitted request's rate-limit headers: OpenAI's `x-ratelimit-*`."""
+        return admission.headers()
+
+    def headers_check(self, scope: Scope) -> None:
+        """Refuses (raise GatewayError) a request that lacks a header the API requires."""
+        return  # OpenAI's APIs require none
+
+    async def send_error(
+        self, send: Send, error: GatewayError, extra: Headers, request_id: str
+    ) -> None:
         await send_bytes(
-            send, error.status, self.error_body(error), JSON_HEADERS + error.headers + extra
+            send,
+            error.status,
+            self.error_body(error, request_id),
+            JSON_HEADERS + error.headers + extra,
         )
 
     async def fail(
@@ -128,7 +145,7 @@ class ClientApi(ABC):
     ) -> None:
         """Answers with `error` after the provider answered (so nothing is charged)."""
         outcome.status, outcome.error_type = error.status, error.code or error.type
-        await self.send_error(send, error, headers)
+        await self.send_error(send, error, headers, outcome.request_id)
 
 
 def answer_json(answer: UpstreamAnswer) -> tuple[dict[str, Any], int]:
@@ -248,11 +265,11 @@ async def _route(api: ClientApi, body: dict[str, Any], identity: KeyIdentity) ->
 async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
     request_id = request_id_new()
-    id_header = [(b"x-request-id", request_id.encode())]
+    id_header = api.id_headers(request_id)
     try:
         identity = await authenticate(scope)
     except GatewayError as error:
-        await api.send_error(send, error, id_header)
+        await api.send_error(send, error, id_header, request_id)
         request_record_unsettled(api.endpoint, error.status, _ms_since(started) / 1000)
         return
 
@@ -270,6 +287,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         total_latency_ms=0.0,
     )
     try:
+        api.headers_check(scope)
         raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
         body = api.parse(raw)
         outcome.requested_model = loggable(body["model"])
@@ -305,8 +323,8 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         outcome.status = failure.status
         outcome.error_type = failure.code or failure.type
         outcome.total_latency_ms = _ms_since(started)
-        limit_headers = admission.headers() if admission is not None else []
-        await api.send_error(send, failure, id_header + limit_headers)
+        limit_headers = api.limit_headers(admission) if admission is not None else []
+        await api.send_error(send, failure, id_header + limit_headers, request_id)
         request_record(outcome, family)
         await credit_gate().settle(outcome, admission)
         return
@@ -319,7 +337,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         *id_header,
         (b"x-gatewayz-provider", answer.deployment.provider.encode()),
         (b"x-gatewayz-model", served.id.encode()),
-        *admission.headers(),
+        *api.limit_headers(admission),
     ]
     progress = _Progress(send)
     try:
@@ -330,7 +348,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         outcome.status, outcome.error_type = 500, "internal_error"
         answer.response.release()
         if not progress.started:
-            await api.send_error(send, internal_error(exc), headers)
+            await api.send_error(send, internal_error(exc), headers, request_id)
         else:
             log.error("relaying %s failed", request_id, exc_info=exc)
             if not progress.ended:

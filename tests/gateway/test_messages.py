@@ -348,3 +348,70 @@ def test_a_provider_error_before_any_content_costs_nothing(gateway, make_account
     log = settled(request_id)
     assert (log.status, log.cost) == (502, 0)
     assert CreditAccount.objects.get(user=account.user).balance == Decimal("1")
+
+
+def _named(headers: httpx.Headers) -> str:
+    """The request's id, as Anthropic's API names it: `request-id`, also `x-request-id`."""
+    request_id = headers["request-id"]
+    assert request_id.startswith("req_") and headers["x-request-id"] == request_id
+    return request_id
+
+
+def test_every_answer_names_its_request_and_every_error_body_carries_it(gateway, make_account):
+    account = make_account(credit=Decimal("1"))
+    broke = make_account(credit=Decimal("0"))
+    client = _client(gateway, account.key)
+    say = [{"role": "user", "content": "hi"}]
+
+    served = client.messages.with_raw_response.create(model="test/claude", max_tokens=10,
+                                                      messages=say)  # type: ignore[arg-type]  # fmt: skip
+    assert settled(_named(served.headers)).status == 200
+    with client.messages.stream(model="test/echo", max_tokens=10, messages=say) as stream:  # type: ignore[arg-type]
+        stream.get_final_message()
+        assert settled(_named(stream.response.headers)).stream
+    counted = client.messages.with_raw_response.count_tokens(model="test/claude", messages=say)  # type: ignore[arg-type]
+    _named(counted.headers)
+
+    refusals: list[tuple[type[anthropic.APIStatusError], Any]] = [
+        (anthropic.AuthenticationError,  # refused before the key is known
+         lambda: _client(gateway, "gw_live_" + "x" * 43).messages.create(
+             model="test/claude", max_tokens=10, messages=say)),
+        (anthropic.NotFoundError, lambda: client.messages.create(
+            model="nope/nothing", max_tokens=10, messages=say)),
+        (anthropic.BadRequestError, lambda: client.messages.create(
+            model="test/claude", max_tokens=0, messages=say)),
+        (anthropic.APIStatusError, lambda: _client(gateway, broke.key).messages.create(  # 402
+            model="test/claude", max_tokens=10, messages=say)),
+        (anthropic.RateLimitError, lambda: client.messages.create(  # the provider's 429
+            model="test/claude", max_tokens=10,
+            messages=[{"role": "user", "content": _mock(status=429, retry_after=7)}])),
+        (anthropic.NotFoundError, lambda: client.messages.count_tokens(
+            model="nope/nothing", messages=say)),
+    ]  # fmt: skip
+    for kind, call in refusals:
+        with pytest.raises(kind) as caught:
+            call()
+        error = caught.value
+        assert error.body["request_id"] == _named(error.response.headers) == error.request_id  # type: ignore[index]
+        assert set(error.body) == {"type", "error", "request_id"}  # type: ignore[arg-type]
+    assert caught.value.status_code == 404
+    # Refused by the router, before any request path: named all the same.
+    wrong_method = httpx.get(f"{gateway}/v1/messages")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["request_id"] == _named(wrong_method.headers)
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_a_request_without_anthropic_version_is_refused_as_anthropic_does(gateway, make_account,
+                                                                         path):  # fmt: skip
+    account = make_account(credit=Decimal("1"))
+    body = {"model": "test/claude", "max_tokens": 10,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+
+    response = httpx.post(f"{gateway}{path}", json=body, headers={"x-api-key": account.key})
+
+    _assert_anthropic_error(response, 400, "invalid_request_error")
+    assert response.json()["error"]["message"] == "anthropic-version: header is required"
+    log = settled(_named(response.headers))
+    assert (log.status, log.cost, log.provider) == (400, 0, "")
+    assert CreditAccount.objects.get(user=account.user).balance == Decimal("1")

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import anthropic
 import httpx
 import pytest
 from django.conf import settings
@@ -74,19 +76,37 @@ def test_requests_per_hour_are_counted_and_the_tightest_limit_is_shown(gateway, 
     assert 1 <= int(answers[2].headers["retry-after"]) <= 3600
 
 
-def test_the_anthropic_route_refuses_in_anthropics_shape(gateway, make_account):
+def test_the_anthropic_route_shows_and_refuses_as_anthropic_does(gateway, make_account):
+    """Anthropic's header names (`anthropic-ratelimit-*`, the reset an RFC 3339 instant), no
+    `x-ratelimit-*`, and its 429 with `retry-after` and the request's id. (Updated: this
+    asserted Anthropic's error body without the `request_id` Anthropic's API gives.)"""
     account = _limited(make_account, rpm=1)
     _clear_of_minute_end()
-    body = {"model": "test/echo", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
-    headers = {"x-api-key": account.key, "anthropic-version": "2023-06-01"}
+    client = anthropic.Anthropic(base_url=gateway, api_key=account.key, max_retries=0)
+    body: dict[str, Any] = {"model": "test/echo", "max_tokens": 10,
+                            "messages": [{"role": "user", "content": "x"}]}  # fmt: skip
 
-    first = httpx.post(f"{gateway}/v1/messages", json=body, headers=headers)
-    second = httpx.post(f"{gateway}/v1/messages", json=body, headers=headers)
+    first = client.messages.with_raw_response.create(**body)
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        client.messages.create(**body)
 
-    assert first.status_code == 200 and second.status_code == 429
-    assert second.json() == {"type": "error", "error": {
-        "type": "rate_limit_error", "message": second.json()["error"]["message"]}}  # fmt: skip
-    assert "retry-after" in second.headers
+    shown = first.headers
+    assert (shown["anthropic-ratelimit-requests-limit"],
+            shown["anthropic-ratelimit-requests-remaining"]) == ("1", "0")  # fmt: skip
+    reset = datetime.fromisoformat(shown["anthropic-ratelimit-requests-reset"])
+    assert reset.tzinfo is not None and reset.timestamp() % 60 == 0
+    assert 0 < reset.timestamp() - time.time() <= 60
+    assert shown["anthropic-ratelimit-tokens-limit"] == "2000000"  # the default tpm
+    assert int(shown["anthropic-ratelimit-tokens-remaining"]) < 2_000_000
+    assert datetime.fromisoformat(shown["anthropic-ratelimit-tokens-reset"]) == reset
+    assert not [name for name in shown if name.startswith("x-ratelimit-")]
+    error = refused.value
+    assert error.body == {"type": "error", "request_id": error.response.headers["request-id"],
+                          "error": {"type": "rate_limit_error",
+                                    "message": error.body["error"]["message"]}}  # fmt: skip
+    assert "1 requests per minute" in error.message
+    assert 1 <= int(error.response.headers["retry-after"]) <= 60
+    assert not [name for name in error.response.headers if name.startswith("x-ratelimit-")]
 
 
 def test_tokens_count_the_estimate_then_the_actual(gateway, make_account):

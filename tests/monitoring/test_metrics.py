@@ -1,5 +1,5 @@
 """The inference path's Prometheus metrics, read from /metrics over HTTP around requests made
-with the official openai SDK: each request moves its counters by exactly its own amounts.
+with the official openai SDK (anthropic's for count_tokens): each request moves its counters by exactly its own amounts.
 
 The shared gateway (`config.asgi`) answers /metrics with Django's view (django-prometheus),
 which shows the gateway's metrics from the same process; the inference workers
@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.smoke
 
 INFERENCE_APP = "config.asgi_inference:application"
 CHAT = "chat.completions"
+COUNT = "messages.count_tokens"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -111,6 +113,31 @@ def test_a_completion_is_counted_with_its_tokens_cost_and_attempt(gateway, make_
     # No first token is timed for a whole answer.
     ttft = "gatewayz_time_to_first_token_seconds_count"
     assert _moved(before, after, ttft, provider="mock") == 0
+
+
+def test_a_token_count_is_counted_under_its_own_endpoint_with_no_tokens(gateway, make_account):
+    """count_tokens calls providers on our account: counted, its attempts too; billed
+    nothing, so no tokens or cost move."""
+    account = make_account()
+    client = anthropic.Anthropic(base_url=gateway, api_key=account.key, max_retries=0)
+    say = [{"role": "user", "content": "count me"}]
+    before = _scrape(gateway)
+
+    client.messages.count_tokens(model="test/claude", messages=say)  # type: ignore[arg-type]
+
+    labels = {"endpoint": COUNT, "model": "test/claude", "provider": "mock-anthropic"}
+    after = _after(gateway, before, **labels, status="200")
+    ok = {"provider": "mock-anthropic", "outcome": "ok"}
+    assert _moved(before, after, "gatewayz_upstream_attempts_total", **ok) == 1
+    plain = {"endpoint": COUNT, "stream": "false"}
+    assert _moved(before, after, "gatewayz_request_duration_seconds_count", **plain) == 1
+    model = {"model": "test/claude", "provider": "mock-anthropic"}
+    assert _moved(before, after, "gatewayz_tokens_total", **model, kind="prompt") == 0
+    assert _moved(before, after, "gatewayz_cost_credits_total", **model) == 0
+    # A refused one is counted too, with no model (none was served).
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.count_tokens(model="nope/nothing", messages=say)  # type: ignore[arg-type]
+    _after(gateway, after, endpoint=COUNT, model="", provider="", status="404")
 
 
 def test_a_stream_is_counted_with_its_time_to_first_token(gateway, make_account):
