@@ -16,19 +16,30 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0  # the part of prompt_tokens read from the provider's cache
-    cache_write_tokens: int = 0  # the part of prompt_tokens written to it (Anthropic)
+    cache_write_tokens: int = 0  # the part of prompt_tokens written to it
+    # The part of cache_write_tokens written for an hour (Anthropic's `ttl: "1h"`, dearer than
+    # the default five minutes); only providers that report the split fill it in.
+    cache_write_1h_tokens: int = 0
+
+
+def cache_write_1h_price(deployment: Deployment) -> Decimal:
+    """An hour's cache write never costs less than five minutes' (unset: the same price)."""
+    return max(deployment.cache_write_1h_price, deployment.cache_write_price)
 
 
 def usage_cost(usage: Usage, deployment: Deployment) -> Decimal:
     cached = min(usage.cached_tokens, usage.prompt_tokens)
     written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+    written_1h = min(usage.cache_write_1h_tokens, written)
     uncached = usage.prompt_tokens - cached - written
     micro = (
         uncached * deployment.input_price
         + cached * deployment.cached_input_price
-        + written * deployment.cache_write_price
+        + (written - written_1h) * deployment.cache_write_price
         + usage.completion_tokens * deployment.output_price
     )
+    if written_1h:
+        micro += written_1h * cache_write_1h_price(deployment)
     # Prices carry ≤ 6 places, so dividing by 10^6 is exact within 12 places.
     return micro / PER_MILLION
 
@@ -41,7 +52,7 @@ def hold_amount(*, body_bytes: int, max_output_tokens: int, deployment: Deployme
     """
     # Any prompt token may turn out to be a cache write, dearer than a plain input token.
     prompt_price = max(
-        deployment.input_price, deployment.cache_write_price, deployment.cached_input_price
+        deployment.input_price, cache_write_1h_price(deployment), deployment.cached_input_price
     )
     micro = body_bytes * prompt_price + max_output_tokens * deployment.output_price
     return micro / PER_MILLION

@@ -68,7 +68,11 @@ class MessagesApi(ClientApi):
     ) -> UpstreamRequest | None:
         if deployment.protocol == "anthropic":
             return anthropic.messages_request(body, deployment, client_headers(scope))
-        chat = messages_to_chat(body, reasoning="reasoning" in model.capabilities)
+        chat = messages_to_chat(
+            body,
+            reasoning="reasoning" in model.capabilities,
+            cache_control=deployment.cache_control,
+        )
         return chat_request(chat, deployment, int(body["max_tokens"]))
 
     def error_body(self, error: GatewayError, request_id: str) -> bytes:

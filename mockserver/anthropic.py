@@ -23,9 +23,15 @@ Deterministic answer:
   text blocks joined with a single space; messages holding only tool results are
   skipped, as OpenAI's chat keeps those in messages of their own);
 * ``input_tokens`` = (system prompt, if any: words + 3) + sum over messages of (words in
-  its text + 3), where a message's text is its text blocks and its tool results' text;
-  ``cache_read_input_tokens`` / ``cache_creation_input_tokens`` come on top (as in the API,
-  where they are not part of ``input_tokens``);
+  its text + 3), where a message's text is its text blocks and its tool results' text
+  (tools count nothing);
+* prompt caching (``mockserver.prompt_cache``): when blocks carry ``cache_control`` the
+  first request with a given prefix writes it (``cache_creation_input_tokens``, split by TTL
+  in ``cache_creation``), a repeat reads it (``cache_read_input_tokens``), and
+  ``input_tokens`` is what remains, as in the API; more than 4 marks, or a mark that is not
+  ``{"type": "ephemeral"}`` with ``ttl`` "5m" or "1h", is a 400. The directive's
+  ``cached_tokens`` / ``cache_creation_tokens`` override it: those figures come on top of
+  ``input_tokens``;
 * with thinking enabled a ``thinking`` block comes first: ``"Thinking about: " + <text>``
   (or the ``thinking`` directive), signed with ``signature`` = base64(sha256(text));
 * ``output_tokens`` = words of thinking + words of text (+ words of the tool input JSON
@@ -88,6 +94,7 @@ from mockserver.common import (
     tool_arguments,
     words,
 )
+from mockserver.prompt_cache import PrefixWalk, prompt_cache
 
 MODELS = (
     ("echo", "Echo", "2025-01-01T00:00:00Z"),
@@ -221,6 +228,7 @@ class _Request:
     tool_choice: str
     forced_tool: str | None
     directive: dict[str, Any] = field(default_factory=dict)
+    cache: PrefixWalk | None = None  # the prompt's blocks, when one carries cache_control
 
 
 def _said(blocks: list[dict[str, Any]]) -> str:
@@ -442,6 +450,53 @@ def _check_thinking(body: dict[str, Any], max_tokens: int | None) -> bool:
     return True
 
 
+_MAX_MARKS = 4
+
+
+def _check_mark(block: dict[str, Any], where: str) -> None:
+    mark = block.get("cache_control")
+    if mark is None:
+        return
+    if not isinstance(mark, dict) or mark.get("type") != "ephemeral":
+        raise _invalid(f"{where}.cache_control.ephemeral.type: Input should be 'ephemeral'")
+    if mark.get("ttl", "5m") not in ("5m", "1h"):
+        raise _invalid(f"{where}.cache_control.ephemeral.ttl: Input should be '5m' or '1h'")
+
+
+def _cache_walk(body: dict[str, Any], model: str) -> PrefixWalk | None:
+    """The prompt's blocks in the API's order (tools, system, messages), each with its tokens
+    under the counting rule of the module docstring; None when no block is marked."""
+    walk = PrefixWalk(model)
+
+    def block(item: dict[str, Any], tokens: int, where: str) -> None:
+        _check_mark(item, where)
+        walk.block(item, tokens)
+
+    for i, tool in enumerate(body.get("tools") or []):
+        block(tool, 0, f"tools.{i}")
+    system = body.get("system")
+    if isinstance(system, str):
+        walk.block({"type": "text", "text": system}, words(system) + 3)
+    elif isinstance(system, list):
+        walk.overhead("system", 3)
+        for i, item in enumerate(system):
+            block(item, words(item["text"]), f"system.{i}")
+    for i, message in enumerate(body["messages"]):
+        walk.overhead(message["role"], 3)
+        content = message.get("content")
+        if isinstance(content, str):
+            walk.block({"type": "text", "text": content}, words(content))
+            continue
+        for j, item in enumerate(content):
+            block(item, words(_text_of_blocks([item])), f"messages.{i}.content.{j}")
+    if walk.marks > _MAX_MARKS:
+        raise _invalid(
+            f"A maximum of {_MAX_MARKS} blocks with cache_control may be provided. "
+            f"Found {walk.marks}."
+        )
+    return walk if walk.marks else None
+
+
 def parse_request(raw: bytes, count_only: bool = False) -> _Request:
     try:
         body = orjson.loads(raw)
@@ -490,6 +545,7 @@ def parse_request(raw: bytes, count_only: bool = False) -> _Request:
         tool_choice=choice,
         forced_tool=forced,
         directive=directive,
+        cache=_cache_walk(body, model) if b'"cache_control"' in raw else None,
     )
 
 
@@ -554,12 +610,21 @@ def _answer(req: _Request, scope: Scope) -> _Answer:
     output = (words(thinking) if thinking else 0) + (words(text) if text else 0)
     if tool is not None:
         output += words(tool[3]) + 5
-    creation = d.get("cache_creation_tokens", 0)
+    creation, read, creation_1h = d.get("cache_creation_tokens", 0), d.get("cached_tokens", 0), 0
+    fresh = d.get("prompt_tokens", req.prompt_tokens)
+    if req.cache is not None and not {"cache_creation_tokens", "cached_tokens"} & d.keys():
+        # Marked blocks: the prompt cache decides (a directive's figures win, for tests).
+        cached = prompt_cache.settle(req.cache)
+        creation, read, creation_1h = cached.write, cached.read, cached.write_1h
+        fresh = max(fresh - read - creation, 0)  # input_tokens leaves the cached part out
     usage = {
-        "input_tokens": d.get("prompt_tokens", req.prompt_tokens),
+        "input_tokens": fresh,
         "cache_creation_input_tokens": creation,
-        "cache_read_input_tokens": d.get("cached_tokens", 0),
-        "cache_creation": {"ephemeral_5m_input_tokens": creation, "ephemeral_1h_input_tokens": 0},
+        "cache_read_input_tokens": read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": creation - creation_1h,
+            "ephemeral_1h_input_tokens": creation_1h,
+        },
         "output_tokens": d.get("completion_tokens", output),
         "service_tier": "standard",
     }

@@ -9,7 +9,12 @@ Behaviour is deterministic so tests can assert exact figures:
   contents are reduced to their text parts joined with a single space);
 * ``prompt_tokens`` = sum over messages of (words in its text + 3);
 * ``completion_tokens`` = words in the reply (tool calls: words in the
-  arguments JSON + 5), times ``n``.
+  arguments JSON + 5), times ``n``;
+* content parts and tools carrying Anthropic's ``cache_control`` are cached the way
+  OpenRouter caches them for the models it caches explicitly (``mockserver.prompt_cache``):
+  the first request with a given prefix writes it, a repeat reads it;
+  ``prompt_tokens_details`` then says ``cached_tokens`` (read) and ``cache_write_tokens``
+  (written), both part of ``prompt_tokens``. A directive's ``cached_tokens`` overrides it.
 
 Faults are switched per request (so tests can run in parallel) by a last user
 message of the form ``!mock {"json": "object"}``; see ``common.CHAT_DIRECTIVES``
@@ -58,6 +63,7 @@ from mockserver.common import (
     split_even,
     split_reply,
 )
+from mockserver.prompt_cache import PrefixWalk, prompt_cache
 
 MODELS = ("echo", "gpt-4o-mini", "gpt-4o")
 _MODELS_BODY = orjson.dumps(
@@ -157,12 +163,15 @@ def _parse_directive(text: str) -> dict[str, Any]:
         raise BadRequest(str(exc), "messages") from None
 
 
-def _usage(prompt: int, completion: int, cached: int) -> dict[str, Any]:
+def _usage(prompt: int, completion: int, cached: int, written: int | None) -> dict[str, Any]:
+    details: dict[str, Any] = {"cached_tokens": cached, "audio_tokens": 0}
+    if written is not None:  # said only for explicit caching (OpenRouter, OpenAI's own SDK types)
+        details["cache_write_tokens"] = written
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+        "prompt_tokens_details": details,
         "completion_tokens_details": {
             "reasoning_tokens": 0,
             "audio_tokens": 0,
@@ -223,6 +232,23 @@ def _validate(raw: bytes) -> tuple[dict[str, Any], str, list[Any], int]:
     return body, model, messages, n
 
 
+def _cache_walk(body: dict[str, Any], model: str) -> PrefixWalk | None:
+    """The prompt's blocks (tools, then each message's content parts), each with its tokens
+    under the counting rule of the module docstring; None when no part or tool is marked."""
+    walk = PrefixWalk(model)
+    for tool in body.get("tools") or []:
+        walk.block(tool, 0)
+    for msg in body["messages"]:
+        content = msg.get("content")
+        walk.overhead({k: v for k, v in msg.items() if k != "content"}, 3)
+        if isinstance(content, str):
+            walk.block({"type": "text", "text": content}, len(content.split()))
+        elif isinstance(content, list):
+            for part in content:
+                walk.block(part, len(_text_of([part]).split()))
+    return walk if walk.marks else None
+
+
 async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
     body, model, messages, n = _validate(raw)
 
@@ -267,10 +293,16 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
             reply = "You said: " + last_user
         completion_tokens = len(reply.split())
 
+    cached, written = d.get("cached_tokens", 0), None
+    cache = _cache_walk(body, model) if b'"cache_control"' in raw else None
+    if cache is not None and "cached_tokens" not in d:
+        settled = prompt_cache.settle(cache)
+        cached, written = settled.read, settled.write
     usage = _usage(
         d.get("prompt_tokens", prompt_tokens),
         d.get("completion_tokens", completion_tokens * n),
-        d.get("cached_tokens", 0),
+        cached,
+        written,
     )
     finish_reason = d.get("finish_reason", "stop" if tool is None else "tool_calls")
     cid = f"chatcmpl-{next_id()}"

@@ -77,6 +77,7 @@ def byok_deployment(deployment: Deployment, raw_key: str) -> Deployment:
         output_price=deployment.output_price * fee,
         cached_input_price=deployment.cached_input_price * fee,
         cache_write_price=deployment.cache_write_price * fee,
+        cache_write_1h_price=deployment.cache_write_1h_price * fee,
         per_image_price=deployment.per_image_price * fee,
     )
 

@@ -45,6 +45,7 @@ class Deployment:
     output_price: Decimal
     cached_input_price: Decimal
     cache_write_price: Decimal = ZERO
+    cache_write_1h_price: Decimal = ZERO  # below cache_write_price: that price (billing.pricing)
     auth: str = "bearer"
     extra_headers: tuple[tuple[str, str], ...] = ()
     drop_params: frozenset[str] = frozenset()
@@ -52,6 +53,9 @@ class Deployment:
     rename_params: tuple[tuple[str, str], ...] = ()
     default_params: tuple[tuple[str, Any], ...] = ()
     default_params_unless: frozenset[str] = frozenset()
+    # Takes Anthropic-style `cache_control` marks on OpenAI-shape content parts and tools
+    # (gateway.translate.cache_control); an OpenAI-protocol provider without it gets none.
+    cache_control: bool = False
     per_image_price: Decimal = ZERO
     size_multipliers: tuple[tuple[str, Decimal], ...] = ()
     quality_multipliers: tuple[tuple[str, Decimal], ...] = ()
@@ -140,6 +144,7 @@ def _provider_base(p: Provider) -> dict[str, Any] | None:
         "drop_params": frozenset(p.drop_params),
         "unsupported_params": frozenset(p.unsupported_params),
         "rename_params": tuple(sorted(p.rename_params.items())),
+        "cache_control": p.accepts_cache_control,
     }
 
 
@@ -161,6 +166,8 @@ def catalog_build() -> Catalog:
         base = bases[o.provider_id]
         if base is None:
             continue
+        if o.accepts_cache_control is not None:
+            base = {**base, "cache_control": o.accepts_cache_control}
         by_model.setdefault(o.model_id, []).append(
             Deployment(
                 **base,
@@ -171,6 +178,9 @@ def catalog_build() -> Catalog:
                 # A cache write never costs less than a plain input token (Anthropic's are
                 # 1.25-2×; OpenAI-protocol providers report none).
                 cache_write_price=max(o.cache_write_price, o.input_price),
+                cache_write_1h_price=max(
+                    o.cache_write_1h_price, o.cache_write_price, o.input_price
+                ),
                 default_params=tuple(sorted(o.default_params.items())),
                 default_params_unless=frozenset(o.default_params_unless),
                 per_image_price=o.per_image_price,
@@ -208,6 +218,7 @@ def catalog_build() -> Catalog:
                 output_price=r.output_price,
                 cached_input_price=r.input_price,
                 cache_write_price=r.input_price,
+                cache_write_1h_price=r.input_price,
             )
             routes.append((r.prefix, template))
     routes.sort(key=lambda route: -len(route[0]))

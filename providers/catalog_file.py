@@ -70,6 +70,12 @@ def _str_table(raw: Any, where: str) -> dict[str, Any]:
     return dict(raw)
 
 
+def _flag(raw: Any, where: str) -> bool:
+    if not isinstance(raw, bool):
+        raise CatalogFileError(f"{where}: must be true or false")
+    return raw
+
+
 def _require(table: dict[str, Any], key: str, where: str) -> Any:
     if key not in table:
         raise CatalogFileError(f"{where}: missing {key!r}")
@@ -110,6 +116,9 @@ def catalog_file_load(*, path: Path) -> CatalogLoadResult:
                     p.get("unsupported_params", []), f"{where}.unsupported_params"
                 ),
                 "rename_params": _str_table(p.get("rename_params", {}), f"{where}.rename_params"),
+                "accepts_cache_control": _flag(
+                    p.get("cache_control", False), f"{where}.cache_control"
+                ),
             },
         )
 
@@ -148,6 +157,7 @@ def catalog_file_load(*, path: Path) -> CatalogLoadResult:
                 }
             else:
                 input_price = _price(_require(o, "input", owhere), f"{owhere}.input")
+                cache_write = o.get("cache_write", o["input"])
                 output = o.get("output", "0") if kind == Model.Kind.EMBEDDING else None
                 prices = {
                     "input_price": input_price,
@@ -158,8 +168,9 @@ def catalog_file_load(*, path: Path) -> CatalogLoadResult:
                     "cached_input_price": _price(
                         o.get("cached_input", o["input"]), f"{owhere}.cached_input"
                     ),
-                    "cache_write_price": _price(
-                        o.get("cache_write", o["input"]), f"{owhere}.cache_write"
+                    "cache_write_price": _price(cache_write, f"{owhere}.cache_write"),
+                    "cache_write_1h_price": _price(
+                        o.get("cache_write_1h", cache_write), f"{owhere}.cache_write_1h"
                     ),
                 }
             Offering.objects.update_or_create(
@@ -173,6 +184,11 @@ def catalog_file_load(*, path: Path) -> CatalogLoadResult:
                     ),
                     "default_params_unless": _str_list(
                         o.get("default_params_unless", []), f"{owhere}.default_params_unless"
+                    ),
+                    "accepts_cache_control": (
+                        _flag(o["cache_control"], f"{owhere}.cache_control")
+                        if "cache_control" in o
+                        else None
                     ),
                     "priority": int(o.get("priority", 100)),
                     "weight": _weight(o.get("weight", 1), owhere),

@@ -36,6 +36,9 @@ class Provider(models.Model):
     drop_params = models.JSONField(default=list, blank=True)
     unsupported_params = models.JSONField(default=list, blank=True)
     rename_params = models.JSONField(default=dict, blank=True)
+    # Whether it takes Anthropic-style `cache_control` marks on OpenAI-shape content parts and
+    # tools (OpenRouter does): kept when translating from /v1/messages, else dropped.
+    accepts_cache_control = models.BooleanField(default=False)
     # The platform's API key for the provider: stored encrypted (providers.credentials), set
     # in the admin, never shown again but for its hint; or else the name of an environment
     # variable that holds it.
@@ -142,7 +145,8 @@ class Offering(models.Model):
     input_price = price_field()
     output_price = price_field()
     cached_input_price = price_field()
-    cache_write_price = price_field()
+    cache_write_price = price_field()  # a five-minute cache write (Anthropic's default TTL)
+    cache_write_1h_price = price_field()  # an hour's cache write; below cache_write: the same
     # Images: credits per image at the base size and quality, times the multipliers.
     per_image_price = price_field()
     size_multipliers = models.JSONField(default=dict, blank=True)
@@ -150,6 +154,8 @@ class Offering(models.Model):
     # Parameters set for the caller unless it set them (or any of `default_params_unless`).
     default_params = models.JSONField(default=dict, blank=True)
     default_params_unless = models.JSONField(default=list, blank=True)
+    # Overrides the provider's accepts_cache_control for this model (None: the provider's).
+    accepts_cache_control = models.BooleanField(null=True, blank=True, default=None)
     priority = models.IntegerField(default=100, help_text="lower is tried first")
     weight = models.PositiveIntegerField(
         default=1, help_text="its share of first choices under the weighted strategy"

@@ -12,9 +12,9 @@ were read).
 
 What has no counterpart is refused with a 400 that names it, never dropped silently when it
 would change the answer (`n` > 1, `logprobs`, `response_format` to Anthropic; document
-blocks to OpenAI). `cache_control` is dropped towards OpenAI-protocol providers, which cache
-on their own; thinking blocks in the history are dropped towards them too (they have no
-field for them).
+blocks to OpenAI). Thinking blocks in the history are dropped towards OpenAI-protocol
+providers (they have no field for them). Prompt-cache marks (`cache_control`) follow
+gateway.translate.cache_control.
 """
 
 from __future__ import annotations
@@ -27,6 +27,16 @@ import orjson
 
 from billing.pricing import Usage
 from gateway.errors import GatewayError, bad_request
+from gateway.translate.cache_control import (
+    MARK,
+    has_marks,
+    marked,
+    system_blocks,
+    system_to_openai,
+    text_parts,
+    tool_message_mark,
+    tool_result_content,
+)
 from providers.adapters.openai import usage_read
 
 JSON = dict[str, Any]
@@ -101,25 +111,30 @@ def _image_to_openai(block: JSON, where: str) -> JSON:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _user_to_openai(content: Any, where: str) -> list[JSON]:
-    """One Anthropic user turn → OpenAI messages (tool results become `tool` messages)."""
+def _user_to_openai(content: Any, where: str, keep: bool) -> list[JSON]:
+    """One Anthropic user turn → OpenAI messages (tool results become `tool` messages);
+    `keep`: whether cache marks are kept."""
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     messages: list[JSON] = []
     parts: list[JSON] = []
     for j, block in enumerate(content):
-        kind = block.get("type")
+        kind, at = block.get("type"), f"{where}.content[{j}]"
         if kind == "text":
-            parts.append({"type": "text", "text": block.get("text", "")})
+            parts.append(marked({"type": "text", "text": block.get("text", "")}, block, at, keep))
         elif kind == "image":
-            parts.append(_image_to_openai(block, f"{where}.content[{j}]"))
+            parts.append(marked(_image_to_openai(block, at), block, at, keep))
         elif kind == "tool_result":
             result = block.get("content", "")
             text = text_of(result)
             if block.get("is_error"):
                 text = f"Error: {text}"
             messages.append(
-                {"role": "tool", "tool_call_id": block.get("tool_use_id", ""), "content": text}
+                {
+                    "role": "tool",
+                    "tool_call_id": block.get("tool_use_id", ""),
+                    "content": tool_result_content(block, text, at, keep),
+                }
             )
         else:
             raise bad_request(
@@ -127,14 +142,14 @@ def _user_to_openai(content: Any, where: str) -> list[JSON]:
                 param=f"{where}.content[{j}]",
             )
     if parts:
-        if all(p["type"] == "text" for p in parts):
+        if all(p["type"] == "text" for p in parts) and not has_marks(parts):
             messages.append({"role": "user", "content": "".join(p["text"] for p in parts)})
         else:
             messages.append({"role": "user", "content": parts})
     return messages
 
 
-def _assistant_to_openai(content: Any) -> JSON:
+def _assistant_to_openai(content: Any, where: str, keep: bool) -> JSON:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     text: list[str] = []
@@ -147,6 +162,8 @@ def _assistant_to_openai(content: Any) -> JSON:
             calls.append(tool_call_from_use(block))
         # thinking / redacted_thinking: no OpenAI field carries them back.
     message: JSON = {"role": "assistant", "content": "".join(text) or None}
+    if keep and any(MARK in b for b in content if b.get("type") == "text"):
+        message["content"] = text_parts(content, where)
     if calls:
         message["tool_calls"] = calls
     return message
@@ -163,19 +180,22 @@ def _tool_choice_to_openai(choice: JSON, body: JSON) -> Any:
     return kind or "auto"  # auto | none
 
 
-def messages_to_chat(body: JSON, *, reasoning: bool) -> JSON:
+def messages_to_chat(body: JSON, *, reasoning: bool, cache_control: bool = False) -> JSON:
     """An Anthropic Messages request → an OpenAI chat completion request.
 
-    `reasoning`: whether the model takes a reasoning effort (else `thinking` is not sent)."""
+    `reasoning`: whether the model takes a reasoning effort (else `thinking` is not sent);
+    `cache_control`: whether the provider takes cache marks (else they are dropped)."""
+    keep = cache_control
     messages: list[JSON] = []
     system = body.get("system")
     if system:
-        messages.append({"role": "system", "content": text_of(system)})
+        messages.append(system_to_openai(system, text_of(system), keep))
     for i, message in enumerate(body["messages"]):
+        where = f"messages[{i}]"
         if message["role"] == "user":
-            messages.extend(_user_to_openai(message.get("content", ""), f"messages[{i}]"))
+            messages.extend(_user_to_openai(message.get("content", ""), where, keep))
         else:
-            messages.append(_assistant_to_openai(message.get("content", "")))
+            messages.append(_assistant_to_openai(message.get("content", ""), where, keep))
     chat: JSON = {"model": body["model"], "messages": messages, "max_tokens": body["max_tokens"]}
     for name in ("temperature", "top_p", "top_k"):
         if body.get(name) is not None:
@@ -187,15 +207,20 @@ def messages_to_chat(body: JSON, *, reasoning: bool) -> JSON:
         chat["user"] = user
     if body.get("tools"):
         chat["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": t.get("name", ""),
-                    "description": t.get("description", ""),
-                    "parameters": t.get("input_schema") or {"type": "object"},
+            marked(
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.get("name", ""),
+                        "description": t.get("description", ""),
+                        "parameters": t.get("input_schema") or {"type": "object"},
+                    },
                 },
-            }
-            for t in body["tools"]
+                t,
+                f"tools[{i}]",
+                keep,
+            )
+            for i, t in enumerate(body["tools"])
         ]
     if body.get("tool_choice"):
         chat["tool_choice"] = _tool_choice_to_openai(body["tool_choice"], chat)
@@ -212,11 +237,16 @@ def messages_to_chat(body: JSON, *, reasoning: bool) -> JSON:
 
 
 def anthropic_usage(usage: Usage) -> JSON:
+    written_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
     return {
         "input_tokens": usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens,
         "output_tokens": usage.completion_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": usage.cache_write_tokens - written_1h,
+            "ephemeral_1h_input_tokens": written_1h,
+        },
     }
 
 
@@ -400,11 +430,11 @@ def _content_to_anthropic(content: Any, where: str) -> list[JSON]:
         return [{"type": "text", "text": content}] if content else []
     blocks: list[JSON] = []
     for j, part in enumerate(content or []):
-        kind = part.get("type")
+        kind, at = part.get("type"), f"{where}.content[{j}]"
         if kind == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
+            blocks.append(marked({"type": "text", "text": part.get("text", "")}, part, at))
         elif kind == "image_url":
-            blocks.append(_image_to_anthropic(part, f"{where}.content[{j}]"))
+            blocks.append(marked(_image_to_anthropic(part, at), part, at))
         else:
             raise bad_request(
                 f"{where}.content[{j}]: '{kind}' parts cannot be sent to this model's provider.",
@@ -436,11 +466,13 @@ def chat_to_messages(body: JSON, *, upstream_model: str, max_tokens: int) -> JSO
         ):
             raise bad_request(f"'{name}' is not supported by this model's provider.", param=name)
     system: list[str] = []
+    system_parts: list[tuple[int, Any]] = []  # (index, content): for cache marks
     messages: list[JSON] = []
     for i, message in enumerate(body["messages"]):
         role, where = message["role"], f"messages[{i}]"
         if role in ("system", "developer"):
             system.append(text_of(message.get("content")))
+            system_parts.append((i, message.get("content")))
         elif role == "user":
             _append(messages, "user", _content_to_anthropic(message.get("content"), where))
         elif role == "assistant":
@@ -462,11 +494,17 @@ def chat_to_messages(body: JSON, *, upstream_model: str, max_tokens: int) -> JSO
                 "tool_use_id": message.get("tool_call_id", ""),
                 "content": text_of(message.get("content")),
             }
+            mark = tool_message_mark(message.get("content"), where)
+            if mark is not None:
+                result[MARK] = mark
             _append(messages, "user", [result])
         else:
             raise bad_request(f"{where}: unknown role '{role}'.", param=f"{where}.role")
     out: JSON = {"model": upstream_model, "messages": messages, "max_tokens": max_tokens}
-    if system:
+    marked_system = system_blocks(system_parts)
+    if marked_system:
+        out["system"] = marked_system
+    elif system:
         out["system"] = "\n\n".join(system)
     for name in ("temperature", "top_p", "top_k"):
         if body.get(name) is not None:
@@ -478,13 +516,17 @@ def chat_to_messages(body: JSON, *, upstream_model: str, max_tokens: int) -> JSO
         out["metadata"] = {"user_id": str(body["user"])}
     if body.get("tools"):
         out["tools"] = [
-            {
-                "name": (t.get("function") or {}).get("name", ""),
-                "description": (t.get("function") or {}).get("description", ""),
-                "input_schema": (t.get("function") or {}).get("parameters")
-                or {"type": "object", "properties": {}},
-            }
-            for t in body["tools"]
+            marked(
+                {
+                    "name": (t.get("function") or {}).get("name", ""),
+                    "description": (t.get("function") or {}).get("description", ""),
+                    "input_schema": (t.get("function") or {}).get("parameters")
+                    or {"type": "object", "properties": {}},
+                },
+                t,
+                f"tools[{i}]",
+            )
+            for i, t in enumerate(body["tools"])
         ]
     choice = body.get("tool_choice")
     if choice is not None:
@@ -527,6 +569,10 @@ def usage_from_anthropic(usage: Any, *, previous: Usage | None = None) -> Usage 
     fresh = usage.get("input_tokens")
     cached = int(read) if read is not None else base.cached_tokens
     cache_write = int(written) if written is not None else base.cache_write_tokens
+    # How much of the write is kept for an hour: priced apart (billing.pricing).
+    by_ttl = usage.get("cache_creation")
+    written_1h = by_ttl.get("ephemeral_1h_input_tokens") if isinstance(by_ttl, dict) else None
+    cache_write_1h = int(written_1h) if written_1h is not None else base.cache_write_1h_tokens
     uncached = (
         int(fresh)
         if fresh is not None
@@ -538,15 +584,19 @@ def usage_from_anthropic(usage: Any, *, previous: Usage | None = None) -> Usage 
         completion_tokens=int(output) if output is not None else base.completion_tokens,
         cached_tokens=cached,
         cache_write_tokens=cache_write,
+        cache_write_1h_tokens=cache_write_1h,
     )
 
 
 def openai_usage(usage: Usage) -> JSON:
+    details: JSON = {"cached_tokens": usage.cached_tokens}
+    if usage.cache_write_tokens:
+        details["cache_write_tokens"] = usage.cache_write_tokens  # OpenRouter's name for it
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "prompt_tokens_details": details,
     }
 
 

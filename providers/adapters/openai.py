@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from billing.pricing import Usage
+from gateway.translate.cache_control import marks_strip
 from providers.adapters.common import auth_headers, quirks_apply
 from providers.catalog import Deployment
 
@@ -24,6 +25,8 @@ def chat_request(
     limit of its own, so the provider cannot write more than was held."""
     if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
         body = {**body, "max_tokens": max_tokens}
+    if not deployment.cache_control:
+        body = marks_strip(body)  # prompt-cache marks go only where declared taken
     upstream = quirks_apply(body, deployment)
     if upstream is body:
         upstream = dict(body)
@@ -50,13 +53,19 @@ def request_to(
 
 
 def usage_read(usage: Any) -> Usage | None:
+    """OpenAI's usage: `prompt_tokens` counts every prompt token, `cached_tokens` those read
+    from the cache and, where the provider caches explicitly, `cache_write_tokens` (OpenRouter)
+    those written to it."""
     if not isinstance(usage, dict):
         return None
-    details = usage.get("prompt_tokens_details") or {}
+    details = usage.get("prompt_tokens_details")
+    if not isinstance(details, dict):
+        details = {}
     return Usage(
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+        cached_tokens=int(details.get("cached_tokens") or 0),
+        cache_write_tokens=int(details.get("cache_write_tokens") or 0),
     )
 
 

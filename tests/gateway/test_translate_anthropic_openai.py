@@ -198,7 +198,7 @@ def test_an_anthropic_message_becomes_this_chat_completion():
             "tool_calls": [{"id": "toolu_9", "type": "function",
                             "function": {"name": "f", "arguments": '{"a":[1,2]}'}}]}}],
         "usage": {"prompt_tokens": 80, "completion_tokens": 20, "total_tokens": 100,
-                  "prompt_tokens_details": {"cached_tokens": 30}},
+                  "prompt_tokens_details": {"cached_tokens": 30, "cache_write_tokens": 40}},
     }  # fmt: skip
 
 
@@ -221,7 +221,8 @@ def test_a_chat_completion_becomes_this_anthropic_message():
         ],
         "stop_reason": "max_tokens", "stop_sequence": None,
         "usage": {"input_tokens": 40, "output_tokens": 5, "cache_read_input_tokens": 60,
-                  "cache_creation_input_tokens": 0},
+                  "cache_creation_input_tokens": 0, "cache_creation": {
+                      "ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}},
     }  # fmt: skip
 
 
@@ -278,7 +279,8 @@ def test_openai_chunks_become_this_anthropic_event_stream():
         "type": "message_delta",
         "delta": {"stop_reason": "tool_use", "stop_sequence": None},
         "usage": {"input_tokens": 9, "output_tokens": 4, "cache_read_input_tokens": 0,
-                  "cache_creation_input_tokens": 0},
+                  "cache_creation_input_tokens": 0, "cache_creation": {
+                      "ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}},
     }  # fmt: skip
 
 

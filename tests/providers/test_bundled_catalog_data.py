@@ -106,6 +106,7 @@ def test_a_providers_quirks_are_well_formed(provider):
     assert not set(drop) & set(unsupported)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in rename.items())
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    assert isinstance(provider.get("cache_control", False), bool)
 
 
 def test_the_protocol_endpoints_are_the_documented_ones():
@@ -126,6 +127,14 @@ def test_the_protocol_endpoints_are_the_documented_ones():
     assert "{CLOUDFLARE_ACCOUNT_ID}" in BY_SLUG["cloudflare-workers-ai"]["base_url"]
     others = set(BY_SLUG) - {"anthropic", "google-gemini", "google-vertex", "fal"}
     assert {BY_SLUG[s]["protocol"] for s in others} == {"openai"}
+
+
+def test_openrouter_takes_cache_control_and_anthropic_prices_an_hours_cache_write():
+    assert BY_SLUG["openrouter"]["cache_control"] is True
+    claude = [o for m in MODELS for o in m["offerings"] if o["provider"] == "anthropic"]
+    assert claude and all(
+        _price(o["cache_write_1h"]) == 2 * _price(o["input"]) for o in claude
+    )  # docs.claude.com: 1-hour writes are 2x the base input price
 
 
 def test_the_parameter_quirks_the_docs_state_are_present():
@@ -172,7 +181,7 @@ def test_an_offering_names_a_declared_provider(model, offering):
 @pytest.mark.parametrize(("model", "offering"), OFFERINGS, ids=OFFERING_IDS)
 def test_an_offerings_prices_fit_its_kind(model, offering):
     kind, where = _kind(model), _where(model, offering)
-    token_prices = ("input", "output", "cached_input", "cache_write")
+    token_prices = ("input", "output", "cached_input", "cache_write", "cache_write_1h")
 
     for key in (*token_prices, "per_image"):
         if key in offering:
@@ -187,6 +196,9 @@ def test_an_offerings_prices_fit_its_kind(model, offering):
     else:
         assert "per_image" in offering, where
         assert not set(token_prices) & set(offering), where
+    if "cache_write_1h" in offering:  # an hour's write is never cheaper than five minutes'
+        assert _price(offering["cache_write_1h"]) >= _price(offering.get("cache_write", "0"))
+    assert isinstance(offering.get("cache_control", False), bool), where
     for key in ("size_multipliers", "quality_multipliers"):
         multipliers = offering.get(key, {})
         assert kind == "image" or not multipliers, where

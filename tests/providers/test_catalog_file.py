@@ -95,3 +95,40 @@ def test_it_refuses_an_unknown_provider(tmp_path):
     text = OPERATOR_FILE.replace('provider = "local-vllm"', 'provider = "nobody"')
     with pytest.raises(CatalogFileError, match="unknown provider 'nobody'"):
         catalog_file_load(path=_write(tmp_path, text))
+
+
+CACHING_FILE = """
+version = "local-2"
+
+[[providers]]
+slug = "local-router"
+base_url = "http://127.0.0.1:8011/v1"
+credential_env = ""
+cache_control = true
+
+[[models]]
+id = "local/claude"
+offerings = [{ provider = "local-router", upstream_id = "c", input = "3", output = "15", cache_write = "3.75", cache_write_1h = "6" }]
+
+[[models]]
+id = "local/llama"
+offerings = [{ provider = "local-router", upstream_id = "l", input = "1", output = "2", cache_control = false }]
+"""
+
+
+def test_a_provider_declares_cache_control_and_an_offering_may_say_otherwise(tmp_path):
+    catalog_file_load(path=_write(tmp_path, CACHING_FILE))
+
+    catalog = catalog_build()
+
+    claude, llama = (catalog.models[m].deployments[0] for m in ("local/claude", "local/llama"))
+    assert (claude.cache_control, llama.cache_control) == (True, False)
+    assert (claude.cache_write_price, claude.cache_write_1h_price) == (Decimal("3.75"), Decimal(6))
+    # Unset, cache writes cost a plain input token, whatever their TTL.
+    assert (llama.cache_write_price, llama.cache_write_1h_price) == (Decimal(1), Decimal(1))
+
+
+def test_it_refuses_a_cache_control_that_is_not_a_boolean(tmp_path):
+    text = CACHING_FILE.replace("cache_control = true", 'cache_control = "yes"')
+    with pytest.raises(CatalogFileError, match="cache_control: must be true or false"):
+        catalog_file_load(path=_write(tmp_path, text))
