@@ -22,7 +22,7 @@ from accounts.keycache import KeyIdentity
 from billing.amounts import amount_text
 from billing.pricing import hold_amount
 from billing.services import InsufficientCredit
-from gateway.auth import authenticate, key_allows_model
+from gateway.auth import KeyRefused, authenticate, key_allows_model
 from gateway.client_watch import ClientWatch
 from gateway.credit import credit_gate
 from gateway.errors import GatewayError, not_found
@@ -273,8 +273,11 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
     started = time.perf_counter()
     request_id = request_id_new()
     id_header = api.id_headers(request_id)
+    refused: KeyRefused | None = None  # a known key's refusal: logged for its owner
     try:
         identity = await authenticate(scope)
+    except KeyRefused as error:
+        identity, refused = error.identity, error
     except GatewayError as error:
         await api.send_error(send, error, id_header, request_id)
         request_record_unsettled(api.endpoint, error.status, _ms_since(started) / 1000)
@@ -295,6 +298,8 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         total_latency_ms=0.0,
     )
     try:
+        if refused is not None:
+            raise refused
         api.headers_check(scope)
         raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
         body = api.parse(raw)
@@ -350,6 +355,8 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
             failure.message = f"{failure.message} Request id: {request_id}."
         outcome.status = failure.status
         outcome.error_type = failure.code or failure.type
+        if outcome.attempts:  # the provider that failed it last, as well as every attempt
+            outcome.provider = outcome.attempts[-1]["provider"]
         outcome.total_latency_ms = _ms_since(started)
         limit_headers = api.limit_headers(admission) if admission is not None else []
         await api.send_error(send, failure, id_header + limit_headers, request_id)
