@@ -15,9 +15,11 @@ from gateway.embeddings import embeddings
 from gateway.errors import GatewayError, anthropic_error_body
 from gateway.health import health_live, health_ready
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
+from gateway.ids import request_id_new
 from gateway.images import images_generations
 from gateway.messages import count_tokens, messages
 from gateway.models_api import model_retrieve, models_list
+from gateway.outage import database_unavailable, database_unreachable
 from gateway.responses import responses
 from gateway.runtime import runtime_ensure_started
 from monitoring.metrics import CONTENT_TYPE, REQUESTS_IN_FLIGHT, metrics_page
@@ -104,6 +106,8 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
     except Exception as exc:
         if isinstance(exc, GatewayError):
             error = exc
+        elif database_unreachable(exc):  # the catalog, never built, with no database
+            error = database_unavailable()
         else:
             log.exception("%s %s failed", method, path)
             error = GatewayError(
@@ -112,12 +116,13 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
                 type="server_error",
                 code="internal_error",
             )
+        # Every answer carries a request id, these too (the pipeline's make their own).
+        id_header = [(b"x-request-id", request_id_new().encode())]
         if path.startswith("/v1/messages"):  # Anthropic's clients read Anthropic's shape
-            await send_bytes(
-                send, error.status, anthropic_error_body(error), JSON_HEADERS + error.headers
-            )
+            await send_bytes(send, error.status, anthropic_error_body(error),
+                             JSON_HEADERS + error.headers + id_header)  # fmt: skip
         else:
-            await send_error(send, error, [])
+            await send_error(send, error, id_header)
     finally:
         if in_flight:
             REQUESTS_IN_FLIGHT.dec()

@@ -11,6 +11,7 @@ from accounts.keys import key_digest, key_looks_valid
 from accounts.restrictions import KeyRestricted, KeyRestrictions, client_address
 from gateway.errors import GatewayError
 from gateway.http import Scope, header
+from gateway.outage import DATABASE_UNREACHABLE, database_unavailable
 
 
 def _unauthorized(message: str) -> GatewayError:
@@ -39,7 +40,10 @@ async def authenticate(scope: Scope) -> KeyIdentity:
     token = _token(scope)
     if not key_looks_valid(token):
         raise _unauthorized("Incorrect API key provided.")
-    identity = await key_cache.lookup(key_digest(token))
+    try:
+        identity = await key_cache.lookup(key_digest(token))
+    except DATABASE_UNREACHABLE:
+        raise database_unavailable() from None  # a key cached nowhere: retry shortly
     if identity is None:
         raise _unauthorized("Incorrect API key provided, or the key was revoked.")
     if identity.expired(time.time()):
