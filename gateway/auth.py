@@ -12,6 +12,7 @@ from accounts.keys import key_digest, key_looks_valid
 from accounts.restrictions import KeyRestricted, KeyRestrictions, client_address
 from gateway.errors import GatewayError
 from gateway.http import Scope, header
+from gateway.outage import DATABASE_UNREACHABLE, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,10 @@ async def authenticate(scope: Scope) -> KeyIdentity:
     if not key_looks_valid(token):
         _unknown_key_seen()
         raise _unauthorized("Incorrect API key provided.")
-    identity = await key_cache.lookup(key_digest(token))
+    try:
+        identity = await key_cache.lookup(key_digest(token))
+    except DATABASE_UNREACHABLE:
+        raise database_unavailable() from None  # a key cached nowhere: retry shortly
     if identity is None:
         _unknown_key_seen()
         raise _unauthorized("Incorrect API key provided, or the key was revoked.")

@@ -38,6 +38,7 @@ from gateway.http import (
 )
 from gateway.ids import request_id_new
 from gateway.limits import Admission, admission_new
+from gateway.outage import database_unavailable, database_unreachable
 from gateway.priority import slots
 from gateway.routing import (
     NO_PREFERENCES,
@@ -224,6 +225,8 @@ async def _admit(
 
 
 def internal_error(exc: Exception) -> GatewayError:
+    if database_unreachable(exc):  # credit or the catalog, with no copy to serve from
+        return database_unavailable()
     log.error("request failed inside the gateway", exc_info=exc)
     return GatewayError(
         500,
