@@ -15,6 +15,8 @@ from billing.services import usage_charge, usage_release
 from monitoring.models import RequestLog
 
 log = logging.getLogger(__name__)
+# The most one request is ever charged (see RequestOutcome.charge): as much as any hold.
+CHARGE_CEILING = Decimal(1_000_000)
 
 
 @dataclass(slots=True)
@@ -43,12 +45,15 @@ class RequestOutcome:
     hold: Decimal = Decimal(0)
 
     def charge(self, cost: Decimal) -> Decimal:
-        """Sets the cost, capped at the hold: the hold is an upper bound by construction, and
-        if a provider ever reports more, the customer pays what was held, never more than
-        the balance allowed (and we hear about it)."""
+        """Sets the cost: what the provider reported, priced exactly, even past the hold.
+        The hold bounds the usage a provider may honestly report (docs/request-path.md); one
+        that reports more bills us for it, so the customer pays it too and the balance may
+        go below zero by the difference (then every request is refused with 402 until it is
+        topped up). Past CHARGE_CEILING, which no real request comes near, a report is
+        charged the ceiling: it keeps Redis' 64-bit pico-credit counters in range."""
         if self.held and cost > self.hold:
             log.warning("%s cost %s over its hold %s", self.request_id, cost, self.hold)
-            cost = self.hold
+            cost = min(cost, CHARGE_CEILING)
         self.cost = cost
         return cost
 
