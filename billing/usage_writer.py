@@ -9,6 +9,7 @@ was the largest item in the gateway's profile (bench/).
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +57,9 @@ LOG_DEFAULTS: dict[str, Any] = {"cache_write_tokens": 0, "attempts": "[]"}
 _PG_LOG_SELECT = ",".join(
     f"COALESCE({c}, {LOG_DEFAULTS[c]!r})" if c in LOG_DEFAULTS else c for c in LOG_COLUMNS
 )
+# An event may say when its request arrived (one settled after the fact from its journal:
+# monitoring.journal); else the row is dated when it is written.
+PG_EVENT_TYPES = {**PG_LOG_TYPES, "created_at": "timestamptz"}
 PG_LEDGER_TYPES = {
     "user_id": "bigint",
     "amount": "numeric",
@@ -87,7 +91,8 @@ def _insert_request_logs_pg(cursor: Any, events: list[bytes], now: Any) -> list[
     cursor.execute(
         f"WITH fresh AS ("
         f"INSERT INTO {RequestLog._meta.db_table} ({','.join(LOG_COLUMNS)}, created_at) "
-        f"SELECT {_PG_LOG_SELECT}, %(now)s FROM {_pg_recordset(PG_LOG_TYPES, 'events')} "
+        f"SELECT {_PG_LOG_SELECT}, COALESCE(created_at, %(now)s) "
+        f"FROM {_pg_recordset(PG_EVENT_TYPES, 'events')} "
         "ON CONFLICT (request_id) DO NOTHING RETURNING request_id, user_id, api_key_id, cost"
         f"), used AS (UPDATE {ApiKey._meta.db_table} SET last_used_at = %(now)s "
         "WHERE id IN (SELECT api_key_id FROM fresh) "
@@ -119,7 +124,8 @@ def _insert_request_logs(cursor: Any, events: list[dict[str, Any]], now: Any) ->
         for event in chunk:
             params.extend([event.get(c, LOG_DEFAULTS.get(c)) for c in LOG_COLUMNS[:-1]])
             params.append(orjson.dumps(event.get("attempts", [])).decode())  # the last column
-            params.append(now)
+            arrived = event.get("created_at")
+            params.append(datetime.fromisoformat(arrived) if arrived else now)
         cursor.execute(
             f"INSERT INTO {RequestLog._meta.db_table} ({','.join(columns)}) "
             f"VALUES {','.join([row] * len(chunk))} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +44,9 @@ class RequestOutcome:
     held: bool = False  # whether admission reserved credit for it
     # The amount held: what the request may be charged at most (never sent in the event).
     hold: Decimal = Decimal(0)
+    # When it arrived, for a request settled after the fact (monitoring.journal); else the
+    # log row is dated when it is written (neither is sent in the event).
+    created_at: datetime | None = None
 
     def charge(self, cost: Decimal) -> Decimal:
         """Sets the cost: what the provider reported, priced exactly, even past the hold.
@@ -64,7 +68,9 @@ class RequestOutcome:
         return event
 
 
-OUTCOME_FIELDS = tuple(f.name for f in fields(RequestOutcome) if f.name != "hold")
+OUTCOME_FIELDS = tuple(
+    f.name for f in fields(RequestOutcome) if f.name not in ("hold", "created_at")
+)
 
 
 @transaction.atomic
@@ -83,6 +89,10 @@ def request_settle(*, outcome: RequestOutcome) -> RequestLog:
     fields = asdict(outcome)
     fields.pop("held")
     fields.pop("hold")
+    created_at = fields.pop("created_at") or timezone.now()
     return RequestLog.objects.create(
-        user_id=fields.pop("user_id"), api_key_id=fields.pop("api_key_id"), **fields
+        user_id=fields.pop("user_id"),
+        api_key_id=fields.pop("api_key_id"),
+        created_at=created_at,
+        **fields,
     )

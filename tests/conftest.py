@@ -133,9 +133,23 @@ def stop_gateway() -> Callable[[str], None]:
     database connections (Postgres allows 100 in all) for the rest of the session."""
 
     def stop_one(url: str) -> None:
-        stop(_gateway_procs.pop(url))
+        proc = _gateway_procs.pop(url, None)
+        if proc is not None:  # not killed by `kill_gateway` already
+            stop(proc)
 
     return stop_one
+
+
+@pytest.fixture(scope="session")
+def kill_gateway() -> Callable[[str], None]:
+    """SIGKILLs a gateway `start_gateway` started, as a crash would end it: no shutdown."""
+
+    def kill_one(url: str) -> None:
+        proc = _gateway_procs.pop(url)
+        proc.kill()
+        proc.wait()
+
+    return kill_one
 
 
 @pytest.fixture
