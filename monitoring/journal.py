@@ -28,6 +28,7 @@ from django.db import IntegrityError
 
 from billing.models import CreditHold
 from billing.redis_credit import credit_holds_release_expired_redis, to_pico
+from billing.redis_journal import journals_due, requests_lost_settle_redis
 from billing.services import credit_holds_release_expired
 from monitoring.services import RequestOutcome, request_settle
 
@@ -93,8 +94,6 @@ def lost_event(outcome: RequestOutcome) -> bytes:
 
 
 def _lost_in_redis(now: float) -> int:
-    from billing.redis_journal import journals_due, requests_lost_settle_redis
-
     lost = []
     for request_id, journal in journals_due(now=now):
         if b"a" not in journal:
