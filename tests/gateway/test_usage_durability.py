@@ -82,9 +82,6 @@ def test_usage_served_while_postgres_is_away_survives_redis_restarting_empty(
             DATABASE_URL=f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}",
             REDIS_URL=own_redis.url, CELERY_BROKER_URL=own_redis.url,
             GATEWAYZ_REDIS_TIMEOUT_SECONDS="0.5", GATEWAYZ_USAGE_SPOOL_DIR=str(spool),
-            # Keys and the catalog stay cached through the outage: a failed invalidation poll
-            # empties those caches (issue 22 changes that), and this test is about usage.
-            GATEWAYZ_INVALIDATION_POLL_SECONDS="3600",
         )  # fmt: skip
         accounts = [make_account(credit=Decimal("5")) for _ in range(2)]
         told: dict[str, tuple[int, Decimal]] = {}  # request id -> (account, cost told)
@@ -171,8 +168,7 @@ def test_usage_spooled_by_a_gateway_killed_during_the_outage_is_written_by_the_n
     spool = tmp_path / "spool"
     env = {"DATABASE_URL": f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}",
            "REDIS_URL": own_redis.url, "CELERY_BROKER_URL": own_redis.url,
-           "GATEWAYZ_USAGE_SPOOL_DIR": str(spool),
-           "GATEWAYZ_INVALIDATION_POLL_SECONDS": "3600"}  # as above  # fmt: skip
+           "GATEWAYZ_USAGE_SPOOL_DIR": str(spool)}  # fmt: skip
     try:
         gateway = own_gateway(**env)
         account = make_account(credit=Decimal("5"))
