@@ -15,8 +15,8 @@ COPY mockserver mockserver
 COPY templates templates
 COPY static static
 COPY manage.py ./
-RUN pip install --no-cache-dir . && useradd --system gatewayz && mkdir -p var \
-    && chown gatewayz var
+RUN pip install --no-cache-dir . && useradd --system gatewayz && mkdir -p var/usage-spool \
+    && chown -R gatewayz var
 USER gatewayz
 EXPOSE 8000
 CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", \

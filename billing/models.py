@@ -75,6 +75,11 @@ class CreditHold(models.Model):
     amount = money_field()
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
+    # The request's journal, as monitoring.journal writes it (JSON text): what admission
+    # knew, and what a stream had delivered at its last record. Blank: none kept. (A
+    # database default too: a process of the release before still inserts holds without.)
+    journal = models.TextField(blank=True, default="", db_default="")
+    delivered = models.TextField(blank=True, default="", db_default="")
 
     def __str__(self) -> str:
         return f"hold {self.amount} for {self.request_id}"

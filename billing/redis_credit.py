@@ -53,8 +53,15 @@ def hold_key(request_id: str) -> str:
     return f"{PREFIX}hold:{request_id}"
 
 
+def journal_key(request_id: str) -> str:
+    """The request's journal (monitoring.journal), a hash kept as long as its hold: `a`, what
+    admission knew; `d`, what had been delivered at the last record."""
+    return hold_key(request_id) + ":journal"
+
+
 # KEYS: avail, hold, holds, then one counter per rate limit
-# ARGV: amount, request_id, expires_at, user_id, then per limit: cap, amount, ttl, seed
+# ARGV: amount, request_id, expires_at, user_id, then per limit: cap, amount, ttl, seed, then
+#       the request's journal entry, if any (kept with the hold: see monitoring.journal)
 #       (ttl 0: a concurrency counter, of requests in flight; it is taken back when the
 #       request's hold goes, by settlement or by expiry, so the hold lists it. ttl -1: a
 #       lifetime counter, never expiring, which starts from `seed` if Redis has none)
@@ -94,6 +101,8 @@ for i = 1, n do
 end
 redis.call('SET', KEYS[2], held)
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+local journal = ARGV[5 + 4 * n]
+if journal then redis.call('HSET', KEYS[2] .. ':journal', 'a', journal) end
 return answer
 """
 
@@ -117,6 +126,7 @@ SETTLE = (
     _RELEASE
     + """
 if not redis.call('SET', KEYS[5], '1', 'NX', 'EX', {ttl}) then return 0 end
+redis.call('DEL', KEYS[2] .. ':journal')
 local held = redis.call('GET', KEYS[2])
 if held then
   redis.call('DEL', KEYS[2])
@@ -136,6 +146,8 @@ return 1
 """.replace("{ttl}", str(SETTLED_TTL_SECONDS))
 )
 
+# Holds whose request kept a journal are settled from it first (monitoring.journal); this
+# releases the rest, and any whose journal could not be read.
 # KEYS: holds   ARGV: now, prefix   -> number of holds released
 RELEASE_EXPIRED = (
     _RELEASE
@@ -146,7 +158,7 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local held = redis.call('GET', ARGV[2] .. 'hold:' .. id)
   if held then
-    redis.call('DEL', ARGV[2] .. 'hold:' .. id)
+    redis.call('DEL', ARGV[2] .. 'hold:' .. id, ARGV[2] .. 'hold:' .. id .. ':journal')
     release(held, ARGV[2])
     released = released + 1
   end
@@ -173,9 +185,10 @@ for i = 2, #ARGV, 3 do
     local charged = false
     if request_id ~= '' then
       if redis.call('SET', ARGV[1] .. 'settled:' .. request_id, '1', 'NX', 'EX', {ttl}) then
-        local held = redis.call('GET', ARGV[1] .. 'hold:' .. request_id)
+        local hold = ARGV[1] .. 'hold:' .. request_id
+        local held = redis.call('GET', hold)
         if held then
-          redis.call('DEL', ARGV[1] .. 'hold:' .. request_id)
+          redis.call('DEL', hold, hold .. ':journal')
           redis.call('ZREM', KEYS[2], request_id)
           release(held, ARGV[1])
         end
@@ -255,13 +268,22 @@ class RedisCredit:
         expires_at: float,
         counters: Sequence[str] = (),
         limits: Sequence[int] = (),
+        journal: bytes = b"",
     ) -> list[int]:
         """`counters` and `limits`: the rate limits to check and count with the hold, as
-        gateway.limits.redis_args lays them out. Returns the script's answer (see ADMIT)."""
+        gateway.limits.redis_args lays them out; `journal`, the request's journal entry, kept
+        with the hold. Returns the script's answer (see ADMIT)."""
+        args: list[str | bytes | int | float] = [
+            to_pico(amount),
+            request_id,
+            expires_at,
+            user_id,
+            *limits,
+        ]
+        if journal:
+            args.append(journal)
         result = await self.wire.evalsha(
-            ADMIT,
-            [avail_key(user_id), hold_key(request_id), HOLDS, *counters],
-            [to_pico(amount), request_id, expires_at, user_id, *limits],
+            ADMIT, [avail_key(user_id), hold_key(request_id), HOLDS, *counters], args
         )
         return [int(x) for x in result]
 

@@ -134,8 +134,11 @@ def credit_avail_seed_from_ledger(*, user_id: int) -> None:
 
 
 @transaction.atomic
-def credit_hold_create(*, user_id: int, request_id: str, amount: Decimal) -> CreditHold:
-    """Reserves `amount` if the available balance covers it, atomically with the check."""
+def credit_hold_create(
+    *, user_id: int, request_id: str, amount: Decimal, journal: str = ""
+) -> CreditHold:
+    """Reserves `amount` if the available balance covers it, atomically with the check;
+    `journal` is the request's journal entry (monitoring.journal)."""
     admitted = CreditAccount.objects.filter(
         user_id=user_id, balance__gte=F("held") + amount
     ).update(held=F("held") + amount)
@@ -143,7 +146,20 @@ def credit_hold_create(*, user_id: int, request_id: str, amount: Decimal) -> Cre
         raise InsufficientCredit
     ttl = timedelta(seconds=settings.GATEWAYZ_HOLD_TTL_SECONDS)
     return CreditHold.objects.create(
-        user_id=user_id, request_id=request_id, amount=amount, expires_at=timezone.now() + ttl
+        user_id=user_id,
+        request_id=request_id,
+        amount=amount,
+        expires_at=timezone.now() + ttl,
+        journal=journal,
+    )
+
+
+def credit_hold_delivered(*, request_id: str, delivered: str) -> None:
+    """Records what a stream has delivered so far in its hold's journal, and moves the
+    hold's expiry on: the request is alive. A settled request's hold is gone: no-op."""
+    expires_at = timezone.now() + timedelta(seconds=settings.GATEWAYZ_HOLD_TTL_SECONDS)
+    CreditHold.objects.filter(request_id=request_id).update(
+        delivered=delivered, expires_at=expires_at
     )
 
 

@@ -5,17 +5,17 @@ import time
 from celery import shared_task
 from django.conf import settings
 
-from billing.redis_credit import credit_holds_release_expired_redis
-from billing.services import credit_holds_release_expired, credit_pending_apply
+from billing.services import credit_pending_apply
 
 
 @shared_task
 def release_expired_holds() -> int:
-    """Gives back the credit held for requests whose process died before settling them."""
-    released = credit_holds_release_expired()
-    if settings.REDIS_URL:
-        released += credit_holds_release_expired_redis(now=time.time())
-    return released
+    """Settles the requests whose process died before settling them, from their journal
+    (monitoring.journal), and gives back the credit of holds that kept none."""
+    from monitoring.journal import holds_release_expired
+
+    lost, released = holds_release_expired(now=time.time())
+    return lost + released
 
 
 @shared_task

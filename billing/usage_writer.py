@@ -9,17 +9,19 @@ was the largest item in the gateway's profile (bench/).
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import psycopg
+from django.conf import settings
 from django.db import DataError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import KEY_USE_RESOLUTION, api_keys_mark_used
-from billing.models import CreditAccount, LedgerEntry
+from billing.models import CreditAccount, LedgerEntry, PendingAvailChange
 from monitoring.models import RequestLog
 
 # On Postgres a whole batch travels as one JSON parameter that the server unpacks
@@ -56,6 +58,9 @@ LOG_DEFAULTS: dict[str, Any] = {"cache_write_tokens": 0, "attempts": "[]"}
 _PG_LOG_SELECT = ",".join(
     f"COALESCE({c}, {LOG_DEFAULTS[c]!r})" if c in LOG_DEFAULTS else c for c in LOG_COLUMNS
 )
+# An event may say when its request arrived (one settled after the fact from its journal:
+# monitoring.journal); else the row is dated when it is written.
+PG_EVENT_TYPES = {**PG_LOG_TYPES, "created_at": "timestamptz"}
 PG_LEDGER_TYPES = {
     "user_id": "bigint",
     "amount": "numeric",
@@ -87,7 +92,8 @@ def _insert_request_logs_pg(cursor: Any, events: list[bytes], now: Any) -> list[
     cursor.execute(
         f"WITH fresh AS ("
         f"INSERT INTO {RequestLog._meta.db_table} ({','.join(LOG_COLUMNS)}, created_at) "
-        f"SELECT {_PG_LOG_SELECT}, %(now)s FROM {_pg_recordset(PG_LOG_TYPES, 'events')} "
+        f"SELECT {_PG_LOG_SELECT}, COALESCE(created_at, %(now)s) "
+        f"FROM {_pg_recordset(PG_EVENT_TYPES, 'events')} "
         "ON CONFLICT (request_id) DO NOTHING RETURNING request_id, user_id, api_key_id, cost"
         f"), used AS (UPDATE {ApiKey._meta.db_table} SET last_used_at = %(now)s "
         "WHERE id IN (SELECT api_key_id FROM fresh) "
@@ -119,7 +125,8 @@ def _insert_request_logs(cursor: Any, events: list[dict[str, Any]], now: Any) ->
         for event in chunk:
             params.extend([event.get(c, LOG_DEFAULTS.get(c)) for c in LOG_COLUMNS[:-1]])
             params.append(orjson.dumps(event.get("attempts", [])).decode())  # the last column
-            params.append(now)
+            arrived = event.get("created_at")
+            params.append(datetime.fromisoformat(arrived) if arrived else now)
         cursor.execute(
             f"INSERT INTO {RequestLog._meta.db_table} ({','.join(columns)}) "
             f"VALUES {','.join([row] * len(chunk))} "
@@ -174,11 +181,27 @@ def _charge(cursor: Any, charges: dict[int, list[tuple[str, Decimal]]], now: Any
         )
 
 
+def _mirror_later(charges: dict[int, list[tuple[str, Decimal]]], mirror: bool) -> None:
+    # Under the account rows' locks (taken by _charge): a seed of `avail` from the balance
+    # either sees these charges in it (and drops the records) or comes before them.
+    if mirror and settings.REDIS_URL:
+        PendingAvailChange.objects.bulk_create(
+            PendingAvailChange(user_id=user_id, amount=-cost, request_id=request_id)
+            for user_id, items in charges.items()
+            for request_id, cost in items
+        )
+
+
 @transaction.atomic
-def usage_batch_apply(*, events: list[bytes]) -> int:
+def usage_batch_apply(*, events: list[bytes], mirror: bool = False) -> int:
     """Writes a batch of usage events (JSON, as the usage stream holds them); returns how
     many requests were new. A concurrent writer inserting the same request waits on the
-    unique index and then skips it, so each request is charged by exactly one batch."""
+    unique index and then skips it, so each request is charged by exactly one batch.
+
+    `mirror`: the events were settled in a Redis that has lost its data since (a replayed
+    spool, billing.usage_spool), so the `avail` Redis has now never took their charges:
+    they are recorded to be mirrored into it, as a balance change made while Redis was
+    away is (billing.services), in the transaction that charges them."""
     now = timezone.now()
     charges: dict[int, list[tuple[str, Decimal]]] = defaultdict(list)
     if connection.vendor == "postgresql":
@@ -192,6 +215,7 @@ def usage_batch_apply(*, events: list[bytes]) -> int:
                 if cost > 0:
                     charges[user_id].append((request_id, cost))
             _charge(cursor, charges, now)
+            _mirror_later(charges, mirror)
         return len(written)
     with connection.cursor() as cursor:
         parsed = [orjson.loads(e) for e in events]
@@ -203,6 +227,7 @@ def usage_batch_apply(*, events: list[bytes]) -> int:
             if cost > 0:
                 charges[event["user_id"]].append((request_id, cost))
         _charge(cursor, charges, now)
+        _mirror_later(charges, mirror)
     keys = {by_id[r]["api_key_id"] for r in fresh if by_id[r]["api_key_id"]}
     if keys:
         api_keys_mark_used(key_ids=keys, now=now)

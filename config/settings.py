@@ -250,8 +250,15 @@ DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 # --- gateway -----------------------------------------------------------------------------
 # Bodies larger than this are refused with 413 before they are parsed.
 GATEWAYZ_MAX_BODY_BYTES = env_int("GATEWAYZ_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
-# A hold not settled within this many seconds belongs to a crashed process and is released.
+# A hold not settled within this many seconds belongs to a crashed process: the request is
+# settled from its journal and the hold released (docs/request-path.md).
 GATEWAYZ_HOLD_TTL_SECONDS = env_int("GATEWAYZ_HOLD_TTL_SECONDS", 900, minimum=60)
+# How often a stream records what it has delivered in its journal, and so how much a crash
+# can leave unbilled (one Redis command per stream per period, no wait for its reply).
+GATEWAYZ_JOURNAL_SECONDS = env_float("GATEWAYZ_JOURNAL_SECONDS", 1.0)
+# Where settled usage waits on local disk while the database cannot take it (with Redis:
+# billing.usage_spool). Must survive a restart of the process; one per host is enough.
+GATEWAYZ_USAGE_SPOOL_DIR = Path(env_str("GATEWAYZ_USAGE_SPOOL_DIR", str(VAR_DIR / "usage-spool")))
 # The hot path's wait for a Redis reply: past it Redis counts as unreachable and requests
 # are admitted on the database and in-process limits until it answers again
 # (docs/limits.md). Replies normally take well under a millisecond.

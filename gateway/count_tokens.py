@@ -133,7 +133,7 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
         model = route[0][0]
         outcome.served_model, family = loggable(model.id), model.family
         candidate = admission_new(request_id, identity.limits, 0, NO_HOLD)
-        await _admit(identity, request_id, NO_HOLD, candidate)  # counts it in its limits
+        await _admit(identity, request_id, NO_HOLD, candidate, outcome)  # counts it in its limits
         admission = candidate
         outcome.held = True  # a hold of zero, released at settlement with the limits
         headers += COUNTING.limit_headers(admission)

@@ -8,20 +8,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 import hiredis
 import orjson
 from django.conf import settings
 
 from billing.redis_credit import UNAVAILABLE_REPLIES, UNREACHABLE, RedisCredit
+from billing.redis_journal import record_delivery
 from billing.redis_link import redis_link
 from billing.redis_wire import RedisWireError
 from billing.services import (
     InsufficientCredit,
     credit_avail_seed_from_ledger,
     credit_hold_create,
+    credit_hold_delivered,
     credit_pending_apply,
 )
 from config.asyncdb import db_call
@@ -37,16 +41,44 @@ def _expiry() -> float:
     return time.time() + settings.GATEWAYZ_HOLD_TTL_SECONDS
 
 
+_background: set[asyncio.Task[None]] = set()
+
+
+def _done(task: asyncio.Task[None]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("recording a delivery failed: %s", task.exception())
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    """Runs a journal record without waiting for it (kept referenced until done)."""
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+    task.add_done_callback(_done)
+
+
 class DatabaseCredit:
     def __init__(self) -> None:
         self.limiter = LocalLimiter()
 
     async def admit(
-        self, *, user_id: int, request_id: str, amount: Decimal, admission: Admission
+        self,
+        *,
+        user_id: int,
+        request_id: str,
+        amount: Decimal,
+        admission: Admission,
+        journal: bytes = b"",
     ) -> None:
         self.limiter.admit(admission, _expiry())
         try:
-            await db_call(credit_hold_create, user_id=user_id, request_id=request_id, amount=amount)
+            await db_call(
+                credit_hold_create,
+                user_id=user_id,
+                request_id=request_id,
+                amount=amount,
+                journal=journal.decode(),
+            )
         except BaseException:
             self.limiter.undo(admission)
             raise
@@ -56,6 +88,10 @@ class DatabaseCredit:
             tokens = outcome.prompt_tokens + outcome.completion_tokens
             self.limiter.settle(admission, tokens, outcome.cost)
         settler.submit(outcome)
+
+    def record_delivery(self, request_id: str, entry: bytes, admission: Admission) -> None:
+        delivered = entry.decode()
+        _in_background(db_call(credit_hold_delivered, request_id=request_id, delivered=delivered))
 
     async def close(self) -> None:
         pass
@@ -77,7 +113,13 @@ class RedisCreditGate:
         self._recovery: asyncio.Task[None] | None = None
 
     async def admit(
-        self, *, user_id: int, request_id: str, amount: Decimal, admission: Admission
+        self,
+        *,
+        user_id: int,
+        request_id: str,
+        amount: Decimal,
+        admission: Admission,
+        journal: bytes = b"",
     ) -> None:
         if redis_link.up:
             try:
@@ -92,6 +134,7 @@ class RedisCreditGate:
                         expires_at=expires_at,
                         counters=admission.counters,
                         limits=limits,
+                        journal=journal,
                     )
                     if result[0] == 1:
                         admission.remaining = result[1:]
@@ -114,8 +157,21 @@ class RedisCreditGate:
         self._recover_soon()
         admission.local = True
         await self.fallback.admit(
-            user_id=user_id, request_id=request_id, amount=amount, admission=admission
-        )
+            user_id=user_id, request_id=request_id, amount=amount, admission=admission,
+            journal=journal,
+        )  # fmt: skip
+
+    def record_delivery(self, request_id: str, entry: bytes, admission: Admission) -> None:
+        """Records what a stream has delivered in its journal, where it was admitted; no
+        wait for the reply, and nothing if Redis is away (the record before stands)."""
+        if admission.local:
+            self.fallback.record_delivery(request_id, entry, admission)
+        elif redis_link.up:
+            _in_background(
+                record_delivery(
+                    self.redis.wire, request_id=request_id, entry=entry, expires_at=_expiry()
+                )
+            )
 
     async def settle(self, outcome: RequestOutcome, admission: Admission | None) -> None:
         if admission is not None and admission.local:

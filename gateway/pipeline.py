@@ -37,6 +37,7 @@ from gateway.http import (
     send_bytes,
 )
 from gateway.ids import request_id_new
+from gateway.journal import admission_entry, delivery_watch
 from gateway.limits import Admission, admission_new
 from gateway.outage import database_unavailable, database_unreachable
 from gateway.priority import slots
@@ -207,14 +208,19 @@ def _ms_since(start: float) -> float:
 
 
 async def _admit(
-    identity: KeyIdentity, request_id: str, amount: Decimal, admission: Admission
+    identity: KeyIdentity,
+    request_id: str,
+    amount: Decimal,
+    admission: Admission,
+    outcome: RequestOutcome | None = None,
 ) -> None:
     try:
         if amount > MAX_HOLD:  # more than any balance: Redis could not even count it
             raise InsufficientCredit
         await credit_gate().admit(
-            user_id=identity.user_id, request_id=request_id, amount=amount, admission=admission
-        )
+            user_id=identity.user_id, request_id=request_id, amount=amount, admission=admission,
+            journal=admission_entry(outcome) if outcome is not None else b"",
+        )  # fmt: skip
     except InsufficientCredit:
         raise GatewayError(
             402,
@@ -315,7 +321,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         tokens = max(api.token_estimate(body, len(raw), m) for m, _ in route)
         hold = max(api.hold(body, len(raw), m) for m, _ in route)
         candidate = admission_new(request_id, identity.limits, tokens, hold)
-        await _admit(identity, request_id, hold, candidate)
+        await _admit(identity, request_id, hold, candidate, outcome)
         admission = candidate
         outcome.held, outcome.hold = True, hold
         watch = ClientWatch(receive)
@@ -377,7 +383,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         (b"x-gatewayz-model", served.id.encode()),
         *api.limit_headers(admission),
     ]
-    progress = _Progress(send)
+    progress = _Progress(delivery_watch(send, outcome, answer.deployment, len(raw), admission))
     watch.relaying(answer)
     try:
         await api.relay(progress.send, body, len(raw), answer, outcome, headers, started)

@@ -3,6 +3,13 @@ consumer of one consumer group, so the work spreads over the replicas. Entries a
 acknowledged only after their batch commits; a crashed consumer's entries are claimed by
 another after a minute, and replaying them is harmless (the write is idempotent).
 
+While the database write fails, batches go to a local spool instead (billing.usage_spool),
+on disk before they are acknowledged, so a Redis that restarts empty meanwhile loses none
+of them; they are replayed into the database once it answers. Reads then also fetch the
+Redis epoch (a random id a fresh Redis gets on first use, in the same write as the read,
+so of the same Redis), which tells the replay whether the `avail` Redis has now took the
+spooled charges: if Redis lost its data since, they are mirrored into the new one.
+
 It talks to Redis over a connection of its own in hiredis' C (billing.redis_wire), and hands
 the events to the writer as the stream holds them: with redis-py and an event parsed and
 re-serialised in Python, the consumer cost the gateway ~10 CPU-µs per request more.
@@ -14,12 +21,17 @@ import asyncio
 import logging
 import os
 import socket
+from collections import defaultdict
+from typing import Any
 
 import hiredis
+from django.conf import settings
 from django.db import DataError, IntegrityError
 
-from billing.redis_credit import USAGE_STREAM
-from billing.redis_wire import RedisWire
+from billing.redis_credit import PREFIX, USAGE_STREAM
+from billing.redis_wire import RedisWire, RedisWireError
+from billing.services import credit_pending_apply
+from billing.usage_spool import UsageSpool
 from billing.usage_writer import usage_batch_apply
 from config.asyncdb import db_call
 
@@ -30,6 +42,9 @@ CLAIM_IDLE_MS = 60_000
 LINGER_SECONDS = 0.1
 BLOCK_MS = 1000
 DEAD_LETTERS = USAGE_STREAM + ":malformed"
+EPOCH = PREFIX + "epoch"
+REPLAY_SECONDS = 1.0  # how often the spool is looked at (and the database tried)
+REPLAY_BACKOFF_MAX = 5.0
 
 Fields = dict[bytes, bytes]
 Entry = tuple[bytes, Fields]
@@ -48,6 +63,10 @@ class UsageConsumer:
         # may take BLOCK_MS, so the timeout (a stuck Redis) is longer than that.
         self.wire = RedisWire(url, timeout=BLOCK_MS / 1000 + 5)
         self.name = f"{socket.gethostname()}-{os.getpid()}"
+        self.spool = UsageSpool(settings.GATEWAYZ_USAGE_SPOOL_DIR, socket.gethostname())
+        self.spooling = False  # the database write failed: batches go to the spool
+        self._spool_lock = asyncio.Lock()  # an append and a seal never overlap
+        self._unmirrored = False  # replayed charges wait to be mirrored into Redis
 
     async def _ensure_group(self) -> None:
         try:
@@ -63,22 +82,22 @@ class UsageConsumer:
         flat = [part for pair in fields.items() for part in pair]
         await self.wire.call("XADD", DEAD_LETTERS, "*", b"id", entry_id, *flat)
 
-    async def _apply(self, batch: list[tuple[bytes, Fields, bytes]]) -> None:
+    async def _apply(self, batch: list[tuple[bytes, Fields, bytes]], mirror: bool = False) -> None:
         """Writes the batch's events. Should the database refuse one (not an event, bad data,
         a user since deleted; not a lost connection, which is retried whole), halving the
         batch finds it: the rest is written and it alone is set aside."""
         try:
-            await db_call(usage_batch_apply, events=[event for _, _, event in batch])
+            await db_call(usage_batch_apply, events=[event for _, _, event in batch], mirror=mirror)
         except (DataError, IntegrityError) as exc:
             if len(batch) == 1:
                 entry_id, fields, _ = batch[0]
                 await self._set_aside(entry_id, fields, f"was refused by the database ({exc})")
                 return
             half = len(batch) // 2
-            await self._apply(batch[:half])
-            await self._apply(batch[half:])
+            await self._apply(batch[:half], mirror)
+            await self._apply(batch[half:], mirror)
 
-    async def _write(self, entries: list[Entry]) -> None:
+    async def _write(self, entries: list[Entry], epoch: str = "") -> None:
         batch = []
         for entry_id, fields in entries:
             event = fields.get(b"e")
@@ -86,8 +105,22 @@ class UsageConsumer:
                 await self._set_aside(entry_id, fields, "holds no event")
             else:
                 batch.append((entry_id, fields, event))
-        if batch:
-            await self._apply(batch)
+        if batch and self.spooling:
+            if not epoch:
+                return  # read before spooling began: read again, with the epoch
+            async with self._spool_lock:
+                await asyncio.to_thread(self.spool.append, epoch, [e for _, _, e in batch])
+        elif batch:
+            try:
+                await self._apply(batch)
+            except (RedisWireError, hiredis.ReplyError):
+                raise
+            except Exception:
+                # The database cannot take it: unacknowledged, the batch is read again with
+                # the epoch, and spooled (the replay tries the database every second).
+                log.exception("writing usage to the database failed; spooling it on disk")
+                self.spooling = True
+                return
         ids = [entry_id for entry_id, _ in entries]
         # Sent together, in one write.
         await asyncio.gather(
@@ -95,39 +128,124 @@ class UsageConsumer:
             self.wire.call("XDEL", USAGE_STREAM, *ids),
         )
 
-    async def _read(self, start: str, *block: str | int) -> list[Entry]:
-        reply = await self.wire.call(
+    async def _call(self, *command: str | int) -> tuple[Any, str]:
+        """The command's reply and, while spooling, the Redis epoch it was read under: both
+        sent in one write, so answered by the same Redis (a restart drops the connection)."""
+        if not self.spooling:
+            return await self.wire.call(*command), ""
+        _, epoch, reply = await asyncio.gather(
+            self.wire.call("SET", EPOCH, os.urandom(8).hex(), "NX"),
+            self.wire.call("GET", EPOCH),
+            self.wire.call(*command),
+        )
+        return reply, epoch.decode()
+
+    async def _read(self, start: str, *block: str | int) -> tuple[list[Entry], str]:
+        reply, epoch = await self._call(
             "XREADGROUP", "GROUP", GROUP, self.name, "COUNT", BATCH, *block,
             "STREAMS", USAGE_STREAM, start,
         )  # fmt: skip
-        return _entries(reply[0][1]) if reply else []
+        return (_entries(reply[0][1]) if reply else []), epoch
 
-    async def _next_batch(self) -> list[Entry]:
+    async def _next_batch(self) -> tuple[list[Entry], str]:
         # Our own unacknowledged entries first (a failed write), then a dead consumer's,
         # then new ones.
-        mine = await self._read("0")
+        mine, epoch = await self._read("0")
         if mine:
-            return mine
-        claimed = await self.wire.call(
+            return mine, epoch
+        claimed, epoch = await self._call(
             "XAUTOCLAIM", USAGE_STREAM, GROUP, self.name, CLAIM_IDLE_MS, "0-0", "COUNT", BATCH
         )
         if claimed[1]:
-            return _entries(claimed[1])
+            return _entries(claimed[1]), epoch
         return await self._read(">", "BLOCK", BLOCK_MS)
 
+    async def _replay(self) -> None:
+        """Writes what the spool holds (this process's and any dead one's) to the database,
+        and goes back to writing there; raises if the database still fails."""
+        async with self._spool_lock:
+            self.spool.seal()
+        for path in self.spool.files():
+            fd = self.spool.claim(path)
+            if fd is None:
+                continue  # a live process is appending to it
+            try:
+                records = await asyncio.to_thread(self.spool.read, fd)
+                if records:
+                    self._unmirrored |= await self._replay_records(records)
+            except BaseException:
+                self.spool.release(fd)
+                raise
+            self.spool.discard(path, fd)
+        if self.spooling:
+            await db_call(usage_batch_apply, events=[])  # the database answers again
+            self.spooling = False
+            log.warning("writing usage to the database works again; the spool is replayed")
+
+    async def _replay_records(self, records: list[tuple[str, bytes]]) -> bool:
+        """Writes spooled (epoch, event) records; True if some were mirrored into Redis."""
+        _, current = await asyncio.gather(
+            self.wire.call("SET", EPOCH, os.urandom(8).hex(), "NX"),
+            self.wire.call("GET", EPOCH),
+        )
+        by_epoch: dict[str, list[bytes]] = defaultdict(list)
+        for epoch, event in records:
+            by_epoch[epoch].append(event)
+        for epoch, events in by_epoch.items():
+            # Read from a Redis that has lost its data since: the `avail` Redis has now
+            # never took their charges.
+            mirror = epoch != current.decode()
+            for at in range(0, len(events), BATCH):
+                chunk = [(b"spool", {b"e": e}, e) for e in events[at : at + BATCH]]
+                await self._apply(chunk, mirror)
+        return any(epoch != current.decode() for epoch in by_epoch)
+
+    async def _replay_loop(self) -> None:
+        wait = REPLAY_SECONDS
+        failing = False
+        while True:
+            await asyncio.sleep(wait)
+            try:
+                if self.spooling or self.spool.files():
+                    await self._replay()
+                if self._unmirrored:
+                    # Charges replayed from a Redis that lost its data, into the new one's
+                    # `avail` (or dropped, if none is seeded yet: the seed has them).
+                    await db_call(credit_pending_apply)
+                    self._unmirrored = False
+                wait, failing = REPLAY_SECONDS, False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                (log.debug if failing else log.warning)(
+                    "the usage spool waits (%s: %s)", type(exc).__name__, exc
+                )  # said once per outage, not once per try
+                wait, failing = min(wait * 2, REPLAY_BACKOFF_MAX), True
+
     async def run(self) -> None:
+        replayer = asyncio.create_task(self._replay_loop())
+        try:
+            await self._consume()
+        finally:
+            replayer.cancel()
+            async with self._spool_lock:
+                self.spool.seal()
+
+    async def _consume(self) -> None:
         backoff = 0.1
         failing = False
         while True:
             try:
                 await self._ensure_group()
                 while True:
-                    entries = await self._next_batch()
+                    entries, epoch = await self._next_batch()
                     if entries:
-                        await self._write(entries)
-                    if len(entries) < BATCH:
+                        await self._write(entries, epoch)
+                    if len(entries) < BATCH and not self.spooling:
                         # Let a small batch grow: fewer, larger transactions cost far less
                         # per request, and the ledger trails the traffic by a moment only.
+                        # (Not while spooling: what Redis holds unread is what its loss
+                        # would lose.)
                         await asyncio.sleep(LINGER_SECONDS)
                     backoff = 0.1
                     if failing:
@@ -141,7 +259,8 @@ class UsageConsumer:
                     log.exception("writing usage to the database failed; retrying until it works")
                     failing = True
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                # Not long while spooling: what waits unread in Redis is what it could lose.
+                backoff = min(backoff * 2, REPLAY_BACKOFF_MAX if self.spooling else 30.0)
 
     async def close(self) -> None:
         await self.wire.close()

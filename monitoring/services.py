@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,8 @@ from billing.services import usage_charge, usage_release
 from monitoring.models import RequestLog
 
 log = logging.getLogger(__name__)
+# The most one request is ever charged (see RequestOutcome.charge): as much as any hold.
+CHARGE_CEILING = Decimal(1_000_000)
 
 
 @dataclass(slots=True)
@@ -41,14 +44,20 @@ class RequestOutcome:
     held: bool = False  # whether admission reserved credit for it
     # The amount held: what the request may be charged at most (never sent in the event).
     hold: Decimal = Decimal(0)
+    # When it arrived, for a request settled after the fact (monitoring.journal); else the
+    # log row is dated when it is written (neither is sent in the event).
+    created_at: datetime | None = None
 
     def charge(self, cost: Decimal) -> Decimal:
-        """Sets the cost, capped at the hold: the hold is an upper bound by construction, and
-        if a provider ever reports more, the customer pays what was held, never more than
-        the balance allowed (and we hear about it)."""
+        """Sets the cost: what the provider reported, priced exactly, even past the hold.
+        The hold bounds the usage a provider may honestly report (docs/request-path.md); one
+        that reports more bills us for it, so the customer pays it too and the balance may
+        go below zero by the difference (then every request is refused with 402 until it is
+        topped up). Past CHARGE_CEILING, which no real request comes near, a report is
+        charged the ceiling: it keeps Redis' 64-bit pico-credit counters in range."""
         if self.held and cost > self.hold:
             log.warning("%s cost %s over its hold %s", self.request_id, cost, self.hold)
-            cost = self.hold
+            cost = min(cost, CHARGE_CEILING)
         self.cost = cost
         return cost
 
@@ -59,7 +68,9 @@ class RequestOutcome:
         return event
 
 
-OUTCOME_FIELDS = tuple(f.name for f in fields(RequestOutcome) if f.name != "hold")
+OUTCOME_FIELDS = tuple(
+    f.name for f in fields(RequestOutcome) if f.name not in ("hold", "created_at")
+)
 
 
 @transaction.atomic
@@ -78,6 +89,10 @@ def request_settle(*, outcome: RequestOutcome) -> RequestLog:
     fields = asdict(outcome)
     fields.pop("held")
     fields.pop("hold")
+    created_at = fields.pop("created_at") or timezone.now()
     return RequestLog.objects.create(
-        user_id=fields.pop("user_id"), api_key_id=fields.pop("api_key_id"), **fields
+        user_id=fields.pop("user_id"),
+        api_key_id=fields.pop("api_key_id"),
+        created_at=created_at,
+        **fields,
     )

@@ -92,11 +92,13 @@ _gateway_procs: dict[str, Any] = {}  # by URL: the processes `start_gateway` sta
 
 
 @pytest.fixture(scope="session")
-def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[GatewayStarter]:
+def start_gateway(test_catalog: None, django_db_blocker: Any,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayStarter]:  # fmt: skip
     """Starts a gateway process (uvicorn, the production ASGI app) on the test database; it
     runs to the end of the session unless `stop_gateway` stops it sooner."""
     with django_db_blocker.unblock():
         database_url = _database_url()
+    spool = tmp_path_factory.mktemp("usage-spool")  # the session's, never a former run's
 
     def start(
         app: str = "config.asgi:application", log: Path | None = None, **extra_env: str
@@ -114,6 +116,7 @@ def start_gateway(test_catalog: None, django_db_blocker: Any) -> Iterator[Gatewa
             "GATEWAYZ_BREAKER_FAILURES": "1000000",
             "GATEWAYZ_BREAKER_MIN_REQUESTS": "1000000",
             "GATEWAYZ_RETRY_BACKOFF_SECONDS": "0.05",
+            "GATEWAYZ_USAGE_SPOOL_DIR": str(spool),
             **extra_env,
         }
         args = ["-m", "uvicorn", app, "--port", str(port), "--no-proxy-headers",
@@ -133,9 +136,23 @@ def stop_gateway() -> Callable[[str], None]:
     database connections (Postgres allows 100 in all) for the rest of the session."""
 
     def stop_one(url: str) -> None:
-        stop(_gateway_procs.pop(url))
+        proc = _gateway_procs.pop(url, None)
+        if proc is not None:  # not killed by `kill_gateway` already
+            stop(proc)
 
     return stop_one
+
+
+@pytest.fixture(scope="session")
+def kill_gateway() -> Callable[[str], None]:
+    """SIGKILLs a gateway `start_gateway` started, as a crash would end it: no shutdown."""
+
+    def kill_one(url: str) -> None:
+        proc = _gateway_procs.pop(url)
+        proc.kill()
+        proc.wait()
+
+    return kill_one
 
 
 @pytest.fixture

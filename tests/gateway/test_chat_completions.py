@@ -8,8 +8,11 @@ from decimal import Decimal
 
 import openai
 import pytest
+import redis
+from django.conf import settings
 
 from billing.models import CreditAccount, CreditHold, LedgerEntry
+from billing.redis_credit import avail_key, from_pico
 from tests.support.waits import settled
 
 pytestmark = pytest.mark.smoke
@@ -184,18 +187,62 @@ def test_it_forwards_parameters_and_the_providers_credential_only(gateway, make_
     assert "max_tokens" not in body and "max_completion_tokens" not in body
 
 
-def test_a_provider_billing_past_the_hold_is_charged_the_hold(gateway, make_account):
-    account = make_account(credit=Decimal("1"))
+def test_a_provider_billing_past_the_hold_is_charged_what_it_reported(gateway, make_account):
+    # The rule changed (issue 19, item 18): the charge used to be capped at the hold, so we
+    # paid the provider for tokens the customer was never charged. Now the reported usage is
+    # charged, priced exactly, even when it takes the balance below zero; then every request
+    # is refused with 402 until the account is topped up.
+    account = make_account(credit=Decimal("0.01"))
+    client = _client(gateway, account.key)
     content = '!mock {"completion_tokens": 100000}'  # a provider over-reporting its output
 
-    raw = _client(gateway, account.key).chat.completions.with_raw_response.create(
+    raw = client.chat.completions.with_raw_response.create(
         model="test/echo", messages=[{"role": "user", "content": content}], max_tokens=10
     )
 
+    usage = raw.parse().usage
+    assert usage is not None and usage.completion_tokens == 100000
+    charged = _cost(usage.prompt_tokens, 100000)  # 0.2 and a bit: far past the 0.01 balance
     held = (len(raw.http_request.content) * IN + 10 * OUT) / Decimal(1_000_000)
+    assert charged > held
     log = settled(raw.headers["x-request-id"])
-    assert log.cost == held == Decimal(raw.headers["x-gatewayz-cost"])
-    assert CreditAccount.objects.get(user=account.user).balance == Decimal("1") - held
+    assert log.cost == charged == Decimal(raw.headers["x-gatewayz-cost"])
+    assert LedgerEntry.objects.get(reference=log.request_id).amount == -charged
+    assert CreditAccount.objects.get(user=account.user).balance == Decimal("0.01") - charged < 0
+    if settings.REDIS_URL:  # Redis' `avail` took the same charge: below zero too
+        avail = redis.Redis.from_url(settings.REDIS_URL).get(avail_key(account.user.pk))
+        assert from_pico(avail) == Decimal("0.01") - charged
+
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.chat.completions.create(
+            model="test/echo", messages=[{"role": "user", "content": "hi"}], max_tokens=1
+        )
+    assert (refused.value.status_code, refused.value.code) == (402, "insufficient_credits")
+
+
+def test_a_stream_billed_past_its_hold_is_charged_what_it_reported(gateway, make_account):
+    account = make_account(credit=Decimal("0.01"))
+    client = _client(gateway, account.key)
+    content = '!mock {"completion_tokens": 50000, "prompt_tokens": 7}'
+
+    with client.chat.completions.with_streaming_response.create(
+        model="test/echo", messages=[{"role": "user", "content": content}], max_tokens=5,
+        stream=True, stream_options={"include_usage": True},
+    ) as response:  # fmt: skip
+        request_id = response.headers["x-request-id"]
+        chunks = list(response.parse())
+
+    usage = chunks[-1].usage
+    assert usage is not None and usage.completion_tokens == 50000
+    charged = _cost(7, 50000)
+    assert Decimal(str(usage.model_extra["cost"])) == charged
+    assert settled(request_id).cost == charged
+    assert CreditAccount.objects.get(user=account.user).balance == Decimal("0.01") - charged
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.chat.completions.create(
+            model="test/echo", messages=[{"role": "user", "content": "hi"}], max_tokens=1
+        )
+    assert refused.value.status_code == 402
 
 
 def test_it_lists_and_retrieves_models(gateway, make_account):

@@ -1,0 +1,143 @@
+"""The request journal: what is known of a request whose process died before settling it.
+
+Every admitted request leaves a journal entry with its credit hold, written by admission
+itself (in `ADMIT`'s one Redis round trip, or in the database hold row without Redis):
+user, key, endpoint, model asked and model chosen, stream or not, arrival time. While a
+stream is relayed, what has been delivered is recorded beside it at most once every
+GATEWAYZ_JOURNAL_SECONDS (gateway.journal): provider, tokens, their price. Settlement
+deletes both with the hold.
+
+A hold that expires (GATEWAYZ_HOLD_TTL_SECONDS; a delivery record pushes the expiry on)
+belongs to a request whose process died. The hold-release job (`holds_release_expired`,
+under Celery beat) then settles it from its journal, once per request id, like the
+process would have: a request log row with status 502 and error `worker_lost`, and a
+charge for what was recorded as delivered (docs/request-path.md, "A crash leaves a
+record"). Holds without a journal (left by an older release) are only released.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import IntegrityError
+
+from billing.models import CreditHold
+from billing.redis_credit import credit_holds_release_expired_redis, to_pico
+from billing.redis_journal import journals_due, requests_lost_settle_redis
+from billing.services import credit_holds_release_expired
+from monitoring.services import RequestOutcome, request_settle
+
+log = logging.getLogger(__name__)
+STATUS = 502  # what the proxy in front tells a client whose worker died
+ERROR = "worker_lost"
+
+
+def journal_admission(outcome: RequestOutcome, now: float) -> bytes:
+    """Admission's entry: [user, key, endpoint, model asked, model chosen, stream, arrival]."""
+    return orjson.dumps(
+        [outcome.user_id, outcome.api_key_id, outcome.endpoint, outcome.requested_model,
+         outcome.served_model, outcome.stream, now]
+    )  # fmt: skip
+
+
+def journal_delivery(
+    outcome: RequestOutcome, provider: str, prompt: int, completion: int, cost: Decimal, now: float
+) -> bytes:
+    """What had been delivered: [cost, prompt tokens, completion tokens, provider, model
+    served, time recorded, ttft ms, upstream latency ms]."""
+    return orjson.dumps(
+        [str(cost), prompt, completion, provider, outcome.served_model, now, outcome.ttft_ms,
+         outcome.upstream_latency_ms]
+    )  # fmt: skip
+
+
+def lost_outcome(
+    request_id: str, admission: bytes | str, delivery: bytes | str | None
+) -> RequestOutcome:
+    """The outcome of a request whose process died, from its journal."""
+    user_id, key_id, endpoint, asked, chosen, stream, arrived = orjson.loads(admission)
+    outcome = RequestOutcome(
+        request_id=request_id,
+        user_id=int(user_id),
+        api_key_id=key_id,
+        endpoint=endpoint,
+        requested_model=asked,
+        served_model=chosen,
+        status=STATUS,
+        error_type=ERROR,
+        total_latency_ms=0.0,
+        stream=bool(stream),
+        held=True,
+        created_at=datetime.fromtimestamp(arrived, UTC),
+    )
+    if delivery:
+        cost, prompt, completion, provider, served, recorded, ttft, upstream = orjson.loads(
+            delivery
+        )
+        outcome.cost = Decimal(cost)
+        outcome.prompt_tokens, outcome.completion_tokens = int(prompt), int(completion)
+        outcome.provider, outcome.served_model = provider, served
+        outcome.total_latency_ms = max(0.0, (recorded - arrived) * 1000)
+        outcome.ttft_ms, outcome.upstream_latency_ms = ttft, upstream
+    return outcome
+
+
+def lost_event(outcome: RequestOutcome) -> bytes:
+    event: dict[str, Any] = outcome.as_event()
+    event["created_at"] = outcome.created_at
+    return orjson.dumps(event)
+
+
+def _lost_in_redis(now: float) -> int:
+    lost = []
+    for request_id, journal in journals_due(now=now):
+        if b"a" not in journal:
+            continue
+        try:
+            outcome = lost_outcome(request_id, journal[b"a"], journal.get(b"d"))
+        except (ValueError, TypeError, ArithmeticError):
+            log.exception("the journal of %s cannot be read; its hold is only released", request_id)
+            continue
+        lost.append((request_id, to_pico(outcome.cost), lost_event(outcome)))
+    return requests_lost_settle_redis(now=now, lost=lost) if lost else 0
+
+
+def _lost_in_database(now: float) -> int:
+    settled = 0
+    due = (
+        CreditHold.objects.filter(expires_at__lte=datetime.fromtimestamp(now, UTC))
+        .exclude(journal="")
+        .values_list("request_id", "journal", "delivered")[:1000]
+    )
+    for request_id, admission, delivery in due:
+        try:
+            outcome = lost_outcome(request_id, admission, delivery or None)
+        except (ValueError, TypeError, ArithmeticError):
+            log.exception("the journal of %s cannot be read; its hold is only released", request_id)
+            continue
+        try:
+            # Charges what was delivered, releases the hold, writes the row: once, and not
+            # at all if the request was settled meanwhile.
+            request_settle(outcome=outcome)
+        except IntegrityError:
+            continue  # its process settled it at the same moment: alive after all
+        settled += 1
+    return settled
+
+
+def holds_release_expired(*, now: float) -> tuple[int, int]:
+    """Settles the requests whose hold is due from their journal, then releases the holds
+    left (no journal); returns (settled as lost, released)."""
+    lost = _lost_in_database(now)
+    released = credit_holds_release_expired(now=datetime.fromtimestamp(now, UTC))
+    if settings.REDIS_URL:
+        lost += _lost_in_redis(now)
+        released += credit_holds_release_expired_redis(now=now)
+    if lost:
+        log.warning("settled %d requests whose process died, from their journal", lost)
+    return lost, released
