@@ -18,6 +18,9 @@ from providers.catalog import Deployment
 
 # Past this many entries, expired ones are swept when another is added.
 _SWEEP_AT = 1024
+# The event loop's timers are of millisecond grain (libuv's), so a retry that paused for
+# exactly the Retry-After may wake a hair early: it finds the deployment cooled.
+_SLACK = 0.005
 
 _until: dict[tuple[str, str, str], float] = {}  # (provider, model, credential) -> monotonic
 
@@ -47,7 +50,7 @@ def cooling_left(deployment: Deployment, family: str) -> float:
     if until is None:
         return 0.0
     left = until - time.monotonic()
-    if left <= 0:
+    if left <= _SLACK:
         del _until[_key(deployment, family)]
         return 0.0
     return left

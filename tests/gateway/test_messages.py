@@ -383,7 +383,7 @@ def test_every_answer_names_its_request_and_every_error_body_carries_it(gateway,
         (anthropic.APIStatusError, lambda: _client(gateway, broke.key).messages.create(  # 402
             model="test/claude", max_tokens=10, messages=say)),
         (anthropic.RateLimitError, lambda: client.messages.create(  # the provider's 429
-            model="test/claude", max_tokens=10,
+            model="test/throttled-claude", max_tokens=10,
             messages=[{"role": "user", "content": _mock(status=429, retry_after=7)}])),
         (anthropic.NotFoundError, lambda: client.messages.count_tokens(
             model="nope/nothing", messages=say)),
