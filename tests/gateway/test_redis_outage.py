@@ -6,8 +6,6 @@ database balance once the dust settles."""
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from django.conf import settings
 from django.db.models import Sum
 
@@ -25,7 +22,7 @@ from accounts.models import ApiKey
 from billing.models import CreditAccount, CreditHold, LedgerEntry, PendingAvailChange
 from billing.redis_credit import HOLDS, avail_key, from_pico
 from monitoring.models import RequestLog
-from tests.support.servers import free_port
+from tests.support.outages import PrivateRedis
 from tests.support.waits import settled_count
 
 pytestmark = pytest.mark.skipif(
@@ -34,59 +31,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class OwnRedis:
-    """A redis-server that only this test uses, persisting every write (appendfsync always,
-    as a production Redis that holds credit should), so that a kill loses nothing."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = self.client()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-
-    def freeze(self) -> None:
-        """Stuck, not gone: connections are accepted by the kernel and never answered."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=2)
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path)
+def own_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path, persistent=True)
     server.start()
     yield server
-    if server.proc is not None and server.proc.poll() is None:
-        server.thaw()
-        server.kill()
+    server.kill()
 
 
 def _ask(client: httpx.Client, gateway: str, key: str, i: int) -> httpx.Response:

@@ -47,6 +47,8 @@ class TcpProxy:
         """Refuses new connections and resets every open one."""
         listener, self._listener = self._listener, None
         if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
             listener.close()
         with self._lock:
             carried, self._open = self._open, set()
