@@ -1,0 +1,80 @@
+"""The documented rules the soak holds the gateway to, in one place, so that a rule that
+changes in the docs changes here in one line.
+
+- Client gone mid-stream (docs/request-path.md, "Other decisions"). Today: "we keep reading
+  the upstream to its end, so the request is billed for exactly what the provider produced
+  and reported" (`LEFT_RULE = "to_end"`). Issue 19, item 2 changes it to "close the
+  upstream at once and bill what was produced up to then" (`"until_left"`).
+- Which answers leave no request-log row: unauthenticated ones (docs/request-path.md,
+  "Request log rows"); a key that cannot be checked because the database is down and no
+  process has it cached is unauthenticated too (issue 22: such a request gets a 503).
+- Which 5xx are documented: a code (OpenAI routes) that docs/*.md name in backticks, or
+  an Anthropic error type (the Anthropic route's errors carry no code), and a request id.
+- A balance may go below zero only while Redis is unreachable (docs/limits.md, "What is
+  looser meanwhile"); the soak's faults make Redis unreachable for a moment only, and its
+  low-credit accounts hold far less than one such moment's traffic could overdraw, so any
+  negative balance is reported, with the fault windows beside it.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+# "to_end" (docs as of this writing) or "until_left" (issue 19, item 2).
+LEFT_RULE = "to_end"
+# Under "until_left": what the provider may still produce between the client's leaving and
+# the gateway closing the upstream: this many seconds of the stream's pace, plus two chunks.
+LEFT_GRACE_SECONDS = 1.0
+
+# Anthropic's error types (its API reference, "Errors"), the Anthropic route's error shape.
+ANTHROPIC_ERROR_TYPES = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "billing_error",
+        "permission_error",
+        "not_found_error",
+        "request_too_large",
+        "rate_limit_error",
+        "api_error",
+        "overloaded_error",
+        "timeout_error",
+    }
+)
+
+
+def left_stream_billed_ok(
+    rule: str, billed_tokens: int, delivered: int, planned: int, chunk_seconds: float
+) -> bool:
+    """Whether a stream the client left after `delivered` content events (of `planned`,
+    one output token each, `chunk_seconds` apart) was billed `billed_tokens` output tokens
+    as the rule says."""
+    if rule == "to_end":
+        return billed_tokens == planned
+    grace = int(LEFT_GRACE_SECONDS / chunk_seconds) + 2
+    return delivered <= billed_tokens <= min(planned, delivered + grace)
+
+
+def row_expected(status: int | None, cold_key: bool) -> bool:
+    if status == 401:
+        return False
+    return not (status == 503 and cold_key)
+
+
+@cache
+def documented_codes() -> frozenset[str]:
+    text = "\n".join(p.read_text() for p in DOCS.glob("*.md"))
+    return frozenset(re.findall(r"`([a-z][a-z0-9_]+)`", text))
+
+
+def error_documented(route: str, status: int, code: str | None) -> bool:
+    """A 5xx the client may get: never a 500, and in the route's documented vocabulary."""
+    if status == 500 or not code:
+        return False
+    if route == "messages":
+        return code in ANTHROPIC_ERROR_TYPES
+    return code in documented_codes()
