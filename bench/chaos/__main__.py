@@ -134,6 +134,9 @@ def main() -> None:
         if breaker is not None:
             results.append(breaker)
         results.append(checks.left_json_logged(facts, records, pools["leaver"]))
+        cold = checks.cold_keys(records)
+        if cold is not None:
+            results.append(cold)
         failed_faults = [e for e in runner.events if e.failed]
         results.append(
             checks.Check(

@@ -279,3 +279,17 @@ def breaker_recovered(records: list[Record]) -> Check | None:
         ok,
         f"{opened} × provider_circuit_open, last answers {tail}",
     )
+
+
+def cold_keys(records: list[Record]) -> Check | None:
+    """Keys no process had cached, first used while Postgres was down: issue 22 asks for a
+    503 with Retry-After (never a 500, which the no-500 check counts). Reported."""
+    cold = [r for r in records if r.kind == "cold"]
+    if not cold:
+        return None
+    answers = Counter(f"{r.status} {r.error_code or ''}".strip() for r in cold)
+    return Check(
+        "keys first used during a database outage (info)",
+        True,
+        f"{len(cold)} asked: " + ", ".join(f"{n}× {a}" for a, n in answers.most_common()),
+    )

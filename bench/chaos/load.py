@@ -162,9 +162,18 @@ def _fault(rng: random.Random, stream: bool, anthropic: bool) -> dict[str, objec
         if not stream:
             primary.append({"malformed": True})
         return {**rng.choice(primary), "only_model": "gpt-4o"}
-    faults: list[dict[str, object]] = [{"status": 500}, {"status": 503}, {"delay": 1.5}]
+    # Failures stay near a third of the model's traffic: under the breaker's error rate
+    # (docs/routing.md), so that it opens now and then, not for good.
+    faults: list[dict[str, object]] = [
+        {"status": 500},
+        {"status": 503},
+        {"delay": 1.5},
+        {"delay": 0.5},
+        {"reply": "slow " * 20, "delay": 1.0},
+    ]
     if stream:
         faults.append({"chunks": 30, "chunk_delay": 0.02, "cut_after": rng.randint(1, 20)})
+        faults.append({"chunks": 30, "chunk_delay": 0.02})
         if not anthropic:
             faults.append({"chunks": 20, "first_chunk_delay": 1.0})
     return rng.choice(faults)

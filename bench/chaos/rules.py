@@ -8,6 +8,7 @@ changes in the docs changes here in one line.
 - Which answers leave no request-log row: unauthenticated ones (docs/request-path.md,
   "Request log rows"); a key that cannot be checked because the database is down and no
   process has it cached is unauthenticated too (issue 22: such a request gets a 503).
+  A 500 is counted by the no-500 check only (it may come before authentication).
 - Which 5xx are documented: a code (OpenAI routes) that docs/*.md name in backticks, or
   an Anthropic error type (the Anthropic route's errors carry no code), and a request id.
 - A balance may go below zero only while Redis is unreachable (docs/limits.md, "What is
@@ -60,7 +61,9 @@ def left_stream_billed_ok(
 
 
 def row_expected(status: int | None, cold_key: bool) -> bool:
-    if status == 401:
+    """Whether an answer must have left a request-log row. A 500 is a failure of its own
+    (the no-500 check): it is not counted again as a lost row."""
+    if status in (401, 500):
         return False
     return not (status == 503 and cold_key)
 

@@ -18,7 +18,24 @@ from pathlib import Path
 
 import redis
 
-PG_BIN = Path(os.environ.get("CHAOS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """Postgres' server programs: CHAOS_PG_BIN, else Debian's newest, else initdb's on PATH."""
+    if os.environ.get("CHAOS_PG_BIN"):
+        return Path(os.environ["CHAOS_PG_BIN"])
+    debian = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
+    if debian:
+        return debian[-1].parent
+    found = shutil.which("initdb")
+    if found is None:
+        raise RuntimeError("no initdb: install postgresql, or set CHAOS_PG_BIN")
+    return Path(found).resolve().parent
+
+
+PG_BIN = _pg_bin()
 
 
 def free_port() -> int:
