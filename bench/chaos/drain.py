@@ -8,6 +8,7 @@ read a system at rest."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -39,7 +40,9 @@ def _state(r: redis.Redis, db_url: str) -> tuple[int, int, int, int]:
     return stream, holds, int(db_holds[0] if db_holds else 0), int(pending[0] if pending else 0)
 
 
-def drain(r: redis.Redis, db_url: str, timeout: float, say: object = print) -> DrainResult:
+def drain(
+    r: redis.Redis, db_url: str, timeout: float, say: Callable[[str], None] = print
+) -> DrainResult:
     started = time.monotonic()
     last = (-1, -1, -1, -1)
     state = last
@@ -47,12 +50,12 @@ def drain(r: redis.Redis, db_url: str, timeout: float, say: object = print) -> D
         try:
             state = _state(r, db_url)
         except (redis.RedisError, psycopg.Error) as exc:
-            say(f"  drain: {type(exc).__name__}: {exc}")  # type: ignore[operator]
+            say(f"  drain: {type(exc).__name__}: {exc}")
             time.sleep(1)
             continue
         if state != last:
             say(
-                f"  drain {time.monotonic() - started:5.1f} s: usage stream {state[0]}, "  # type: ignore[operator]
+                f"  drain {time.monotonic() - started:5.1f} s: usage stream {state[0]}, "
                 f"holds redis {state[1]} db {state[2]}, pending balance changes {state[3]}"
             )
             last = state
