@@ -10,7 +10,7 @@ from django.dispatch import receiver
 
 from accounts.models import ApiKey, Plan, User
 from accounts.roles import role_apply, staff_flag
-from gateway.models import CacheInvalidation, invalidation_announce
+from gateway.models import CacheInvalidation, invalidation_announce, invalidations_announce
 
 
 @receiver(pre_save, sender=User)
@@ -42,7 +42,7 @@ def plan_saved(sender: type[Plan], instance: Plan, created: bool, **kwargs: Any)
     """Its accounts' limits and priority changed: each of them is reloaded everywhere."""
     if created:
         return
-    CacheInvalidation.objects.bulk_create(
-        CacheInvalidation(kind=CacheInvalidation.Kind.USER, value=str(user_id))
-        for user_id in instance.users.values_list("pk", flat=True)
+    invalidations_announce(
+        CacheInvalidation.Kind.USER,
+        [str(user_id) for user_id in instance.users.values_list("pk", flat=True)],
     )

@@ -68,7 +68,7 @@ class RedisLink:
             return {"status": "ok"}
         return {
             "status": "down",
-            "error": self.reason,
+            "error": self.reason.partition(":")[0],  # its kind: the text names hosts
             "down_for_seconds": round(time.time() - self.down_since, 1),
             "serving_with": "database credit holds and in-process rate limits",
         }

@@ -120,6 +120,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database host that drops packets must not hold a thread (and the request or poll
+    # waiting on it) for the minutes the kernel's own connect timeout takes.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("GATEWAYZ_DB_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
@@ -256,6 +262,14 @@ GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS = env_int("GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS
 GATEWAYZ_CATALOG_FILES = env_list("GATEWAYZ_CATALOG_FILES")
 # How often each process re-checks for revoked keys and catalog edits (seconds).
 GATEWAYZ_INVALIDATION_POLL_SECONDS = env_float("GATEWAYZ_INVALIDATION_POLL_SECONDS", 0.5)
+# While those polls fail (the database out of reach), a process keeps serving the keys it
+# cached for this long after its last poll that succeeded: the bound on how late a key
+# revoked meanwhile stops working there (docs/security.md). Its catalog it keeps throughout.
+GATEWAYZ_KEY_CACHE_BLIND_SECONDS = env_int("GATEWAYZ_KEY_CACHE_BLIND_SECONDS", 300, minimum=1)
+# The shared key cache in Redis (accounts.keycache_shared): a key's copy, for processes that
+# have not cached it while the database is out of reach, lives this long after a process in
+# touch with the database last loaded or used the key.
+GATEWAYZ_SHARED_KEY_CACHE_SECONDS = env_int("GATEWAYZ_SHARED_KEY_CACHE_SECONDS", 300, minimum=3)
 # Upstream connection limits (timeouts are per provider, in the catalog).
 GATEWAYZ_UPSTREAM_MAX_CONNECTIONS = env_int("GATEWAYZ_UPSTREAM_MAX_CONNECTIONS", 512, minimum=1)
 # Rate limits (0 = none). Windows are fixed UTC minutes and days; tokens count the estimate

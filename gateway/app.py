@@ -20,6 +20,7 @@ from gateway.ids import request_id_new
 from gateway.images import images_generations
 from gateway.messages import messages
 from gateway.models_api import model_retrieve, models_list
+from gateway.outage import database_unavailable, database_unreachable
 from gateway.responses import responses
 from gateway.runtime import runtime_ensure_started
 from monitoring.metrics import CONTENT_TYPE, REQUESTS_IN_FLIGHT, metrics_page
@@ -107,6 +108,8 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
     except Exception as exc:
         if isinstance(exc, GatewayError):
             error = exc
+        elif database_unreachable(exc):  # the catalog, never built, with no database
+            error = database_unavailable()
         else:
             log.exception("%s %s failed", method, path)
             error = GatewayError(
@@ -115,13 +118,15 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
                 type="server_error",
                 code="internal_error",
             )
+        # Every answer carries a request id, these too (the pipeline's make their own).
+        request_id = request_id_new()
+        id_header = [(b"x-request-id", request_id.encode())]
         if path.startswith("/v1/messages"):  # Anthropic's clients read Anthropic's shape
-            request_id = request_id_new()  # every answer there names its request
-            named = [(b"request-id", request_id.encode()), (b"x-request-id", request_id.encode())]
+            named = [(b"request-id", request_id.encode()), *id_header]
             body = anthropic_error_body(error, request_id)
             await send_bytes(send, error.status, body, JSON_HEADERS + error.headers + named)
         else:
-            await send_error(send, error, [])
+            await send_error(send, error, id_header)
     finally:
         if in_flight:
             REQUESTS_IN_FLIGHT.dec()

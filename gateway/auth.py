@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.conf import settings
@@ -11,10 +12,39 @@ from accounts.keys import key_digest, key_looks_valid
 from accounts.restrictions import KeyRestricted, KeyRestrictions, client_address
 from gateway.errors import GatewayError
 from gateway.http import Scope, header
+from gateway.outage import DATABASE_UNREACHABLE, database_unavailable
+
+log = logging.getLogger(__name__)
 
 
 def _unauthorized(message: str) -> GatewayError:
     return GatewayError(401, message, code="invalid_api_key")
+
+
+class KeyRefused(GatewayError):
+    """A known key refused (expired; the client's address, referrer or scope not allowed):
+    the refusal is the key owner's to see in their request log."""
+
+    def __init__(self, error: GatewayError, identity: KeyIdentity) -> None:
+        super().__init__(
+            error.status, error.message, type=error.type, code=error.code, param=error.param
+        )
+        self.identity = identity
+
+
+_unknown_keys = 0  # refused since the last log line about them
+_unknown_logged_at = 0.0
+UNKNOWN_KEY_LOG_SECONDS = 10.0
+
+
+def _unknown_key_seen() -> None:
+    """One log line per UNKNOWN_KEY_LOG_SECONDS at most, however many keys are guessed."""
+    global _unknown_keys, _unknown_logged_at
+    _unknown_keys += 1
+    now = time.monotonic()
+    if now - _unknown_logged_at >= UNKNOWN_KEY_LOG_SECONDS:
+        log.warning("%d request(s) refused for an unknown or revoked key", _unknown_keys)
+        _unknown_keys, _unknown_logged_at = 0, now
 
 
 def _token(scope: Scope) -> str:
@@ -36,16 +66,25 @@ def _token(scope: Scope) -> str:
 
 
 async def authenticate(scope: Scope) -> KeyIdentity:
+    """The caller's identity; raises a GatewayError (a KeyRefused for a known key)."""
     token = _token(scope)
     if not key_looks_valid(token):
+        _unknown_key_seen()
         raise _unauthorized("Incorrect API key provided.")
-    identity = await key_cache.lookup(key_digest(token))
+    try:
+        identity = await key_cache.lookup(key_digest(token))
+    except DATABASE_UNREACHABLE:
+        raise database_unavailable() from None  # a key cached nowhere: retry shortly
     if identity is None:
+        _unknown_key_seen()
         raise _unauthorized("Incorrect API key provided, or the key was revoked.")
-    if identity.expired(time.time()):
-        raise _unauthorized("This API key has expired.")
-    if identity.restrictions is not None:
-        _check_client(identity.restrictions, scope)
+    try:
+        if identity.expired(time.time()):
+            raise _unauthorized("This API key has expired.")
+        if identity.restrictions is not None:
+            _check_client(identity.restrictions, scope)
+    except GatewayError as refused:
+        raise KeyRefused(refused, identity) from None
     return identity
 
 

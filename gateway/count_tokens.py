@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from gateway.auth import authenticate
+from gateway.auth import KeyRefused, authenticate
 from gateway.credit import credit_gate
 from gateway.errors import GatewayError
 from gateway.http import JSON_HEADERS, ClientGone, Receive, Scope, Send, read_body, send_bytes
@@ -101,8 +101,11 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
     request_id = request_id_new()
     headers = COUNTING.id_headers(request_id)
+    refused: KeyRefused | None = None  # a known key's refusal: logged for its owner
     try:
         identity = await authenticate(scope)
+    except KeyRefused as error:
+        identity, refused = error.identity, error
     except GatewayError as error:
         await COUNTING.send_error(send, error, headers, request_id)
         request_record_unsettled(COUNTING.endpoint, error.status, _ms_since(started) / 1000)
@@ -120,6 +123,8 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
     admission = None  # set once admitted: settlement uncounts it
     family = ""
     try:
+        if refused is not None:
+            raise refused
         COUNTING.headers_check(scope)
         raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
         body = COUNTING.parse(raw)

@@ -89,7 +89,7 @@ class EmbeddingsApi(ClientApi):
             error = GatewayError(
                 502,
                 f"{answer.deployment.provider} sent no embeddings.",
-                type="upstream_error",
+                type="server_error",
                 code="upstream_invalid_response",
             )
             await self.fail(send, outcome, error, headers)

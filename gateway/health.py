@@ -1,14 +1,20 @@
 """Health for load balancers and orchestrators, served beside the inference routes (no
 Django middleware): `/health` says the process is alive and touches nothing;
 `/health/readiness` says whether it can serve, by checking the database, Redis and the
-Celery broker. Without the database it cannot: 503, naming what failed. Without Redis or
-the broker it still serves (credit and limits fall back to the database and the process,
-billing.redis_link): 200, status `degraded`, naming what is down, so that a Redis outage
-does not take every replica out of the load balancer at once."""
+Celery broker. Without Redis or the broker it still serves (credit and limits fall back to
+the database and the process, billing.redis_link); without the database it still serves
+the keys it cached and its catalog (gateway.invalidation): 200, status `degraded`, naming
+what is down, so that an outage of either does not take every replica out of the load
+balancer at once. Only a process without the database that never built its catalog cannot
+serve: 503.
+
+What failed is named by its kind only (`OperationalError`): the text of a connection error
+names hosts and ports, which the public has no business reading; the log has it."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable
 
@@ -20,6 +26,9 @@ from django.db import connection
 from billing.redis_link import redis_link
 from config.asyncdb import db_call
 from gateway.http import JSON_HEADERS, Send, send_bytes
+from providers.catalog import catalog_holder
+
+log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2
 
@@ -50,7 +59,8 @@ async def _check(name: str, probe: Awaitable[object]) -> tuple[str, dict[str, ob
         await asyncio.wait_for(probe, CHECK_TIMEOUT_SECONDS)
         result: dict[str, object] = {"status": "ok"}
     except Exception as exc:
-        result = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:200]}
+        log.info("readiness: %s is down: %s: %s", name, type(exc).__name__, exc)
+        result = {"status": "down", "error": type(exc).__name__}
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return name, result
 
@@ -68,7 +78,11 @@ async def health_ready(send: Send) -> None:
         # What the request path is doing, which may lag the probe by a second either way.
         checks["limits"] = redis_link.describe()
     if checks["database"]["status"] != "ok":
-        status = "unavailable"
+        if catalog_holder.has_one():
+            checks["database"]["serving_with"] = "cached keys and catalog"
+            status = "degraded"
+        else:
+            status = "unavailable"
     elif all(c["status"] == "ok" for c in checks.values()):
         status = "ok"
     else:

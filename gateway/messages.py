@@ -105,7 +105,9 @@ class MessagesApi(ClientApi):
     ) -> None:
         native = answer.deployment.protocol == "anthropic"
         if outcome.stream and native:
-            await relay_messages_native(send, body_bytes, answer, outcome, headers, started)
+            await relay_messages_native(
+                send, body["model"], body_bytes, answer, outcome, headers, started
+            )
         elif outcome.stream:
             await relay_translated(
                 send, MessagesEncoder(body), body, body_bytes, answer, outcome, headers, started
@@ -126,7 +128,7 @@ class MessagesApi(ClientApi):
         data, size = read
         if answer.deployment.protocol == "anthropic":
             usage = usage_from_anthropic(data.get("usage")) or usage_estimate(body_bytes, size // 4)
-            out = data  # the provider's own message
+            out = {**data, "model": body["model"]}  # the provider's own message
         else:
             try:
                 completion, usage = completion_from(data, answer, body["model"], body_bytes, size)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from django.db import models
+from collections.abc import Iterable
+
+from django.db import models, transaction
 from django.db.models.functions import Now
 
 
@@ -24,4 +26,18 @@ class CacheInvalidation(models.Model):
 
 
 def invalidation_announce(kind: str, value: str = "") -> None:
-    CacheInvalidation.objects.create(kind=kind, value=value)
+    invalidations_announce(kind, [value])
+
+
+def invalidations_announce(kind: str, values: Iterable[str]) -> None:
+    """Announces changes of `kind` (in the caller's transaction); once it commits, the
+    shared key cache's copies they concern are deleted too (accounts.keycache_shared)."""
+    values = list(values)
+    CacheInvalidation.objects.bulk_create(CacheInvalidation(kind=kind, value=v) for v in values)
+
+    def forget_copies() -> None:
+        from accounts.keycache_shared import shared_copies_forget
+
+        shared_copies_forget(kind, values)
+
+    transaction.on_commit(forget_copies)

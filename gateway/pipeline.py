@@ -8,9 +8,11 @@ money and the request log are the same for all of them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
+from asyncio import current_task
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +22,8 @@ from accounts.keycache import KeyIdentity
 from billing.amounts import amount_text
 from billing.pricing import hold_amount
 from billing.services import InsufficientCredit
-from gateway.auth import authenticate, key_allows_model
+from gateway.auth import KeyRefused, authenticate, key_allows_model
+from gateway.client_watch import ClientWatch
 from gateway.credit import credit_gate
 from gateway.errors import GatewayError, not_found
 from gateway.http import (
@@ -35,6 +38,7 @@ from gateway.http import (
 )
 from gateway.ids import request_id_new
 from gateway.limits import Admission, admission_new
+from gateway.outage import database_unavailable, database_unreachable
 from gateway.priority import slots
 from gateway.routing import (
     NO_PREFERENCES,
@@ -53,7 +57,7 @@ from gateway.upstream_call import (
     stream_broke,
     throughput_measure,
 )
-from gateway.upstream_errors import UpstreamFailure
+from gateway.upstream_errors import UpstreamFailure, detail_keep
 from monitoring.metrics import request_record, request_record_unsettled
 from monitoring.services import RequestOutcome
 from providers.byok import with_own_keys
@@ -62,6 +66,7 @@ from providers.catalog import CatalogModel, Deployment, catalog_holder
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[bytes, bytes]]
+CLIENT_CLOSED = "client_closed"  # the request log's error type when the client left first
 # No account holds this much (Redis counts credit in 64-bit pico-credits: 9.2M at most).
 MAX_HOLD = Decimal(1_000_000)
 
@@ -145,6 +150,9 @@ class ClientApi(ABC):
     ) -> None:
         """Answers with `error` after the provider answered (so nothing is charged)."""
         outcome.status, outcome.error_type = error.status, error.code or error.type
+        if isinstance(error, UpstreamFailure):  # staff find the provider's words by it
+            error.message = f"{error.message} Request id: {outcome.request_id}."
+        detail_keep(outcome.attempts, error)
         await self.send_error(send, error, headers, outcome.request_id)
 
 
@@ -217,6 +225,8 @@ async def _admit(
 
 
 def internal_error(exc: Exception) -> GatewayError:
+    if database_unreachable(exc):  # credit or the catalog, with no copy to serve from
+        return database_unavailable()
     log.error("request failed inside the gateway", exc_info=exc)
     return GatewayError(
         500,
@@ -266,14 +276,18 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
     started = time.perf_counter()
     request_id = request_id_new()
     id_header = api.id_headers(request_id)
+    refused: KeyRefused | None = None  # a known key's refusal: logged for its owner
     try:
         identity = await authenticate(scope)
+    except KeyRefused as error:
+        identity, refused = error.identity, error
     except GatewayError as error:
         await api.send_error(send, error, id_header, request_id)
         request_record_unsettled(api.endpoint, error.status, _ms_since(started) / 1000)
         return
 
     admission: Admission | None = None  # set once admitted: settlement uncounts it
+    watch: ClientWatch | None = None  # set once admitted: notices the client leaving
     upstream_slots = slots()
     slotted = False  # holds one of the process's upstream slots (gateway.priority)
     family = ""  # the served model as metrics know it (CatalogModel.family)
@@ -287,6 +301,8 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         total_latency_ms=0.0,
     )
     try:
+        if refused is not None:
+            raise refused
         api.headers_check(scope)
         raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
         body = api.parse(raw)
@@ -302,6 +318,8 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         await _admit(identity, request_id, hold, candidate)
         admission = candidate
         outcome.held, outcome.hold = True, hold
+        watch = ClientWatch(receive)
+        watch.cancellable = True  # a client leaving now cancels the wait and the call
         if not upstream_slots.try_acquire():
             await upstream_slots.acquire(identity.priority)
         slotted = True
@@ -311,10 +329,28 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
             outcome.stream,
             outcome.attempts,
         )
+        watch.cancellable = False
     except ClientGone:
         request_record_unsettled(api.endpoint, 499, _ms_since(started) / 1000)
         return  # still reading the body: nothing was admitted
+    except asyncio.CancelledError:
+        if watch is None or not watch.left:
+            raise  # the server is shutting down
+        # The client left before an answer came: nothing reached it, nothing is charged.
+        task = current_task()
+        if task is not None:
+            task.uncancel()
+        watch.ended()
+        if slotted:
+            upstream_slots.release()
+        outcome.status, outcome.error_type = 499, CLIENT_CLOSED
+        outcome.total_latency_ms = _ms_since(started)
+        request_record(outcome, family)
+        await credit_gate().settle(outcome, admission)
+        return
     except Exception as exc:
+        if watch is not None:
+            watch.ended()
         if slotted:
             upstream_slots.release()
         failure = exc if isinstance(exc, GatewayError) else internal_error(exc)
@@ -322,6 +358,8 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
             failure.message = f"{failure.message} Request id: {request_id}."
         outcome.status = failure.status
         outcome.error_type = failure.code or failure.type
+        if outcome.attempts:  # the provider that failed it last, as well as every attempt
+            outcome.provider = outcome.attempts[-1]["provider"]
         outcome.total_latency_ms = _ms_since(started)
         limit_headers = api.limit_headers(admission) if admission is not None else []
         await api.send_error(send, failure, id_header + limit_headers, request_id)
@@ -340,6 +378,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         *api.limit_headers(admission),
     ]
     progress = _Progress(send)
+    watch.relaying(answer)
     try:
         await api.relay(progress.send, body, len(raw), answer, outcome, headers, started)
     except Exception as exc:
@@ -354,7 +393,11 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
             if not progress.ended:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
+        watch.ended()
         upstream_slots.release()
+        if watch.left:
+            # Billed as a cut stream (the relay's rule); the provider is not to blame.
+            outcome.status, outcome.error_type = 499, CLIENT_CLOSED
         outcome.total_latency_ms = _ms_since(started)
         request_record(outcome, family)
         await credit_gate().settle(outcome, admission)

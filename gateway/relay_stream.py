@@ -8,7 +8,11 @@ as bytes. We always ask the upstream for usage; the usage chunk reaches the clie
 
 from __future__ import annotations
 
+import functools
+import re
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +35,7 @@ def stream_interrupted(provider: str) -> GatewayError:
     return GatewayError(
         502,
         f"{provider} ended the stream early.",
-        type="upstream_error",
+        type="server_error",
         code="upstream_stream_interrupted",
     )
 
@@ -39,6 +43,34 @@ def stream_interrupted(provider: str) -> GatewayError:
 def usage_estimate(body_bytes: int, completion_tokens: int) -> Usage:
     """For an upstream that sent no usage: ~4 bytes of request per prompt token."""
     return Usage(prompt_tokens=body_bytes // 4, completion_tokens=completion_tokens)
+
+
+def cut_stream_usage(reported: Usage | None, relayed: int, body_bytes: int) -> Usage:
+    """The one rule for a stream that did not end whole, cut by the provider or left by the
+    client, on every route and protocol: nothing if no content had been relayed; else the
+    provider's usage as far as it reported it, with at least one output token per content
+    event relayed (the provider produced at least that; Anthropic reports its output only
+    at the end); with no usage at all, an estimate: ~4 request bytes per prompt token."""
+    if relayed == 0:
+        return Usage()
+    if reported is None:
+        return usage_estimate(body_bytes, relayed)
+    if reported.completion_tokens < relayed:
+        return replace(reported, completion_tokens=relayed)
+    return reported
+
+
+# A provider's own id for the model, in a JSON object's `model` field; clients see the id
+# they asked for instead (as OpenRouter does), the provider's is in x-gatewayz-model.
+_MODEL_FIELD = re.compile(rb'"model":\s*"(?:[^"\\]|\\.)*"')
+# An event that carries output: non-empty text, reasoning or a tool call.
+_CONTENT = re.compile(rb'"(?:content|reasoning_content|reasoning)":\s*"[^"]|"tool_calls":\s*\[')
+
+
+def model_renamer(model: str) -> Callable[[bytes], bytes]:
+    """Rewrites every JSON `model` field in a piece of SSE bytes to `model`."""
+    template = (b'"model":' + orjson.dumps(model)).replace(b"\\", b"\\\\")
+    return functools.partial(_MODEL_FIELD.sub, template)
 
 
 def usage_record(outcome: RequestOutcome, usage: Usage, deployment: Deployment) -> Decimal:
@@ -63,7 +95,8 @@ class _Relay:
         if data == b"[DONE]":
             self.done = True
             return None
-        self.events += 1
+        if _CONTENT.search(data) is not None:
+            self.events += 1
         if b'"usage"' not in data:
             return data
         if not self.wants_usage and data.endswith(NULL_USAGE_TAIL):
@@ -92,6 +125,7 @@ async def relay_stream(
 ) -> None:
     wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     relay = _Relay(wants_usage, outcome, answer.deployment)
+    renamed = model_renamer(body["model"])
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
     pending = b""
     try:
@@ -106,7 +140,8 @@ async def relay_stream(
             if out:
                 if outcome.ttft_ms is None:
                     outcome.ttft_ms = (time.perf_counter() - started) * 1000
-                await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+                chunk = renamed(b"".join(out))
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
             if relay.done:
                 break
     except (*UpstreamError, orjson.JSONDecodeError):
@@ -116,12 +151,14 @@ async def relay_stream(
 
     if relay.done:
         tail = b"data: [DONE]\n\n"
+        if relay.usage is None:
+            usage_record(outcome, usage_estimate(body_bytes, relay.events), answer.deployment)
     else:
         # Cut mid-stream: the client gets a well-formed error event, and we bill what the
-        # provider produced (its usage if it sent one, else an estimate).
+        # provider produced, by the one rule for cut streams.
         error = stream_interrupted(answer.deployment.provider)
         outcome.status, outcome.error_type = 502, "upstream_stream_interrupted"
         tail = b"data: " + error.body() + b"\n\n"
-    if relay.usage is None:
-        usage_record(outcome, usage_estimate(body_bytes, relay.events), answer.deployment)
+        usage = cut_stream_usage(relay.usage, relay.events, body_bytes)
+        usage_record(outcome, usage, answer.deployment)
     await send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +17,13 @@ import orjson
 from billing.pricing import Usage
 from gateway.errors import GatewayError, anthropic_error_body
 from gateway.http import SSE_HEADERS, Send
-from gateway.relay_stream import stream_interrupted, usage_estimate, usage_record
+from gateway.relay_stream import (
+    cut_stream_usage,
+    model_renamer,
+    stream_interrupted,
+    usage_estimate,
+    usage_record,
+)
 from gateway.translate.anthropic_openai import (
     ChatChunksToMessageEvents,
     MessageEventsToChatChunks,
@@ -29,6 +34,7 @@ from gateway.translate.anthropic_openai import (
 from gateway.translate.gemini_openai import GeminiToChatChunks, gemini_to_chat, gemini_usage
 from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer
+from gateway.upstream_errors import UpstreamFailure, detail_keep
 from monitoring.services import RequestOutcome
 from providers.adapters.openai import error_message, usage_read
 
@@ -175,13 +181,15 @@ def completion_from(
         return gemini_to_chat(data, model=model_id, usage=usage), usage
     if not isinstance(data.get("choices"), list) and data.get("error"):
         # Some OpenAI-compatible providers answer a failure with 200 and an error body.
-        raise GatewayError(
+        raise UpstreamFailure(
             502,
-            f"{answer.deployment.provider} failed: {error_message(orjson.dumps(data))}",
-            type="upstream_error",
+            f"{answer.deployment.provider} failed on this request (it answered 200 with an error).",
+            type="server_error",
             code="upstream_error",
+            detail=error_message(orjson.dumps(data)),
         )
     usage = usage_read(data.get("usage")) or usage_estimate(body_bytes, size // 4)
+    data["model"] = model_id  # the model the client asked for; the provider's is a header
     return data, usage
 
 
@@ -234,21 +242,17 @@ def _has_content(chunk: dict[str, Any]) -> bool:
     return False
 
 
-def billed_usage(usage: Usage | None, error: GatewayError | None, produced: int,
-                 body_bytes: int) -> Usage:  # fmt: skip
-    """What a stream is billed for.
-
-    Whole: the provider's usage (an estimate if it sent none). Cut: at least what reached
-    the client, since the provider bills what it produced (an Anthropic stream reports its
-    output only at the end). Refused (a 4xx, e.g. a safety block) or failed before any
-    content: nothing."""
-    if error is not None and (error.status < 500 or produced == 0):
+def billed_usage(
+    usage: Usage | None, error: GatewayError | None, produced: int, body_bytes: int
+) -> Usage:
+    """What a stream is billed for. Whole: the provider's usage (an estimate if it sent
+    none). Refused by the provider (a 4xx in the stream, e.g. a safety block): nothing.
+    Cut: the one rule for cut streams (gateway.relay_stream.cut_stream_usage)."""
+    if error is None:
+        return usage or usage_estimate(body_bytes, produced)
+    if error.status < 500:
         return Usage()
-    if usage is None:
-        return usage_estimate(body_bytes, produced)
-    if error is not None and usage.completion_tokens < produced:
-        return replace(usage, completion_tokens=produced)
-    return usage
+    return cut_stream_usage(usage, produced, body_bytes)
 
 
 class Encoder:
@@ -328,12 +332,14 @@ async def relay_translated(
         tail = encoder.finish(decoder, usage, cost)
     else:
         outcome.status, outcome.error_type = error.status, error.code or "upstream_error"
+        detail_keep(outcome.attempts, error)
         tail = encoder.fail(error)
     await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
 async def relay_messages_native(
     send: Send,
+    model: str,
     body_bytes: int,
     answer: UpstreamAnswer,
     outcome: RequestOutcome,
@@ -346,6 +352,7 @@ async def relay_messages_native(
     produced = 0
     done = False
     error: GatewayError | None = None
+    renamed = model_renamer(model)
     await _start(send, headers)
     try:
         async for batch in sse_events(answer):
@@ -354,6 +361,8 @@ async def relay_messages_native(
                 if name == b"content_block_delta":
                     produced += 1
                 elif name in (b"message_start", b"message_delta"):
+                    if name == b"message_start":
+                        data = renamed(data)  # the model the client asked for
                     event = orjson.loads(data)
                     raw = (event.get("message") or {}).get("usage") or event.get("usage")
                     usage = usage_from_anthropic(raw, previous=usage)
@@ -380,4 +389,5 @@ async def relay_messages_native(
     usage_record(outcome, billed_usage(usage, error, produced, body_bytes), answer.deployment)
     if error is not None:
         outcome.status, outcome.error_type = 502, error.code or "upstream_error"
+        detail_keep(outcome.attempts, error)
     await send({"type": "http.response.body", "body": tail, "more_body": False})

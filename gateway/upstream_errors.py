@@ -104,3 +104,10 @@ def upstream_failure(
         code="upstream_rejected",
         detail=detail,
     )
+
+
+def detail_keep(attempts: list[dict[str, Any]], error: GatewayError) -> None:
+    """Keeps a failure the provider reported within its answer (a 200 with an error body,
+    an error event mid-stream) on the attempt that answered, for staff."""
+    if isinstance(error, UpstreamFailure) and attempts:
+        attempts[-1]["detail"] = error.detail[:1000]

@@ -81,6 +81,7 @@ from mockserver.common import (
     Receive,
     Scope,
     Send,
+    departure_guard,
     directive_in,
     echo_headers,
     header,
@@ -88,6 +89,7 @@ from mockserver.common import (
     limit_text,
     next_id,
     read_body,
+    request_receive,
     send_bytes,
     split_even,
     split_reply,
@@ -708,6 +710,7 @@ def _deltas(
 
 async def _stream(send: Send, req: _Request, answer: _Answer) -> None:
     d = req.directive
+    send = departure_guard(d, send)
     rid = _request_id()
     headers = [_SSE, (b"request-id", rid.encode()), (b"cache-control", b"no-cache")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -866,6 +869,7 @@ def create_app(api_key: str | None = None) -> ASGIApp:
         raw = await read_body(receive)
         if raw is None:
             return
+        request_receive.set(receive)
         try:
             if path == "/v1/messages":
                 await messages(scope, raw, send)

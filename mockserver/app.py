@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import os
 
+import orjson
+
 from mockserver import anthropic, fal, files, gemini, openai, openai_media
-from mockserver.common import ASGIApp, Receive, Scope, Send, header
+from mockserver.common import ASGIApp, Receive, Scope, Send, departures, header, send_bytes
 
 # First path segments that belong to another protocol, so never to a Fal app.
 _RESERVED = frozenset(("v1", "v1beta", "v1beta1", "files", "queue", "health"))
@@ -44,6 +46,15 @@ def _is_fal(scope: Scope) -> bool:
     return scope["method"] == "POST" and first not in _RESERVED and "/" in scope["path"][1:]
 
 
+async def _departure(tag: str, send: Send) -> None:
+    """How far a watched answer got before its client left (common.Departure): the mock's
+    own test aid, not a provider's API."""
+    seen = departures.get(tag)
+    body = orjson.dumps(seen.view() if seen is not None else None)
+    headers = [(b"content-type", b"application/json")]
+    await send_bytes(send, 200 if seen is not None else 404, body, headers)
+
+
 def create_app(api_key: str | None = None) -> ASGIApp:
     """Build the router; with ``api_key`` every protocol lets in only that key."""
     openai_app = openai.create_app(api_key)
@@ -59,6 +70,8 @@ def create_app(api_key: str | None = None) -> ASGIApp:
         path: str = scope["path"]
         if path == "/v1/chat/completions":
             await openai_app(scope, receive, send)
+        elif path.startswith("/mock/departures/"):
+            await _departure(path.rpartition("/")[2], send)
         elif path in _ANTHROPIC or (
             path == "/v1/models" and header(scope, b"anthropic-version") is not None
         ):

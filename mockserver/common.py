@@ -18,10 +18,12 @@ as its provider's 400) for an unknown key or a wrong type, so typos fail loudly.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -58,6 +60,7 @@ CHAT_DIRECTIVES: DirectiveTypes = {
     "only_model": (str,),
     "times": (int,),
     "key": (str,),
+    "watch": (str,),
 }
 
 # A directive's faults, as opposed to what shapes a normal answer. `only_model` (the upstream
@@ -258,3 +261,49 @@ async def lifespan(receive: Receive, send: Send) -> None:
 def key_matches(token: bytes | None, expected: bytes | None) -> bool:
     """A configured key must match exactly; without one any non-empty key is let in."""
     return bool(token) and (expected is None or token == expected)
+
+
+# A client that leaves mid-answer. A real provider stops generating when its client closes
+# the connection; the mock does too when a request's directive names a `watch` tag, and
+# records how far it got, for tests to read at GET /mock/departures/<tag>.
+request_receive: ContextVar[Receive | None] = ContextVar("request_receive", default=None)
+departures: dict[str, Departure] = {}
+
+
+class Departure:
+    def __init__(self, tag: str, receive: Receive) -> None:
+        self.gone = False  # the client closed before the answer was whole
+        self.sent = 0  # body messages sent before then
+        self.finished = False
+        departures[tag] = self
+        self._task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not self.finished:
+            self.gone = True
+
+    def guard(self, send: Send) -> Send:
+        async def guarded(message: Message) -> None:
+            if self.gone:
+                raise OSError("the client went away")  # the provider stops here
+            if message["type"] == "http.response.body":
+                self.sent += 1
+                if not message.get("more_body", False):
+                    self.finished = True
+            await send(message)
+
+        return guarded
+
+    def view(self) -> dict[str, Any]:
+        return {"gone": self.gone, "sent": self.sent, "finished": self.finished}
+
+
+def departure_guard(directive: dict[str, Any], send: Send) -> Send:
+    """`send`, watched for the client leaving when the directive asks for it."""
+    tag = directive.get("watch")
+    receive = request_receive.get()
+    if not tag or receive is None:
+        return send
+    return Departure(tag, receive).guard(send)

@@ -54,12 +54,14 @@ from mockserver.common import (
     Receive,
     Scope,
     Send,
+    departure_guard,
     echo_headers,
     fault_scope,
     lifespan,
     next_id,
     parse_directive,
     read_body,
+    request_receive,
     split_even,
     split_reply,
 )
@@ -263,6 +265,7 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
     d: dict[str, Any] = _parse_directive(last_user) if last_user.startswith(MOCK_PREFIX) else {}
     if d:
         d = fault_scope(d, model)
+        send = departure_guard(d, send)
         if "delay" in d:
             await asyncio.sleep(d["delay"])
         status = d.get("status")
@@ -339,6 +342,15 @@ async def _chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
             "service_tier": "default",
             "system_fingerprint": "fp_mock",
         }
+        if d.get("cut_after") is not None:
+            # Headers and half the body, then the connection drops: a cut answer.
+            whole = orjson.dumps(payload)
+            length = (b"content-length", str(len(whole)).encode())
+            start = {"type": "http.response.start", "status": 200, "headers": [length]}
+            await send(start)
+            half = whole[: len(whole) // 2]
+            await send({"type": "http.response.body", "body": half, "more_body": True})
+            return
         await send_json(send, 200, payload, started)
         return
 
@@ -504,6 +516,7 @@ def create_app(api_key: str | None = None) -> ASGIApp:
         raw = await read_body(receive)
         if raw is None:
             return
+        request_receive.set(receive)
         try:
             await _chat(scope, raw, send, started)
         except BadRequest as exc:

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from gateway.breakers import breaker_view, breakers_list, breakers_reset
 from monitoring.models import HealthSample
+from providers.models import Provider
 
 
 def staff_may(permission: str) -> type[BasePermission]:
@@ -74,13 +75,26 @@ class CircuitBreakerReset(APIView):
         return Response({"provider": provider, "reset": breakers_reset(provider)})
 
 
-RANK = {"operational": 0, "degraded": 1, "down": 2}
+RANK = {"unknown": -1, "operational": 0, "degraded": 1, "down": 2}
+
+
+class PublicCircuitBreakerOutput(CircuitBreakerOutput):
+    """What the public sees of a breaker: its state, not the provider's error text (which
+    may quote our account's limits, org ids and the provider's internal names)."""
+
+    last_error = None  # type: ignore[assignment]  # DRF: a field set to None is removed
+
+
+PUBLIC_BREAKER_FIELDS = tuple(PublicCircuitBreakerOutput._declared_fields)
 
 
 class ProviderHealth(APIView):
     """Per provider: its latest checks (monitoring.health), the breakers that are not
     closed, and its uptime over the last 24 hours (the share of operational checks). A
-    provider with an open breaker is at best degraded, even if its probe answered."""
+    provider with an open breaker is at best degraded, even if its probe answered. A
+    provider not checked in the last hour (never, or its checks stopped) is `unknown`: no
+    news is not good news. Public, so it shows statuses, codes and timings, never the
+    text a provider answered (staff read breakers' in the breakers API)."""
 
     permission_classes = (AllowAny,)
 
@@ -97,7 +111,7 @@ class ProviderHealth(APIView):
                         "checked_at": serializers.DateTimeField(allow_null=True),
                         "uptime_24h": serializers.FloatField(allow_null=True),
                         "checks": serializers.ListField(child=serializers.DictField()),
-                        "breakers": CircuitBreakerOutput(many=True),
+                        "breakers": PublicCircuitBreakerOutput(many=True),
                     },
                     many=True,
                 )
@@ -122,12 +136,14 @@ class ProviderHealth(APIView):
         now = time.time()
         for key, breaker in breakers_list().items():
             view = breaker_view(key, breaker, now)
-            troubled.setdefault(view["provider"], []).append(view)
-        providers = sorted({p for p, _ in latest} | set(troubled))
+            public = {field: view[field] for field in PUBLIC_BREAKER_FIELDS}
+            troubled.setdefault(view["provider"], []).append(public)
+        served = Provider.objects.filter(enabled=True).values_list("slug", flat=True)
+        providers = sorted({p for p, _ in latest} | set(troubled) | set(served))
         data = []
         for provider in providers:
             samples = [s for (p, _), s in latest.items() if p == provider]
-            status = max((s.status for s in samples), key=RANK.__getitem__, default="operational")
+            status = max((s.status for s in samples), key=RANK.__getitem__, default="unknown")
             if any(b["state"] != "closed" for b in troubled.get(provider, [])):
                 status = max(status, "degraded", key=RANK.__getitem__)
             operational, total = checks.get(provider, (0, 0))
@@ -143,7 +159,6 @@ class ProviderHealth(APIView):
                             "status": s.status,
                             "http_status": s.http_status,
                             "latency_ms": s.latency_ms,
-                            "detail": s.detail,
                         }
                         for s in samples
                     ],

@@ -81,13 +81,15 @@ class ProviderAdmin(CatalogAdmin):
             return f"stored {provider.credential_hint}"
         return f"${provider.credential_env}" if provider.credential_env else "none"
 
+    def has_reset_breakers_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("providers.reset_breakers")
+
+    # `permissions` names has_reset_breakers_permission: the admin offers and runs the action
+    # only for those it allows.
     @admin.action(
         description="Reset the circuit breakers of the selected providers",
         permissions=("reset_breakers",),
     )
-    def has_reset_breakers_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("providers.reset_breakers")
-
     def reset_circuit_breakers(self, request: HttpRequest, queryset: Any) -> None:
         closed = [key for provider in queryset for key in breakers_reset(provider.slug)]
         self.message_user(

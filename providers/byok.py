@@ -51,13 +51,19 @@ def provider_key_delete(*, key: ProviderKey) -> None:
     invalidation_announce(CacheInvalidation.Kind.USER, str(user_id))
 
 
-def provider_keys_load(user_id: int) -> dict[str, str]:
+def provider_keys_sealed(user_id: int) -> dict[str, str]:
+    """Provider slug -> the user's key as stored, encrypted: what a copy of a loaded Gatewayz
+    key may hold outside the database (accounts.keycache_shared)."""
+    return dict(
+        ProviderKey.objects.filter(user_id=user_id).values_list("provider__slug", "ciphertext")
+    )
+
+
+def provider_keys_open(sealed: dict[str, str]) -> dict[str, str]:
     """Provider slug -> the user's key, decrypted (when a Gatewayz key is loaded). A key no
     key of the ring opens any more is left out: the platform's serves instead."""
     keys = {}
-    for slug, ciphertext in ProviderKey.objects.filter(user_id=user_id).values_list(
-        "provider__slug", "ciphertext"
-    ):
+    for slug, ciphertext in sealed.items():
         try:
             keys[slug] = credential_decrypt(ciphertext)
         except CredentialUnreadable:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from config.asyncdb import db_call
+from gateway.outage import DATABASE_UNREACHABLE
 from providers.credentials import CredentialUnreadable
 from providers.models import Alias, Model, Offering, PrefixRoute, Provider
 from providers.ssrf import base_url_problem
@@ -30,6 +31,7 @@ DEFAULT_AUTH = {
     "fal": "key",
 }
 ZERO = Decimal(0)
+REBUILD_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,22 +247,41 @@ def _native_ids(
 
 
 class CatalogHolder:
+    """The process's catalog. An invalidated one is rebuilt on the next request; should the
+    database be out of reach then, the last one built keeps serving (retried every
+    REBUILD_RETRY_SECONDS, not per request) until it answers."""
+
     def __init__(self) -> None:
         self._catalog: Catalog | None = None
+        self._last: Catalog | None = None  # the latest built, invalidated or not
         self._generation = 0  # bumped by invalidate(): a build that raced one is not kept
+        self._retry_at = 0.0  # monotonic: no rebuild before, while the database is away
 
     async def get(self) -> Catalog:
         catalog = self._catalog
         if catalog is None:
+            if self._last is not None and time.monotonic() < self._retry_at:
+                return self._last
             generation = self._generation
-            catalog = await db_call(catalog_build)
+            try:
+                catalog = await db_call(catalog_build)
+            except DATABASE_UNREACHABLE:
+                if self._last is None:
+                    raise
+                self._retry_at = time.monotonic() + REBUILD_RETRY_SECONDS
+                return self._last
             if generation == self._generation:
-                self._catalog = catalog
+                self._catalog = self._last = catalog
         return catalog
+
+    def has_one(self) -> bool:
+        """Whether it can serve without the database (readiness)."""
+        return self._last is not None or self._catalog is not None
 
     def invalidate(self) -> None:
         self._generation += 1
         self._catalog = None
+        self._retry_at = 0.0
 
 
 catalog_holder = CatalogHolder()

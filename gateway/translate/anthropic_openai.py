@@ -37,6 +37,7 @@ from gateway.translate.cache_control import (
     tool_message_mark,
     tool_result_content,
 )
+from gateway.upstream_errors import UpstreamFailure
 from providers.adapters.openai import usage_read
 
 JSON = dict[str, Any]
@@ -721,7 +722,11 @@ class MessageEventsToChatChunks:
 
 def upstream_error(error: JSON, provider: str) -> GatewayError:
     """An Anthropic `error` event/body from the provider, as the gateway's own error."""
-    message = str(error.get("message") or "no message")
-    if error.get("type") == "overloaded_error":
-        return GatewayError(502, f"{provider} is overloaded: {message}", type="upstream_error")
-    return GatewayError(502, f"{provider} failed: {message}", type="upstream_error")
+    said = "is overloaded" if error.get("type") == "overloaded_error" else "failed"
+    return UpstreamFailure(
+        502,
+        f"{provider} {said} while answering (5xx).",
+        type="server_error",
+        code="upstream_error",
+        detail=str(error.get("message") or "no message"),
+    )

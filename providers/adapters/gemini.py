@@ -15,7 +15,9 @@ from providers.catalog import Deployment
 def chat_request(
     body: dict[str, Any], deployment: Deployment, max_tokens: int
 ) -> tuple[str, dict[str, str], bytes]:
-    upstream = chat_to_gemini(quirks_apply(body, deployment), max_tokens=max_tokens)
+    # Gemini takes no limit unless the client set one (forwarded as sent, never added).
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    upstream = chat_to_gemini(quirks_apply(body, deployment), max_tokens=limit)
     method = "streamGenerateContent?alt=sse" if body.get("stream") else "generateContent"
     url = f"{deployment.base_url}/models/{deployment.upstream_model_id}:{method}"
     return url, auth_headers(deployment), orjson.dumps(upstream)

@@ -21,10 +21,9 @@ def chat_request(
 ) -> tuple[str, dict[str, str], bytes]:
     """The upstream URL, headers and body for a chat completion on `deployment`.
 
-    `max_tokens`: the output the request's credit hold covers; sent when the client set no
-    limit of its own, so the provider cannot write more than was held."""
-    if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
-        body = {**body, "max_tokens": max_tokens}
+    The client's output limits are forwarded as sent, and none is added when it set none
+    (`max_tokens`, what the credit hold covers, is for protocols that require one): the
+    provider's own default stands, as it would without the gateway."""
     if not deployment.cache_control:
         body = marks_strip(body)  # prompt-cache marks go only where declared taken
     upstream = quirks_apply(body, deployment)

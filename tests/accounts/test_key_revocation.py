@@ -75,7 +75,9 @@ def test_it_refuses_expired_keys_and_deactivated_users(gateway, make_account):
     )
     assert _status(gateway, expired) == 401
     assert _status(gateway, account.key) == 200
-    settled_count(account.user.pk, 1)  # the expired key left no row: nobody to bill
+    # The expired key's refusal is in its owner's request log, at no cost.
+    rows = {row.status: row for row in settled_count(account.user.pk, 2)}
+    assert set(rows) == {200, 401} and rows[401].cost == 0
     assert ApiKey.objects.get(pk=account.key_id).last_used_at is not None
 
     account.user.is_active = False

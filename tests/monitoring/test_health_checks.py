@@ -3,6 +3,7 @@ Celery beat runs them (the task, eagerly), and the per-provider health API."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import httpx
@@ -10,9 +11,12 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from gateway.breakers import OPEN, Breaker
 from monitoring.health import probes
 from monitoring.models import HealthSample, RequestLog
 from monitoring.tasks import check_health
+from providers.models import Provider
+from tests.support.staff import breaker_put
 
 pytestmark = pytest.mark.smoke
 
@@ -76,3 +80,27 @@ def test_the_health_api_shows_each_providers_status_and_uptime(test_catalog, liv
     assert shown["up-co"]["checks"][0]["latency_ms"] == 12.5
     assert shown["flaky-co"]["status"] == "down"  # its latest check
     assert shown["flaky-co"]["uptime_24h"] == 0.75
+
+
+def test_a_provider_never_checked_is_unknown_and_no_provider_text_is_public(test_catalog, live_db):
+    leak = "Rate limit reached for org-Zx81Qa on gpt-internal-7: Limit 500, Used 500"
+    Provider.objects.get_or_create(slug="never-co", defaults={"name": "Never",
+                                   "base_url": "https://api.example.com"})  # fmt: skip
+    HealthSample.objects.filter(provider__in=("never-co", "leaky-co")).delete()
+    HealthSample.objects.create(provider="leaky-co", status="down", http_status=500, detail=leak)
+    breaker = Breaker(state=OPEN, consecutive=5, opened_at=time.time(), cooldown=15.0,
+                      last_error=leak)  # fmt: skip
+    breaker_put("leaky-co|m/one", breaker)
+    try:
+        response = APIClient().get("/api/monitoring/health")
+    finally:
+        breaker_put("leaky-co|m/one", None)
+
+    shown = {p["provider"]: p for p in response.json()["data"]}
+    # Never checked: no news is not good news.
+    assert (shown["never-co"]["status"], shown["never-co"]["checked_at"]) == ("unknown", None)
+    # What the provider said stays with staff; the public sees statuses and codes.
+    assert shown["leaky-co"]["status"] == "down"
+    assert shown["leaky-co"]["checks"][0]["http_status"] == 500
+    assert shown["leaky-co"]["breakers"][0]["state"] == "open"
+    assert "org-Zx81Qa" not in response.content.decode()

@@ -254,8 +254,8 @@ def test_a_provider_failure_counts_every_attempt(gateway, make_account):
         )
 
     assert caught.value.status_code == 502
-    # Failed before any provider answered: no provider served it.
-    after = _after(gateway, before, **_requests("test/echo", "", 502))
+    # Labelled with the provider that failed it (the request log names it too).
+    after = _after(gateway, before, **_requests("test/echo", "mock", 502))
     log = settled(caught.value.response.headers["x-request-id"])
     assert log.attempts and {(a["provider"], a["error"]) for a in log.attempts} == {
         ("mock", "upstream_error")

@@ -143,4 +143,5 @@ def test_openai_itself_gets_max_completion_tokens(catalog, monkeypatch):
     defaulted = _sent(_chat(), openai_gpt)
 
     assert sent["max_completion_tokens"] == 50 and "max_tokens" not in sent
-    assert defaulted["max_completion_tokens"] == 1000  # the held output, sent as the cap
+    # No limit set, none added: the provider's own default stands.
+    assert "max_completion_tokens" not in defaulted and "max_tokens" not in defaulted

@@ -1,13 +1,20 @@
 """Staff's view of a gateway in tests: a developer's key, and the circuit breakers as the
-monitoring API shows them."""
+monitoring API shows them; and a breaker put where the staff side of this process reads
+breakers (the admin, the monitoring API through Django's test client)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import httpx
+import orjson
+from django.conf import settings
+
+from billing.redis_credit import sync_client
+from gateway.breakers import HASH, Breaker, board
 
 
 def staff_key(make_account: Callable[..., Any]) -> str:
@@ -36,3 +43,17 @@ def failures_reach(gateway: str, key: str, breaker: str, count: int) -> int:
     while (seen := failures_of(gateway, key, breaker)) < count and time.monotonic() < deadline:
         time.sleep(0.05)
     return seen
+
+
+def breaker_put(key: str, breaker: Breaker | None) -> None:
+    """Sets (None: removes) a breaker in Redis, or without it (the embedded default) in this
+    process's own board, where breakers_list() reads it."""
+    if settings.REDIS_URL:
+        if breaker is None:
+            sync_client().hdel(HASH, key)
+        else:
+            sync_client().hset(HASH, key, orjson.dumps(asdict(breaker)))
+    elif breaker is None:
+        board().breakers.pop(key, None)
+    else:
+        board().breakers[key] = breaker

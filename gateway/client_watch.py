@@ -1,0 +1,56 @@
+"""Noticing a client that leaves before its answer is whole, and stopping the provider.
+
+A client that goes away mid-stream (or before a non-stream answer arrives) must not keep a
+provider generating, and billing us, for nobody. The ASGI server tells us by answering
+`receive()` with `http.disconnect`; it does so too once our response is complete, which is
+not a leaving. So one watcher per admitted request waits on `receive()`:
+
+- while the request waits for a slot or a provider (`cancellable`), a leaving cancels the
+  request's task: the upstream call in flight is dropped, its connection closed;
+- once an answer is being relayed (`relaying`), it closes the upstream response instead,
+  and the relay ends as a cut stream, billed for what was relayed (docs/request-path.md);
+- once the request is settling (`ended`), nothing: settlement is never interrupted.
+The task is cancelled only inside the `cancellable` section, so the CancelledError always
+surfaces where `serve` expects it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.http import Receive
+from gateway.upstream_call import UpstreamAnswer
+
+
+class ClientWatch:
+    __slots__ = ("_answer", "_ended", "_task", "_watcher", "cancellable", "left")
+
+    def __init__(self, receive: Receive) -> None:
+        self.left = False  # the client went away before its answer was whole
+        self.cancellable = False
+        self._ended = False
+        self._answer: UpstreamAnswer | None = None
+        self._task = asyncio.current_task()
+        self._watcher = asyncio.ensure_future(self._watch(receive))
+
+    def relaying(self, answer: UpstreamAnswer) -> None:
+        self._answer = answer
+
+    def ended(self) -> None:
+        """The answer is whole, or the request is being settled: a disconnect now changes
+        nothing."""
+        self._ended = True
+
+    async def _watch(self, receive: Receive) -> None:
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        except Exception:  # the server is going away: nothing to stop any more
+            return
+        if self._ended:
+            return
+        self.left = True
+        if self._answer is not None:
+            self._answer.response.close()  # the provider stops; the relay sees a cut
+        elif self.cancellable and self._task is not None:
+            self._task.cancel()
