@@ -133,7 +133,7 @@ def main() -> None:
         breaker = checks.breaker_recovered(records)
         if breaker is not None:
             results.append(breaker)
-        results.append(checks.left_json_logged(facts, records, pools["leaver"]))
+        results.append(checks.left_json_logged(facts, records, pools["leaver"], args.left_rule))
         cold = checks.cold_keys(records)
         if cold is not None:
             results.append(cold)

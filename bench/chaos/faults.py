@@ -46,6 +46,7 @@ LENGTH = {
     "breaker-burst": 1,
 }
 WARM_UP, CALM_TAIL = 10.0, 20.0  # seconds without faults at the start and the end
+MIN_GAP = 5.0  # between the end of one fault and the next
 
 
 @dataclass
@@ -71,7 +72,7 @@ class FaultRunner:
         rounds = max(1, round(seconds / 240))
         order = [k for _ in range(rounds) for k in rng.sample(kinds, len(kinds))]
         busy = sum(LENGTH[k] for k in order)
-        free = max(0.0, seconds - WARM_UP - CALM_TAIL - busy)
+        free = max(0.0, seconds - WARM_UP - CALM_TAIL - busy - MIN_GAP * len(order))
         cuts = sorted(rng.uniform(0, free) for _ in order)
         at = WARM_UP
         previous = 0.0
@@ -79,7 +80,7 @@ class FaultRunner:
             at += cut - previous
             previous = cut
             self.events.append(FaultEvent(kind, at))
-            at += LENGTH[kind]
+            at += LENGTH[kind] + MIN_GAP
 
     async def run(self) -> None:
         for event in self.events:

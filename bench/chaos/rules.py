@@ -1,10 +1,13 @@
 """The documented rules the soak holds the gateway to, in one place, so that a rule that
 changes in the docs changes here in one line.
 
-- Client gone mid-stream (docs/request-path.md, "Other decisions"). Today: "we keep reading
-  the upstream to its end, so the request is billed for exactly what the provider produced
-  and reported" (`LEFT_RULE = "to_end"`). Issue 19, item 2 changes it to "close the
-  upstream at once and bill what was produced up to then" (`"until_left"`).
+- Client gone (docs/request-path.md, "Other decisions"). Since issue 19 item 2
+  (`LEFT_RULE = "until_left"`): mid-stream, the upstream is closed at once and the request
+  billed by the rule for cut streams ("at least one output token per content event
+  relayed", the provider's usage as far as it reported it) and logged 499
+  `client_closed`; before an answer has come, nothing is charged, logged 499. Before it
+  (`"to_end"`): "we keep reading the upstream to its end, so the request is billed for
+  exactly what the provider produced", a whole answer logged 200.
 - Which answers leave no request-log row: unauthenticated ones (docs/request-path.md,
   "Request log rows"); a key that cannot be checked because the database is down and no
   process has it cached is unauthenticated too (issue 22: such a request gets a 503).
@@ -20,13 +23,15 @@ changes in the docs changes here in one line.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
-# "to_end" (docs as of this writing) or "until_left" (issue 19, item 2).
-LEFT_RULE = "to_end"
+# "until_left" (docs/request-path.md since issue 19, item 2) or "to_end" (before it).
+LEFT_RULE = "until_left"
+CLIENT_CLOSED = 499
 # Under "until_left": what the provider may still produce between the client's leaving and
 # the gateway closing the upstream: this many seconds of the stream's pace, plus two chunks.
 LEFT_GRACE_SECONDS = 1.0
@@ -49,15 +54,24 @@ ANTHROPIC_ERROR_TYPES = frozenset(
 
 
 def left_stream_billed_ok(
-    rule: str, billed_tokens: int, delivered: int, planned: int, chunk_seconds: float
+    rule: str, status: int, billed_tokens: int, delivered: int, planned: int, chunk_seconds: float
 ) -> bool:
-    """Whether a stream the client left after `delivered` content events (of `planned`,
-    one output token each, `chunk_seconds` apart) was billed `billed_tokens` output tokens
-    as the rule says."""
+    """Whether a stream the client left after reading `delivered` content events (of
+    `planned`, one output token each, `chunk_seconds` apart) was logged and billed
+    `billed_tokens` output tokens as the rule says."""
     if rule == "to_end":
-        return billed_tokens == planned
+        return status == 200 and billed_tokens == planned
     grace = int(LEFT_GRACE_SECONDS / chunk_seconds) + 2
-    return delivered <= billed_tokens <= min(planned, delivered + grace)
+    within = delivered <= billed_tokens <= min(planned, delivered + grace)
+    return status == CLIENT_CLOSED and within
+
+
+def left_json_ok(rule: str, status: int, cost: Decimal) -> bool:
+    """A client that left before its whole answer came: under "until_left" nothing is
+    charged and the request is logged 499; under "to_end", a whole answer is billed."""
+    if rule == "to_end":
+        return status == 200
+    return status == CLIENT_CLOSED and cost == 0
 
 
 def row_expected(status: int | None, cold_key: bool) -> bool:
