@@ -8,7 +8,6 @@ as bytes. We always ask the upstream for usage; the usage chunk reaches the clie
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from collections.abc import Callable
@@ -63,14 +62,31 @@ def cut_stream_usage(reported: Usage | None, relayed: int, body_bytes: int) -> U
 # A provider's own id for the model, in a JSON object's `model` field; clients see the id
 # they asked for instead (as OpenRouter does), the provider's is in x-gatewayz-model.
 _MODEL_FIELD = re.compile(rb'"model":\s*"(?:[^"\\]|\\.)*"')
-# An event that carries output: non-empty text, reasoning or a tool call.
-_CONTENT = re.compile(rb'"(?:content|reasoning_content|reasoning)":\s*"[^"]|"tool_calls":\s*\[')
+
+
+class _ModelRenamer:
+    """Rewrites a stream's `model` fields to the client's name. The provider writes the
+    same field in every event, so it is found once (a regular expression over the first
+    piece that has one) and then replaced as bytes: ~0.2 µs a block, never parsed."""
+
+    __slots__ = ("_new", "_old")
+
+    def __init__(self, model: str) -> None:
+        self._new = b'"model":' + orjson.dumps(model)
+        self._old: bytes | None = None
+
+    def __call__(self, data: bytes) -> bytes:
+        if self._old is None:
+            found = _MODEL_FIELD.search(data)
+            if found is None:
+                return data
+            self._old = found.group(0)
+        return data.replace(self._old, self._new)
 
 
 def model_renamer(model: str) -> Callable[[bytes], bytes]:
-    """Rewrites every JSON `model` field in a piece of SSE bytes to `model`."""
-    template = (b'"model":' + orjson.dumps(model)).replace(b"\\", b"\\\\")
-    return functools.partial(_MODEL_FIELD.sub, template)
+    """Rewrites the JSON `model` fields of a stream's pieces to `model`."""
+    return _ModelRenamer(model)
 
 
 def usage_record(outcome: RequestOutcome, usage: Usage, deployment: Deployment) -> Decimal:
@@ -87,7 +103,9 @@ class _Relay:
         self.outcome = outcome
         self.deployment = deployment
         self.usage: Usage | None = None
-        self.events = 0  # content events relayed: ~one token each, for an estimate if cut
+        # Events relayed. The first carries the role, the rest output (~a token each): what
+        # a cut stream is billed for. Counted, not inspected: the fast path decodes nothing.
+        self.events = 0
         self.done = False
 
     def event(self, data: bytes) -> bytes | None:
@@ -95,8 +113,7 @@ class _Relay:
         if data == b"[DONE]":
             self.done = True
             return None
-        if _CONTENT.search(data) is not None:
-            self.events += 1
+        self.events += 1
         if b'"usage"' not in data:
             return data
         if not self.wants_usage and data.endswith(NULL_USAGE_TAIL):
@@ -152,13 +169,14 @@ async def relay_stream(
     if relay.done:
         tail = b"data: [DONE]\n\n"
         if relay.usage is None:
-            usage_record(outcome, usage_estimate(body_bytes, relay.events), answer.deployment)
+            produced = max(relay.events - 1, 0)
+            usage_record(outcome, usage_estimate(body_bytes, produced), answer.deployment)
     else:
         # Cut mid-stream: the client gets a well-formed error event, and we bill what the
         # provider produced, by the one rule for cut streams.
         error = stream_interrupted(answer.deployment.provider)
         outcome.status, outcome.error_type = 502, "upstream_stream_interrupted"
         tail = b"data: " + error.body() + b"\n\n"
-        usage = cut_stream_usage(relay.usage, relay.events, body_bytes)
+        usage = cut_stream_usage(relay.usage, max(relay.events - 1, 0), body_bytes)
         usage_record(outcome, usage, answer.deployment)
     await send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 from django.conf import settings
 
-from gateway.breakers import Board, board, breaker_key
+from gateway.breakers import Board, Breaker, board, breaker_key
 from gateway.cooling import cooling_left, cooling_start
 from gateway.errors import GatewayError
 from gateway.routing import stats_of
@@ -312,11 +312,8 @@ class _Call:
             code="no_provider_available",
         )
 
-    async def _gate(self, key: str) -> tuple[bool, bool]:
+    async def _gate(self, key: str, breaker: Breaker) -> tuple[bool, bool]:
         """(may this request use the deployment, did it claim the breaker's probe)."""
-        breaker = self.breakers.get(key)
-        if breaker is None:
-            return True, False
         routable = breaker.routable(time.time())
         if routable is not None:
             return routable, False
@@ -335,9 +332,10 @@ class _Call:
                 self.cooled_in = min(self.cooled_in or cooling, cooling)
                 continue
             key = breaker_key(deployment.provider, model.family)
-            allowed, probe = await self._gate(key)
+            breaker = self.breakers.get(key)  # None, the common case: healthy
+            allowed, probe = (True, False) if breaker is None else await self._gate(key, breaker)
             if not allowed:
-                breaker = self.breakers.get(key)
+                breaker = self.breakers.get(key)  # as the claim left it
                 if breaker is not None and breaker.probing(time.time()):
                     result.probing.append((model, deployment))
                 elif breaker is not None:
