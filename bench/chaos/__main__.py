@@ -130,7 +130,7 @@ def main() -> None:
             checks.left_streams_billed(facts, records, args.left_rule),
             checks.no_500_and_documented_5xx(facts, records),
         ]
-        breaker = checks.breaker_recovered(records)
+        breaker = checks.breaker_recovered(load.bursts)
         if breaker is not None:
             results.append(breaker)
         results.append(checks.left_json_logged(facts, records, pools["leaver"], args.left_rule))

@@ -41,6 +41,7 @@ class Load:
     rate: float  # requests per second, over all clients
     state: LoadState = field(default_factory=LoadState)
     records: list[Record] = field(default_factory=list)
+    bursts: list[list[Record]] = field(default_factory=list)  # each burst's requests
     t0: float = field(default_factory=time.monotonic)
     _seq: int = 0
 
@@ -132,10 +133,13 @@ class Load:
         rng = random.Random(f"{self.seed}:burst")
         account = rng.choice(self.accounts["regular"])
         fail = "!mock " + json.dumps({"status": 500})
+        mine: list[Record] = []
+        self.bursts.append(mine)
         async with httpx.AsyncClient() as client:
 
             async def ask(text: str) -> Record:
                 rec = self._record("burst", account, "chat", BURST_MODEL, False, False, text)
+                mine.append(rec)
                 return await send(client, self.base_url, rec, account.key, text, self.t0)
 
             for start in range(0, failing, 10):
