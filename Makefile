@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test test-main test-embedded lint migrate-check bench bench-choices bench-instructions clean
+.PHONY: install run test test-main test-embedded lint migrate-check bench bench-choices bench-instructions chaos clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -65,6 +65,14 @@ bench-instructions: $(INSTALLED)
 	@command -v wrk >/dev/null || apt-get install -y wrk
 	@command -v valgrind >/dev/null || apt-get install -y valgrind
 	$(PY) -m bench.instructions $(BENCH_ARGS)
+
+# The chaos soak (docs/chaos.md): the production processes on a Postgres cluster and a Redis
+# of its own, a seeded load, seeded faults, then the money invariants. Non-zero on a failure.
+CHAOS_MINUTES ?= 2
+CHAOS_SEED ?= 22
+chaos: $(INSTALLED)
+	@command -v redis-server >/dev/null || apt-get install -y redis-server
+	$(PY) -m bench.chaos --minutes $(CHAOS_MINUTES) --seed $(CHAOS_SEED) $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) var
