@@ -119,9 +119,16 @@ local function release(held, prefix)
 end
 """
 
+# A charge Redis can count nowhere: it keeps neither the request's hold nor the user's
+# `avail` (its data was lost since the request was admitted). Charged in the stream, it would
+# be missed by the next seed of `avail`, read from a balance the writer has not lowered
+# yet: the account could spend it twice. The database settles it instead (its charge is
+# mirrored into Redis like any other balance change, billing.services).
+SETTLE_ON_DATABASE = 2
+
 # KEYS: avail, hold, holds, stream, settled, then token counters to correct
 # ARGV: cost, request_id, event, prefix, then the token counters' corrections
-# -> 1 settled, 0 already settled (a retry)
+# -> 1 settled, 0 already settled (a retry), 2 to be settled on the database
 SETTLE = (
     _RELEASE
     + """
@@ -132,6 +139,9 @@ if held then
   redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[3], ARGV[2])
   release(held, ARGV[4])
+elseif ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[5])
+  return 2
 end
 if ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('DECRBY', KEYS[1], ARGV[1])
@@ -295,7 +305,8 @@ class RedisCredit:
         cost: Decimal,
         event: bytes,
         token_corrections: Sequence[tuple[str, int]] = (),
-    ) -> bool:
+    ) -> int:
+        """SETTLE's answer: 1 settled, 0 settled before, SETTLE_ON_DATABASE."""
         keys = [
             avail_key(user_id),
             hold_key(request_id),
@@ -311,7 +322,7 @@ class RedisCredit:
             PREFIX,
             *(delta for _, delta in token_corrections),
         ]
-        return bool(await self.wire.evalsha(SETTLE, keys, args))
+        return int(await self.wire.evalsha(SETTLE, keys, args))
 
     async def close(self) -> None:
         await self.wire.close()

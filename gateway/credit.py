@@ -17,7 +17,12 @@ import hiredis
 import orjson
 from django.conf import settings
 
-from billing.redis_credit import UNAVAILABLE_REPLIES, UNREACHABLE, RedisCredit
+from billing.redis_credit import (
+    SETTLE_ON_DATABASE,
+    UNAVAILABLE_REPLIES,
+    UNREACHABLE,
+    RedisCredit,
+)
 from billing.redis_journal import record_delivery
 from billing.redis_link import redis_link
 from billing.redis_wire import RedisWireError
@@ -192,12 +197,14 @@ class RedisCreditGate:
         )
         try:
             try:
-                await settle()
+                settled = await settle()
             except RedisWireError:
                 # The outcome is unknown (the connection dropped mid-call): settling again is
                 # safe (the script runs once per request id) and far likelier than the
                 # database path to leave `avail` exact.
-                await settle()
+                settled = await settle()
+            if settled == SETTLE_ON_DATABASE:  # Redis lost its data since the admission
+                settler.submit(outcome)
         except Exception as exc:
             # Settled in the database instead; the request is still charged and logged
             # exactly once, and Redis is told of the charge when it is back.

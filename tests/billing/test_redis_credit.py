@@ -249,3 +249,36 @@ def test_a_change_whose_reply_was_lost_is_applied_once(redis_away):
     credit_pending_apply()
 
     assert _avail(user.pk) == Decimal("1.5")
+
+
+def test_a_charge_redis_can_count_nowhere_is_settled_on_the_database_and_counted_once():
+    # given: a request admitted, then Redis lost its data (its hold and the user's avail)
+    from billing.models import CreditAccount
+    from billing.redis_credit import SETTLE_ON_DATABASE, hold_key
+    from billing.services import usage_charge
+
+    user = _seeded_user("wiped@example.com", "1")
+    request_id = f"wiped-{user.pk}"
+    _admit(user.pk, request_id, "0.4")
+    sync_client().delete(avail_key(user.pk), hold_key(request_id))
+
+    async def settle_in_redis() -> int:
+        credit = RedisCredit(settings.REDIS_URL)
+        try:
+            return await credit.settle(
+                user_id=user.pk, request_id=request_id, cost=Decimal("0.1"), event=b"{}"
+            )
+        finally:
+            await credit.close()
+
+    # when: it settles
+    answer = asyncio.run(settle_in_redis())
+
+    # then: Redis takes no charge it would forget, and asks again the same way if retried
+    assert answer == asyncio.run(settle_in_redis()) == SETTLE_ON_DATABASE
+    # the database charges it (as the gateway's settler does), and a fresh seed of avail
+    # counts that charge exactly once
+    with transaction.atomic():
+        usage_charge(user_id=user.pk, request_id=request_id, cost=Decimal("0.1"))
+    credit_avail_seed_from_ledger(user_id=user.pk)
+    assert _avail(user.pk) == CreditAccount.objects.get(user=user).balance == Decimal("0.9")
