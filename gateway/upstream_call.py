@@ -338,6 +338,11 @@ class _Call:
                 breaker = self.breakers.get(key)  # as the claim left it
                 if breaker is not None and breaker.probing(time.time()):
                     result.probing.append((model, deployment))
+                    # If its verdict is not in by the end of the wait: open, for a second more.
+                    soon = time.time() + 1
+                    self.open_until = (
+                        soon if self.open_until is None else min(self.open_until, soon)
+                    )
                 elif breaker is not None:
                     at = breaker.retry_at()
                     self.open_until = at if self.open_until is None else min(self.open_until, at)
