@@ -369,6 +369,10 @@ class _Call:
         stats.in_flight += 1
         try:
             outcome, status = await _try(deployment, model.id, request, self.stream)
+        except asyncio.CancelledError:  # its client left (gateway.client_watch)
+            if probe:  # a probe that said nothing: the next request may probe at once
+                await asyncio.shield(self.breakers.return_probe(key))
+            raise
         finally:
             stats.in_flight -= 1
         ms = (time.perf_counter() - started) * 1000

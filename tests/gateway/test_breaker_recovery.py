@@ -31,12 +31,14 @@ def test_probes_in_a_row_each_claimed_anew_close_it():
     assert b.state == CLOSED and b == Breaker()
 
 
-def _chat(gateway: str, key: str, content: str) -> httpx.Response:
+def _chat(
+    gateway: str, key: str, content: str, model: str = "test/recovering", timeout: float = 30
+) -> httpx.Response:
     return httpx.post(
         f"{gateway}/v1/chat/completions",
         headers={"authorization": f"Bearer {key}"},
-        json={"model": "test/recovering", "messages": [{"role": "user", "content": content}]},
-        timeout=30,
+        json={"model": model, "messages": [{"role": "user", "content": content}]},
+        timeout=timeout,
     )
 
 
@@ -63,3 +65,30 @@ def test_after_a_fault_ends_every_request_is_served_and_the_breaker_closes(
     # then: all are served, and the breaker has closed
     assert [a.status_code for a in answers] == [200] * 100
     assert "mock-c|test/recovering" not in breakers_shown(gateway, staff)
+
+
+def test_a_probe_whose_client_left_is_handed_back(own_gateway, make_account):
+    # given: an open breaker past its cooldown, and a probe its client leaves mid-wait
+    gateway = own_gateway(
+        GATEWAYZ_BREAKER_FAILURES="3",
+        GATEWAYZ_BREAKER_MIN_REQUESTS="1000",
+        GATEWAYZ_BREAKER_COOLDOWN_SECONDS="1",
+        GATEWAYZ_PROBE_WAIT_SECONDS="2",
+        GATEWAYZ_RETRY_ROUNDS="0",
+    )
+    account, staff = make_account(), staff_key(make_account)
+    fault = "!mock " + json.dumps({"status": 503, "only_model": "recovering-probe-c"})
+    while (
+        breakers_shown(gateway, staff).get("mock-c|test/recovering-probe", {}).get("state")
+        != "open"
+    ):
+        _chat(gateway, account.key, fault, model="test/recovering-probe")
+    time.sleep(1.1)
+    slow = "!mock " + json.dumps({"delay": 1.5})
+    with pytest.raises(httpx.ReadTimeout):
+        _chat(gateway, account.key, slow, model="test/recovering-probe", timeout=0.5)
+
+    # when: the next request comes; then: it probes at once and is served (not left waiting
+    # for a verdict that would never come, then refused)
+    answer = _chat(gateway, account.key, "hi", model="test/recovering-probe")
+    assert answer.status_code == 200
