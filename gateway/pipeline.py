@@ -58,7 +58,7 @@ from gateway.upstream_call import (
     stream_broke,
     throughput_measure,
 )
-from gateway.upstream_errors import UpstreamFailure, detail_keep
+from gateway.upstream_errors import detail_keep, failure_told
 from monitoring.metrics import request_record, request_record_unsettled
 from monitoring.services import RequestOutcome
 from providers.byok import with_own_keys
@@ -151,8 +151,7 @@ class ClientApi(ABC):
     ) -> None:
         """Answers with `error` after the provider answered (so nothing is charged)."""
         outcome.status, outcome.error_type = error.status, error.code or error.type
-        if isinstance(error, UpstreamFailure):  # staff find the provider's words by it
-            error.message = f"{error.message} Request id: {outcome.request_id}."
+        failure_told(error, outcome.request_id)
         detail_keep(outcome.attempts, error)
         await self.send_error(send, error, headers, outcome.request_id)
 
@@ -360,8 +359,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         if slotted:
             upstream_slots.release()
         failure = exc if isinstance(exc, GatewayError) else internal_error(exc)
-        if isinstance(failure, UpstreamFailure):  # staff find the provider's words by it
-            failure.message = f"{failure.message} Request id: {request_id}."
+        failure_told(failure, request_id)
         outcome.status = failure.status
         outcome.error_type = failure.code or failure.type
         if outcome.attempts:  # the provider that failed it last, as well as every attempt

@@ -111,3 +111,10 @@ def detail_keep(attempts: list[dict[str, Any]], error: GatewayError) -> None:
     an error event mid-stream) on the attempt that answered, for staff."""
     if isinstance(error, UpstreamFailure) and attempts:
         attempts[-1]["detail"] = error.detail[:1000]
+
+
+def failure_told(error: GatewayError, request_id: str) -> None:
+    """A provider's failure, as the client is told of it: with the request id that finds
+    the provider's own words (its attempt's `detail`) for staff."""
+    if isinstance(error, UpstreamFailure):
+        error.message = f"{error.message} Request id: {request_id}."
