@@ -179,20 +179,61 @@ def token_hold(body_bytes: int, output_tokens: int, model: CatalogModel) -> Deci
     )
 
 
-class _Progress:
-    """Watches what a relay sent, so a failure can still end the response properly."""
+class _Delivery:
+    """An answer on its way to the client. Watches what the relay sends, so a failure can
+    still end the response properly; and settles the request once, before the first message
+    that follows its pricing (`RequestOutcome.charge`): the cost a client is told
+    (`x-gatewayz-cost`, a stream's `usage.cost`) is charged before it leaves, so a process
+    killed in between leaves a charged request whose client got no answer, never an answer
+    whose cost nobody was charged (docs/request-path.md, "A crash leaves a record")."""
 
-    def __init__(self, send: Send) -> None:
+    __slots__ = (
+        "_send",
+        "admission",
+        "ended",
+        "family",
+        "outcome",
+        "settled",
+        "started",
+        "started_at",
+        "watch",
+    )
+
+    def __init__(
+        self,
+        send: Send,
+        outcome: RequestOutcome,
+        watch: ClientWatch,
+        admission: Admission,
+        family: str,
+        started_at: float,
+    ) -> None:
         self._send = send
-        self.started = False
-        self.ended = False
+        self.outcome, self.watch, self.admission = outcome, watch, admission
+        self.family, self.started_at = family, started_at
+        self.started = self.ended = self.settled = False
 
     async def send(self, message: Message) -> None:
+        if self.outcome.priced and not self.settled:
+            await self.settle()
         if message["type"] == "http.response.start":
             self.started = True
         elif not message.get("more_body", False):
             self.ended = True
         await self._send(message)
+
+    async def settle(self) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        watch, outcome = self.watch, self.outcome
+        watch.ended()
+        if watch.left:
+            # Billed as a cut stream (the relay's rule); the provider is not to blame.
+            outcome.status, outcome.error_type = 499, CLIENT_CLOSED
+        outcome.total_latency_ms = _ms_since(self.started_at)
+        request_record(outcome, self.family)
+        await credit_gate().settle(outcome, self.admission)
 
 
 def loggable(name: str) -> str:
@@ -381,30 +422,32 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         (b"x-gatewayz-model", served.id.encode()),
         *api.limit_headers(admission),
     ]
-    progress = _Progress(delivery_watch(send, outcome, answer.deployment, len(raw), admission))
     watch.relaying(answer)
+    delivery = _Delivery(
+        delivery_watch(send, outcome, answer.deployment, len(raw), admission),
+        outcome,
+        watch,
+        admission,
+        family,
+        started,
+    )
     try:
-        await api.relay(progress.send, body, len(raw), answer, outcome, headers, started)
+        await api.relay(delivery.send, body, len(raw), answer, outcome, headers, started)
     except Exception as exc:
         # The request is still settled, for what was metered so far. The client hears of it
         # in its protocol if nothing was sent yet; else its response is at least ended.
-        outcome.status, outcome.error_type = 500, "internal_error"
+        if not delivery.settled:
+            outcome.status, outcome.error_type = 500, "internal_error"
         answer.response.release()
-        if not progress.started:
+        if not delivery.started:
             await api.send_error(send, internal_error(exc), headers, request_id)
         else:
             log.error("relaying %s failed", request_id, exc_info=exc)
-            if not progress.ended:
+            if not delivery.ended:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
-        watch.ended()
         upstream_slots.release()
-        if watch.left:
-            # Billed as a cut stream (the relay's rule); the provider is not to blame.
-            outcome.status, outcome.error_type = 499, CLIENT_CLOSED
-        outcome.total_latency_ms = _ms_since(started)
-        request_record(outcome, family)
-        await credit_gate().settle(outcome, admission)
+        await delivery.settle()
         if outcome.error_type == "upstream_stream_interrupted":
             await stream_broke(served, answer.deployment)
         else:

@@ -47,6 +47,9 @@ class RequestOutcome:
     # When it arrived, for a request settled after the fact (monitoring.journal); else the
     # log row is dated when it is written (neither is sent in the event).
     created_at: datetime | None = None
+    # Its cost is final (set by `charge`): the gateway settles it before the client is told
+    # the cost, so that no crash can leave a told cost uncharged (not sent in the event).
+    priced: bool = False
 
     def charge(self, cost: Decimal) -> Decimal:
         """Sets the cost: what the provider reported, priced exactly, even past the hold.
@@ -58,7 +61,7 @@ class RequestOutcome:
         if self.held and cost > self.hold:
             log.warning("%s cost %s over its hold %s", self.request_id, cost, self.hold)
             cost = min(cost, CHARGE_CEILING)
-        self.cost = cost
+        self.cost, self.priced = cost, True
         return cost
 
     def as_event(self) -> dict[str, Any]:
@@ -69,7 +72,7 @@ class RequestOutcome:
 
 
 OUTCOME_FIELDS = tuple(
-    f.name for f in fields(RequestOutcome) if f.name not in ("hold", "created_at")
+    f.name for f in fields(RequestOutcome) if f.name not in ("hold", "created_at", "priced")
 )
 
 
@@ -89,6 +92,7 @@ def request_settle(*, outcome: RequestOutcome) -> RequestLog:
     fields = asdict(outcome)
     fields.pop("held")
     fields.pop("hold")
+    fields.pop("priced")
     created_at = fields.pop("created_at") or timezone.now()
     return RequestLog.objects.create(
         user_id=fields.pop("user_id"),

@@ -236,9 +236,12 @@ def left_json_logged(
     sent = [r for r in records if r.kind == "left-json" and r.left]
     ids = {a.user_id for a in leavers}
     answered = {r.request_id for r in records if r.kind == "left-json" and r.request_id}
-    rows = [row for rid, row in facts.rows.items()
-            if row["user_id"] in ids and rid not in answered]  # fmt: skip
-    off = [row for row in rows if not rules.left_json_ok(rule, row["status"], row["cost"])]
+    rows = [row for rid, row in facts.rows.items() if row["user_id"] in ids and rid not in answered]
+    off = [
+        row
+        for row in rows
+        if not rules.left_json_ok(rule, row["status"], row["error_type"], row["cost"])
+    ]
     statuses = Counter(row["status"] for row in rows)
     charged = sum((row["cost"] for row in rows), ZERO)
     return Check(

@@ -5,7 +5,9 @@ changes in the docs changes here in one line.
   (`LEFT_RULE = "until_left"`): mid-stream, the upstream is closed at once and the request
   billed by the rule for cut streams ("at least one output token per content event
   relayed", the provider's usage as far as it reported it) and logged 499
-  `client_closed`; before an answer has come, nothing is charged, logged 499. Before it
+  `client_closed`; before an answer has come, nothing is charged, logged 499, or, if its
+  process was killed before it noticed, 502 `worker_lost` by the crash journal
+  (docs/request-path.md, "A crash leaves a record"), charged nothing. Before it
   (`"to_end"`): "we keep reading the upstream to its end, so the request is billed for
   exactly what the provider produced", a whole answer logged 200.
 - Which answers leave no request-log row: unauthenticated ones (docs/request-path.md,
@@ -66,12 +68,17 @@ def left_stream_billed_ok(
     return status == CLIENT_CLOSED and within
 
 
-def left_json_ok(rule: str, status: int, cost: Decimal) -> bool:
+WORKER_LOST = (502, "worker_lost")  # a request whose process died (monitoring.journal)
+
+
+def left_json_ok(rule: str, status: int, error_type: str, cost: Decimal) -> bool:
     """A client that left before its whole answer came: under "until_left" nothing is
-    charged and the request is logged 499; under "to_end", a whole answer is billed."""
+    charged and the request is logged 499 (or `worker_lost`, if its process was killed
+    first: nothing was delivered, so the journal charges nothing); under "to_end", a whole
+    answer is billed."""
     if rule == "to_end":
         return status == 200
-    return status == CLIENT_CLOSED and cost == 0
+    return (status == CLIENT_CLOSED or (status, error_type) == WORKER_LOST) and cost == 0
 
 
 def row_expected(status: int | None, cold_key: bool) -> bool:
