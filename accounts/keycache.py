@@ -152,6 +152,12 @@ class KeyCache:
             self._shared = SharedKeyCache(settings.REDIS_URL, ttl)
         return self._shared
 
+    async def close(self) -> None:
+        """Closes the shared cache's connection (the process is stopping)."""
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            await shared.close()
+
     async def lookup(self, digest: str) -> KeyIdentity | None:
         """Raises DATABASE_UNREACHABLE (gateway.outage) for a key neither this process nor
         the shared key cache holds while the database cannot be reached."""

@@ -20,6 +20,7 @@ through a record of the change that makes it safe to apply again: billing.servic
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from decimal import Decimal
 from functools import cache
@@ -307,22 +308,47 @@ class RedisCredit:
         token_corrections: Sequence[tuple[str, int]] = (),
     ) -> int:
         """SETTLE's answer: 1 settled, 0 settled before, SETTLE_ON_DATABASE."""
-        keys = [
-            avail_key(user_id),
-            hold_key(request_id),
-            HOLDS,
-            USAGE_STREAM,
-            f"{PREFIX}settled:{request_id}",
-            *(counter for counter, _ in token_corrections),
-        ]
-        args: list[str | bytes | int] = [
-            to_pico(cost),
-            request_id,
-            event,
-            PREFIX,
-            *(delta for _, delta in token_corrections),
-        ]
+        keys, args = _settle_args(user_id, request_id, cost, event, token_corrections)
         return int(await self.wire.evalsha(SETTLE, keys, args))
+
+    def settle_now(
+        self,
+        *,
+        user_id: int,
+        request_id: str,
+        cost: Decimal,
+        event: bytes,
+        token_corrections: Sequence[tuple[str, int]] = (),
+    ) -> asyncio.Future[Any] | None:
+        """`settle`, its command written to Redis before this returns (RedisWire.evalsha_now):
+        a future of the script's raw answer, or None if not connected."""
+        keys, args = _settle_args(user_id, request_id, cost, event, token_corrections)
+        return self.wire.evalsha_now(SETTLE, keys, args)
 
     async def close(self) -> None:
         await self.wire.close()
+
+
+def _settle_args(
+    user_id: int,
+    request_id: str,
+    cost: Decimal,
+    event: bytes,
+    token_corrections: Sequence[tuple[str, int]],
+) -> tuple[list[str], list[str | bytes | int]]:
+    keys = [
+        avail_key(user_id),
+        hold_key(request_id),
+        HOLDS,
+        USAGE_STREAM,
+        f"{PREFIX}settled:{request_id}",
+        *(counter for counter, _ in token_corrections),
+    ]
+    args: list[str | bytes | int] = [
+        to_pico(cost),
+        request_id,
+        event,
+        PREFIX,
+        *(delta for _, delta in token_corrections),
+    ]
+    return keys, args

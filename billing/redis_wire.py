@@ -78,7 +78,7 @@ class _Protocol(asyncio.Protocol):
         self.outgoing: list[bytes] = []
 
     def flush(self) -> None:
-        if self.transport is not None and self.lost is None:
+        if self.outgoing and self.transport is not None and self.lost is None:
             self.transport.write(b"".join(self.outgoing))
         self.outgoing.clear()
 
@@ -144,6 +144,23 @@ class RedisWire:
         if protocol is None or protocol.lost is not None:
             protocol = await self._connect()
         return await _send(protocol, args)
+
+    def evalsha_now(
+        self, source: str, keys: Sequence[Arg], args: Sequence[Arg]
+    ) -> asyncio.Future[Any] | None:
+        """EVALSHA written to the socket before this returns (with the commands this turn had
+        queued, in order), not at the end of the turn: once it returns, the command reaches
+        Redis even if this process dies. None if not connected (use `evalsha`). Its future
+        fails with NOSCRIPT if Redis does not know the script yet."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            return None
+        sha = self._shas.get(source)
+        if sha is None:
+            sha = self._shas[source] = hashlib.sha1(source.encode()).hexdigest()
+        future = _send(protocol, ("EVALSHA", sha, len(keys), *keys, *args))
+        protocol.flush()
+        return future
 
     async def evalsha(self, source: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         """Runs a Lua script by its digest, loading it once if Redis does not know it

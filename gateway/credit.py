@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -44,6 +44,14 @@ RECOVERY_PROBE_SECONDS = 1.0
 
 def _expiry() -> float:
     return time.time() + settings.GATEWAYZ_HOLD_TTL_SECONDS
+
+
+# A settlement begun (`settle_begin`): awaiting it finishes it.
+Settling = Coroutine[Any, Any, None]
+
+
+async def _settled() -> None:
+    """A settlement that had nothing left to wait for."""
 
 
 _background: set[asyncio.Task[None]] = set()
@@ -89,10 +97,16 @@ class DatabaseCredit:
             raise
 
     async def settle(self, outcome: RequestOutcome, admission: Admission | None) -> None:
+        await self.settle_begin(outcome, admission)
+
+    def settle_begin(self, outcome: RequestOutcome, admission: Admission | None) -> Settling:
+        """Settles `outcome` (handed to the settler before this returns); see
+        RedisCreditGate.settle_begin."""
         if admission is not None:
             tokens = outcome.prompt_tokens + outcome.completion_tokens
             self.limiter.settle(admission, tokens, outcome.cost)
         settler.submit(outcome)
+        return _settled()
 
     def record_delivery(self, request_id: str, entry: bytes, admission: Admission) -> None:
         delivered = entry.decode()
@@ -179,30 +193,52 @@ class RedisCreditGate:
             )
 
     async def settle(self, outcome: RequestOutcome, admission: Admission | None) -> None:
+        await self.settle_begin(outcome, admission)
+
+    def settle_begin(self, outcome: RequestOutcome, admission: Admission | None) -> Settling:
+        """Settles `outcome`. Its SETTLE command is written to Redis before this returns
+        (when the connection is up), so that a process killed from then on still leaves
+        the request settled: the answer telling the client its cost is sent after it, and
+        the reply awaited after that (gateway.pipeline). Awaiting what it returns finishes
+        the settlement: the reply, a retry, the database path."""
         if admission is not None and admission.local:
-            await self.fallback.settle(outcome, admission)
-            return
+            return self.fallback.settle_begin(outcome, admission)
         if not redis_link.up:
             settler.submit(outcome)  # a hold Redis keeps is released when Redis is back
-            return
-        event = outcome.as_event()
+            return _settled()
         tokens = outcome.prompt_tokens + outcome.completion_tokens
         settle = partial(
             self.redis.settle,
             user_id=outcome.user_id,
             request_id=outcome.request_id,
             cost=outcome.cost,
-            event=orjson.dumps(event),
+            event=orjson.dumps(outcome.as_event()),
             token_corrections=admission.corrections(tokens, outcome.cost) if admission else (),
         )
         try:
+            sent = self.redis.settle_now(**settle.keywords)
+        except Exception:
+            sent = None  # failing again in `_settle_finish`, which has the fallbacks
+        return self._settle_finish(outcome, settle, sent)
+
+    async def _settle_finish(
+        self,
+        outcome: RequestOutcome,
+        settle: Callable[[], Awaitable[int]],
+        sent: asyncio.Future[Any] | None,
+    ) -> None:
+        try:
             try:
-                settled = await settle()
+                settled = await settle() if sent is None else int(await sent)
             except RedisWireError:
                 # The outcome is unknown (the connection dropped mid-call): settling again is
                 # safe (the script runs once per request id) and far likelier than the
                 # database path to leave `avail` exact.
                 settled = await settle()
+            except hiredis.ReplyError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                settled = await settle()  # a fresh Redis: `evalsha` loads the script
             if settled == SETTLE_ON_DATABASE:  # Redis lost its data since the admission
                 settler.submit(outcome)
         except Exception as exc:

@@ -24,7 +24,7 @@ from billing.pricing import hold_amount
 from billing.services import InsufficientCredit
 from gateway.auth import KeyRefused, authenticate, key_allows_model
 from gateway.client_watch import ClientWatch
-from gateway.credit import credit_gate
+from gateway.credit import Settling, credit_gate
 from gateway.errors import GatewayError, not_found
 from gateway.http import (
     JSON_HEADERS,
@@ -181,14 +181,16 @@ def token_hold(body_bytes: int, output_tokens: int, model: CatalogModel) -> Deci
 
 class _Delivery:
     """An answer on its way to the client. Watches what the relay sends, so a failure can
-    still end the response properly; and settles the request once, before the first message
-    that follows its pricing (`RequestOutcome.charge`): the cost a client is told
-    (`x-gatewayz-cost`, a stream's `usage.cost`) is charged before it leaves, so a process
-    killed in between leaves a charged request whose client got no answer, never an answer
-    whose cost nobody was charged (docs/request-path.md, "A crash leaves a record")."""
+    still end the response properly; and begins the request's settlement before the first
+    message that follows its pricing (`RequestOutcome.charge`): the cost a client is told
+    (`x-gatewayz-cost`, a stream's `usage.cost`) has its SETTLE written to Redis before it
+    leaves, so a process killed in between leaves the request charged, never a client told
+    a cost nobody was charged (docs/request-path.md, "A crash leaves a record"). The reply
+    is awaited after the answer is sent: no round trip is added to it."""
 
     __slots__ = (
         "_send",
+        "_settling",
         "admission",
         "ended",
         "family",
@@ -212,28 +214,35 @@ class _Delivery:
         self.outcome, self.watch, self.admission = outcome, watch, admission
         self.family, self.started_at = family, started_at
         self.started = self.ended = self.settled = False
+        self._settling: Settling | None = None
 
     async def send(self, message: Message) -> None:
         if self.outcome.priced and not self.settled:
-            await self.settle()
+            self._settle_begin()
         if message["type"] == "http.response.start":
             self.started = True
         elif not message.get("more_body", False):
             self.ended = True
         await self._send(message)
 
-    async def settle(self) -> None:
-        if self.settled:
-            return
+    def _settle_begin(self) -> None:
         self.settled = True
         watch, outcome = self.watch, self.outcome
-        watch.ended()
+        watch.ended()  # a settlement is never interrupted
         if watch.left:
             # Billed as a cut stream (the relay's rule); the provider is not to blame.
             outcome.status, outcome.error_type = 499, CLIENT_CLOSED
         outcome.total_latency_ms = _ms_since(self.started_at)
         request_record(outcome, self.family)
-        await credit_gate().settle(outcome, self.admission)
+        self._settling = credit_gate().settle_begin(outcome, self.admission)
+
+    async def settle(self) -> None:
+        """Settles the request (once), or finishes the settlement `send` began."""
+        if not self.settled:
+            self._settle_begin()
+        settling, self._settling = self._settling, None
+        if settling is not None:
+            await settling
 
 
 def loggable(name: str) -> str:

@@ -8,6 +8,8 @@ import gc
 
 from django.conf import settings
 
+from accounts.keycache import key_cache
+from gateway.breakers import board_close
 from gateway.credit import credit_gate_close
 from gateway.http import Receive, Scope, Send
 from gateway.invalidation import InvalidationWatcher
@@ -64,6 +66,8 @@ async def runtime_stop() -> None:
         task.cancel()
     _tasks.clear()
     await credit_gate_close()
+    await board_close()
+    await key_cache.close()
     await upstream_client_close()
 
 

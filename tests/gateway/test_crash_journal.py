@@ -5,6 +5,7 @@ equals the request log (issue 19, item 14)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -14,14 +15,15 @@ import orjson
 import pytest
 import redis
 from django.conf import settings
+from django.db import connections
 from django.db.models import Sum
 
 from billing.models import CreditAccount, CreditHold, LedgerEntry
-from billing.redis_credit import HOLDS, avail_key, from_pico, hold_key, journal_key
+from billing.redis_credit import HOLDS, PREFIX, avail_key, from_pico, hold_key, journal_key
 from monitoring.journal import holds_release_expired
 from monitoring.models import RequestLog
-from tests.support.tcp_proxy import TcpProxy
-from tests.support.waits import settled, settled_count
+from tests.conftest import UPSTREAM_KEY
+from tests.support.waits import settled
 
 STREAMS = 10
 CHAT, MESSAGES = 6, 4  # streams on each route
@@ -137,70 +139,77 @@ def test_streams_cut_by_a_killed_gateway_are_logged_and_billed(
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_a_cost_is_charged_before_the_client_is_told_it(
-    own_gateway, kill_gateway, make_account, stream
+def test_a_cost_is_on_its_way_to_redis_before_the_client_is_told_it(
+    gateway, make_account, monkeypatch, stream
 ):
     """A process killed after answering but before settling would leave a client told a cost
     (`x-gatewayz-cost`, a stream's `usage.cost`) that nobody was charged (the chaos soak saw
-    it once in 70,000 requests). The telling waits for the settlement instead: here the
-    gateway's Redis goes dark while the provider is answering, so the settlement cannot be
-    made, and the gateway is killed. The client must not have been told a cost; the journal
-    then settles the request as lost, charging what it recorded as delivered: nothing."""
+    it once in 70,000 requests). So the SETTLE command is written to Redis before the
+    message that tells the cost is handed to the server. Shown at the ASGI interface: the
+    server's `send`, given that message, blocks the event loop (the gateway can write
+    nothing more) and looks in Redis for the request's settlement."""
     if not settings.REDIS_URL:
         pytest.skip("needs Redis")
-    own = redis.Redis.from_url(settings.REDIS_URL).connection_pool.connection_kwargs
-    proxy = TcpProxy(own.get("host", "127.0.0.1"), int(own.get("port", 6379)))
-    proxy.start()
-    try:
-        gateway = own_gateway(
-            REDIS_URL=f"redis://127.0.0.1:{proxy.port}/{own.get('db', 0)}",
-            GATEWAYZ_REDIS_TIMEOUT_SECONDS="60",  # no fallback to the database meanwhile
-        )
-        account = make_account(credit=Decimal("5"))
-        url = f"{gateway}/v1/chat/completions"
-        headers = {"authorization": f"Bearer {account.key}"}
+    from gateway.chat import chat_completions
+    from gateway.runtime import runtime_stop
 
-        def told(content: str) -> tuple[str, Decimal] | None:
-            """(request id, the cost the client was told), or None if it was told none."""
-            body: dict = {"model": "test/echo", "messages": [{"role": "user", "content": content}]}
-            if stream:
-                body |= {"stream": True, "stream_options": {"include_usage": True}}
-            cost = None
-            try:
-                with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as answer:
-                    assert answer.status_code == 200
-                    request_id = answer.headers["x-request-id"]
-                    if not stream:
-                        answer.read()
-                        return request_id, Decimal(answer.headers["x-gatewayz-cost"])
-                    for line in answer.iter_lines():
-                        if line.startswith("data: {") and '"usage":{' in line:
-                            cost = Decimal(str(orjson.loads(line[6:])["usage"]["cost"]))
-            except httpx.TransportError:
-                pass  # the gateway died first
-            return None if cost is None else (request_id, cost)
+    monkeypatch.setenv("GATEWAYZ_TEST_UPSTREAM_KEY", UPSTREAM_KEY)  # the catalog's credential
+    account = make_account(credit=Decimal("5"))
+    body: dict = {"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]}
+    if stream:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    seen: list[tuple[str, bool]] = []  # (request id, settled in Redis when the cost was told)
+    request_id = ""
 
-        warm = told("hello")  # the key cached, Redis' balance seeded
-        assert warm is not None
-        warm_id, warm_cost = warm
-        settled(warm_id)
+    def settled_in_redis(within: float = 3.0) -> bool:
+        deadline = time.monotonic() + within
+        while not client.exists(f"{PREFIX}settled:{request_id}"):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
-        with ThreadPoolExecutor(1) as pool:
-            answer = pool.submit(told, '!mock {"delay": 1.5}')
-            time.sleep(0.5)  # admitted (one Redis round trip), waiting for the provider
-            proxy.blackhole()
-            time.sleep(2.0)  # the provider answered a second ago
-            kill_gateway(gateway)
-            assert answer.result(timeout=30) is None
-    finally:
-        proxy.close()
+    async def scenario() -> None:
+        nonlocal request_id
+        raw = orjson.dumps(body)
+        waiting = asyncio.Event()
 
-    lost, _ = holds_release_expired(now=time.time() + settings.GATEWAYZ_HOLD_TTL_SECONDS + 1)
-    assert lost >= 1
-    own_gateway()  # its usage consumer writes the lost request's row
-    row = next(r for r in settled_count(account.user.pk, 2) if r.request_id != warm_id)
-    assert (row.status, row.error_type, row.cost) == (502, "worker_lost", Decimal(0))
-    usage = LedgerEntry.objects.filter(user=account.user, kind=LedgerEntry.Kind.USAGE)
-    assert [entry.amount for entry in usage] == [-warm_cost]
-    balance = CreditAccount.objects.get(user=account.user)
-    assert (balance.balance, balance.held) == (Decimal("5") - warm_cost, 0)
+        async def receive() -> dict:
+            if not seen and not request_id:
+                return {"type": "http.request", "body": raw, "more_body": False}
+            await waiting.wait()  # the client stays
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            nonlocal request_id
+            if message["type"] == "http.response.start":
+                request_id = dict(message["headers"])[b"x-request-id"].decode()
+                if not stream:  # the headers tell the cost
+                    seen.append(("x-gatewayz-cost", settled_in_redis()))
+            elif stream and b'"usage":{' in message.get("body", b""):
+                seen.append(("usage.cost", settled_in_redis()))
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/chat/completions",
+            "headers": [
+                (b"authorization", f"Bearer {account.key}".encode()),
+                (b"content-type", b"application/json"),
+            ],
+            "client": ("127.0.0.1", 50000),
+        }
+        # One thread for the gateway's database work, whose connection is closed at the end
+        # (the session's teardown drops the test database).
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(1))
+        try:
+            await chat_completions(scope, receive, send)
+        finally:
+            await runtime_stop()
+            await loop.run_in_executor(None, connections.close_all)
+
+    asyncio.run(scenario())
+    assert seen == [("usage.cost" if stream else "x-gatewayz-cost", True)]
+    settled(request_id)  # and the gateway's usage consumer logs it as usual

@@ -2,9 +2,7 @@
 without touching the server everyone else's tests share.
 
 Cut, it refuses new connections (its port is closed) and resets the ones it carried, as a
-database that went away does; restored, it listens on the same port again. Blackholed, it
-keeps every connection open but drops what they carry, as a network that lost its route:
-a command sent then is never run, and its sender hears nothing.
+database that went away does; restored, it listens on the same port again.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self._dropping = False
 
     def start(self) -> None:
         listener = socket.socket()
@@ -61,10 +58,6 @@ class TcpProxy:
     def restore(self) -> None:
         if self._listener is None:
             self.start()
-
-    def blackhole(self) -> None:
-        """From now on, what the open connections carry, both ways, is read and dropped."""
-        self._dropping = True
 
     def close(self) -> None:
         self.cut()
@@ -93,8 +86,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(CHUNK):
-                if not self._dropping:
-                    sink.sendall(data)
+                sink.sendall(data)
         except OSError:
             pass
         finally:
