@@ -65,6 +65,9 @@ def _token(scope: Scope) -> str:
     return token
 
 
+KEY_UNCHECKED = "this API key"
+
+
 async def authenticate(scope: Scope) -> KeyIdentity:
     """The caller's identity; raises a GatewayError (a KeyRefused for a known key)."""
     token = _token(scope)
@@ -74,7 +77,8 @@ async def authenticate(scope: Scope) -> KeyIdentity:
     try:
         identity = await key_cache.lookup(key_digest(token))
     except DATABASE_UNREACHABLE:
-        raise database_unavailable() from None  # a key cached nowhere: retry shortly
+        # A key cached nowhere (not here, not in the shared key cache): retry shortly.
+        raise database_unavailable(KEY_UNCHECKED) from None
     if identity is None:
         _unknown_key_seen()
         raise _unauthorized("Incorrect API key provided, or the key was revoked.")

@@ -22,11 +22,14 @@ def database_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, DATABASE_UNREACHABLE)
 
 
-def database_unavailable() -> GatewayError:
+def database_unavailable(needs: str = "") -> GatewayError:
+    """`needs`: what the request could not have checked, if the client should know (its API
+    key: the request is then unauthenticated, and no request log row can name its owner)."""
+    what = f"to check {needs}" if needs else "for what this request needs"
     return GatewayError(
         503,
-        "The gateway cannot reach its database just now and has not cached what this request "
-        f"needs; it was not charged. Please retry in {RETRY_AFTER_SECONDS} seconds.",
+        f"The gateway cannot reach its database just now {what}, and holds no copy of it; "
+        f"the request was not charged. Please retry in {RETRY_AFTER_SECONDS} seconds.",
         type="server_error",
         code="database_unavailable",
         headers=[(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],

@@ -1,7 +1,8 @@
 """Drains the usage stream into Postgres (with REDIS_URL): every gateway process runs one
 consumer of one consumer group, so the work spreads over the replicas. Entries are
 acknowledged only after their batch commits; a crashed consumer's entries are claimed by
-another after a minute, and replaying them is harmless (the write is idempotent).
+another once idle for CLAIM_IDLE_MS, and replaying them is harmless (the write is
+idempotent, so a slow consumer's entries claimed twice are written once).
 
 While the database write fails, batches go to a local spool instead (billing.usage_spool),
 on disk before they are acknowledged, so a Redis that restarts empty meanwhile loses none
@@ -38,7 +39,10 @@ from config.asyncdb import db_call
 log = logging.getLogger(__name__)
 GROUP = "usage-writers"
 BATCH = 500
-CLAIM_IDLE_MS = 60_000
+# Short: a killed process's unwritten entries live only in Redis until claimed, and a Redis
+# that restarts empty (its volume lost) would take them along. A batch is written in
+# milliseconds; one held longer by a slow consumer is written twice, harmlessly.
+CLAIM_IDLE_MS = 5_000
 LINGER_SECONDS = 0.1
 BLOCK_MS = 1000
 DEAD_LETTERS = USAGE_STREAM + ":malformed"

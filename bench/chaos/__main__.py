@@ -148,7 +148,11 @@ def main() -> None:
         )
         results.append(checks.Check("drained", drained.settled, f"in {drained.seconds:.0f} s"))
         lost = {r.request_id for r in records if r.request_id and r.request_id not in facts.rows}
-        lost &= {r.request_id for r in records if rules.row_expected(r.status, r.kind == "cold")}
+        lost &= {
+            r.request_id
+            for r in records
+            if rules.row_expected(r.status, r.kind == "cold", r.error_message)
+        }
         report = "\n\n".join(
             [
                 "faults:\n" + fault_lines(runner.events),

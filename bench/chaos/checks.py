@@ -159,7 +159,9 @@ def one_row_per_answer(facts: Facts, records: list[Record]) -> Check:
     """Every answer that named a request id has exactly one request-log row (the id is
     unique in the table, so one at most), unless the docs say it leaves none."""
     answered = [
-        r for r in records if r.request_id and rules.row_expected(r.status, r.kind == "cold")
+        r
+        for r in records
+        if r.request_id and rules.row_expected(r.status, r.kind == "cold", r.error_message)
     ]
     lost = [r for r in answered if r.request_id not in facts.rows]
     by_what = Counter(_what(r) for r in lost)
@@ -210,7 +212,13 @@ def left_streams_billed(facts: Facts, records: list[Record], rule: str) -> Check
             continue
         billed.append(row["completion_tokens"])
         if not rules.left_stream_billed_ok(
-            rule, row["status"], row["completion_tokens"], r.delivered, r.planned, r.chunk_seconds
+            rule,
+            row["status"],
+            row["error_type"],
+            row["completion_tokens"],
+            r.delivered,
+            r.planned,
+            r.chunk_seconds,
         ):
             bad.append(
                 f"#{r.seq} {r.request_id}: read {r.delivered} of {r.planned} chunks, "

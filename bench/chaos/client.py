@@ -31,6 +31,7 @@ class Record:
     status: int | None = None  # None: no answer reached the client
     request_id: str | None = None
     error_code: str | None = None  # OpenAI's error code (or type); Anthropic's error type
+    error_message: str | None = None
     error_shaped: bool = True  # the error body is the route's shape, naming the request
     retry_after: str | None = None
     stream_error: str | None = None  # an error event inside a 200 stream
@@ -71,6 +72,7 @@ def _error_of(rec: Record, raw: bytes) -> None:
     if not isinstance(error, dict) or not error.get("message"):
         rec.error_shaped = False
         return
+    rec.error_message = str(error["message"])
     if rec.route == "messages":
         rec.error_code = error.get("type")
         rec.error_shaped = data.get("type") == "error" and data.get("request_id") == rec.request_id

@@ -37,6 +37,8 @@ CLIENT_CLOSED = 499
 # Under "until_left": what the provider may still produce between the client's leaving and
 # the gateway closing the upstream: this many seconds of the stream's pace, plus two chunks.
 LEFT_GRACE_SECONDS = 1.0
+# How often a stream records what it delivered in the crash journal (GATEWAYZ_JOURNAL_SECONDS).
+JOURNAL_SECONDS = 1.0
 
 # Anthropic's error types (its API reference, "Errors"), the Anthropic route's error shape.
 ANTHROPIC_ERROR_TYPES = frozenset(
@@ -56,14 +58,25 @@ ANTHROPIC_ERROR_TYPES = frozenset(
 
 
 def left_stream_billed_ok(
-    rule: str, status: int, billed_tokens: int, delivered: int, planned: int, chunk_seconds: float
+    rule: str,
+    status: int,
+    error_type: str,
+    billed_tokens: int,
+    delivered: int,
+    planned: int,
+    chunk_seconds: float,
 ) -> bool:
     """Whether a stream the client left after reading `delivered` content events (of
     `planned`, one output token each, `chunk_seconds` apart) was logged and billed
-    `billed_tokens` output tokens as the rule says."""
+    `billed_tokens` output tokens as the rule says. If its process was killed first, the
+    crash journal's rule applies instead: billed what its last record (at most
+    JOURNAL_SECONDS old) says was delivered."""
+    grace = int(LEFT_GRACE_SECONDS / chunk_seconds) + 2
+    if (status, error_type) == WORKER_LOST:
+        behind = int(JOURNAL_SECONDS / chunk_seconds) + 2
+        return max(0, delivered - behind) <= billed_tokens <= min(planned, delivered + grace)
     if rule == "to_end":
         return status == 200 and billed_tokens == planned
-    grace = int(LEFT_GRACE_SECONDS / chunk_seconds) + 2
     within = delivered <= billed_tokens <= min(planned, delivered + grace)
     return status == CLIENT_CLOSED and within
 
@@ -81,12 +94,19 @@ def left_json_ok(rule: str, status: int, error_type: str, cost: Decimal) -> bool
     return (status == CLIENT_CLOSED or (status, error_type) == WORKER_LOST) and cost == 0
 
 
-def row_expected(status: int | None, cold_key: bool) -> bool:
+# The 503 `database_unavailable` of a key that could not be checked says so (gateway.auth).
+KEY_UNCHECKED = "to check this API key"
+
+
+def row_expected(status: int | None, cold_key: bool, message: str | None = None) -> bool:
     """Whether an answer must have left a request-log row. A 500 is a failure of its own
-    (the no-500 check): it is not counted again as a lost row."""
+    (the no-500 check): it is not counted again as a lost row. A key the gateway could not
+    check (the database down, no copy of it here or in the shared key cache: a cold key, or
+    a warm one asked of a worker started during the outage after Redis lost its copies) is
+    unauthenticated: no row can name its owner."""
     if status in (401, 500):
         return False
-    return not (status == 503 and cold_key)
+    return not (status == 503 and (cold_key or KEY_UNCHECKED in (message or "")))
 
 
 @cache
