@@ -27,7 +27,7 @@ import hiredis
 from django.conf import settings
 
 from billing.redis_credit import UNREACHABLE, sync_client
-from billing.redis_wire import RedisWire, RedisWireError
+from core.redis_wire import RedisWire, RedisWireError
 
 log = logging.getLogger(__name__)
 PREFIX = "gwz:key:"

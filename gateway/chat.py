@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from gateway.errors import GatewayError
+from core.errors import GatewayError
+from core.outcome import RequestOutcome
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.relay_stream import relay_stream, usage_record
@@ -20,7 +21,6 @@ from gateway.validation import (
     chat_referenced_tokens,
     requested_output_tokens,
 )
-from monitoring.services import RequestOutcome
 from providers.catalog import CatalogModel, Deployment
 
 

@@ -31,7 +31,7 @@ from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
 
-from gateway.errors import GatewayError
+from core.errors import GatewayError
 
 MONTH, FOREVER = -1, -2  # windows that are not a number of seconds
 # kind -> (what it counts, its window: seconds, MONTH or FOREVER; 0: in flight, no window)

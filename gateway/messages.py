@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, anthropic_error_body, bad_request
+from core.errors import GatewayError, anthropic_error_body, bad_request
+from core.outcome import RequestOutcome
 from gateway.http import Receive, Scope, Send, header
 from gateway.limits import Admission
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
@@ -32,7 +33,6 @@ from gateway.validation_messages import (
     messages_body_parse,
     messages_referenced_tokens,
 )
-from monitoring.services import RequestOutcome
 from providers.adapters import anthropic
 from providers.catalog import CatalogModel, Deployment
 

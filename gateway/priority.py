@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from gateway.errors import GatewayError
+from core.errors import GatewayError
 
 PRIORITIES = {"critical": 0, "high": 1, "default": 2, "low": 3}
 DEFAULT_PRIORITY = PRIORITIES["default"]

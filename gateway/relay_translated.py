@@ -14,8 +14,9 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import Usage
-from gateway.errors import GatewayError, anthropic_error_body
+from core.errors import GatewayError, anthropic_error_body
+from core.outcome import RequestOutcome
+from core.usage import Usage
 from gateway.http import SSE_HEADERS, Send
 from gateway.relay_stream import (
     cut_stream_usage,
@@ -35,7 +36,6 @@ from gateway.translate.gemini_openai import GeminiToChatChunks, gemini_to_chat, 
 from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer
 from gateway.upstream_errors import UpstreamFailure, detail_keep
-from monitoring.services import RequestOutcome
 from providers.adapters.openai import error_message, usage_read
 
 Headers = list[tuple[bytes, bytes]]

@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from billing.pricing import Usage
-from gateway.errors import GatewayError
+from core.errors import GatewayError
+from core.outcome import RequestOutcome
+from core.usage import Usage
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.relay_stream import usage_record
@@ -23,7 +24,6 @@ from gateway.translate.responses_openai import (
 )
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation import chat_referenced_tokens
-from monitoring.services import RequestOutcome
 from providers.catalog import CatalogModel, Deployment
 
 

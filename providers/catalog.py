@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from config.asyncdb import db_call
-from gateway.outage import DATABASE_UNREACHABLE
+from core.asyncdb import db_call
+from core.outage import DATABASE_UNREACHABLE
 from providers.credentials import CredentialUnreadable
 from providers.models import Alias, Model, Offering, PrefixRoute, Provider
 from providers.ssrf import base_url_problem

@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import Usage
-from gateway.errors import GatewayError, bad_request
+from core.errors import GatewayError, bad_request
+from core.usage import Usage
 from gateway.translate.cache_control import (
     MARK,
     has_marks,

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import Usage
+from core.usage import Usage
 from gateway.translate.cache_control import marks_strip
 from providers.adapters.common import auth_headers, quirks_apply
 from providers.catalog import Deployment

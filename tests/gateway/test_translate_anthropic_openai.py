@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from billing.pricing import Usage
-from gateway.errors import GatewayError
+from core.errors import GatewayError
+from core.usage import Usage
 from gateway.translate.anthropic_openai import (
     ChatChunksToMessageEvents,
     MessageEventsToChatChunks,

@@ -9,8 +9,9 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from billing.pricing import Usage, hold_amount, usage_cost
-from gateway.errors import GatewayError
+from billing.pricing import hold_amount, usage_cost
+from core.errors import GatewayError
+from core.usage import Usage
 from gateway.translate.anthropic_openai import (
     anthropic_usage,
     chat_to_messages,
