@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "channels",
     "django_prometheus",
     "djstripe",
+    "core",
     "accounts",
     "providers",
     "billing",

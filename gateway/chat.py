@@ -1,6 +1,6 @@
 """POST /v1/chat/completions: the OpenAI chat protocol on the shared request path
 (gateway.pipeline), to OpenAI-protocol providers as is and to Anthropic-protocol providers
-through gateway.translate."""
+through providers.translate."""
 
 from __future__ import annotations
 

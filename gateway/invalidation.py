@@ -25,7 +25,7 @@ from django.db.models.functions import Now
 
 from accounts.keycache import key_cache
 from core.asyncdb import db_call
-from gateway.models import CacheInvalidation
+from core.models import CacheInvalidation
 from providers.catalog import catalog_holder
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """POST /v1/messages (Anthropic's Messages API) on the shared request path: to
 Anthropic-protocol providers natively, to OpenAI-protocol providers through
-gateway.translate; answered as Anthropic's API answers: errors in its shape with a
+providers.translate; answered as Anthropic's API answers: errors in its shape with a
 `request_id`, a `request-id` header, `anthropic-ratelimit-*` headers, and a 400 without
 `anthropic-version`. (Its count_tokens: gateway.count_tokens.)"""
 
@@ -22,11 +22,6 @@ from gateway.relay_translated import (
     relay_messages_native,
     relay_translated,
 )
-from gateway.translate.anthropic_openai import (
-    chat_to_message,
-    messages_to_chat,
-    usage_from_anthropic,
-)
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation_messages import (
     FORWARDED_BETAS,
@@ -35,6 +30,11 @@ from gateway.validation_messages import (
 )
 from providers.adapters import anthropic
 from providers.catalog import CatalogModel, Deployment
+from providers.translate.anthropic_openai import (
+    chat_to_message,
+    messages_to_chat,
+    usage_from_anthropic,
+)
 
 
 def client_headers(scope: Scope) -> dict[str, str]:

@@ -59,10 +59,10 @@ from gateway.upstream_call import (
     stream_broke,
     throughput_measure,
 )
-from gateway.upstream_errors import detail_keep, failure_told
 from monitoring.metrics import request_record, request_record_unsettled
 from providers.byok import with_own_keys
 from providers.catalog import CatalogModel, Deployment, catalog_holder
+from providers.upstream_errors import detail_keep, failure_told
 
 log = logging.getLogger(__name__)
 

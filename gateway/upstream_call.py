@@ -25,9 +25,9 @@ from gateway.breakers import Board, Breaker, board, breaker_key
 from gateway.cooling import cooling_left, cooling_start
 from gateway.routing import stats_of
 from gateway.upstream import UpstreamError, upstream_session, upstream_timeout
-from gateway.upstream_errors import UpstreamFailure, upstream_failure
 from providers.adapters import anthropic, gemini, openai
 from providers.catalog import CatalogModel, Deployment
+from providers.upstream_errors import UpstreamFailure, upstream_failure
 
 log = logging.getLogger(__name__)
 

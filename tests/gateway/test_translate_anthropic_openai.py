@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import GatewayError
 from core.usage import Usage
-from gateway.translate.anthropic_openai import (
+from providers.translate.anthropic_openai import (
     ChatChunksToMessageEvents,
     MessageEventsToChatChunks,
     chat_to_message,

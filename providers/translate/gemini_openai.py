@@ -18,7 +18,7 @@ import orjson
 
 from core.errors import GatewayError, bad_request
 from core.usage import Usage
-from gateway.translate.anthropic_openai import EFFORT_BUDGET, openai_usage, text_of
+from providers.translate.anthropic_openai import EFFORT_BUDGET, openai_usage, text_of
 
 JSON = dict[str, Any]
 
