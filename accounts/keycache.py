@@ -21,12 +21,20 @@ from django.conf import settings
 from django.db.models import Sum
 
 from accounts.keycache_shared import SharedKeyCache
+from accounts.limit_plans import (
+    DEFAULT_PRIORITY,
+    MICRO,
+    NO_LIMITS,
+    PRIORITIES,
+    LimitPlan,
+    limits_for,
+    micro_credits,
+    plan_for,
+)
 from accounts.models import ApiKey
 from accounts.restrictions import KeyRestrictions, restrictions_of
 from core.asyncdb import db_call
 from core.outage import DATABASE_UNREACHABLE
-from gateway.limits import MICRO, NO_LIMITS, LimitPlan, limits_for, micro_credits, plan_for
-from gateway.priority import DEFAULT_PRIORITY, PRIORITIES
 from monitoring.models import RequestLog
 from providers.byok import provider_keys_open, provider_keys_sealed
 
