@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from accounts.models import ApiKey, AuditEntry, Plan, User
 from accounts.services import api_key_revoke
-from config.readonly_admin import ReadOnlyAdmin
+from core.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(User)

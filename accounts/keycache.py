@@ -21,12 +21,20 @@ from django.conf import settings
 from django.db.models import Sum
 
 from accounts.keycache_shared import SharedKeyCache
+from accounts.limit_plans import (
+    DEFAULT_PRIORITY,
+    MICRO,
+    NO_LIMITS,
+    PRIORITIES,
+    LimitPlan,
+    limits_for,
+    micro_credits,
+    plan_for,
+)
 from accounts.models import ApiKey
 from accounts.restrictions import KeyRestrictions, restrictions_of
-from config.asyncdb import db_call
-from gateway.limits import MICRO, NO_LIMITS, LimitPlan, limits_for, micro_credits, plan_for
-from gateway.outage import DATABASE_UNREACHABLE
-from gateway.priority import DEFAULT_PRIORITY, PRIORITIES
+from core.asyncdb import db_call
+from core.outage import DATABASE_UNREACHABLE
 from monitoring.models import RequestLog
 from providers.byok import provider_keys_open, provider_keys_sealed
 
@@ -159,7 +167,7 @@ class KeyCache:
             await shared.close()
 
     async def lookup(self, digest: str) -> KeyIdentity | None:
-        """Raises DATABASE_UNREACHABLE (gateway.outage) for a key neither this process nor
+        """Raises DATABASE_UNREACHABLE (core.outage) for a key neither this process nor
         the shared key cache holds while the database cannot be reached."""
         identity = self._known.get(digest)
         if identity is not None:

@@ -9,7 +9,7 @@ database finds the key. Nothing in it lets anyone call the gateway or a provider
 Copies are written when a process loads a key from the database, and rewritten by the
 processes that use the key while their invalidation poll works (gateway.invalidation); each
 expires GATEWAYZ_SHARED_KEY_CACHE_SECONDS after its last write. A change announced to every
-process (gateway.models.CacheInvalidation) deletes the copies it concerns when it commits,
+process (core.models.CacheInvalidation) deletes the copies it concerns when it commits,
 and every process deletes them again when its poll applies the change: a copy outlives a
 revocation by at most a poll, or, were Redis unreachable for both deletions, its lifetime.
 
@@ -27,7 +27,7 @@ import hiredis
 from django.conf import settings
 
 from billing.redis_credit import UNREACHABLE, sync_client
-from billing.redis_wire import RedisWire, RedisWireError
+from core.redis_wire import RedisWire, RedisWireError
 
 log = logging.getLogger(__name__)
 PREFIX = "gwz:key:"
@@ -78,7 +78,7 @@ class SharedKeyCache:
         await self.wire.close()
 
 
-def shared_copies_forget(kind: str, values: Iterable[str]) -> None:
+def shared_copies_forget(kind: str, values: Iterable[str], **_: object) -> None:
     """Deletes the copies that announced changes concern: a key's (`api_key`: its digest),
     or every key of a user's (`user`: the user's id). Called when the change commits."""
     if not settings.REDIS_URL:

@@ -18,7 +18,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
 GROUPS = {"developer": "developers", "admin": "admins"}
-OUR_APPS = ("accounts", "billing", "providers", "monitoring", "gateway")
+OUR_APPS = ("accounts", "billing", "providers", "monitoring", "gateway", "core")
 DEVELOPER_VIEWS = ("providers", "monitoring")  # every model of these: view only...
 ACCOUNT_DATA = ("view_providerkey",)  # ...but customers' own provider keys: admins only
 

@@ -10,7 +10,7 @@ from django.dispatch import receiver
 
 from accounts.models import ApiKey, Plan, User
 from accounts.roles import role_apply, staff_flag
-from gateway.models import CacheInvalidation, invalidation_announce, invalidations_announce
+from core.models import CacheInvalidation, invalidation_announce, invalidations_announce
 
 
 @receiver(pre_save, sender=User)

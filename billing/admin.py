@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from billing.models import CreditAccount, CreditHold, LedgerEntry
-from config.readonly_admin import ReadOnlyAdmin
+from core.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(CreditAccount)

@@ -11,9 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import KeyScope, request_user
-from billing.amounts import amount_text
 from billing.models import LedgerEntry
 from billing.selectors import credit_account_of, credit_available, ledger_entries_of
+from core.amounts import amount_text
 
 AMOUNT = serializers.CharField(help_text="An exact decimal, as a string.")
 

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_UP, Decimal
 
+from core.usage import Usage
 from providers.catalog import Deployment
 
 PER_MILLION = Decimal(1_000_000)
 PICO_STEP = Decimal("1e-12")  # the ledger's exactness
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0  # the part of prompt_tokens read from the provider's cache
-    cache_write_tokens: int = 0  # the part of prompt_tokens written to it
-    # The part of cache_write_tokens written for an hour (Anthropic's `ttl: "1h"`, dearer than
-    # the default five minutes); only providers that report the split fill it in.
-    cache_write_1h_tokens: int = 0
 
 
 def cache_write_1h_price(deployment: Deployment) -> Decimal:

@@ -29,7 +29,7 @@ from typing import Any
 import redis
 from django.conf import settings
 
-from billing.redis_wire import RedisWire
+from core.redis_wire import RedisWire
 
 PICO = Decimal(10) ** 12
 PREFIX = "gwz:credit:"
@@ -262,7 +262,7 @@ def credit_holds_release_expired_redis(*, now: float) -> int:
 
 class RedisCredit:
     """The hot path's async side: admit and settle, one script call each, on the process's
-    multiplexed connection (billing.redis_wire)."""
+    multiplexed connection (core.redis_wire)."""
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         self.wire = RedisWire(url, timeout=timeout)

@@ -25,7 +25,7 @@ from billing.redis_credit import (
     hold_key,
     sync_client,
 )
-from billing.redis_wire import RedisWire
+from core.redis_wire import RedisWire
 
 # KEYS: hold, holds   ARGV: delivery entry, new expiry, request id   -> 1 recorded, 0 settled
 RECORD_DELIVERY = """

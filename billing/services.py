@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import User
 from billing.models import ZERO, CreditAccount, CreditHold, LedgerEntry, PendingAvailChange
 from billing.redis_credit import UNREACHABLE, credit_avail_seed, credit_pending_mirror
-from billing.redis_link import redis_link
+from core.redis_link import redis_link
 
 log = logging.getLogger(__name__)
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from core.errors import GatewayError, anthropic_error_body
+from core.ids import request_id_new
+from core.outage import database_unavailable, database_unreachable
 from gateway.chat import chat_completions
 from gateway.count_tokens import count_tokens
 from gateway.embeddings import embeddings
-from gateway.errors import GatewayError, anthropic_error_body
 from gateway.health import health_live, health_ready
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
-from gateway.ids import request_id_new
 from gateway.images import images_generations
 from gateway.messages import messages
 from gateway.models_api import model_retrieve, models_list
-from gateway.outage import database_unavailable, database_unreachable
 from gateway.responses import responses
 from gateway.runtime import runtime_ensure_started
 from monitoring.metrics import CONTENT_TYPE, REQUESTS_IN_FLIGHT, metrics_page

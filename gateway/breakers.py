@@ -14,7 +14,7 @@ The rules live in one pure function, `transition`, whichever the store:
 - half-open → closed after `successes` probes succeed; → open again on a failure, with the
   cooldown doubled, up to `max_cooldown_seconds`.
 Writes are compare-and-set on the field's whole value, so two processes recording at once
-both count. While Redis is unreachable (billing.redis_link) each process keeps its own.
+both count. While Redis is unreachable (core.redis_link) each process keeps its own.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import orjson
 from django.conf import settings
 
 from billing.redis_credit import sync_client
-from billing.redis_link import redis_link
-from billing.redis_wire import RedisWire, RedisWireError
+from core.redis_link import redis_link
+from core.redis_wire import RedisWire, RedisWireError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """POST /v1/chat/completions: the OpenAI chat protocol on the shared request path
 (gateway.pipeline), to OpenAI-protocol providers as is and to Anthropic-protocol providers
-through gateway.translate."""
+through providers.translate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from gateway.errors import GatewayError
+from core.errors import GatewayError
+from core.outcome import RequestOutcome
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.relay_stream import relay_stream, usage_record
@@ -20,7 +21,6 @@ from gateway.validation import (
     chat_referenced_tokens,
     requested_output_tokens,
 )
-from monitoring.services import RequestOutcome
 from providers.catalog import CatalogModel, Deployment
 
 

@@ -20,11 +20,12 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from core.errors import GatewayError
+from core.ids import request_id_new
+from core.outcome import RequestOutcome
 from gateway.auth import KeyRefused, authenticate
 from gateway.credit import credit_gate
-from gateway.errors import GatewayError
 from gateway.http import JSON_HEADERS, ClientGone, Receive, Scope, Send, read_body, send_bytes
-from gateway.ids import request_id_new
 from gateway.limits import admission_new
 from gateway.messages import MessagesApi, client_headers
 
@@ -34,7 +35,6 @@ from gateway.priority import slots
 from gateway.upstream_call import Route, UpstreamRequest, route_call
 from gateway.validation_messages import messages_body_parse
 from monitoring.metrics import request_record, request_record_unsettled
-from monitoring.services import RequestOutcome
 from providers.adapters import anthropic
 from providers.catalog import CatalogModel, Deployment
 

@@ -24,8 +24,6 @@ from billing.redis_credit import (
     RedisCredit,
 )
 from billing.redis_journal import record_delivery
-from billing.redis_link import redis_link
-from billing.redis_wire import RedisWireError
 from billing.services import (
     InsufficientCredit,
     credit_avail_seed_from_ledger,
@@ -33,10 +31,12 @@ from billing.services import (
     credit_hold_delivered,
     credit_pending_apply,
 )
-from config.asyncdb import db_call
+from core.asyncdb import db_call
+from core.outcome import RequestOutcome
+from core.redis_link import redis_link
+from core.redis_wire import RedisWireError
 from gateway.limits import Admission, LocalLimiter
 from gateway.settlement import settler
-from monitoring.services import RequestOutcome
 
 log = logging.getLogger(__name__)
 RECOVERY_PROBE_SECONDS = 1.0

@@ -6,13 +6,13 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import Usage
-from gateway.errors import GatewayError, bad_request
+from core.errors import GatewayError, bad_request
+from core.outcome import RequestOutcome
+from core.usage import Usage
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.relay_stream import usage_estimate, usage_record
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest
-from monitoring.services import RequestOutcome
 from providers.adapters import openai
 from providers.adapters.openai import usage_read
 from providers.catalog import CatalogModel, Deployment

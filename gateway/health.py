@@ -2,7 +2,7 @@
 Django middleware): `/health` says the process is alive and touches nothing;
 `/health/readiness` says whether it can serve, by checking the database, Redis and the
 Celery broker. Without Redis or the broker it still serves (credit and limits fall back to
-the database and the process, billing.redis_link); without the database it still serves
+the database and the process, core.redis_link); without the database it still serves
 the keys it cached and its catalog (gateway.invalidation): 200, status `degraded`, naming
 what is down, so that an outage of either does not take every replica out of the load
 balancer at once. Only a process without the database that never built its catalog cannot
@@ -23,8 +23,8 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import connection
 
-from billing.redis_link import redis_link
-from config.asyncdb import db_call
+from core.asyncdb import db_call
+from core.redis_link import redis_link
 from gateway.http import JSON_HEADERS, Send, send_bytes
 from providers.catalog import catalog_holder
 
@@ -39,9 +39,9 @@ def _database() -> None:
 
 
 def _broker() -> None:
-    from config.celery import app
+    from celery import current_app  # the project's (config.celery), set when Django starts
 
-    with app.connection_for_write() as conn:
+    with current_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_SECONDS)
 
 

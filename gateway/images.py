@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 
 from billing.pricing import image_unit_price
-from gateway.errors import bad_request
+from core.errors import bad_request
+from core.outcome import RequestOutcome
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest
-from monitoring.services import RequestOutcome
 from providers.adapters import fal, openai
 from providers.catalog import CatalogModel, Deployment
 

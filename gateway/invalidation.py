@@ -24,8 +24,8 @@ from django.conf import settings
 from django.db.models.functions import Now
 
 from accounts.keycache import key_cache
-from config.asyncdb import db_call
-from gateway.models import CacheInvalidation
+from core.asyncdb import db_call
+from core.models import CacheInvalidation
 from providers.catalog import catalog_holder
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """POST /v1/messages (Anthropic's Messages API) on the shared request path: to
 Anthropic-protocol providers natively, to OpenAI-protocol providers through
-gateway.translate; answered as Anthropic's API answers: errors in its shape with a
+providers.translate; answered as Anthropic's API answers: errors in its shape with a
 `request_id`, a `request-id` header, `anthropic-ratelimit-*` headers, and a 400 without
 `anthropic-version`. (Its count_tokens: gateway.count_tokens.)"""
 
@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, anthropic_error_body, bad_request
+from core.errors import GatewayError, anthropic_error_body, bad_request
+from core.outcome import RequestOutcome
 from gateway.http import Receive, Scope, Send, header
 from gateway.limits import Admission
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
@@ -21,20 +22,19 @@ from gateway.relay_translated import (
     relay_messages_native,
     relay_translated,
 )
-from gateway.translate.anthropic_openai import (
-    chat_to_message,
-    messages_to_chat,
-    usage_from_anthropic,
-)
 from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation_messages import (
     FORWARDED_BETAS,
     messages_body_parse,
     messages_referenced_tokens,
 )
-from monitoring.services import RequestOutcome
 from providers.adapters import anthropic
 from providers.catalog import CatalogModel, Deployment
+from providers.translate.anthropic_openai import (
+    chat_to_message,
+    messages_to_chat,
+    usage_from_anthropic,
+)
 
 
 def client_headers(scope: Scope) -> dict[str, str]:

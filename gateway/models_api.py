@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import not_found
+from core.errors import not_found
 from gateway.http import JSON_HEADERS, Send, send_bytes
 from providers.catalog import CatalogModel, catalog_holder
 

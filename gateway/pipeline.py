@@ -19,13 +19,16 @@ from typing import Any
 from django.conf import settings
 
 from accounts.keycache import KeyIdentity
-from billing.amounts import amount_text
 from billing.pricing import hold_amount
 from billing.services import InsufficientCredit
+from core.amounts import amount_text
+from core.errors import GatewayError, not_found
+from core.ids import request_id_new
+from core.outage import database_unavailable, database_unreachable
+from core.outcome import RequestOutcome
 from gateway.auth import KeyRefused, authenticate, key_allows_model
 from gateway.client_watch import ClientWatch
 from gateway.credit import Settling, credit_gate
-from gateway.errors import GatewayError, not_found
 from gateway.http import (
     JSON_HEADERS,
     ClientGone,
@@ -36,10 +39,8 @@ from gateway.http import (
     read_body,
     send_bytes,
 )
-from gateway.ids import request_id_new
 from gateway.journal import admission_entry, delivery_watch
 from gateway.limits import Admission, admission_new
-from gateway.outage import database_unavailable, database_unreachable
 from gateway.priority import slots
 from gateway.routing import (
     NO_PREFERENCES,
@@ -58,11 +59,10 @@ from gateway.upstream_call import (
     stream_broke,
     throughput_measure,
 )
-from gateway.upstream_errors import detail_keep, failure_told
 from monitoring.metrics import request_record, request_record_unsettled
-from monitoring.services import RequestOutcome
 from providers.byok import with_own_keys
 from providers.catalog import CatalogModel, Deployment, catalog_holder
+from providers.upstream_errors import detail_keep, failure_told
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from gateway.errors import GatewayError
-
-PRIORITIES = {"critical": 0, "high": 1, "default": 2, "low": 3}
-DEFAULT_PRIORITY = PRIORITIES["default"]
+from accounts.limit_plans import DEFAULT_PRIORITY
+from core.errors import GatewayError
 
 
 def gateway_busy() -> GatewayError:

@@ -17,12 +17,13 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import Usage, usage_cost
-from gateway.errors import GatewayError
+from billing.pricing import usage_cost
+from core.errors import GatewayError
+from core.outcome import RequestOutcome
+from core.usage import Usage
 from gateway.http import SSE_HEADERS, Send
 from gateway.upstream import UpstreamError
 from gateway.upstream_call import UpstreamAnswer
-from monitoring.services import RequestOutcome
 from providers.adapters.openai import usage_read
 from providers.catalog import Deployment
 

@@ -1,6 +1,6 @@
 """Relaying streams whose provider speaks another protocol than the client, or the Anthropic
 protocol natively: upstream SSE events are parsed one by one (the OpenAI → OpenAI fast path
-in relay_stream.py never decodes them), translated in gateway.translate, and sent in the
+in relay_stream.py never decodes them), translated in providers.translate, and sent in the
 client's protocol. Every relay meters the stream, and a cut one ends with a well-formed
 error event in the client's protocol and is billed for what was produced.
 """
@@ -14,8 +14,9 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import Usage
-from gateway.errors import GatewayError, anthropic_error_body
+from core.errors import GatewayError, anthropic_error_body
+from core.outcome import RequestOutcome
+from core.usage import Usage
 from gateway.http import SSE_HEADERS, Send
 from gateway.relay_stream import (
     cut_stream_usage,
@@ -24,19 +25,18 @@ from gateway.relay_stream import (
     usage_estimate,
     usage_record,
 )
-from gateway.translate.anthropic_openai import (
+from gateway.upstream import UpstreamError
+from gateway.upstream_call import UpstreamAnswer
+from providers.adapters.openai import error_message, usage_read
+from providers.translate.anthropic_openai import (
     ChatChunksToMessageEvents,
     MessageEventsToChatChunks,
     message_to_chat,
     upstream_error,
     usage_from_anthropic,
 )
-from gateway.translate.gemini_openai import GeminiToChatChunks, gemini_to_chat, gemini_usage
-from gateway.upstream import UpstreamError
-from gateway.upstream_call import UpstreamAnswer
-from gateway.upstream_errors import UpstreamFailure, detail_keep
-from monitoring.services import RequestOutcome
-from providers.adapters.openai import error_message, usage_read
+from providers.translate.gemini_openai import GeminiToChatChunks, gemini_to_chat, gemini_usage
+from providers.upstream_errors import UpstreamFailure, detail_keep
 
 Headers = list[tuple[bytes, bytes]]
 

@@ -1,5 +1,5 @@
 """POST /v1/responses (OpenAI's Responses API) on the shared request path: translated to a
-chat completion request for whichever provider serves the model (gateway.translate)."""
+chat completion request for whichever provider serves the model (providers.translate)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,22 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from billing.pricing import Usage
-from gateway.errors import GatewayError
+from core.errors import GatewayError
+from core.outcome import RequestOutcome
+from core.usage import Usage
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.relay_stream import usage_record
 from gateway.relay_translated import Decoder, Encoder, completion_from, relay_translated
-from gateway.translate.responses_openai import (
+from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
+from gateway.validation import chat_referenced_tokens
+from providers.catalog import CatalogModel, Deployment
+from providers.translate.responses_openai import (
     ChatChunksToResponseEvents,
     chat_to_response,
     responses_body_parse,
     responses_to_chat,
 )
-from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
-from gateway.validation import chat_referenced_tokens
-from monitoring.services import RequestOutcome
-from providers.catalog import CatalogModel, Deployment
 
 
 def _output_tokens(body: dict[str, Any], model: CatalogModel) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from gateway.errors import GatewayError, bad_request
+from core.errors import GatewayError, bad_request
 from providers.catalog import Catalog, CatalogModel, Deployment
 
 STRATEGIES = ("priority", "weighted", "latency", "cost", "least_busy")

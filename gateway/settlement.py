@@ -8,8 +8,9 @@ import logging
 
 from django.db import DataError
 
-from config.asyncdb import db_call
-from monitoring.services import RequestOutcome, request_settle
+from core.asyncdb import db_call
+from core.outcome import RequestOutcome
+from monitoring.services import request_settle
 
 log = logging.getLogger(__name__)
 WORKERS = 4

@@ -19,15 +19,15 @@ import aiohttp
 import orjson
 from django.conf import settings
 
+from core.errors import GatewayError
+from core.outcome import RequestOutcome
 from gateway.breakers import Board, Breaker, board, breaker_key
 from gateway.cooling import cooling_left, cooling_start
-from gateway.errors import GatewayError
 from gateway.routing import stats_of
 from gateway.upstream import UpstreamError, upstream_session, upstream_timeout
-from gateway.upstream_errors import UpstreamFailure, upstream_failure
-from monitoring.services import RequestOutcome
 from providers.adapters import anthropic, gemini, openai
 from providers.catalog import CatalogModel, Deployment
+from providers.upstream_errors import UpstreamFailure, upstream_failure
 
 log = logging.getLogger(__name__)
 

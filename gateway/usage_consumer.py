@@ -11,7 +11,7 @@ Redis epoch (a random id a fresh Redis gets on first use, in the same write as t
 so of the same Redis), which tells the replay whether the `avail` Redis has now took the
 spooled charges: if Redis lost its data since, they are mirrored into the new one.
 
-It talks to Redis over a connection of its own in hiredis' C (billing.redis_wire), and hands
+It talks to Redis over a connection of its own in hiredis' C (core.redis_wire), and hands
 the events to the writer as the stream holds them: with redis-py and an event parsed and
 re-serialised in Python, the consumer cost the gateway ~10 CPU-µs per request more.
 """
@@ -30,11 +30,11 @@ from django.conf import settings
 from django.db import DataError, IntegrityError
 
 from billing.redis_credit import PREFIX, USAGE_STREAM
-from billing.redis_wire import RedisWire, RedisWireError
 from billing.services import credit_pending_apply
 from billing.usage_spool import UsageSpool
 from billing.usage_writer import usage_batch_apply
-from config.asyncdb import db_call
+from core.asyncdb import db_call
+from core.redis_wire import RedisWire, RedisWireError
 
 log = logging.getLogger(__name__)
 GROUP = "usage-writers"

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import bad_request
+from core.errors import bad_request
 
 
 def _positive_int(body: dict[str, Any], name: str) -> int | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import bad_request
+from core.errors import bad_request
 from gateway.validation import TOOLS_PROMPT_TOKENS, URL_IMAGE_TOKENS
 
 BLOCK_TYPES = {

@@ -30,7 +30,8 @@ from billing.models import CreditHold
 from billing.redis_credit import credit_holds_release_expired_redis, to_pico
 from billing.redis_journal import journals_due, requests_lost_settle_redis
 from billing.services import credit_holds_release_expired
-from monitoring.services import RequestOutcome, request_settle
+from core.outcome import RequestOutcome
+from monitoring.services import request_settle
 
 log = logging.getLogger(__name__)
 STATUS = 502  # what the proxy in front tells a client whose worker died

@@ -35,7 +35,7 @@ from prometheus_client import (
 )
 
 if TYPE_CHECKING:
-    from monitoring.services import RequestOutcome
+    from core.outcome import RequestOutcome
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from accounts.models import User
-from gateway.models import CacheInvalidation, invalidation_announce
+from core.models import CacheInvalidation, invalidation_announce
 from providers.catalog import Deployment
 from providers.credentials import CredentialUnreadable, credential_decrypt
 from providers.models import Provider, ProviderKey

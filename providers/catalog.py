@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from config.asyncdb import db_call
-from gateway.outage import DATABASE_UNREACHABLE
+from core.asyncdb import db_call
+from core.outage import DATABASE_UNREACHABLE
 from providers.credentials import CredentialUnreadable
 from providers.models import Alias, Model, Offering, PrefixRoute, Provider
 from providers.ssrf import base_url_problem
@@ -56,7 +56,7 @@ class Deployment:
     default_params: tuple[tuple[str, Any], ...] = ()
     default_params_unless: frozenset[str] = frozenset()
     # Takes Anthropic-style `cache_control` marks on OpenAI-shape content parts and tools
-    # (gateway.translate.cache_control); an OpenAI-protocol provider without it gets none.
+    # (providers.translate.cache_control); an OpenAI-protocol provider without it gets none.
     cache_control: bool = False
     per_image_price: Decimal = ZERO
     size_multipliers: tuple[tuple[str, Decimal], ...] = ()

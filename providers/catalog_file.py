@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import transaction
 
-from gateway.models import CacheInvalidation, invalidation_announce
+from core.models import CacheInvalidation, invalidation_announce
 from providers.models import Alias, CatalogState, Model, Offering, PrefixRoute, Provider
 
 BUNDLED_CATALOG = Path(__file__).resolve().parent / "catalog" / "catalog.toml"

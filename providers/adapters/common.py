@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import bad_request
+from core.errors import bad_request
 from providers.catalog import Deployment
 
 

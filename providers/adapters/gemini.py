@@ -1,5 +1,5 @@
 """The Google Gemini wire protocol (the Gemini API and Vertex AI express mode): OpenAI chat
-requests translated by gateway.translate.gemini_openai."""
+requests translated by providers.translate.gemini_openai."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from gateway.translate.gemini_openai import chat_to_gemini
 from providers.adapters.common import auth_headers, quirks_apply
 from providers.catalog import Deployment
+from providers.translate.gemini_openai import chat_to_gemini
 
 
 def chat_request(

@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import Usage
-from gateway.translate.cache_control import marks_strip
+from core.usage import Usage
 from providers.adapters.common import auth_headers, quirks_apply
 from providers.catalog import Deployment
+from providers.translate.cache_control import marks_strip
 
 
 def chat_request(

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.services import user_create
 from billing.models import CreditAccount, CreditHold, LedgerEntry
-from billing.pricing import Usage, hold_amount, usage_cost
+from billing.pricing import hold_amount, usage_cost
 from billing.services import (
     InsufficientCredit,
     credit_grant,
@@ -20,7 +20,9 @@ from billing.services import (
     credit_holds_release_expired,
     ledger_entry_add,
 )
-from monitoring.services import RequestOutcome, request_settle
+from core.outcome import RequestOutcome
+from core.usage import Usage
+from monitoring.services import request_settle
 from providers.catalog import Deployment
 
 

@@ -113,7 +113,7 @@ def test_a_request_leaves_its_concurrency_counter_once_by_settlement_or_by_expir
 @pytest.fixture
 def redis_away():
     """This process believes Redis unreachable, as the gateway does after a failure."""
-    from billing.redis_link import redis_link
+    from core.redis_link import redis_link
 
     redis_link.lost(ConnectionError("the test says so"))
     yield
@@ -141,8 +141,8 @@ def _admit(user_id: int, request_id: str, amount: str) -> None:
 
 def test_changes_made_while_redis_is_away_are_recorded_then_mirrored_once(redis_away):
     from billing.models import PendingAvailChange
-    from billing.redis_link import redis_link
     from billing.services import credit_pending_apply, usage_charge
+    from core.redis_link import redis_link
 
     user = _seeded_user("away@example.com", "1")
     credit_grant(user=user, amount=Decimal("0.5"), reference="grant-while-away")
@@ -237,8 +237,8 @@ def test_a_change_whose_reply_was_lost_is_applied_once(redis_away):
     it again (the probe, beat) changes nothing."""
     from billing.models import PendingAvailChange
     from billing.redis_credit import credit_pending_mirror
-    from billing.redis_link import redis_link
     from billing.services import credit_pending_apply
+    from core.redis_link import redis_link
 
     user = _seeded_user("lost-reply@example.com", "1")
     credit_grant(user=user, amount=Decimal("0.5"), reference="grant-lost-reply")

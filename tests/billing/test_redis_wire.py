@@ -11,7 +11,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from billing.redis_wire import Endpoint, RedisWire, RedisWireError
+from core.redis_wire import Endpoint, RedisWire, RedisWireError
 
 pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="the embedded lane has no Redis")
 

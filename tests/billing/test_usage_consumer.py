@@ -17,7 +17,7 @@ from accounts.services import user_create
 from billing.models import CreditAccount
 from billing.redis_credit import sync_client
 from billing.services import credit_grant
-from config.asyncdb import db_call
+from core.asyncdb import db_call
 from gateway.usage_consumer import DEAD_LETTERS, UsageConsumer
 from monitoring.models import RequestLog
 from tests.billing.test_usage_writer import _event

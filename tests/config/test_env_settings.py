@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_decimal, env_int, env_str
+from core.env import env_bool, env_decimal, env_int, env_list, env_str
 
 pytestmark = pytest.mark.smoke
 
@@ -33,6 +33,16 @@ def test_it_reads_secrets_from_files(monkeypatch, tmp_path):
     monkeypatch.setenv("GWZ_TEST_SETTING_FILE", str(tmp_path / "missing"))
     with pytest.raises(ImproperlyConfigured, match="cannot be read"):
         env_str("GWZ_TEST_SETTING")
+
+
+def test_a_key_ring_is_read_from_a_file_too(monkeypatch, tmp_path):
+    """GATEWAYZ_CREDENTIAL_KEYS is a list of secrets: `_FILE` applies to lists as to strings,
+    one key a line or comma-separated."""
+    ring = tmp_path / "keys"
+    ring.write_text("new-key\nold-key, older-key\n")
+    monkeypatch.setenv("GWZ_TEST_SETTING", "from-the-environment")
+    monkeypatch.setenv("GWZ_TEST_SETTING_FILE", str(ring))
+    assert env_list("GWZ_TEST_SETTING") == ["new-key", "old-key", "older-key"]
 
 
 def test_production_refuses_to_start_without_secrets(tmp_path):

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from billing.models import CreditAccount
-from gateway.translate.gemini_openai import GeminiToChatChunks, chat_to_gemini
+from providers.translate.gemini_openai import GeminiToChatChunks, chat_to_gemini
 from tests.support.waits import settled
 
 pytestmark = pytest.mark.smoke

@@ -29,7 +29,7 @@ from accounts.keys import key_digest
 from accounts.models import ApiKey
 from accounts.services import api_key_revoke
 from billing.redis_credit import avail_key
-from gateway.models import CacheInvalidation, invalidation_announce
+from core.models import CacheInvalidation, invalidation_announce
 from providers.byok import provider_key_put
 from providers.models import Provider
 from tests.conftest import UPSTREAM_KEY

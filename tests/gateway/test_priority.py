@@ -15,7 +15,7 @@ import pytest
 
 from accounts.models import ApiKey
 from billing.models import CreditAccount
-from gateway.errors import GatewayError
+from core.errors import GatewayError
 from gateway.priority import Slots
 from tests.support.waits import settled
 

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from billing.models import CreditAccount
-from billing.pricing import Usage
+from core.usage import Usage
 from gateway.relay_stream import cut_stream_usage, model_renamer
 from tests.support.waits import settled
 

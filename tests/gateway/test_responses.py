@@ -1,5 +1,5 @@
 """POST /v1/responses through the official openai SDK, on models of every provider protocol:
-the same routing and billing as chat, translated in gateway.translate."""
+the same routing and billing as chat, translated in providers.translate."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def test_what_cannot_be_served_is_a_clear_400(gateway, make_account, extra, para
 
 
 def test_golden_request_translation():
-    from gateway.translate.responses_openai import responses_to_chat
+    from providers.translate.responses_openai import responses_to_chat
 
     body = {
         "model": "m",

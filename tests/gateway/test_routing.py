@@ -16,7 +16,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from gateway.errors import GatewayError
+from core.errors import GatewayError
 from gateway.routing import (
     NO_PREFERENCES,
     Preferences,

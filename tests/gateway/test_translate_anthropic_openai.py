@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from billing.pricing import Usage
-from gateway.errors import GatewayError
-from gateway.translate.anthropic_openai import (
+from core.errors import GatewayError
+from core.usage import Usage
+from providers.translate.anthropic_openai import (
     ChatChunksToMessageEvents,
     MessageEventsToChatChunks,
     chat_to_message,

@@ -9,18 +9,19 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from billing.pricing import Usage, hold_amount, usage_cost
-from gateway.errors import GatewayError
-from gateway.translate.anthropic_openai import (
+from billing.pricing import hold_amount, usage_cost
+from core.errors import GatewayError
+from core.usage import Usage
+from providers.adapters.openai import usage_read
+from providers.catalog import Deployment
+from providers.translate.anthropic_openai import (
     anthropic_usage,
     chat_to_messages,
     messages_to_chat,
     openai_usage,
     usage_from_anthropic,
 )
-from gateway.translate.cache_control import marks_strip
-from providers.adapters.openai import usage_read
-from providers.catalog import Deployment
+from providers.translate.cache_control import marks_strip
 
 pytestmark = pytest.mark.smoke
 

@@ -356,7 +356,7 @@ def test_an_own_keys_provider_failures_do_not_trip_the_providers_breaker(gateway
 @pytest.mark.django_db
 def test_a_key_removed_in_the_admin_is_dropped_by_every_gateway_process(client):
     from accounts.services import user_create
-    from gateway.models import CacheInvalidation
+    from core.models import CacheInvalidation
 
     owner = user_create(email=f"owner-{uuid.uuid4().hex[:6]}@example.com")
     provider = Provider.objects.create(slug=f"d-{uuid.uuid4().hex[:6]}", name="D",

@@ -8,7 +8,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from gateway.errors import GatewayError
+from core.errors import GatewayError
 from providers.adapters.common import auth_headers, quirks_apply
 from providers.adapters.openai import chat_request
 from providers.catalog import Catalog, Deployment, catalog_build

@@ -66,4 +66,7 @@ def env_decimal(name: str, default: str) -> Decimal:
 
 
 def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    """Comma-separated; from `NAME_FILE` too, where commas or lines may separate the items
+    (a key ring such as GATEWAYZ_FERNET_KEYS is a secret)."""
+    raw = env_str(name, default)
+    return [item.strip() for item in raw.replace("\n", ",").split(",") if item.strip()]

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import Usage
-from gateway.errors import GatewayError, bad_request
-from gateway.translate.anthropic_openai import EFFORT_BUDGET, openai_usage, text_of
+from core.errors import GatewayError, bad_request
+from core.usage import Usage
+from providers.translate.anthropic_openai import EFFORT_BUDGET, openai_usage, text_of
 
 JSON = dict[str, Any]
 

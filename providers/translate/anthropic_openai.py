@@ -14,7 +14,7 @@ What has no counterpart is refused with a 400 that names it, never dropped silen
 would change the answer (`n` > 1, `logprobs`, `response_format` to Anthropic; document
 blocks to OpenAI). Thinking blocks in the history are dropped towards OpenAI-protocol
 providers (they have no field for them). Prompt-cache marks (`cache_control`) follow
-gateway.translate.cache_control.
+providers.translate.cache_control.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import Usage
-from gateway.errors import GatewayError, bad_request
-from gateway.translate.cache_control import (
+from core.errors import GatewayError, bad_request
+from core.usage import Usage
+from providers.adapters.openai import usage_read
+from providers.translate.cache_control import (
     MARK,
     has_marks,
     marked,
@@ -37,8 +38,7 @@ from gateway.translate.cache_control import (
     tool_message_mark,
     tool_result_content,
 )
-from gateway.upstream_errors import UpstreamFailure
-from providers.adapters.openai import usage_read
+from providers.upstream_errors import UpstreamFailure
 
 JSON = dict[str, Any]
 

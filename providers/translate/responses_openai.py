@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import Usage
-from gateway.errors import GatewayError, bad_request
+from core.errors import GatewayError, bad_request
+from core.usage import Usage
 
 JSON = dict[str, Any]
 

@@ -1,9 +1,17 @@
+"""The cache-invalidation events: how a change made anywhere reaches every gateway process's
+caches (docs/request-path.md, "Cache invalidation")."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from django.db import models, transaction
 from django.db.models.functions import Now
+from django.dispatch import Signal
+
+# Sent once a transaction that announced invalidations commits: kind=, values=. (The shared
+# key cache, accounts.keycache_shared, deletes its copies of the keys concerned.)
+invalidations_committed = Signal()
 
 
 class CacheInvalidation(models.Model):
@@ -21,6 +29,9 @@ class CacheInvalidation(models.Model):
     # The database's clock, not a process's: pollers compare against the same clock.
     created_at = models.DateTimeField(db_default=Now(), db_index=True)
 
+    class Meta:
+        db_table = "gateway_cacheinvalidation"  # made by the gateway app, where it began
+
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
 
@@ -30,14 +41,10 @@ def invalidation_announce(kind: str, value: str = "") -> None:
 
 
 def invalidations_announce(kind: str, values: Iterable[str]) -> None:
-    """Announces changes of `kind` (in the caller's transaction); once it commits, the
-    shared key cache's copies they concern are deleted too (accounts.keycache_shared)."""
+    """Announces changes of `kind` (in the caller's transaction); once it commits,
+    `invalidations_committed` tells the caches that listen (the shared key cache)."""
     values = list(values)
     CacheInvalidation.objects.bulk_create(CacheInvalidation(kind=kind, value=v) for v in values)
-
-    def forget_copies() -> None:
-        from accounts.keycache_shared import shared_copies_forget
-
-        shared_copies_forget(kind, values)
-
-    transaction.on_commit(forget_copies)
+    transaction.on_commit(
+        lambda: invalidations_committed.send(CacheInvalidation, kind=kind, values=values)
+    )

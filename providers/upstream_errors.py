@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.errors import GatewayError
+from core.errors import GatewayError
 from providers.adapters.openai import error_message
 from providers.catalog import Deployment
 

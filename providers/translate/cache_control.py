@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import bad_request
+from core.errors import bad_request
 
 JSON = dict[str, Any]
 MARK = "cache_control"

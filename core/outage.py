@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.db import InterfaceError, OperationalError
 
-from gateway.errors import GatewayError
+from core.errors import GatewayError
 
 # What Django raises when it cannot connect, or a connection broke mid-query. (Other
 # database errors are bugs or bad data: they stay 500s, to be seen.)

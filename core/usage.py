@@ -1,0 +1,16 @@
+"""Token usage, as providers report it and as a request is billed for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # the part of prompt_tokens read from the provider's cache
+    cache_write_tokens: int = 0  # the part of prompt_tokens written to it
+    # The part of cache_write_tokens written for an hour (Anthropic's `ttl: "1h"`, dearer than
+    # the default five minutes); only providers that report the split fill it in.
+    cache_write_1h_tokens: int = 0
