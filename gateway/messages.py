@@ -30,11 +30,9 @@ from gateway.validation_messages import (
 )
 from providers.adapters import anthropic
 from providers.catalog import CatalogModel, Deployment
-from providers.translate.anthropic_openai import (
-    chat_to_message,
-    messages_to_chat,
-    usage_from_anthropic,
-)
+from providers.translate.anthropic_openai_answers import chat_to_message
+from providers.translate.anthropic_openai_usage import usage_from_anthropic
+from providers.translate.messages_to_chat import messages_to_chat
 
 
 def client_headers(scope: Scope) -> dict[str, str]:
