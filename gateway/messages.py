@@ -22,7 +22,7 @@ from gateway.relay_translated import (
     relay_messages_native,
     relay_translated,
 )
-from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
+from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation_messages import (
     FORWARDED_BETAS,
     messages_body_parse,

@@ -26,7 +26,7 @@ from gateway.relay_stream import (
     usage_record,
 )
 from gateway.upstream import UpstreamError
-from gateway.upstream_call import UpstreamAnswer
+from gateway.upstream_attempt import UpstreamAnswer
 from providers.adapters.openai import error_message, usage_read
 from providers.translate.anthropic_openai_answers import message_to_chat, upstream_error
 from providers.translate.anthropic_openai_streams import (
