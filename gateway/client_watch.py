@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.http import Receive
-from gateway.upstream_call import UpstreamAnswer
+from gateway.upstream_attempt import UpstreamAnswer
 
 WATCH_AFTER_SECONDS = 0.2
 

@@ -32,7 +32,8 @@ from gateway.messages import MessagesApi, client_headers
 # The request path's own steps, run in its order (gateway.pipeline.serve).
 from gateway.pipeline import Headers, _admit, _ms_since, _route, internal_error, loggable
 from gateway.priority import slots
-from gateway.upstream_call import Route, UpstreamRequest, route_call
+from gateway.upstream_attempt import UpstreamRequest
+from gateway.upstream_call import Route, route_call
 from gateway.validation_messages import messages_body_parse
 from monitoring.metrics import request_record, request_record_unsettled
 from providers.adapters import anthropic

@@ -12,7 +12,7 @@ from core.usage import Usage
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.relay_stream import usage_estimate, usage_record
-from gateway.upstream_call import UpstreamAnswer, UpstreamRequest
+from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest
 from providers.adapters import openai
 from providers.adapters.openai import usage_read
 from providers.catalog import CatalogModel, Deployment

@@ -15,7 +15,7 @@ from core.errors import bad_request
 from core.outcome import RequestOutcome
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
-from gateway.upstream_call import UpstreamAnswer, UpstreamRequest
+from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest
 from providers.adapters import fal, openai
 from providers.catalog import CatalogModel, Deployment
 

@@ -22,7 +22,7 @@ from gateway.relay_translated import (
     relay_messages_native,
     relay_translated,
 )
-from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
+from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation_messages import (
     FORWARDED_BETAS,
     messages_body_parse,
@@ -30,11 +30,9 @@ from gateway.validation_messages import (
 )
 from providers.adapters import anthropic
 from providers.catalog import CatalogModel, Deployment
-from providers.translate.anthropic_openai import (
-    chat_to_message,
-    messages_to_chat,
-    usage_from_anthropic,
-)
+from providers.translate.anthropic_openai_answers import chat_to_message
+from providers.translate.anthropic_openai_usage import usage_from_anthropic
+from providers.translate.messages_to_chat import messages_to_chat
 
 
 def client_headers(scope: Scope) -> dict[str, str]:

@@ -41,6 +41,7 @@ from gateway.http import (
 )
 from gateway.journal import admission_entry, delivery_watch
 from gateway.limits import Admission, admission_new
+from gateway.passive_health import stream_broke, throughput_measure
 from gateway.priority import slots
 from gateway.routing import (
     NO_PREFERENCES,
@@ -51,14 +52,8 @@ from gateway.routing import (
     resolve_variant,
     variant_preferences,
 )
-from gateway.upstream_call import (
-    Route,
-    UpstreamAnswer,
-    UpstreamRequest,
-    route_call,
-    stream_broke,
-    throughput_measure,
-)
+from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest
+from gateway.upstream_call import Route, route_call
 from monitoring.metrics import request_record, request_record_unsettled
 from providers.byok import with_own_keys
 from providers.catalog import CatalogModel, Deployment, catalog_holder

@@ -23,7 +23,7 @@ from core.outcome import RequestOutcome
 from core.usage import Usage
 from gateway.http import SSE_HEADERS, Send
 from gateway.upstream import UpstreamError
-from gateway.upstream_call import UpstreamAnswer
+from gateway.upstream_attempt import UpstreamAnswer
 from providers.adapters.openai import usage_read
 from providers.catalog import Deployment
 

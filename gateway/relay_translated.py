@@ -26,15 +26,14 @@ from gateway.relay_stream import (
     usage_record,
 )
 from gateway.upstream import UpstreamError
-from gateway.upstream_call import UpstreamAnswer
+from gateway.upstream_attempt import UpstreamAnswer
 from providers.adapters.openai import error_message, usage_read
-from providers.translate.anthropic_openai import (
+from providers.translate.anthropic_openai_answers import message_to_chat, upstream_error
+from providers.translate.anthropic_openai_streams import (
     ChatChunksToMessageEvents,
     MessageEventsToChatChunks,
-    message_to_chat,
-    upstream_error,
-    usage_from_anthropic,
 )
+from providers.translate.anthropic_openai_usage import usage_from_anthropic
 from providers.translate.gemini_openai import GeminiToChatChunks, gemini_to_chat, gemini_usage
 from providers.upstream_errors import UpstreamFailure, detail_keep
 

@@ -16,7 +16,7 @@ from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
 from gateway.relay_stream import usage_record
 from gateway.relay_translated import Decoder, Encoder, completion_from, relay_translated
-from gateway.upstream_call import UpstreamAnswer, UpstreamRequest, chat_request
+from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation import chat_referenced_tokens
 from providers.catalog import CatalogModel, Deployment
 from providers.translate.responses_openai import (

@@ -1,5 +1,5 @@
 """The Anthropic Messages wire protocol: native requests (from /v1/messages) and translated
-ones (from /v1/chat/completions, via providers.translate.anthropic_openai)."""
+ones (from /v1/chat/completions, via providers.translate.chat_to_messages)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import orjson
 
 from providers.adapters.common import auth_headers, quirks_apply
 from providers.catalog import Deployment
-from providers.translate.anthropic_openai import chat_to_messages
+from providers.translate.chat_to_messages import chat_to_messages
 
 ANTHROPIC_VERSION = "2023-06-01"
 

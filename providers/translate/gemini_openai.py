@@ -1,6 +1,6 @@
 """OpenAI Chat Completions → Google Gemini (`generateContent`), and Gemini's answers and
 streams back to OpenAI's shapes. Anthropic clients reach Gemini through OpenAI's shapes
-(anthropic_openai), so this is the only Gemini translation.
+(messages_to_chat), so this is the only Gemini translation.
 
 Gemini's safety blocks: a blocked prompt (`promptFeedback.blockReason`, no candidates) is a
 400 error naming the reason; a blocked answer is `finish_reason: content_filter`, as OpenAI
@@ -18,7 +18,8 @@ import orjson
 
 from core.errors import GatewayError, bad_request
 from core.usage import Usage
-from providers.translate.anthropic_openai import EFFORT_BUDGET, openai_usage, text_of
+from providers.translate.anthropic_openai_terms import EFFORT_BUDGET, text_of
+from providers.translate.anthropic_openai_usage import openai_usage
 
 JSON = dict[str, Any]
 

@@ -9,15 +9,14 @@ import pytest
 
 from core.errors import GatewayError
 from core.usage import Usage
-from providers.translate.anthropic_openai import (
+from providers.translate.anthropic_openai_answers import chat_to_message, message_to_chat
+from providers.translate.anthropic_openai_streams import (
     ChatChunksToMessageEvents,
     MessageEventsToChatChunks,
-    chat_to_message,
-    chat_to_messages,
-    message_to_chat,
-    messages_to_chat,
-    usage_from_anthropic,
 )
+from providers.translate.anthropic_openai_usage import usage_from_anthropic
+from providers.translate.chat_to_messages import chat_to_messages
+from providers.translate.messages_to_chat import messages_to_chat
 
 pytestmark = pytest.mark.smoke
 

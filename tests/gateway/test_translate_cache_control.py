@@ -14,14 +14,14 @@ from core.errors import GatewayError
 from core.usage import Usage
 from providers.adapters.openai import usage_read
 from providers.catalog import Deployment
-from providers.translate.anthropic_openai import (
+from providers.translate.anthropic_openai_usage import (
     anthropic_usage,
-    chat_to_messages,
-    messages_to_chat,
     openai_usage,
     usage_from_anthropic,
 )
 from providers.translate.cache_control import marks_strip
+from providers.translate.chat_to_messages import chat_to_messages
+from providers.translate.messages_to_chat import messages_to_chat
 
 pytestmark = pytest.mark.smoke
 
