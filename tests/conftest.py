@@ -41,13 +41,14 @@ def django_db_setup(
 ) -> Iterator[None]:
     """pytest-django's set-up, except that the default database is always set up: the
     end-to-end tests use it through server processes, not through the `db` fixture."""
-    from django.test.utils import setup_databases, teardown_databases
-    from pytest_django.fixtures import _disable_migrations
-
-    if not django_db_use_migrations:
-        _disable_migrations()
-    keepdb = django_db_keepdb and not django_db_createdb
+    from django.apps import apps
     from django.conf import settings
+    from django.test.utils import setup_databases, teardown_databases
+
+    if not django_db_use_migrations:  # --no-migrations: tables straight from the models
+        # Django's own switch: an app whose migration module is None has no migrations.
+        settings.MIGRATION_MODULES = {app.label: None for app in apps.get_app_configs()}
+    keepdb = django_db_keepdb and not django_db_createdb
 
     if settings.REDIS_URL:
         # A fresh database reuses user ids: forget the credit Redis kept for the last run's.
