@@ -9,6 +9,11 @@ from accounts.models import ApiKey, AuditEntry, Plan, User
 from accounts.services import api_key_revoke
 from core.readonly_admin import ReadOnlyAdmin
 
+# Groups of fields in the forms below; a plan and a key have the same limit fields.
+LIMITS = ("limit_rpm", "limit_rph", "limit_rpd", "limit_tpm", "limit_tpd", "limit_concurrent")
+CAPS = ("max_requests", "spend_limit_day", "spend_limit_month", "spend_limit_total")
+RESTRICTIONS = ("allowed_ips", "allowed_referrers", "allowed_models", "scopes")
+
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
@@ -29,32 +34,46 @@ class PlanAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "limit_rpm", "limit_tpm", "limit_concurrent", "priority")
     fieldsets = (
         (None, {"fields": ("slug", "name", "priority")}),
-        ("Account limits (empty: the defaults; 0: none)", {"fields": (
-            "limit_rpm", "limit_rph", "limit_rpd", "limit_tpm", "limit_tpd", "limit_concurrent",
-        )}),
-    )  # fmt: skip
+        ("Account limits (empty: the defaults; 0: none)", {"fields": LIMITS}),
+    )
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "masked", "user", "created_at", "last_used_at", "expires_at",
-                    "revoked_at")  # fmt: skip
+    list_display = (
+        "name",
+        "masked",
+        "user",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
     list_filter = ("revoked_at",)
     search_fields = ("name", "user__email", "prefix")
     readonly_fields = ("digest", "prefix", "last4", "created_at", "last_used_at", "revoked_at")
     fieldsets = (
-        (None, {"fields": ("name", "user", "expires_at", "revoked_at", "created_at",
-                           "last_used_at", "prefix", "last4", "digest")}),
-        ("Rate limits (empty: the defaults)", {"fields": ("limit_rpm", "limit_rph", "limit_rpd",
-                                                         "limit_tpm", "limit_tpd",
-                                                         "limit_concurrent")}),
-        ("Caps (empty: none; reached: 403)", {"fields": ("max_requests", "spend_limit_day",
-                                                        "spend_limit_month",
-                                                        "spend_limit_total")}),
-        ("Restrictions (empty: none)", {"fields": ("allowed_ips", "allowed_referrers",
-                                                   "allowed_models", "scopes")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "user",
+                    "expires_at",
+                    "revoked_at",
+                    "created_at",
+                    "last_used_at",
+                    "prefix",
+                    "last4",
+                    "digest",
+                )
+            },
+        ),
+        ("Rate limits (empty: the defaults)", {"fields": LIMITS}),
+        ("Caps (empty: none; reached: 403)", {"fields": CAPS}),
+        ("Restrictions (empty: none)", {"fields": RESTRICTIONS}),
         ("Priority when a gateway is at capacity", {"fields": ("priority",)}),
-    )  # fmt: skip
+    )
     actions = ("revoke",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -73,5 +92,16 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = ("action", "target_type")
     search_fields = ("target_repr", "actor__email", "owner__email", "ip")
     date_hierarchy = "created_at"
-    readonly_fields = ("actor", "actor_key", "owner", "action", "target_type", "target_id",
-                       "target_repr", "before", "after", "ip", "created_at")  # fmt: skip
+    readonly_fields = (
+        "actor",
+        "actor_key",
+        "owner",
+        "action",
+        "target_type",
+        "target_id",
+        "target_repr",
+        "before",
+        "after",
+        "ip",
+        "created_at",
+    )

@@ -40,9 +40,12 @@ class Cleaned(serializers.JSONField):
 
 
 SPEND_LIMIT: dict[str, Any] = {
-    "required": False, "allow_null": True, "max_digits": 18, "decimal_places": 6,
+    "required": False,
+    "allow_null": True,
+    "max_digits": 18,
+    "decimal_places": 6,
     "min_value": Decimal("0.000001"),
-}  # fmt: skip
+}
 
 
 class RestrictionsInput(serializers.Serializer):
@@ -63,11 +66,25 @@ class ApiKeyOutput(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
         fields: tuple[str, ...] = (
-            "id", "name", "masked", "prefix", "last4", "created_at", "last_used_at",
-            "expires_at", "revoked_at", "active", "allowed_ips", "allowed_referrers",
-            "allowed_models", "scopes", "max_requests", "spend_limit_day", "spend_limit_month",
+            "id",
+            "name",
+            "masked",
+            "prefix",
+            "last4",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+            "active",
+            "allowed_ips",
+            "allowed_referrers",
+            "allowed_models",
+            "scopes",
+            "max_requests",
+            "spend_limit_day",
+            "spend_limit_month",
             "spend_limit_total",
-        )  # fmt: skip
+        )
 
     def get_active(self, obj: ApiKey) -> bool:
         return obj.is_active()
@@ -133,8 +150,18 @@ class AuditEntryOutput(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEntry
-        fields = ("id", "created_at", "action", "actor", "target_type", "target_id",
-                  "target_repr", "before", "after", "ip")  # fmt: skip
+        fields = (
+            "id",
+            "created_at",
+            "action",
+            "actor",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "before",
+            "after",
+            "ip",
+        )
 
     def get_actor(self, entry: AuditEntry) -> str:
         if entry.actor_key_id is not None:
@@ -208,11 +235,18 @@ class Signup(APIView):
 
     @extend_schema(
         request=SignupInput,
-        responses={201: inline_serializer("SignedUp", {
-            "id": serializers.IntegerField(), "email": serializers.EmailField(),
-            "access": serializers.CharField(), "refresh": serializers.CharField(),
-        })},
-    )  # fmt: skip
+        responses={
+            201: inline_serializer(
+                "SignedUp",
+                {
+                    "id": serializers.IntegerField(),
+                    "email": serializers.EmailField(),
+                    "access": serializers.CharField(),
+                    "refresh": serializers.CharField(),
+                },
+            )
+        },
+    )
     def post(self, request: Request) -> Response:
         from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -226,6 +260,10 @@ class Signup(APIView):
                 {"email": ["This email cannot be used for a new account."]}
             ) from None
         refresh = RefreshToken.for_user(user)
-        body = {"id": user.pk, "email": user.email, "access": str(refresh.access_token),
-                "refresh": str(refresh)}  # fmt: skip
+        body = {
+            "id": user.pk,
+            "email": user.email,
+            "access": str(refresh.access_token),
+            "refresh": str(refresh),
+        }
         return Response(body, status=status.HTTP_201_CREATED)

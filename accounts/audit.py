@@ -71,8 +71,9 @@ def _actor() -> tuple[Any, Any, str]:
     auth = getattr(request, "auth", None)
     api_key = auth if isinstance(auth, ApiKey) else None
     meta = request.META
-    address = client_address(meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"),
-                             settings.GATEWAYZ_TRUSTED_PROXIES)  # fmt: skip
+    address = client_address(
+        meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"), settings.GATEWAYZ_TRUSTED_PROXIES
+    )
     return user, api_key, str(address or "")
 
 
@@ -139,8 +140,13 @@ def _audit(model: type[models.Model], owner: Owner, ignored: frozenset[str]) -> 
         audit_record(action, instance, owner_id=owner(instance), before=before, after=after)
 
     def deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
-        audit_record(f"{name}.delete", instance, owner_id=owner(instance),
-                     before=snapshot(instance), after=None)  # fmt: skip
+        audit_record(
+            f"{name}.delete",
+            instance,
+            owner_id=owner(instance),
+            before=snapshot(instance),
+            after=None,
+        )
 
     uid = f"audit-{model._meta.label_lower}"
     pre_save.connect(remember, sender=model, dispatch_uid=uid + "-pre", weak=False)
@@ -167,7 +173,12 @@ def audit_connect() -> None:
 def _audit_ledger(model: Any) -> None:
     def saved(sender: Any, instance: Any, created: bool, raw: bool = False, **kw: Any) -> None:
         if created and not raw and instance.kind not in ("usage", "hold", "release"):
-            audit_record(f"credit.{instance.kind}", instance, owner_id=instance.user_id,
-                         before=None, after=snapshot(instance))  # fmt: skip
+            audit_record(
+                f"credit.{instance.kind}",
+                instance,
+                owner_id=instance.user_id,
+                before=None,
+                after=snapshot(instance),
+            )
 
     post_save.connect(saved, sender=model, dispatch_uid="audit-ledger", weak=False)

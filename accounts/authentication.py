@@ -45,8 +45,9 @@ def _check_client(api_key: ApiKey, request: Request) -> None:
     if restrictions is None:
         return
     meta = request.META
-    address = client_address(meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"),
-                             settings.GATEWAYZ_TRUSTED_PROXIES)  # fmt: skip
+    address = client_address(
+        meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"), settings.GATEWAYZ_TRUSTED_PROXIES
+    )
     try:
         restrictions.check_address(address)
         restrictions.check_referrer(meta.get("HTTP_REFERER") or meta.get("HTTP_ORIGIN"))

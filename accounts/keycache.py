@@ -60,11 +60,20 @@ class KeyIdentity:
 
 RESTRICTION_FIELDS = ("allowed_ips", "allowed_referrers", "allowed_models", "scopes")
 LIMIT_FIELDS = {kind: f"limit_{kind}" for kind in ("rpm", "rph", "rpd", "tpm", "tpd", "concurrent")}
-CAP_FIELDS = {"requests_total": "max_requests", "spend_day": "spend_limit_day",
-              "spend_month": "spend_limit_month", "spend_total": "spend_limit_total"}  # fmt: skip
+CAP_FIELDS = {
+    "requests_total": "max_requests",
+    "spend_day": "spend_limit_day",
+    "spend_month": "spend_limit_month",
+    "spend_total": "spend_limit_total",
+}
 PLAN_FIELDS = {kind: f"user__plan__{name}" for kind, name in LIMIT_FIELDS.items()}
-LOADED_FIELDS = (*LIMIT_FIELDS.values(), *CAP_FIELDS.values(), *RESTRICTION_FIELDS,
-                 *PLAN_FIELDS.values(), "user__plan__priority")  # fmt: skip
+LOADED_FIELDS = (
+    *LIMIT_FIELDS.values(),
+    *CAP_FIELDS.values(),
+    *RESTRICTION_FIELDS,
+    *PLAN_FIELDS.values(),
+    "user__plan__priority",
+)
 
 
 def _caps(row: dict[str, Any]) -> dict[str, int | None]:
@@ -124,8 +133,9 @@ def _identity(digest: str, record: dict[str, Any]) -> KeyIdentity:
     priority = PRIORITIES.get(record["priority"], DEFAULT_PRIORITY)
     restrictions = restrictions_of(*record["restrictions"])
     provider_keys = provider_keys_open(record["provider_keys"]) or None
-    return KeyIdentity(key_id, user_id, digest, record["expires_at"], plan, priority,
-                       restrictions, provider_keys)  # fmt: skip
+    return KeyIdentity(
+        key_id, user_id, digest, record["expires_at"], plan, priority, restrictions, provider_keys
+    )
 
 
 def _load(digest: str) -> tuple[KeyIdentity, bytes] | None:

@@ -71,8 +71,12 @@ class SharedKeyCache:
         results = await asyncio.gather(*calls, return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
-            log.warning("the shared key cache: %d of %d writes failed: %s", len(failed),
-                        len(results), failed[0])  # fmt: skip
+            log.warning(
+                "the shared key cache: %d of %d writes failed: %s",
+                len(failed),
+                len(results),
+                failed[0],
+            )
 
     async def close(self) -> None:
         await self.wire.close()
@@ -98,5 +102,9 @@ def shared_copies_forget(kind: str, values: Iterable[str], **_: object) -> None:
         sync_client().delete(*(_name(digest) for digest in digests))
     except UNREACHABLE as exc:
         ttl = settings.GATEWAYZ_SHARED_KEY_CACHE_SECONDS
-        log.warning("the shared key cache is unreachable (%s): %d copies expire by themselves "
-                    "within %d s", exc, len(digests), ttl)  # fmt: skip
+        log.warning(
+            "the shared key cache is unreachable (%s): %d copies expire by themselves within %d s",
+            exc,
+            len(digests),
+            ttl,
+        )

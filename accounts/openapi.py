@@ -32,8 +32,9 @@ API_ERRORS = {
 }
 
 
-def add_error_responses(result: dict[str, Any], generator: Any, request: Any,
-                        public: bool) -> dict[str, Any]:  # fmt: skip
+def add_error_responses(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the errors every management route may answer,
     which drf-spectacular leaves out (the inference routes document their own)."""
     result.setdefault("components", {}).setdefault("schemas", {})["ApiError"] = API_ERROR

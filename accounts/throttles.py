@@ -32,8 +32,11 @@ class AddressThrottle(SimpleRateThrottle):
 
     def get_ident(self, request: Request) -> str:
         meta = request.META
-        address = client_address(meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"),
-                                 settings.GATEWAYZ_TRUSTED_PROXIES)  # fmt: skip
+        address = client_address(
+            meta.get("REMOTE_ADDR"),
+            meta.get("HTTP_X_FORWARDED_FOR"),
+            settings.GATEWAYZ_TRUSTED_PROXIES,
+        )
         return str(address or "unknown")
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:

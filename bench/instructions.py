@@ -123,9 +123,15 @@ def main() -> None:
         floor_health = f"http://127.0.0.1:{run.FLOOR_PORT}/health"
         jobs = [
             (floor, "bench.floor:app", run.FLOOR_PORT, floor_health, None, run.ROOT),
-            (gatewayz, INFERENCE_APP, run.GATEWAYZ_PORT, _models(run.GATEWAYZ_PORT),
-             run._gatewayz_env(), run.ROOT),
-        ]  # fmt: skip
+            (
+                gatewayz,
+                INFERENCE_APP,
+                run.GATEWAYZ_PORT,
+                _models(run.GATEWAYZ_PORT),
+                run._gatewayz_env(),
+                run.ROOT,
+            ),
+        ]
         if args.compare:
             rev, tree = run._baseline_checkout(args.compare)
             db = f"{run.BENCH_DB}_{rev}"
@@ -154,8 +160,10 @@ def main() -> None:
     print(f"\ninstructions per request ({'stream' if args.stream else 'json'} c16), idle removed:")
     for c in counts:
         ratio = c.instructions_per_request / floor_count
-        print(f"  {c.name:22} {c.instructions_per_request:>12,.0f}  {ratio:5.2f}× floor  "
-              f"({c.requests} requests)")  # fmt: skip
+        print(
+            f"  {c.name:22} {c.instructions_per_request:>12,.0f}  {ratio:5.2f}× floor  "
+            f"({c.requests} requests)"
+        )
     if len(counts) == 3:
         change = counts[1].instructions_per_request / counts[2].instructions_per_request
         print(f"  gatewayz ÷ {counts[2].name}: {change:.3f}")

@@ -37,9 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 PY = sys.executable
 LOAD_CORE, SERVER_CORE = "0", "1"
-UPSTREAM_PORT, FLOOR_PORT, GATEWAYZ_PORT, LITELLM_PORT, BASELINE_PORT = (
-    9100, 9101, 9102, 9103, 9104,
-)  # fmt: skip
+UPSTREAM_PORT, FLOOR_PORT, GATEWAYZ_PORT, LITELLM_PORT, BASELINE_PORT = range(9100, 9105)
 LITELLM = BENCH / ".venv-litellm" / "bin" / "litellm"
 BENCH_DB = "gatewayz_bench"
 # The revision compared against keeps its state in a Redis database of its own: sharing one,
@@ -274,11 +272,16 @@ def hold_streams(target: Target, streams: int) -> dict[str, float]:
 def _baseline_checkout(rev: str) -> tuple[str, Path]:
     """REV checked out in a temporary worktree: (its short hash, the tree). It runs on this
     venv (same dependencies assumed) and on its own database, migrated by its own code."""
-    short = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    short = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
     tree = Path(tempfile.mkdtemp(prefix=f"gatewayz-{short}-"))
-    subprocess.run(["git", "worktree", "add", "--detach", str(tree), short], cwd=ROOT,
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(tree), short],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     return short, tree
 
 

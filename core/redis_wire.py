@@ -49,8 +49,8 @@ class Endpoint:
         """Read as redis-py reads it (the rest of the project's Redis clients), so every
         client talks to the same server and database."""
         options = parse_url(url)
-        unsupported = set(options) - {"host", "port", "db", "username", "password",
-                                      "connection_class", "path"}  # fmt: skip
+        supported = {"host", "port", "db", "username", "password", "connection_class", "path"}
+        unsupported = set(options) - supported
         if unsupported:
             raise ValueError(f"Redis URL options not supported on the hot path: {unsupported}")
         unix_path = options.get("path")

@@ -176,9 +176,12 @@ class RedisCreditGate:
         self._recover_soon()
         admission.local = True
         await self.fallback.admit(
-            user_id=user_id, request_id=request_id, amount=amount, admission=admission,
+            user_id=user_id,
+            request_id=request_id,
+            amount=amount,
+            admission=admission,
             journal=journal,
-        )  # fmt: skip
+        )
 
     def record_delivery(self, request_id: str, entry: bytes, admission: Admission) -> None:
         """Records what a stream has delivered in its journal, where it was admitted; no

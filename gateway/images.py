@@ -94,8 +94,11 @@ class ImagesApi(ClientApi):
         delivered = min(images, int(body.get("n") or 1))
         outcome.charge(_unit_price(body, answer.deployment) * delivered)
         usage = data.get("usage")
-        data["usage"] = {**(usage if isinstance(usage, dict) else {}), "images": delivered,
-                         "cost": float(outcome.cost)}  # fmt: skip
+        data["usage"] = {
+            **(usage if isinstance(usage, dict) else {}),
+            "images": delivered,
+            "cost": float(outcome.cost),
+        }
         await send_priced(send, orjson.dumps(data), outcome.cost, headers)
 
 

@@ -106,15 +106,21 @@ class InvalidationWatcher:
                 raise
             except Exception:
                 if not failing:
-                    log.exception("cache invalidation polling failed; serving cached keys for "
-                                  "up to %d s, and the cached catalog", blind_limit)  # fmt: skip
+                    log.exception(
+                        "cache invalidation polling failed; serving cached keys for "
+                        "up to %d s, and the cached catalog",
+                        blind_limit,
+                    )
                 failing = True
                 if self.blind_for() > blind_limit:
                     # Revocations may have been missed for too long: keys must come from
                     # the database again (or the shared key cache, which expires too).
                     if not distrusted:
-                        log.error("cache invalidation polling has failed for %d s: cached keys "
-                                  "are dropped", blind_limit)  # fmt: skip
+                        log.error(
+                            "cache invalidation polling has failed for %d s: cached keys "
+                            "are dropped",
+                            blind_limit,
+                        )
                     distrusted = True
                     key_cache.clear()
             await asyncio.sleep(interval)

@@ -37,8 +37,16 @@ _CONTENT_EVENT = re.compile(
 
 
 class DeliveryJournal:
-    __slots__ = ("_send", "admission", "body_bytes", "deployment", "due", "events", "outcome",
-                 "sent")  # fmt: skip
+    __slots__ = (
+        "_send",
+        "admission",
+        "body_bytes",
+        "deployment",
+        "due",
+        "events",
+        "outcome",
+        "sent",
+    )
 
     def __init__(
         self,
@@ -74,9 +82,13 @@ class DeliveryJournal:
         # An estimate: never more than the hold, which bounds what the request may cost.
         cost = min(usage_cost(usage, self.deployment), outcome.hold)
         entry = journal_delivery(
-            outcome, self.deployment.provider, usage.prompt_tokens, usage.completion_tokens,
-            cost, time.time(),
-        )  # fmt: skip
+            outcome,
+            self.deployment.provider,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            cost,
+            time.time(),
+        )
         credit_gate().record_delivery(outcome.request_id, entry, self.admission)
 
 

@@ -330,8 +330,15 @@ ANTHROPIC_VERSION = {
 }
 
 
-def _post(summary: str, request: str, answer: Schema, *, shape: str = "OpenAIError",
-          stream: bool = False, tag: str = "inference") -> Schema:  # fmt: skip
+def _post(
+    summary: str,
+    request: str,
+    answer: Schema,
+    *,
+    shape: str = "OpenAIError",
+    stream: bool = False,
+    tag: str = "inference",
+) -> Schema:
     ok = _json(answer)
     if stream:
         ok["text/event-stream"] = {"schema": _ref("ServerSentEvent")}

@@ -262,9 +262,12 @@ async def _admit(
         if amount > MAX_HOLD:  # more than any balance: Redis could not even count it
             raise InsufficientCredit
         await credit_gate().admit(
-            user_id=identity.user_id, request_id=request_id, amount=amount, admission=admission,
+            user_id=identity.user_id,
+            request_id=request_id,
+            amount=amount,
+            admission=admission,
             journal=admission_entry(outcome) if outcome is not None else b"",
-        )  # fmt: skip
+        )
     except InsufficientCredit:
         raise GatewayError(
             402,

@@ -77,10 +77,10 @@ class ResponsesApi(ClientApi):
     ) -> None:
         public = {k: v for k, v in body.items() if k != "_chat"}
         if outcome.stream:
+            encoder = ResponsesEncoder(public)
             await relay_translated(
-                send, ResponsesEncoder(public), public, body_bytes, answer, outcome, headers,
-                started,
-            )  # fmt: skip
+                send, encoder, public, body_bytes, answer, outcome, headers, started
+            )
             return
         read = answer_json(answer)
         try:

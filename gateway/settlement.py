@@ -50,8 +50,9 @@ class Settler:
             except DataError:
                 # Refused as data, it would be refused for ever, holding a worker (and all
                 # that queues behind it): set aside, whole, in the log, for a person.
-                log.exception("settling %s is refused by the database: %r", outcome.request_id,
-                              outcome)  # fmt: skip
+                log.exception(
+                    "settling %s is refused by the database: %r", outcome.request_id, outcome
+                )
                 return
             except Exception:
                 log.exception("settling %s failed; retrying in %.1fs", outcome.request_id, backoff)

@@ -57,8 +57,10 @@ Entry = tuple[bytes, Fields]
 def _entries(raw: list | None) -> list[Entry]:
     """Stream entries from a reply's [[id, [field, value, ...]], ...]; an entry deleted while
     pending comes as [id, nil] and has no fields."""
-    return [(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {})
-            for entry_id, flat in raw or ()]  # fmt: skip
+    return [
+        (entry_id, dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {})
+        for entry_id, flat in raw or ()
+    ]
 
 
 class UsageConsumer:
@@ -145,10 +147,8 @@ class UsageConsumer:
         return reply, epoch.decode()
 
     async def _read(self, start: str, *block: str | int) -> tuple[list[Entry], str]:
-        reply, epoch = await self._call(
-            "XREADGROUP", "GROUP", GROUP, self.name, "COUNT", BATCH, *block,
-            "STREAMS", USAGE_STREAM, start,
-        )  # fmt: skip
+        reader = ("GROUP", GROUP, self.name, "COUNT", BATCH, *block)
+        reply, epoch = await self._call("XREADGROUP", *reader, "STREAMS", USAGE_STREAM, start)
         return (_entries(reply[0][1]) if reply else []), epoch
 
     async def _next_batch(self) -> tuple[list[Entry], str]:

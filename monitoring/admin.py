@@ -8,9 +8,18 @@ from monitoring.models import RequestLog
 
 @admin.register(RequestLog)
 class RequestLogAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "request_id", "user", "requested_model", "provider",
-                    "status", "prompt_tokens", "completion_tokens", "cost",
-                    "total_latency_ms")  # fmt: skip
+    list_display = (
+        "created_at",
+        "request_id",
+        "user",
+        "requested_model",
+        "provider",
+        "status",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+        "total_latency_ms",
+    )
     list_filter = ("status", "provider", "stream")
     search_fields = ("request_id", "user__email", "requested_model")
     date_hierarchy = "created_at"

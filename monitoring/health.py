@@ -84,11 +84,16 @@ def probes(tier: str) -> list[Probe]:
 def probe_run(client: httpx.Client, probe: Probe) -> HealthSample:
     started = time.perf_counter()
     try:
-        response = client.request(probe.method, probe.url, headers=probe.headers,
-                                  content=probe.body)  # fmt: skip
+        response = client.request(
+            probe.method, probe.url, headers=probe.headers, content=probe.body
+        )
     except httpx.HTTPError as exc:
-        return HealthSample(provider=probe.provider, model=probe.model,
-                            status=HealthSample.Status.DOWN, detail=type(exc).__name__)  # fmt: skip
+        return HealthSample(
+            provider=probe.provider,
+            model=probe.model,
+            status=HealthSample.Status.DOWN,
+            detail=type(exc).__name__,
+        )
     ms = (time.perf_counter() - started) * 1000
     if response.status_code == 200:
         slow = ms > DEGRADED_MS
@@ -98,9 +103,14 @@ def probe_run(client: httpx.Client, probe: Probe) -> HealthSample:
         limited = response.status_code == 429
         status = HealthSample.Status.DEGRADED if limited else HealthSample.Status.DOWN
         detail = response.text[:300]
-    return HealthSample(provider=probe.provider, model=probe.model, status=status,
-                        http_status=response.status_code, latency_ms=round(ms, 1),
-                        detail=detail)  # fmt: skip
+    return HealthSample(
+        provider=probe.provider,
+        model=probe.model,
+        status=status,
+        http_status=response.status_code,
+        latency_ms=round(ms, 1),
+        detail=detail,
+    )
 
 
 def health_check(tier: str = "all") -> list[HealthSample]:

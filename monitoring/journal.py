@@ -41,9 +41,16 @@ ERROR = "worker_lost"
 def journal_admission(outcome: RequestOutcome, now: float) -> bytes:
     """Admission's entry: [user, key, endpoint, model asked, model chosen, stream, arrival]."""
     return orjson.dumps(
-        [outcome.user_id, outcome.api_key_id, outcome.endpoint, outcome.requested_model,
-         outcome.served_model, outcome.stream, now]
-    )  # fmt: skip
+        [
+            outcome.user_id,
+            outcome.api_key_id,
+            outcome.endpoint,
+            outcome.requested_model,
+            outcome.served_model,
+            outcome.stream,
+            now,
+        ]
+    )
 
 
 def journal_delivery(
@@ -52,9 +59,17 @@ def journal_delivery(
     """What had been delivered: [cost, prompt tokens, completion tokens, provider, model
     served, time recorded, ttft ms, upstream latency ms]."""
     return orjson.dumps(
-        [str(cost), prompt, completion, provider, outcome.served_model, now, outcome.ttft_ms,
-         outcome.upstream_latency_ms]
-    )  # fmt: skip
+        [
+            str(cost),
+            prompt,
+            completion,
+            provider,
+            outcome.served_model,
+            now,
+            outcome.ttft_ms,
+            outcome.upstream_latency_ms,
+        ]
+    )
 
 
 def lost_outcome(

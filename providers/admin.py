@@ -51,9 +51,21 @@ class ProviderForm(forms.ModelForm):
 
     class Meta:
         model = Provider
-        fields = ("slug", "name", "protocol", "base_url", "auth", "extra_headers", "drop_params",
-                  "unsupported_params", "rename_params", "credential_env", "connect_timeout",
-                  "read_timeout", "enabled")  # fmt: skip
+        fields = (
+            "slug",
+            "name",
+            "protocol",
+            "base_url",
+            "auth",
+            "extra_headers",
+            "drop_params",
+            "unsupported_params",
+            "rename_params",
+            "credential_env",
+            "connect_timeout",
+            "read_timeout",
+            "enabled",
+        )
 
     def save(self, commit: bool = True) -> Provider:
         provider: Provider = super().save(commit=False)
@@ -101,8 +113,13 @@ class ProviderAdmin(CatalogAdmin):
 
 @admin.register(Model)
 class ModelAdmin(CatalogAdmin):
-    list_display = ("canonical_id", "name", "routing_strategy", "context_length",
-                    "max_output_tokens")  # fmt: skip
+    list_display = (
+        "canonical_id",
+        "name",
+        "routing_strategy",
+        "context_length",
+        "max_output_tokens",
+    )
     search_fields = ("canonical_id", "name")
     inlines = (OfferingInline,)
 
@@ -114,8 +131,17 @@ class ModelAdmin(CatalogAdmin):
 
 @admin.register(Offering)
 class OfferingAdmin(CatalogAdmin):
-    list_display = ("model", "provider", "upstream_model_id", "input_price", "output_price",
-                    "cached_input_price", "priority", "weight", "enabled")  # fmt: skip
+    list_display = (
+        "model",
+        "provider",
+        "upstream_model_id",
+        "input_price",
+        "output_price",
+        "cached_input_price",
+        "priority",
+        "weight",
+        "enabled",
+    )
     list_filter = ("provider", "enabled")
     search_fields = ("model__canonical_id", "upstream_model_id")
 

@@ -34,8 +34,7 @@ class ProviderKeyInput(serializers.Serializer):
     provider = serializers.SlugRelatedField(
         slug_field="slug", queryset=Provider.objects.filter(enabled=True)
     )
-    key = serializers.CharField(min_length=8, max_length=500, trim_whitespace=True,
-                                write_only=True)  # fmt: skip
+    key = serializers.CharField(min_length=8, max_length=500, trim_whitespace=True, write_only=True)
 
     def validate_key(self, value: str) -> str:
         if any(c.isspace() or not c.isprintable() for c in value):
@@ -54,8 +53,9 @@ class ProviderKeyListCreate(APIView):
         keys = provider_keys_of(user=request_user(request))
         return Response({"data": ProviderKeyOutput(keys, many=True).data})
 
-    @extend_schema(request=ProviderKeyInput, responses={200: ProviderKeyOutput,
-                                                        201: ProviderKeyOutput})  # fmt: skip
+    @extend_schema(
+        request=ProviderKeyInput, responses={200: ProviderKeyOutput, 201: ProviderKeyOutput}
+    )
     def post(self, request: Request) -> Response:
         """Adds the key for its provider, or replaces the one held for it (200)."""
         data = ProviderKeyInput(data=request.data)

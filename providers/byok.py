@@ -97,6 +97,7 @@ def with_own_keys(
     if not mine:
         return deployments
     if keep_order:
-        return tuple(byok_deployment(d, own[d.provider]) if d.provider in own else d
-                     for d in deployments)  # fmt: skip
+        return tuple(
+            byok_deployment(d, own[d.provider]) if d.provider in own else d for d in deployments
+        )
     return mine + tuple(d for d in deployments if d.provider not in own)

@@ -41,13 +41,14 @@ def django_db_setup(
 ) -> Iterator[None]:
     """pytest-django's set-up, except that the default database is always set up: the
     end-to-end tests use it through server processes, not through the `db` fixture."""
-    from django.test.utils import setup_databases, teardown_databases
-    from pytest_django.fixtures import _disable_migrations
-
-    if not django_db_use_migrations:
-        _disable_migrations()
-    keepdb = django_db_keepdb and not django_db_createdb
+    from django.apps import apps
     from django.conf import settings
+    from django.test.utils import setup_databases, teardown_databases
+
+    if not django_db_use_migrations:  # --no-migrations: tables straight from the models
+        # Django's own switch: an app whose migration module is None has no migrations.
+        settings.MIGRATION_MODULES = {app.label: None for app in apps.get_app_configs()}
+    keepdb = django_db_keepdb and not django_db_createdb
 
     if settings.REDIS_URL:
         # A fresh database reuses user ids: forget the credit Redis kept for the last run's.
@@ -56,9 +57,11 @@ def django_db_setup(
         redis.Redis.from_url(settings.REDIS_URL).flushdb()
     with django_db_blocker.unblock():
         config = setup_databases(
-            verbosity=request.config.option.verbose, interactive=False, keepdb=keepdb,
+            verbosity=request.config.option.verbose,
+            interactive=False,
+            keepdb=keepdb,
             aliases={"default"},
-        )  # fmt: skip
+        )
     yield
     if not django_db_keepdb:
         with django_db_blocker.unblock():
@@ -73,8 +76,12 @@ def _database_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def test_catalog(django_db_setup: Any, django_db_blocker: Any, mock_upstream: Upstream,
-                 tmp_path_factory: pytest.TempPathFactory) -> None:  # fmt: skip
+def test_catalog(
+    django_db_setup: Any,
+    django_db_blocker: Any,
+    mock_upstream: Upstream,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     from providers.catalog_file import catalog_file_load
 
     text = (Path(__file__).parent / "data" / "catalog.toml").read_text()
@@ -92,8 +99,9 @@ _gateway_procs: dict[str, Any] = {}  # by URL: the processes `start_gateway` sta
 
 
 @pytest.fixture(scope="session")
-def start_gateway(test_catalog: None, django_db_blocker: Any,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayStarter]:  # fmt: skip
+def start_gateway(
+    test_catalog: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayStarter]:
     """Starts a gateway process (uvicorn, the production ASGI app) on the test database; it
     runs to the end of the session unless `stop_gateway` stops it sooner."""
     with django_db_blocker.unblock():
@@ -119,8 +127,8 @@ def start_gateway(test_catalog: None, django_db_blocker: Any,
             "GATEWAYZ_USAGE_SPOOL_DIR": str(spool),
             **extra_env,
         }
-        args = ["-m", "uvicorn", app, "--port", str(port), "--no-proxy-headers",
-                "--no-access-log", "--log-level", "warning"]  # fmt: skip
+        quiet = ["--no-access-log", "--log-level", "warning"]
+        args = ["-m", "uvicorn", app, "--port", str(port), "--no-proxy-headers", *quiet]
         _gateway_procs[url] = spawn(args, f"{url}/v1/models", env, log)
         return url
 

@@ -95,8 +95,10 @@ def test_staff_apis_by_role(people, role):
 
 def test_a_developer_sees_the_catalog_but_changes_nothing(people, offering):
     client = _django_client(people["developer"])
-    response = client.post(f"/admin/providers/offering/{offering.pk}/change/",
-                           {"input_price": "0", "upstream_model_id": "x"})  # fmt: skip
+    response = client.post(
+        f"/admin/providers/offering/{offering.pk}/change/",
+        {"input_price": "0", "upstream_model_id": "x"},
+    )
     assert response.status_code == 403
     offering.refresh_from_db()
     assert offering.upstream_model_id == "one"
@@ -127,8 +129,9 @@ def alice_bob_charlie():
     credit_grant(user=bob, amount=Decimal("1"), reference="grant:bob")
     charlie = _person("charlie@example.com", "admin")
     key, _ = api_key_create(user=alice, name="alice's key")
-    provider = Provider.objects.create(slug="alices-provider", name="P",
-                                       base_url="https://api.example.com")  # fmt: skip
+    provider = Provider.objects.create(
+        slug="alices-provider", name="P", base_url="https://api.example.com"
+    )
     provider_key_put(user=alice, provider=provider, raw="sk-alice-own-key-of-alice")
     return alice, bob, charlie, key
 
@@ -143,8 +146,10 @@ def test_nobody_else_can_touch_alices_key(alice_bob_charlie):
     alice, bob, charlie, key = alice_bob_charlie
     for intruder in (bob, charlie):
         client = _api(intruder)
-        assert client.patch(f"/user/api-keys/{key.pk}", {"name": "mine"},
-                            format="json").status_code == 404  # fmt: skip
+        assert (
+            client.patch(f"/user/api-keys/{key.pk}", {"name": "mine"}, format="json").status_code
+            == 404
+        )
         assert client.delete(f"/user/api-keys/{key.pk}").status_code == 404
         assert key.pk not in [k["id"] for k in client.get("/user/api-keys").json()["data"]]
     own = ProviderKey.objects.get(user=alice)
@@ -155,14 +160,25 @@ def test_nobody_else_can_touch_alices_key(alice_bob_charlie):
     assert ProviderKey.objects.filter(pk=own.pk).exists()
     key.refresh_from_db()
     assert (key.name, key.revoked_at) == ("alice's key", None)
-    assert _api(alice).patch(f"/user/api-keys/{key.pk}", {"name": "renamed"},
-                             format="json").status_code == 200  # fmt: skip
+    assert (
+        _api(alice)
+        .patch(f"/user/api-keys/{key.pk}", {"name": "renamed"}, format="json")
+        .status_code
+        == 200
+    )
 
 
 @pytest.mark.parametrize(
-    "path", ["/user/balance", "/user/profile", "/user/credit-transactions",
-             "/user/api-keys/audit-logs", "/user/api-keys", "/user/provider-keys"],
-)  # fmt: skip
+    "path",
+    [
+        "/user/balance",
+        "/user/profile",
+        "/user/credit-transactions",
+        "/user/api-keys/audit-logs",
+        "/user/api-keys",
+        "/user/provider-keys",
+    ],
+)
 def test_every_account_endpoint_shows_the_callers_own_account_only(alice_bob_charlie, path):
     alice, bob, charlie, _ = alice_bob_charlie
     seen = {who.email: str(_api(who).get(path).json()) for who in (alice, bob, charlie)}

@@ -48,8 +48,9 @@ def test_a_customers_key_changes_are_recorded_with_before_after_and_address(peop
         "/user/api-keys", {"name": "ci"}, format="json", REMOTE_ADDR="203.0.113.4"
     )
     key_id = created.json()["id"]
-    client.patch(f"/user/api-keys/{key_id}", {"name": "ci-2", "allowed_models": ["openai/*"]},
-                 format="json")  # fmt: skip
+    client.patch(
+        f"/user/api-keys/{key_id}", {"name": "ci-2", "allowed_models": ["openai/*"]}, format="json"
+    )
     client.delete(f"/user/api-keys/{key_id}")
 
     create, update, revoke = _entries(alice)[-3:]
@@ -82,8 +83,9 @@ def test_staff_changes_are_recorded_as_staffs_and_shown_to_the_holder(people):
     key = ApiKey.objects.filter(user=alice).latest("id")
 
     staff = _logged_in(charlie)
-    response = staff.post("/admin/accounts/apikey/",
-                          {"action": "revoke", "_selected_action": [key.pk]})  # fmt: skip
+    response = staff.post(
+        "/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [key.pk]}
+    )
     assert response.status_code == 302
 
     entry = _entries(alice)[-1]
@@ -121,7 +123,9 @@ def test_serving_requests_writes_no_audit_entries(gateway, make_account):
     account = make_account()
     before = AuditEntry.objects.filter(owner=account.user).count()
     for _ in range(3):
-        httpx.post(f"{gateway}/v1/chat/completions",
-                   json={"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]},
-                   headers={"authorization": f"Bearer {account.key}"}).raise_for_status()  # fmt: skip
+        httpx.post(
+            f"{gateway}/v1/chat/completions",
+            json={"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": f"Bearer {account.key}"},
+        ).raise_for_status()
     assert AuditEntry.objects.filter(owner=account.user).count() == before

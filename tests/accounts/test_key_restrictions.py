@@ -69,8 +69,9 @@ def _restricted(make_account, **fields):
 
 
 def _chat(gateway: str, key: str, model: str = "test/echo", headers: dict | None = None):
-    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=key, max_retries=0,
-                           default_headers=headers or {})  # fmt: skip
+    client = openai.OpenAI(
+        base_url=f"{gateway}/v1", api_key=key, max_retries=0, default_headers=headers or {}
+    )
     return client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
 
 
@@ -89,9 +90,17 @@ def test_an_ip_allowlist_admits_only_its_addresses(gateway, make_account):
     assert refused.body["code"] == "ip_not_allowed"
     assert "127.0.0.1" in refused.body["message"]
     # Claiming an allowed address in X-Forwarded-For changes nothing: no proxy is trusted.
-    spoofed = _refused(lambda: _chat(gateway, elsewhere.key, headers={
-        "x-forwarded-for": "203.0.113.7", "x-real-ip": "203.0.113.7",
-        "forwarded": "for=203.0.113.7"}))  # fmt: skip
+    spoofed = _refused(
+        lambda: _chat(
+            gateway,
+            elsewhere.key,
+            headers={
+                "x-forwarded-for": "203.0.113.7",
+                "x-real-ip": "203.0.113.7",
+                "forwarded": "for=203.0.113.7",
+            },
+        )
+    )
     assert spoofed.body["code"] == "ip_not_allowed"
     row = CreditAccount.objects.get(user=elsewhere.user)
     assert (row.balance, row.held) == (Decimal(10), 0)
@@ -116,7 +125,11 @@ def test_a_referrer_rule_admits_the_domain_and_its_subdomains_only(gateway, make
     for page in ("https://example.com/", "https://app.example.com/chat"):
         assert _chat(gateway, account.key, headers={"referer": page}).choices
     assert _chat(gateway, account.key, headers={"origin": "https://example.com"}).choices
-    for headers in ({"referer": "https://evil-example.com/"}, {"referer": "https://example.com.evil.io/"}, {}):  # fmt: skip
+    for headers in (
+        {"referer": "https://evil-example.com/"},
+        {"referer": "https://example.com.evil.io/"},
+        {},
+    ):
         assert (
             _refused(lambda h=headers: _chat(gateway, account.key, headers=h)).body["code"]
             == "referrer_not_allowed"
@@ -149,8 +162,9 @@ def test_model_patterns_admit_matching_models_by_name_or_canonical_id(gateway, m
     # On the Anthropic route, in Anthropic's shape.
     client = anthropic.Anthropic(base_url=gateway, api_key=account.key, max_retries=0)
     with pytest.raises(anthropic.PermissionDeniedError) as caught:
-        client.messages.create(model="test/multi", max_tokens=10,
-                               messages=[{"role": "user", "content": "hi"}])  # fmt: skip
+        client.messages.create(
+            model="test/multi", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
     assert caught.value.body["error"]["type"] == "permission_error"
     assert client.messages.count_tokens(
         model="test/claude", messages=[{"role": "user", "content": "hi"}]
@@ -191,8 +205,11 @@ def test_customers_set_restrictions_on_their_keys_and_the_gateway_follows(gatewa
     client = APIClient()
     client.force_login(account.user)
 
-    created = client.post("/user/api-keys", {"name": "ci", "allowed_models": ["test/echo"],
-                                             "scopes": ["inference"]}, format="json")  # fmt: skip
+    created = client.post(
+        "/user/api-keys",
+        {"name": "ci", "allowed_models": ["test/echo"], "scopes": ["inference"]},
+        format="json",
+    )
     assert created.status_code == 201
     assert (created.json()["allowed_models"], created.json()["scopes"]) == (
         ["test/echo"],
@@ -201,8 +218,11 @@ def test_customers_set_restrictions_on_their_keys_and_the_gateway_follows(gatewa
     key, key_id = created.json()["key"], created.json()["id"]
     assert _refused(lambda: _chat(gateway, key, "test/multi")).body["code"] == ("model_not_allowed")
 
-    bad = client.patch(f"/user/api-keys/{key_id}",
-                       {"allowed_ips": ["10.0.0.999"], "scopes": ["root"]}, format="json")  # fmt: skip
+    bad = client.patch(
+        f"/user/api-keys/{key_id}",
+        {"allowed_ips": ["10.0.0.999"], "scopes": ["root"]},
+        format="json",
+    )
     assert bad.status_code == 400
     assert set(bad.json()) == {"allowed_ips", "scopes"}
 

@@ -19,8 +19,9 @@ BODY = {"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def _status(gateway: str, key: str) -> int:
-    response = httpx.post(f"{gateway}/v1/chat/completions", json=BODY,
-                          headers={"authorization": f"Bearer {key}"})  # fmt: skip
+    response = httpx.post(
+        f"{gateway}/v1/chat/completions", json=BODY, headers={"authorization": f"Bearer {key}"}
+    )
     return response.status_code
 
 

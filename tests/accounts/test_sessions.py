@@ -22,8 +22,9 @@ def dana():
 
 
 def _login(email: str, password: str, address: str):
-    return APIClient().post("/auth/token", {"email": email, "password": password},
-                            format="json", REMOTE_ADDR=address)  # fmt: skip
+    return APIClient().post(
+        "/auth/token", {"email": email, "password": password}, format="json", REMOTE_ADDR=address
+    )
 
 
 def test_a_refresh_token_rotates_and_the_old_one_is_then_refused(dana):
@@ -36,8 +37,9 @@ def test_a_refresh_token_rotates_and_the_old_one_is_then_refused(dana):
 
     replay = APIClient().post("/auth/token/refresh", {"refresh": tokens["refresh"]}, format="json")
     assert replay.status_code == 401
-    rotated = APIClient().post("/auth/token/refresh", {"refresh": first.json()["refresh"]},
-                               format="json")  # fmt: skip
+    rotated = APIClient().post(
+        "/auth/token/refresh", {"refresh": first.json()["refresh"]}, format="json"
+    )
     assert rotated.status_code == 200
 
     client = APIClient()
@@ -53,9 +55,13 @@ def test_logins_are_throttled_per_address_and_forged_forwarding_does_not_help(da
     refused = _login(dana.email, "s3cret-enough", address)
     assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
     # A fresh X-Forwarded-For per attempt is not a fresh identity (no trusted proxy).
-    forged = APIClient().post("/auth/token", {"email": dana.email, "password": "x"},
-                              format="json", REMOTE_ADDR=address,
-                              HTTP_X_FORWARDED_FOR="203.0.113.99")  # fmt: skip
+    forged = APIClient().post(
+        "/auth/token",
+        {"email": dana.email, "password": "x"},
+        format="json",
+        REMOTE_ADDR=address,
+        HTTP_X_FORWARDED_FOR="203.0.113.99",
+    )
     assert forged.status_code == 429
     # Another address is not held back.
     assert _login(dana.email, "s3cret-enough", "203.0.113.200").status_code == 200
@@ -64,8 +70,11 @@ def test_logins_are_throttled_per_address_and_forged_forwarding_does_not_help(da
 @pytest.mark.skipif(not settings.REDIS_URL, reason="the embedded lane's cache is in-process")
 def test_logins_stay_throttled_while_the_shared_cache_is_unreachable(dana):
     nowhere = f"redis://127.0.0.1:{free_port()}/0"
-    away = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": nowhere,
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}}  # fmt: skip
+    away = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": nowhere,
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+    }
     local = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     address = _address()
     with override_settings(GATEWAYZ_LOGIN_RATE="3/min", CACHES={"default": away, "local": local}):
@@ -80,8 +89,9 @@ def _address() -> str:
 
 
 def _signup(email: str, password: str, address: str):
-    return APIClient().post("/auth/signup", {"email": email, "password": password},
-                            format="json", REMOTE_ADDR=address)  # fmt: skip
+    return APIClient().post(
+        "/auth/signup", {"email": email, "password": password}, format="json", REMOTE_ADDR=address
+    )
 
 
 def test_a_customer_signs_up_and_is_signed_in():
@@ -109,6 +119,7 @@ def test_signups_are_throttled_per_address():
         for i in range(3)
     ]
     assert [a.status_code for a in answers] == [201, 201, 429]
-    elsewhere = _signup(f"e-{uuid.uuid4().hex[:6]}@example.com", "a long enough passphrase",
-                        "203.0.113.201")  # fmt: skip
+    elsewhere = _signup(
+        f"e-{uuid.uuid4().hex[:6]}@example.com", "a long enough passphrase", "203.0.113.201"
+    )
     assert elsewhere.status_code == 201

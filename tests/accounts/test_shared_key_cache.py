@@ -26,8 +26,12 @@ BODY = {"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def _served(gateway: str, key: str) -> None:
-    response = httpx.post(f"{gateway}/v1/chat/completions", json=BODY,
-                          headers={"authorization": f"Bearer {key}"}, timeout=20)  # fmt: skip
+    response = httpx.post(
+        f"{gateway}/v1/chat/completions",
+        json=BODY,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=20,
+    )
     assert response.status_code == 200, response.text
 
 
@@ -52,8 +56,9 @@ def _copy_exists(key: str) -> bool:
 
 def test_a_loaded_keys_copy_holds_no_secret(gateway: str, make_account: Callable) -> None:
     account = make_account()
-    provider_key_put(user=account.user, provider=Provider.objects.get(slug="mock"),
-                     raw=UPSTREAM_KEY)  # fmt: skip
+    provider_key_put(
+        user=account.user, provider=Provider.objects.get(slug="mock"), raw=UPSTREAM_KEY
+    )
 
     copy = _served_and_copied(gateway, account.key)
 

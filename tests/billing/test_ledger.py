@@ -27,8 +27,18 @@ from providers.catalog import Deployment
 
 
 def _deployment(input_price: str, output_price: str, cached: str = "0") -> Deployment:
-    return Deployment("p", "openai", "http://x", "", 1, 1, "m",
-                      Decimal(input_price), Decimal(output_price), Decimal(cached))  # fmt: skip
+    return Deployment(
+        "p",
+        "openai",
+        "http://x",
+        "",
+        1,
+        1,
+        "m",
+        Decimal(input_price),
+        Decimal(output_price),
+        Decimal(cached),
+    )
 
 
 def test_it_prices_usage_exactly():
@@ -68,9 +78,17 @@ def test_it_settles_once_however_often_it_is_retried():
     user = user_create(email="c@example.com")
     credit_grant(user=user, amount=Decimal("1"), reference="g")
     credit_hold_create(user_id=user.pk, request_id="r1", amount=Decimal("0.5"))
-    outcome = RequestOutcome(request_id="r1", user_id=user.pk, api_key_id=None, endpoint="chat",
-                             requested_model="m", status=200, total_latency_ms=1.0,
-                             cost=Decimal("0.25"), held=True)  # fmt: skip
+    outcome = RequestOutcome(
+        request_id="r1",
+        user_id=user.pk,
+        api_key_id=None,
+        endpoint="chat",
+        requested_model="m",
+        status=200,
+        total_latency_ms=1.0,
+        cost=Decimal("0.25"),
+        held=True,
+    )
 
     request_settle(outcome=outcome)
     request_settle(outcome=outcome)
@@ -85,8 +103,9 @@ def test_it_applies_a_reference_once_under_concurrent_writers(live_db):
 
     def grant(_: int) -> int:
         try:
-            return ledger_entry_add(user_id=user.pk, kind="grant", amount=Decimal("1"),
-                                    reference=f"race:{user.pk}").pk  # fmt: skip
+            return ledger_entry_add(
+                user_id=user.pk, kind="grant", amount=Decimal("1"), reference=f"race:{user.pk}"
+            ).pk
         finally:
             connection.close()
 

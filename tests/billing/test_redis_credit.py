@@ -131,9 +131,11 @@ def _admit(user_id: int, request_id: str, amount: str) -> None:
     async def run() -> None:
         credit = RedisCredit(settings.REDIS_URL)
         assert await credit.admit(
-            user_id=user_id, request_id=request_id, amount=Decimal(amount),
+            user_id=user_id,
+            request_id=request_id,
+            amount=Decimal(amount),
             expires_at=time.time() + 600,
-        ) == [1]  # fmt: skip
+        ) == [1]
         await credit.close()
 
     asyncio.run(run())
@@ -151,8 +153,9 @@ def test_changes_made_while_redis_is_away_are_recorded_then_mirrored_once(redis_
 
     pending = PendingAvailChange.objects.filter(user=user)
     assert sorted((p.amount, p.request_id) for p in pending) == [
-        (Decimal("-0.2"), f"away-{user.pk}"), (Decimal("0.5"), ""),
-    ]  # fmt: skip
+        (Decimal("-0.2"), f"away-{user.pk}"),
+        (Decimal("0.5"), ""),
+    ]
     assert _avail(user.pk) == Decimal("1")  # Redis has not seen them
 
     redis_link.restored()
@@ -190,8 +193,9 @@ def test_a_pending_charge_of_a_request_redis_settled_after_all_is_not_taken_twic
 
     async def settle_in_redis() -> None:
         credit = RedisCredit(settings.REDIS_URL)
-        assert await credit.settle(user_id=user.pk, request_id=request_id,
-                                   cost=Decimal("0.1"), event=b"{}")  # fmt: skip
+        assert await credit.settle(
+            user_id=user.pk, request_id=request_id, cost=Decimal("0.1"), event=b"{}"
+        )
         await credit.close()
 
     asyncio.run(settle_in_redis())  # the reply was lost: the gateway settled again below

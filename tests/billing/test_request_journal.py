@@ -39,10 +39,19 @@ def _avail(user_id: int) -> Decimal:
 
 
 def _outcome(user_id: int, request_id: str) -> RequestOutcome:
-    return RequestOutcome(request_id=request_id, user_id=user_id, api_key_id=None,
-                          endpoint="chat.completions", requested_model="test/echo",
-                          served_model="test/echo", status=200, total_latency_ms=0.0,
-                          stream=True, hold=Decimal("0.4"), held=True)  # fmt: skip
+    return RequestOutcome(
+        request_id=request_id,
+        user_id=user_id,
+        api_key_id=None,
+        endpoint="chat.completions",
+        requested_model="test/echo",
+        served_model="test/echo",
+        status=200,
+        total_latency_ms=0.0,
+        stream=True,
+        hold=Decimal("0.4"),
+        held=True,
+    )
 
 
 def test_a_record_keeps_a_stream_alive_and_settlement_takes_the_journal_away():
@@ -57,8 +66,13 @@ def test_a_record_keeps_a_stream_alive_and_settlement_takes_the_journal_away():
         soon = time.time() + 60
         for request_id in (done, alive):
             entry = journal_admission(_outcome(user.pk, request_id), time.time())
-            assert await credit.admit(user_id=user.pk, request_id=request_id,
-                                      amount=Decimal("0.4"), expires_at=soon, journal=entry) == [1]  # fmt: skip
+            assert await credit.admit(
+                user_id=user.pk,
+                request_id=request_id,
+                amount=Decimal("0.4"),
+                expires_at=soon,
+                journal=entry,
+            ) == [1]
         entry = journal_delivery(_outcome(user.pk, alive), "mock", 10, 20, delivered, time.time())
         await record_delivery(credit.wire, request_id=alive, entry=entry, expires_at=soon + 600)
         await credit.settle(user_id=user.pk, request_id=done, cost=Decimal("0.1"), event=b"{}")
@@ -102,14 +116,20 @@ def test_a_request_its_process_settles_after_the_job_read_it_is_settled_once():
     async def admit() -> None:
         credit = RedisCredit(settings.REDIS_URL)
         entry = journal_admission(_outcome(user.pk, request_id), time.time())
-        await credit.admit(user_id=user.pk, request_id=request_id, amount=Decimal("0.4"),
-                           expires_at=past, journal=entry)  # fmt: skip
+        await credit.admit(
+            user_id=user.pk,
+            request_id=request_id,
+            amount=Decimal("0.4"),
+            expires_at=past,
+            journal=entry,
+        )
         await credit.close()
 
     async def settle() -> None:
         credit = RedisCredit(settings.REDIS_URL)
-        await credit.settle(user_id=user.pk, request_id=request_id, cost=Decimal("0.2"),
-                            event=b"{}")  # fmt: skip
+        await credit.settle(
+            user_id=user.pk, request_id=request_id, cost=Decimal("0.2"), event=b"{}"
+        )
         await credit.close()
 
     asyncio.run(admit())

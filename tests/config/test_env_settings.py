@@ -50,9 +50,19 @@ def test_production_refuses_to_start_without_secrets(tmp_path):
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-c", "import django; from django.conf import settings; settings.SECRET_KEY"],
-        env={"DJANGO_SETTINGS_MODULE": "config.settings", "PATH": "", "GATEWAYZ_VAR_DIR": str(tmp_path)},
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import django; from django.conf import settings; settings.SECRET_KEY",
+        ],
+        env={
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "PATH": "",
+            "GATEWAYZ_VAR_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr

@@ -23,8 +23,11 @@ def _post(
 ) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     auth = {"authorization": f"Bearer {key}"} if key else {}
-    return httpx.post(f"{gateway}/v1/chat/completions", content=content,
-                      headers={"content-type": "application/json", **auth, **(headers or {})})  # fmt: skip
+    return httpx.post(
+        f"{gateway}/v1/chat/completions",
+        content=content,
+        headers={"content-type": "application/json", **auth, **(headers or {})},
+    )
 
 
 def _assert_openai_error(
@@ -54,8 +57,11 @@ BAD_BODIES = [
     ({"model": "test/echo", "messages": MESSAGES, "max_tokens": -1}, "max_tokens"),
     ({"model": "test/echo", "messages": MESSAGES, "max_tokens": "10"}, "max_tokens"),
     ({"model": "test/echo", "messages": MESSAGES, "n": 0}, "n"),
-    ({"model": "test/echo", "messages": MESSAGES, "stream_options": {"include_usage": True}}, "stream_options"),
-]  # fmt: skip
+    (
+        {"model": "test/echo", "messages": MESSAGES, "stream_options": {"include_usage": True}},
+        "stream_options",
+    ),
+]
 
 
 @pytest.mark.parametrize(("body", "param"), BAD_BODIES)

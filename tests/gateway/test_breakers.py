@@ -19,8 +19,16 @@ from gateway.breakers import CLOSED, HALF_OPEN, OPEN, Breaker, Policy, probe_cla
 from tests.support.staff import breakers_shown, staff_key
 from tests.support.waits import settled
 
-P = Policy(failures=3, window_seconds=60, min_requests=10, error_rate=0.5, cooldown_seconds=10,
-           max_cooldown_seconds=35, successes=2, probe_seconds=30)  # fmt: skip
+P = Policy(
+    failures=3,
+    window_seconds=60,
+    min_requests=10,
+    error_rate=0.5,
+    cooldown_seconds=10,
+    max_cooldown_seconds=35,
+    successes=2,
+    probe_seconds=30,
+)
 
 
 def _run(b: Breaker, outcomes: str, now: float = 1000.0) -> Breaker:
@@ -106,8 +114,10 @@ FAIL_A = {"status": 503, "only_model": "flaky-a"}
 def test_an_open_breaker_is_skipped_then_probed_and_closed(own_gateway, make_account):
     gateway = own_gateway(**BREAKER_ENV)
     account, staff = make_account(), _staff_key(make_account)
-    httpx.post(f"{gateway}/api/monitoring/circuit-breakers/mock-a/reset",
-               headers={"authorization": f"Bearer {staff}"})  # fmt: skip
+    httpx.post(
+        f"{gateway}/api/monitoring/circuit-breakers/mock-a/reset",
+        headers={"authorization": f"Bearer {staff}"},
+    )
 
     for _ in range(3):  # mock-a fails, mock-b serves: three failures in a row open mock-a
         assert _providers_tried(_ask(gateway, account.key, "test/flaky", FAIL_A)) == [
@@ -147,8 +157,10 @@ def test_when_every_deployment_is_open_the_answer_is_a_quick_503_with_retry_afte
     assert settled(response.headers["x-request-id"]).attempts == []
 
     # Staff reset it: served again at once.
-    reset = httpx.post(f"{gateway}/api/monitoring/circuit-breakers/mock-c/reset",
-                       headers={"authorization": f"Bearer {staff}"})  # fmt: skip
+    reset = httpx.post(
+        f"{gateway}/api/monitoring/circuit-breakers/mock-c/reset",
+        headers={"authorization": f"Bearer {staff}"},
+    )
     assert "mock-c|test/flaky-alone" in reset.json()["reset"]
     assert _providers_tried(_ask(gateway, account.key, "test/flaky-alone")) == ["mock-c"]
 
@@ -158,16 +170,20 @@ def test_a_breaker_opened_by_one_process_is_honoured_by_another(own_gateway, mak
     env = {**BREAKER_ENV, "GATEWAYZ_BREAKER_COOLDOWN_SECONDS": "30"}
     first, second = own_gateway(**env), own_gateway(**env)
     account, staff = make_account(), _staff_key(make_account)
-    httpx.post(f"{first}/api/monitoring/circuit-breakers/mock-a/reset",
-               headers={"authorization": f"Bearer {staff}"})  # fmt: skip
+    httpx.post(
+        f"{first}/api/monitoring/circuit-breakers/mock-a/reset",
+        headers={"authorization": f"Bearer {staff}"},
+    )
 
     for _ in range(3):
         _ask(first, account.key, "test/flaky", FAIL_A)
 
     # The second process never saw mock-a fail; it skips it all the same.
     assert _providers_tried(_ask(second, account.key, "test/flaky")) == ["mock-b"]
-    httpx.post(f"{second}/api/monitoring/circuit-breakers/mock-a/reset",
-               headers={"authorization": f"Bearer {staff}"})  # fmt: skip
+    httpx.post(
+        f"{second}/api/monitoring/circuit-breakers/mock-a/reset",
+        headers={"authorization": f"Bearer {staff}"},
+    )
     time.sleep(1.1)  # each process rereads the breakers within a second
     assert _providers_tried(_ask(first, account.key, "test/flaky")) == ["mock-a"]
 
@@ -178,7 +194,8 @@ def test_the_monitoring_api_is_for_staff_only(gateway, make_account):
         ("GET", "/api/monitoring/circuit-breakers"),
         ("POST", "/api/monitoring/circuit-breakers/mock-a/reset"),
     ):
-        response = httpx.request(method, f"{gateway}{path}",
-                                 headers={"authorization": f"Bearer {account.key}"})  # fmt: skip
+        response = httpx.request(
+            method, f"{gateway}{path}", headers={"authorization": f"Bearer {account.key}"}
+        )
         assert response.status_code == 403
         assert httpx.request(method, f"{gateway}{path}").status_code in (401, 403)

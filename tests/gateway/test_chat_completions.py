@@ -53,8 +53,10 @@ def test_it_answers_and_charges_exactly(gateway, make_account):
         False,
     )
     assert (log.prompt_tokens, log.completion_tokens, log.cost) == (
-        usage.prompt_tokens, usage.completion_tokens, expected,
-    )  # fmt: skip
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        expected,
+    )
     assert log.api_key_id == account.key_id and log.total_latency_ms > 0
     entry = LedgerEntry.objects.get(reference=log.request_id)
     assert entry.amount == -expected
@@ -132,8 +134,15 @@ def test_it_works_with_the_async_client(gateway, make_account):
 
 def test_it_relays_tool_calls(gateway, make_account):
     client = _client(gateway, make_account().key)
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}}}}}]  # fmt: skip
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
     directive = {"tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}}
     messages = [{"role": "user", "content": "!mock " + json.dumps(directive)}]
 
@@ -226,9 +235,12 @@ def test_a_stream_billed_past_its_hold_is_charged_what_it_reported(gateway, make
     content = '!mock {"completion_tokens": 50000, "prompt_tokens": 7}'
 
     with client.chat.completions.with_streaming_response.create(
-        model="test/echo", messages=[{"role": "user", "content": content}], max_tokens=5,
-        stream=True, stream_options={"include_usage": True},
-    ) as response:  # fmt: skip
+        model="test/echo",
+        messages=[{"role": "user", "content": content}],
+        max_tokens=5,
+        stream=True,
+        stream_options={"include_usage": True},
+    ) as response:
         request_id = response.headers["x-request-id"]
         chunks = list(response.parse())
 

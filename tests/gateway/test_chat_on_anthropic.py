@@ -57,8 +57,11 @@ def test_a_completion_is_translated_and_billed_with_cache_prices(gateway, make_a
     assert Decimal(raw.headers["x-gatewayz-cost"]) == expected
     log = settled(raw.headers["x-request-id"])
     assert (log.provider, log.cached_tokens, log.cache_write_tokens, log.cost) == (
-        "mock-anthropic", 300, 50, expected,
-    )  # fmt: skip
+        "mock-anthropic",
+        300,
+        50,
+        expected,
+    )
 
 
 def test_a_stream_is_translated_to_chunks_with_usage_at_the_end(gateway, make_account):
@@ -143,15 +146,21 @@ def test_reasoning_effort_becomes_thinking_and_comes_back_as_reasoning(gateway, 
 
 @pytest.mark.parametrize(
     ("extra", "param"),
-    [({"n": 2}, "n"), ({"logprobs": True}, "logprobs"),
-     ({"response_format": {"type": "json_object"}}, "response_format")],
-)  # fmt: skip
+    [
+        ({"n": 2}, "n"),
+        ({"logprobs": True}, "logprobs"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+    ],
+)
 def test_what_anthropic_cannot_do_is_a_clear_400(gateway, make_account, extra, param):
     account = make_account(credit=Decimal("1"))
     body = {"model": "test/claude", "messages": [{"role": "user", "content": "x"}], **extra}
 
-    response = httpx.post(f"{gateway}/v1/chat/completions", json=body,
-                          headers={"authorization": f"Bearer {account.key}"})  # fmt: skip
+    response = httpx.post(
+        f"{gateway}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {account.key}"},
+    )
 
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
@@ -161,11 +170,17 @@ def test_what_anthropic_cannot_do_is_a_clear_400(gateway, make_account, extra, p
 def test_an_error_mid_stream_ends_with_an_openai_error_event(gateway, make_account):
     account = make_account(credit=Decimal("1"))
     content = _mock(reply="a b c d", stream_error="overloaded_error", error_after=2)
-    body = {"model": "test/claude", "stream": True,
-            "messages": [{"role": "user", "content": content}]}  # fmt: skip
+    body = {
+        "model": "test/claude",
+        "stream": True,
+        "messages": [{"role": "user", "content": content}],
+    }
 
-    response = httpx.post(f"{gateway}/v1/chat/completions", json=body,
-                          headers={"authorization": f"Bearer {account.key}"})  # fmt: skip
+    response = httpx.post(
+        f"{gateway}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {account.key}"},
+    )
 
     events = [b.removeprefix("data: ") for b in response.text.strip().split("\n\n")]
     assert "[DONE]" not in events
@@ -178,11 +193,17 @@ def test_an_error_mid_stream_ends_with_an_openai_error_event(gateway, make_accou
 
 def test_a_cut_stream_is_billed_and_ends_with_an_error_event(gateway, make_account):
     account = make_account(credit=Decimal("1"))
-    body = {"model": "test/claude", "stream": True,
-            "messages": [{"role": "user", "content": _mock(reply="w x y z", cut_after=2)}]}  # fmt: skip
+    body = {
+        "model": "test/claude",
+        "stream": True,
+        "messages": [{"role": "user", "content": _mock(reply="w x y z", cut_after=2)}],
+    }
 
-    response = httpx.post(f"{gateway}/v1/chat/completions", json=body,
-                          headers={"authorization": f"Bearer {account.key}"})  # fmt: skip
+    response = httpx.post(
+        f"{gateway}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {account.key}"},
+    )
 
     last = json.loads(response.text.strip().split("\n\n")[-1].removeprefix("data: "))
     assert last["error"]["code"] == "upstream_stream_interrupted"

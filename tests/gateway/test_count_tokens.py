@@ -45,15 +45,20 @@ def test_a_count_is_logged_at_no_cost(gateway, make_account):
     account = make_account(credit=Decimal("1"))
 
     raw = _client(gateway, account.key).messages.with_raw_response.count_tokens(
-        model="test/claude", messages=SAY,  # type: ignore[arg-type]
-    )  # fmt: skip
+        model="test/claude",
+        messages=SAY,  # type: ignore[arg-type]
+    )
 
     assert raw.parse().input_tokens == 4 + 3  # the mock: words + 3 per message
     assert raw.headers["x-gatewayz-provider"] == "mock-anthropic"
     log = settled(raw.headers["request-id"])
     assert (log.endpoint, log.status, log.requested_model, log.served_model, log.provider) == (
-        ENDPOINT, 200, "test/claude", "test/claude", "mock-anthropic",
-    )  # fmt: skip
+        ENDPOINT,
+        200,
+        "test/claude",
+        "test/claude",
+        "mock-anthropic",
+    )
     assert (log.cost, log.prompt_tokens, log.completion_tokens) == (0, 0, 0)
     assert [a["provider"] for a in log.attempts] == ["mock-anthropic"]
     assert not LedgerEntry.objects.filter(reference=log.request_id).exists()
@@ -65,14 +70,19 @@ def test_an_estimate_is_logged_too_and_needs_no_credit(gateway, make_account):
     account = make_account(credit=Decimal("0"))
 
     raw = _client(gateway, account.key).messages.with_raw_response.count_tokens(
-        model="test/echo", messages=SAY,  # type: ignore[arg-type]
-    )  # fmt: skip
+        model="test/echo",
+        messages=SAY,  # type: ignore[arg-type]
+    )
 
     assert raw.headers["x-gatewayz-token-count"] == "estimate" and raw.parse().input_tokens > 0
     log = settled(raw.headers["request-id"])
     assert (log.endpoint, log.status, log.provider, log.cost, log.attempts) == (
-        ENDPOINT, 200, "", 0, [],
-    )  # fmt: skip
+        ENDPOINT,
+        200,
+        "",
+        0,
+        [],
+    )
 
 
 def test_a_key_whose_model_rule_forbids_the_model_cannot_count_with_it(gateway, make_account):
@@ -87,8 +97,12 @@ def test_a_key_whose_model_rule_forbids_the_model_cannot_count_with_it(gateway, 
     assert "test/claude" in error.message
     log = settled(error.request_id)  # type: ignore[arg-type]
     assert (log.endpoint, log.status, log.error_type, log.cost, log.attempts) == (
-        ENDPOINT, 403, "model_not_allowed", 0, [],
-    )  # fmt: skip
+        ENDPOINT,
+        403,
+        "model_not_allowed",
+        0,
+        [],
+    )
     assert client.messages.count_tokens(model="test/echo", messages=SAY).input_tokens > 0  # type: ignore[arg-type]
 
 
@@ -105,8 +119,10 @@ def test_counts_are_held_to_the_keys_request_limit(gateway, make_account):
     with pytest.raises(anthropic.RateLimitError):
         client.messages.create(model="test/claude", max_tokens=10, messages=SAY)  # type: ignore[arg-type]
 
-    assert (first.headers["anthropic-ratelimit-requests-limit"],
-            first.headers["anthropic-ratelimit-requests-remaining"]) == ("2", "1")  # fmt: skip
+    assert (
+        first.headers["anthropic-ratelimit-requests-limit"],
+        first.headers["anthropic-ratelimit-requests-remaining"],
+    ) == ("2", "1")
     refused = caught.value
     assert "2 requests per minute" in refused.message
     assert 1 <= int(refused.response.headers["retry-after"]) <= 60

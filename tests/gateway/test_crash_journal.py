@@ -27,23 +27,38 @@ from tests.support.waits import settled
 
 STREAMS = 10
 CHAT, MESSAGES = 6, 4  # streams on each route
-PRICES = {"test/echo": (Decimal("1.00"), Decimal("2.00")),  # per 1M tokens: input, output
-          "test/claude": (Decimal("3.00"), Decimal("15.00"))}  # fmt: skip
+PRICES = {
+    "test/echo": (Decimal("1.00"), Decimal("2.00")),  # per 1M tokens: input, output
+    "test/claude": (Decimal("3.00"), Decimal("15.00")),
+}
 SLOW = '!mock {"chunks": 400, "chunk_delay": 0.05}'  # 20 s of stream, one word per event
 
 
 def _request(i: int, gateway: str, key: str) -> tuple[str, bytes, dict[str, str], str]:
     if i < CHAT:
-        body = {"model": "test/echo", "stream": True,
-                "messages": [{"role": "user", "content": SLOW}]}  # fmt: skip
-        return f"{gateway}/v1/chat/completions", orjson.dumps(body), {
-            "authorization": f"Bearer {key}", "content-type": "application/json"
-        }, "test/echo"  # fmt: skip
-    body = {"model": "test/claude", "stream": True, "max_tokens": 500,
-            "messages": [{"role": "user", "content": SLOW}]}  # fmt: skip
-    return f"{gateway}/v1/messages", orjson.dumps(body), {
-        "x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"
-    }, "test/claude"  # fmt: skip
+        body = {
+            "model": "test/echo",
+            "stream": True,
+            "messages": [{"role": "user", "content": SLOW}],
+        }
+        return (
+            f"{gateway}/v1/chat/completions",
+            orjson.dumps(body),
+            {"authorization": f"Bearer {key}", "content-type": "application/json"},
+            "test/echo",
+        )
+    body = {
+        "model": "test/claude",
+        "stream": True,
+        "max_tokens": 500,
+        "messages": [{"role": "user", "content": SLOW}],
+    }
+    return (
+        f"{gateway}/v1/messages",
+        orjson.dumps(body),
+        {"x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"},
+        "test/claude",
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,9 +85,10 @@ def test_streams_cut_by_a_killed_gateway_are_logged_and_billed(
         account = accounts[i % 2]
         url, body, headers, models[i] = _request(i, gateway, account.key)
         sizes[i] = len(body)
-        with httpx.Client(timeout=30) as client, client.stream(
-            "POST", url, content=body, headers=headers
-        ) as response:  # fmt: skip
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream("POST", url, content=body, headers=headers) as response,
+        ):
             assert response.status_code == 200
             ids[i] = response.headers["x-request-id"]
             try:

@@ -75,22 +75,25 @@ def test_fal_serves_openai_shaped_images_as_urls_or_base64(gateway, make_account
 @pytest.mark.parametrize(
     ("path", "body", "param"),
     [
-        ("/v1/images/generations", {"model": "test/dall-e", "prompt": "x", "size": "big"},
-         "size"),
+        ("/v1/images/generations", {"model": "test/dall-e", "prompt": "x", "size": "big"}, "size"),
         ("/v1/images/generations", {"model": "test/dall-e", "prompt": ""}, "prompt"),
         ("/v1/images/generations", {"model": "test/dall-e", "prompt": "x", "n": 11}, "n"),
         ("/v1/images/generations", {"model": "test/echo", "prompt": "x"}, "model"),
         ("/v1/embeddings", {"model": "test/embed", "input": []}, "input"),
         ("/v1/embeddings", {"model": "test/echo", "input": "x"}, "model"),
-        ("/v1/chat/completions", {"model": "test/embed",
-                                  "messages": [{"role": "user", "content": "x"}]}, "model"),
+        (
+            "/v1/chat/completions",
+            {"model": "test/embed", "messages": [{"role": "user", "content": "x"}]},
+            "model",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_requests_are_400s_that_cost_nothing(gateway, make_account, path, body, param):
     account = make_account(credit=Decimal("1"))
 
-    response = httpx.post(f"{gateway}{path}", json=body,
-                          headers={"authorization": f"Bearer {account.key}"})  # fmt: skip
+    response = httpx.post(
+        f"{gateway}{path}", json=body, headers={"authorization": f"Bearer {account.key}"}
+    )
 
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param

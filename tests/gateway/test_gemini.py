@@ -20,8 +20,14 @@ pytestmark = pytest.mark.smoke
 
 IN, OUT, READ = Decimal("0.30"), Decimal("2.50"), Decimal("0.075")
 MILLION = Decimal(1_000_000)
-LOOKUP = {"type": "function", "function": {"name": "lookup", "description": "Looks up",
-          "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}  # fmt: skip
+LOOKUP = {
+    "type": "function",
+    "function": {
+        "name": "lookup",
+        "description": "Looks up",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    },
+}
 
 
 def _openai(gateway: str, key: str) -> openai.OpenAI:
@@ -81,9 +87,11 @@ def test_tools_round_trip(gateway, make_account):
     call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert first.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "lookup" and json.loads(call.function.arguments) == {"q": "a"}  # type: ignore[union-attr]
-    messages += [first.choices[0].message.model_dump(exclude_none=True),
-                 {"role": "tool", "tool_call_id": call.id, "content": "found"},
-                 {"role": "user", "content": "thanks"}]  # fmt: skip
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "found"},
+        {"role": "user", "content": "thanks"},
+    ]
     second = client.chat.completions.create(model="test/gemini", messages=messages, tools=[LOOKUP])
 
     assert second.choices[0].message.content == "You said: thanks"
@@ -117,11 +125,17 @@ def test_a_blocked_answer_finishes_as_content_filter(gateway, make_account):
 
 def test_a_cut_stream_ends_with_an_error_event_and_is_billed(gateway, make_account):
     account = make_account(credit=Decimal("1"))
-    body = {"model": "test/gemini", "stream": True,
-            "messages": [{"role": "user", "content": _mock(reply="a b c d e", cut_after=2)}]}  # fmt: skip
+    body = {
+        "model": "test/gemini",
+        "stream": True,
+        "messages": [{"role": "user", "content": _mock(reply="a b c d e", cut_after=2)}],
+    }
 
-    response = httpx.post(f"{gateway}/v1/chat/completions", json=body,
-                          headers={"authorization": f"Bearer {account.key}"})  # fmt: skip
+    response = httpx.post(
+        f"{gateway}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {account.key}"},
+    )
 
     last = json.loads(response.text.strip().split("\n\n")[-1].removeprefix("data: "))
     assert last["error"]["code"] == "upstream_stream_interrupted"
@@ -151,63 +165,129 @@ def test_golden_request_translation():
         "model": "m",
         "messages": [
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": [
-                {"type": "text", "text": "Look"},
-                {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/"}}]},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function",
-                 "function": {"name": "lookup", "arguments": '{"q":"x"}'}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Look"},
+                    {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": '{"q":"x"}'},
+                    }
+                ],
+            },
             {"role": "tool", "tool_call_id": "call_1", "content": "result"},
         ],
-        "temperature": 0.3, "top_p": 0.8, "stop": ["END"], "n": 2,
-        "response_format": {"type": "json_object"}, "reasoning_effort": "low",
-        "tools": [LOOKUP], "tool_choice": "required",
-    }  # fmt: skip
+        "temperature": 0.3,
+        "top_p": 0.8,
+        "stop": ["END"],
+        "n": 2,
+        "response_format": {"type": "json_object"},
+        "reasoning_effort": "low",
+        "tools": [LOOKUP],
+        "tool_choice": "required",
+    }
 
     assert chat_to_gemini(body, max_tokens=500) == {
         "contents": [
-            {"role": "user", "parts": [
-                {"text": "Look"}, {"inlineData": {"mimeType": "image/jpeg", "data": "/9j/"}}]},
+            {
+                "role": "user",
+                "parts": [
+                    {"text": "Look"},
+                    {"inlineData": {"mimeType": "image/jpeg", "data": "/9j/"}},
+                ],
+            },
             {"role": "model", "parts": [{"functionCall": {"name": "lookup", "args": {"q": "x"}}}]},
-            {"role": "user", "parts": [{"functionResponse": {
-                "name": "lookup", "response": {"content": "result"}}}]},
+            {
+                "role": "user",
+                "parts": [
+                    {"functionResponse": {"name": "lookup", "response": {"content": "result"}}}
+                ],
+            },
         ],
         "systemInstruction": {"parts": [{"text": "Be brief."}]},
         "generationConfig": {
-            "maxOutputTokens": 500, "temperature": 0.3, "topP": 0.8, "stopSequences": ["END"],
-            "candidateCount": 2, "responseMimeType": "application/json",
+            "maxOutputTokens": 500,
+            "temperature": 0.3,
+            "topP": 0.8,
+            "stopSequences": ["END"],
+            "candidateCount": 2,
+            "responseMimeType": "application/json",
             "thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": True},
         },
-        "tools": [{"functionDeclarations": [{
-            "name": "lookup", "description": "Looks up",
-            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}]}],
+        "tools": [
+            {
+                "functionDeclarations": [
+                    {
+                        "name": "lookup",
+                        "description": "Looks up",
+                        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+                    }
+                ]
+            }
+        ],
         "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
-    }  # fmt: skip
+    }
 
 
 def test_golden_stream_translation():
     translator = GeminiToChatChunks("test/gemini")
     responses = [
-        {"candidates": [{"index": 0, "content": {"role": "model", "parts": [
-            {"text": "thinking", "thought": True}]}}],
-         "usageMetadata": {"promptTokenCount": 5}},
+        {
+            "candidates": [
+                {
+                    "index": 0,
+                    "content": {"role": "model", "parts": [{"text": "thinking", "thought": True}]},
+                }
+            ],
+            "usageMetadata": {"promptTokenCount": 5},
+        },
         {"candidates": [{"index": 0, "content": {"role": "model", "parts": [{"text": "Hi"}]}}]},
-        {"candidates": [{"index": 0, "content": {"role": "model", "parts": [
-            {"functionCall": {"name": "f", "args": {"a": 1}}}]}, "finishReason": "STOP"}],
-         "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 7,
-                           "thoughtsTokenCount": 1, "cachedContentTokenCount": 2}},
-    ]  # fmt: skip
+        {
+            "candidates": [
+                {
+                    "index": 0,
+                    "content": {
+                        "role": "model",
+                        "parts": [{"functionCall": {"name": "f", "args": {"a": 1}}}],
+                    },
+                    "finishReason": "STOP",
+                }
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 5,
+                "candidatesTokenCount": 7,
+                "thoughtsTokenCount": 1,
+                "cachedContentTokenCount": 2,
+            },
+        },
+    ]
 
-    deltas = [(c["choices"][0]["delta"], c["choices"][0]["finish_reason"])
-              for r in responses for c in translator.feed(r)]  # fmt: skip
+    deltas = [
+        (c["choices"][0]["delta"], c["choices"][0]["finish_reason"])
+        for r in responses
+        for c in translator.feed(r)
+    ]
 
-    assert deltas[:3] == [({"role": "assistant", "content": ""}, None),
-                          ({"reasoning_content": "thinking"}, None),
-                          ({"content": "Hi"}, None)]  # fmt: skip
+    assert deltas[:3] == [
+        ({"role": "assistant", "content": ""}, None),
+        ({"reasoning_content": "thinking"}, None),
+        ({"content": "Hi"}, None),
+    ]
     call = deltas[3][0]["tool_calls"][0]
     assert call["index"] == 0 and call["function"] == {"name": "f", "arguments": '{"a":1}'}
     assert deltas[4] == ({}, "tool_calls")
     assert translator.finished
     assert translator.usage is not None
-    assert (translator.usage.prompt_tokens, translator.usage.completion_tokens,
-            translator.usage.cached_tokens) == (5, 8, 2)  # fmt: skip
+    assert (
+        translator.usage.prompt_tokens,
+        translator.usage.completion_tokens,
+        translator.usage.cached_tokens,
+    ) == (5, 8, 2)

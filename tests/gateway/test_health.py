@@ -35,8 +35,9 @@ def test_without_redis_it_is_degraded_but_serves_and_says_so(own_gateway, make_a
     answer = httpx.post(
         f"{gateway}/v1/chat/completions",
         json={"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]},
-        headers={"authorization": f"Bearer {account.key}"}, timeout=10,
-    )  # fmt: skip
+        headers={"authorization": f"Bearer {account.key}"},
+        timeout=10,
+    )
 
     response = httpx.get(f"{gateway}/health/readiness", timeout=10)
 

@@ -29,8 +29,12 @@ def _capped(make_account: Any, **caps: Any) -> Any:
 
 def _chat(gateway: str, key: str, **extra: Any) -> httpx.Response:
     body = {"model": "test/echo", "messages": [{"role": "user", "content": "hi"}], **extra}
-    return httpx.post(f"{gateway}/v1/chat/completions", json=body,
-                      headers={"authorization": f"Bearer {key}"}, timeout=10)  # fmt: skip
+    return httpx.post(
+        f"{gateway}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=10,
+    )
 
 
 def test_max_requests_is_a_403_once_reached_and_costs_nothing(gateway, make_account):
@@ -116,10 +120,16 @@ def test_customers_cap_their_own_keys(make_account):
     client = APIClient()
     client.force_login(account.user)
 
-    bad = client.patch(f"/user/api-keys/{account.key_id}",
-                       {"max_requests": 0, "spend_limit_day": "-1"}, format="json")  # fmt: skip
+    bad = client.patch(
+        f"/user/api-keys/{account.key_id}",
+        {"max_requests": 0, "spend_limit_day": "-1"},
+        format="json",
+    )
     assert bad.status_code == 400 and set(bad.json()) == {"max_requests", "spend_limit_day"}
-    ok = client.patch(f"/user/api-keys/{account.key_id}",
-                      {"max_requests": 1000, "spend_limit_month": "25.5"}, format="json")  # fmt: skip
+    ok = client.patch(
+        f"/user/api-keys/{account.key_id}",
+        {"max_requests": 1000, "spend_limit_month": "25.5"},
+        format="json",
+    )
     assert ok.status_code == 200
     assert (ok.json()["max_requests"], ok.json()["spend_limit_month"]) == (1000, "25.500000")

@@ -17,8 +17,12 @@ from tests.support.waits import settled
 
 pytestmark = pytest.mark.smoke
 
-CLAUDE = {"in": Decimal("3.00"), "out": Decimal("15.00"), "read": Decimal("0.30"),
-          "write": Decimal("3.75")}  # fmt: skip
+CLAUDE = {
+    "in": Decimal("3.00"),
+    "out": Decimal("15.00"),
+    "read": Decimal("0.30"),
+    "write": Decimal("3.75"),
+}
 ECHO = {"in": Decimal("1.00"), "out": Decimal("2.00"), "read": Decimal("0.50")}
 MILLION = Decimal(1_000_000)
 
@@ -63,8 +67,10 @@ def test_a_native_message_is_relayed_and_billed_with_cache_prices(gateway, make_
     log = settled(raw.headers["x-request-id"])
     assert (log.endpoint, log.served_model, log.status) == ("messages", "test/claude", 200)
     assert (log.prompt_tokens, log.cached_tokens, log.cache_write_tokens) == (
-        usage.input_tokens + 500, 400, 100,
-    )  # fmt: skip
+        usage.input_tokens + 500,
+        400,
+        100,
+    )
     assert (log.completion_tokens, log.cost) == (usage.output_tokens, expected)
     assert LedgerEntry.objects.get(reference=log.request_id).amount == -expected
     assert CreditAccount.objects.get(user=account.user).balance == Decimal("1") - expected
@@ -87,15 +93,20 @@ def test_a_native_stream_reaches_the_sdks_helpers_and_is_billed(gateway, make_ac
     assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
     log = settled(request_id)
     assert log.stream and log.ttft_ms is not None
-    assert (log.completion_tokens, log.cost) == (final.usage.output_tokens,
-                                                 _claude_cost(final.usage))  # fmt: skip
+    assert (log.completion_tokens, log.cost) == (
+        final.usage.output_tokens,
+        _claude_cost(final.usage),
+    )
 
 
 def test_thinking_and_tool_use_come_through_a_native_stream(gateway, make_account):
     account = make_account(credit=Decimal("1"))
     client = _client(gateway, account.key)
-    tool = {"name": "get_weather", "description": "Weather in a city",
-            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
+    tool = {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
     call = {"name": "get_weather", "arguments": {"city": "Paris"}}
 
     with client.messages.stream(
@@ -115,16 +126,25 @@ def test_thinking_and_tool_use_come_through_a_native_stream(gateway, make_accoun
 
 
 def _tool_round_trip(client: anthropic.Anthropic, model: str) -> anthropic.types.Message:
-    tool = {"name": "add", "description": "Adds two numbers",
-            "input_schema": {"type": "object", "properties": {"a": {"type": "number"},
-                                                             "b": {"type": "number"}}}}  # fmt: skip
+    tool = {
+        "name": "add",
+        "description": "Adds two numbers",
+        "input_schema": {
+            "type": "object",
+            "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+        },
+    }
     first = client.messages.create(
         model=model,
         max_tokens=200,
         tools=[tool],  # type: ignore[list-item]
-        messages=[{"role": "user", "content": _mock(tool_call={"name": "add",
-                                                               "arguments": {"a": 2, "b": 3}})}],
-    )  # fmt: skip
+        messages=[
+            {
+                "role": "user",
+                "content": _mock(tool_call={"name": "add", "arguments": {"a": 2, "b": 3}}),
+            }
+        ],
+    )
     use = next(b for b in first.content if b.type == "tool_use")
     assert first.stop_reason == "tool_use"
     assert use.name == "add" and use.input == {"a": 2, "b": 3}  # type: ignore[union-attr]
@@ -135,12 +155,15 @@ def _tool_round_trip(client: anthropic.Anthropic, model: str) -> anthropic.types
         messages=[
             {"role": "user", "content": "add 2 and 3"},
             {"role": "assistant", "content": first.content},  # type: ignore[typeddict-item]
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": use.id, "content": "5"},  # type: ignore[union-attr]
-                {"type": "text", "text": "so what is it?"},
-            ]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": use.id, "content": "5"},  # type: ignore[union-attr]
+                    {"type": "text", "text": "so what is it?"},
+                ],
+            },
         ],
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("model", ["test/claude", "test/echo"])
@@ -186,11 +209,18 @@ def _sse(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 def test_a_translated_stream_has_anthropics_exact_event_sequence(gateway, make_account):
     account = make_account(credit=Decimal("1"))
-    body = {"model": "test/echo", "max_tokens": 50, "stream": True,
-            "messages": [{"role": "user", "content": _mock(reply="one two three")}]}  # fmt: skip
+    body = {
+        "model": "test/echo",
+        "max_tokens": 50,
+        "stream": True,
+        "messages": [{"role": "user", "content": _mock(reply="one two three")}],
+    }
 
-    response = httpx.post(f"{gateway}/v1/messages", json=body,
-                          headers={"x-api-key": account.key, "anthropic-version": "2023-06-01"})  # fmt: skip
+    response = httpx.post(
+        f"{gateway}/v1/messages",
+        json=body,
+        headers={"x-api-key": account.key, "anthropic-version": "2023-06-01"},
+    )
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -217,9 +247,13 @@ def test_the_sdk_streams_a_translated_tool_call(gateway, make_account):
         model="test/echo",
         max_tokens=100,
         tools=[tool],  # type: ignore[list-item]
-        messages=[{"role": "user", "content": _mock(tool_call={"name": "lookup",
-                                                               "arguments": {"q": "x y"}})}],
-    ) as stream:  # fmt: skip
+        messages=[
+            {
+                "role": "user",
+                "content": _mock(tool_call={"name": "lookup", "arguments": {"q": "x y"}}),
+            }
+        ],
+    ) as stream:
         final = stream.get_final_message()
 
     use = final.content[-1]
@@ -259,40 +293,52 @@ def _assert_anthropic_error(response: httpx.Response, status: int, kind: str) ->
     assert body["error"]["message"]
 
 
+SAY_X = [{"role": "user", "content": "x"}]
+INVALID = "invalid_request_error"
+PDF_BY_URL = {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}
+
+
+def _asking(model: str = "test/claude", messages: Any = SAY_X, **fields: Any) -> dict[str, Any]:
+    """A Messages request body with max_tokens 10 unless `fields` say otherwise."""
+    return {"model": model, "max_tokens": 10, **fields, "messages": messages}
+
+
 @pytest.mark.parametrize(
     ("body", "status", "kind"),
     [
-        ({"model": "test/claude", "messages": [{"role": "user", "content": "x"}]}, 400,
-         "invalid_request_error"),  # no max_tokens
-        ({"model": "test/claude", "max_tokens": 10, "messages": []}, 400, "invalid_request_error"),
-        ({"model": "test/claude", "max_tokens": 10,
-          "messages": [{"role": "system", "content": "x"}]}, 400, "invalid_request_error"),
-        ({"model": "test/claude", "max_tokens": 10, "temperature": 1.5,
-          "messages": [{"role": "user", "content": "x"}]}, 400, "invalid_request_error"),
-        ({"model": "test/claude", "max_tokens": 1000, "thinking": {"type": "enabled",
-          "budget_tokens": 100}, "messages": [{"role": "user", "content": "x"}]}, 400,
-         "invalid_request_error"),
-        ({"model": "test/claude", "max_tokens": 10, "tool_choice": {"type": "sometimes"},
-          "messages": [{"role": "user", "content": "x"}]}, 400, "invalid_request_error"),
-        ({"model": "test/claude", "max_tokens": 10, "tools": [
-            {"type": "web_search_20250305", "name": "web_search"}],
-          "messages": [{"role": "user", "content": "x"}]}, 400, "invalid_request_error"),
-        ({"model": "test/claude", "max_tokens": 10, "messages": [{"role": "user", "content": [
-            {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}]}]},
-         400, "invalid_request_error"),
-        ({"model": "nope/nothing", "max_tokens": 10,
-          "messages": [{"role": "user", "content": "x"}]}, 404, "not_found_error"),
-        ({"model": "test/throttled-claude", "max_tokens": 10,
-          "messages": [{"role": "user", "content": _mock(status=429, retry_after=7)}]}, 429,
-         "rate_limit_error"),
+        ({"model": "test/claude", "messages": SAY_X}, 400, INVALID),  # no max_tokens
+        (_asking(messages=[]), 400, INVALID),
+        (_asking(messages=[{"role": "system", "content": "x"}]), 400, INVALID),
+        (_asking(temperature=1.5), 400, INVALID),
+        (
+            _asking(max_tokens=1000, thinking={"type": "enabled", "budget_tokens": 100}),
+            400,
+            INVALID,
+        ),
+        (_asking(tool_choice={"type": "sometimes"}), 400, INVALID),
+        (_asking(tools=[{"type": "web_search_20250305", "name": "web_search"}]), 400, INVALID),
+        (_asking(messages=[{"role": "user", "content": [PDF_BY_URL]}]), 400, INVALID),
+        (_asking("nope/nothing"), 404, "not_found_error"),
+        (
+            _asking(
+                "test/throttled-claude",
+                [{"role": "user", "content": _mock(status=429, retry_after=7)}],
+            ),
+            429,
+            "rate_limit_error",
+        ),
     ],
-)  # fmt: skip
-def test_bad_requests_get_anthropics_error_shape_and_no_charge(gateway, make_account, body,
-                                                               status, kind):  # fmt: skip
+)
+def test_bad_requests_get_anthropics_error_shape_and_no_charge(
+    gateway, make_account, body, status, kind
+):
     account = make_account(credit=Decimal("1"))
 
-    response = httpx.post(f"{gateway}/v1/messages", json=body,
-                          headers={"x-api-key": account.key, "anthropic-version": "2023-06-01"})  # fmt: skip
+    response = httpx.post(
+        f"{gateway}/v1/messages",
+        json=body,
+        headers={"x-api-key": account.key, "anthropic-version": "2023-06-01"},
+    )
 
     _assert_anthropic_error(response, status, kind)
     if status == 429:
@@ -330,8 +376,9 @@ def test_the_sdk_raises_its_own_exception_classes(gateway, make_account):
 
 def test_wrong_methods_and_paths_answer_in_anthropics_shape(gateway):
     _assert_anthropic_error(httpx.get(f"{gateway}/v1/messages"), 405, "invalid_request_error")
-    _assert_anthropic_error(httpx.post(f"{gateway}/v1/messages", json={}), 401,
-                            "authentication_error")  # fmt: skip
+    _assert_anthropic_error(
+        httpx.post(f"{gateway}/v1/messages", json={}), 401, "authentication_error"
+    )
 
 
 def test_a_provider_error_before_any_content_costs_nothing(gateway, make_account):
@@ -363,8 +410,11 @@ def test_every_answer_names_its_request_and_every_error_body_carries_it(gateway,
     client = _client(gateway, account.key)
     say = [{"role": "user", "content": "hi"}]
 
-    served = client.messages.with_raw_response.create(model="test/claude", max_tokens=10,
-                                                      messages=say)  # type: ignore[arg-type]  # fmt: skip
+    served = client.messages.with_raw_response.create(
+        model="test/claude",
+        max_tokens=10,
+        messages=say,  # type: ignore[arg-type]
+    )
     assert settled(_named(served.headers)).status == 200
     with client.messages.stream(model="test/echo", max_tokens=10, messages=say) as stream:  # type: ignore[arg-type]
         stream.get_final_message()
@@ -373,21 +423,39 @@ def test_every_answer_names_its_request_and_every_error_body_carries_it(gateway,
     _named(counted.headers)
 
     refusals: list[tuple[type[anthropic.APIStatusError], Any]] = [
-        (anthropic.AuthenticationError,  # refused before the key is known
-         lambda: _client(gateway, "gw_live_" + "x" * 43).messages.create(
-             model="test/claude", max_tokens=10, messages=say)),
-        (anthropic.NotFoundError, lambda: client.messages.create(
-            model="nope/nothing", max_tokens=10, messages=say)),
-        (anthropic.BadRequestError, lambda: client.messages.create(
-            model="test/claude", max_tokens=0, messages=say)),
-        (anthropic.APIStatusError, lambda: _client(gateway, broke.key).messages.create(  # 402
-            model="test/claude", max_tokens=10, messages=say)),
-        (anthropic.RateLimitError, lambda: client.messages.create(  # the provider's 429
-            model="test/throttled-claude", max_tokens=10,
-            messages=[{"role": "user", "content": _mock(status=429, retry_after=7)}])),
-        (anthropic.NotFoundError, lambda: client.messages.count_tokens(
-            model="nope/nothing", messages=say)),
-    ]  # fmt: skip
+        (
+            anthropic.AuthenticationError,  # refused before the key is known
+            lambda: _client(gateway, "gw_live_" + "x" * 43).messages.create(
+                model="test/claude", max_tokens=10, messages=say
+            ),
+        ),
+        (
+            anthropic.NotFoundError,
+            lambda: client.messages.create(model="nope/nothing", max_tokens=10, messages=say),
+        ),
+        (
+            anthropic.BadRequestError,
+            lambda: client.messages.create(model="test/claude", max_tokens=0, messages=say),
+        ),
+        (
+            anthropic.APIStatusError,
+            lambda: _client(gateway, broke.key).messages.create(  # 402
+                model="test/claude", max_tokens=10, messages=say
+            ),
+        ),
+        (
+            anthropic.RateLimitError,
+            lambda: client.messages.create(  # the provider's 429
+                model="test/throttled-claude",
+                max_tokens=10,
+                messages=[{"role": "user", "content": _mock(status=429, retry_after=7)}],
+            ),
+        ),
+        (
+            anthropic.NotFoundError,
+            lambda: client.messages.count_tokens(model="nope/nothing", messages=say),
+        ),
+    ]
     for kind, call in refusals:
         with pytest.raises(kind) as caught:
             call()
@@ -402,11 +470,15 @@ def test_every_answer_names_its_request_and_every_error_body_carries_it(gateway,
 
 
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
-def test_a_request_without_anthropic_version_is_refused_as_anthropic_does(gateway, make_account,
-                                                                         path):  # fmt: skip
+def test_a_request_without_anthropic_version_is_refused_as_anthropic_does(
+    gateway, make_account, path
+):
     account = make_account(credit=Decimal("1"))
-    body = {"model": "test/claude", "max_tokens": 10,
-            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    body = {
+        "model": "test/claude",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
 
     response = httpx.post(f"{gateway}{path}", json=body, headers={"x-api-key": account.key})
 

@@ -43,8 +43,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 CHAT = {"model": "test/echo", "messages": [{"role": "user", "content": "hello"}]}
-MESSAGES = {"model": "test/claude", "max_tokens": 20,
-            "messages": [{"role": "user", "content": "hello"}]}  # fmt: skip
+MESSAGES = {
+    "model": "test/claude",
+    "max_tokens": 20,
+    "messages": [{"role": "user", "content": "hello"}],
+}
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
 # A revoked key stops working this soon after the database is back: the next poll
 # (GATEWAYZ_INVALIDATION_POLL_SECONDS, 0.5 s) replays what it missed; the rest is slack for
@@ -70,11 +73,13 @@ def postgres_proxy(live_db: None) -> Iterator[Proxied]:
 def _ask(client: httpx.Client, gateway: str, key: str, i: int = 0) -> httpx.Response:
     """A chat completion (every third one streamed), or every fourth a message."""
     if i % 4 == 3:
-        return client.post(f"{gateway}/v1/messages", json=MESSAGES,
-                           headers={"x-api-key": key, **ANTHROPIC})  # fmt: skip
+        return client.post(
+            f"{gateway}/v1/messages", json=MESSAGES, headers={"x-api-key": key, **ANTHROPIC}
+        )
     body = {**CHAT, "stream": i % 3 == 0}
-    return client.post(f"{gateway}/v1/chat/completions", json=body,
-                       headers={"authorization": f"Bearer {key}"})  # fmt: skip
+    return client.post(
+        f"{gateway}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}
+    )
 
 
 def _wait_for(condition: Any, what: str, timeout: float = 20.0) -> None:
@@ -100,9 +105,15 @@ def _assert_database_unavailable(response: httpx.Response, route: str, about_key
         assert body["error"]["type"] == "server_error"
 
 
-def _during_the_outage(gateways: list[str], statuses: Counter[int], first_only: Any, cold: Any,
-                       revoked_here: Any, revoked_there: Any,
-                       own_key_served: list[str]) -> None:  # fmt: skip
+def _during_the_outage(
+    gateways: list[str],
+    statuses: Counter[int],
+    first_only: Any,
+    cold: Any,
+    revoked_here: Any,
+    revoked_there: Any,
+    own_key_served: list[str],
+) -> None:
     cut_at = time.monotonic()
     with httpx.Client(timeout=20) as client:
         _wait_for(lambda: sum(statuses.values()) >= 100, "100 answers without Postgres")
@@ -136,15 +147,19 @@ def _during_the_outage(gateways: list[str], statuses: Counter[int], first_only: 
         time.sleep(max(0.0, cut_at + OUTAGE_SECONDS - time.monotonic()))
 
 
-def _after_it(gateways: list[str], cold: Any, unseeded: Any, revoked_here: Any,
-              revoked_there: Any) -> None:  # fmt: skip
+def _after_it(
+    gateways: list[str], cold: Any, unseeded: Any, revoked_here: Any, revoked_there: Any
+) -> None:
     recovered = time.monotonic()
     with httpx.Client(timeout=20) as client:
         # What was revoked meanwhile is replayed when the poll recovers.
         for account in (revoked_here, revoked_there):
             for gateway in gateways:
-                _wait_for(lambda: _ask(client, gateway, account.key).status_code == 401,  # noqa: B023
-                          "the revocation applied", timeout=10)  # fmt: skip
+                _wait_for(
+                    lambda: _ask(client, gateway, account.key).status_code == 401,  # noqa: B023
+                    "the revocation applied",
+                    timeout=10,
+                )
         took = time.monotonic() - recovered
         assert took < REVOCATION_AFTER_RECOVERY_SECONDS, took
         # A key cached nowhere works again, and so does the account Redis lost.
@@ -157,15 +172,17 @@ def test_a_postgres_outage_is_served_from_cached_keys(postgres_proxy, own_gatewa
     gateways = [own_gateway(DATABASE_URL=postgres_proxy.url) for _ in range(2)]
     warm = [make_account() for _ in range(4)]  # served by both processes before the outage
     first_only = make_account()  # served by the first only: the second has it from Redis
-    provider_key_put(user=first_only.user, provider=Provider.objects.get(slug="mock"),
-                     raw=UPSTREAM_KEY)  # fmt: skip
+    provider_key_put(
+        user=first_only.user, provider=Provider.objects.get(slug="mock"), raw=UPSTREAM_KEY
+    )
     revoked_here = make_account()  # cached by both, revoked during the outage
     revoked_there = make_account()  # cached by the first only, revoked during the outage
     cold = make_account()  # cached nowhere
     unseeded = make_account()  # cached by both; Redis loses its balance during the outage
     # The traffic stays far from the keys' rate limits.
-    ApiKey.objects.filter(pk__in=[a.key_id for a in warm]).update(limit_rpm=100_000,
-                                                                 limit_tpm=100_000_000)  # fmt: skip
+    ApiKey.objects.filter(pk__in=[a.key_id for a in warm]).update(
+        limit_rpm=100_000, limit_tpm=100_000_000
+    )
     with httpx.Client(timeout=20) as client:
         for account in (*warm, revoked_here, unseeded):
             for gateway in gateways:
@@ -207,8 +224,9 @@ def test_a_postgres_outage_is_served_from_cached_keys(postgres_proxy, own_gatewa
     with ThreadPoolExecutor(4) as pool:
         workers = [pool.submit(traffic, w) for w in range(4)]
         try:
-            _during_the_outage(gateways, statuses, first_only, cold, revoked_here, revoked_there,
-                               own_key_served)  # fmt: skip
+            _during_the_outage(
+                gateways, statuses, first_only, cold, revoked_here, revoked_there, own_key_served
+            )
             # A balance Redis lost is seeded from the ledger, in the database: not now.
             redis.Redis.from_url(settings.REDIS_URL).delete(avail_key(unseeded.user.pk))
             with httpx.Client(timeout=20) as client:
@@ -238,8 +256,9 @@ def test_with_redis_gone_too_a_cached_key_is_refused_with_503_not_500(
     postgres_proxy, own_gateway, make_account
 ):
     nowhere = f"redis://127.0.0.1:{free_port()}/0"
-    gateway = own_gateway(DATABASE_URL=postgres_proxy.url, REDIS_URL=nowhere,
-                          CELERY_BROKER_URL=nowhere)  # fmt: skip
+    gateway = own_gateway(
+        DATABASE_URL=postgres_proxy.url, REDIS_URL=nowhere, CELERY_BROKER_URL=nowhere
+    )
     account = make_account()
     with httpx.Client(timeout=20) as client:
         assert _ask(client, gateway, account.key).status_code == 200  # credit on the database
@@ -250,5 +269,8 @@ def test_with_redis_gone_too_a_cached_key_is_refused_with_503_not_500(
         _assert_database_unavailable(_ask(client, gateway, account.key, 3), "messages", False)
 
         postgres_proxy.restore()
-        _wait_for(lambda: _ask(client, gateway, account.key, 1).status_code == 200,
-                  "served again", timeout=10)  # fmt: skip
+        _wait_for(
+            lambda: _ask(client, gateway, account.key, 1).status_code == 200,
+            "served again",
+            timeout=10,
+        )

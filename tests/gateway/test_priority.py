@@ -23,9 +23,12 @@ pytestmark = pytest.mark.smoke
 
 
 def _post(gateway: str, key: str, content: str = "hi") -> httpx.Response:
-    return httpx.post(f"{gateway}/v1/chat/completions",
-                      json={"model": "test/echo", "messages": [{"role": "user", "content": content}]},
-                      headers={"authorization": f"Bearer {key}"}, timeout=20)  # fmt: skip
+    return httpx.post(
+        f"{gateway}/v1/chat/completions",
+        json={"model": "test/echo", "messages": [{"role": "user", "content": content}]},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=20,
+    )
 
 
 def _in_thread(results: dict, name: str, call) -> threading.Thread:
@@ -57,8 +60,11 @@ def test_waiting_requests_are_served_by_priority_not_arrival(one_slot_gateway, m
     low, high = _with_priority(make_account, "low"), _with_priority(make_account, "high")
     results: dict = {}
 
-    threads = [_in_thread(results, "slow", lambda: _post(one_slot_gateway, slow.key,
-                                                         '!mock {"delay": 0.8}'))]  # fmt: skip
+    threads = [
+        _in_thread(
+            results, "slow", lambda: _post(one_slot_gateway, slow.key, '!mock {"delay": 0.8}')
+        )
+    ]
     time.sleep(0.3)  # the slot is taken; now low queues, then high
     threads.append(_in_thread(results, "low", lambda: _post(one_slot_gateway, low.key)))
     time.sleep(0.2)
@@ -75,8 +81,9 @@ def test_a_request_that_waits_too_long_gets_a_429_and_is_not_charged(
 ):
     slow, waiting = make_account(), make_account()
     results: dict = {}
-    thread = _in_thread(results, "slow", lambda: _post(one_slot_gateway, slow.key,
-                                                       '!mock {"delay": 2.5}'))  # fmt: skip
+    thread = _in_thread(
+        results, "slow", lambda: _post(one_slot_gateway, slow.key, '!mock {"delay": 2.5}')
+    )
     time.sleep(0.3)
 
     started = time.monotonic()

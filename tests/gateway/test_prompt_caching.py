@@ -53,25 +53,43 @@ def _anthropic_request(manual: str, model: str, ttl: dict[str, str] = EPHEMERAL)
         "model": model,
         "max_tokens": 1000,
         "system": [{"type": "text", "text": manual, "cache_control": ttl}],
-        "tools": [{"name": "lookup", "description": "Looks up", "cache_control": ttl,
-                   "input_schema": {"type": "object"}}],
+        "tools": [
+            {
+                "name": "lookup",
+                "description": "Looks up",
+                "cache_control": ttl,
+                "input_schema": {"type": "object"},
+            }
+        ],
         "messages": [
-            {"role": "user", "content": [
-                {"type": "text", "text": "question about the manual", "cache_control": EPHEMERAL}]},
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": "question about the manual",
+                        "cache_control": EPHEMERAL,
+                    }
+                ],
+            },
             {"role": "assistant", "content": "ok"},
             {"role": "user", "content": ECHO},
         ],
-    }  # fmt: skip
+    }
 
 
 def _openai_messages(manual: str, ttl: dict[str, str] = EPHEMERAL) -> Any:
     return [
         {"role": "system", "content": [{"type": "text", "text": manual, "cache_control": ttl}]},
-        {"role": "user", "content": [
-            {"type": "text", "text": "question about the manual", "cache_control": EPHEMERAL}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "question about the manual", "cache_control": EPHEMERAL}
+            ],
+        },
         {"role": "assistant", "content": "ok"},
         {"role": "user", "content": ECHO},
-    ]  # fmt: skip
+    ]
 
 
 LOOKUP: Any = {
@@ -134,8 +152,9 @@ def test_a_streamed_answer_reports_and_bills_the_cache_read(gateway, make_accoun
 
     usage = message.usage
     assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (
-        SYSTEM + QUESTION, 0,
-    )  # fmt: skip
+        SYSTEM + QUESTION,
+        0,
+    )
     expected = (
         usage.input_tokens * IN + (SYSTEM + QUESTION) * READ + usage.output_tokens * OUT
     ) / MILLION
@@ -163,8 +182,11 @@ def test_openai_parts_marks_reach_anthropic_and_cache_tokens_are_billed(gateway,
     client = _openai(gateway, account.key)
     mark = HOUR if ttl == "1h" else EPHEMERAL
     manual = _manual()
-    request: Any = {"model": "test/claude", "messages": _openai_messages(manual, mark),
-                    "tools": [{**LOOKUP, "cache_control": mark}]}  # fmt: skip
+    request: Any = {
+        "model": "test/claude",
+        "messages": _openai_messages(manual, mark),
+        "tools": [{**LOOKUP, "cache_control": mark}],
+    }
 
     answers = [client.chat.completions.with_raw_response.create(**request) for _ in range(2)]
 
@@ -186,8 +208,9 @@ def test_openai_parts_marks_reach_anthropic_and_cache_tokens_are_billed(gateway,
     assert first.usage.prompt_tokens == again.usage.prompt_tokens == PROMPT
     details = [c.usage.prompt_tokens_details for c in (first, again)]  # type: ignore[union-attr]
     assert [(d.cached_tokens, d.cache_write_tokens) for d in details] == [  # type: ignore[union-attr]
-        (0, SYSTEM + QUESTION), (SYSTEM + QUESTION, None),
-    ]  # fmt: skip
+        (0, SYSTEM + QUESTION),
+        (SYSTEM + QUESTION, None),
+    ]
     # The system prompt is written at its mark's TTL, the question for five minutes.
     system_write = SYSTEM * (WRITE_1H if ttl == "1h" else WRITE)
     fresh = (PROMPT - SYSTEM - QUESTION) * IN
@@ -215,9 +238,10 @@ def test_a_translated_stream_reports_cached_tokens_in_its_usage_chunk(gateway, m
     assert usage is not None and usage.prompt_tokens_details is not None
     assert usage.prompt_tokens_details.cached_tokens == SYSTEM + QUESTION
     expected = (
-        (PROMPT - SYSTEM - QUESTION) * IN + (SYSTEM + QUESTION) * READ
+        (PROMPT - SYSTEM - QUESTION) * IN
+        + (SYSTEM + QUESTION) * READ
         + usage.completion_tokens * OUT
-    ) / MILLION  # fmt: skip
+    ) / MILLION
     _charged_exactly(raw.headers["x-request-id"], expected, SYSTEM + QUESTION, 0)
 
 
@@ -245,9 +269,10 @@ def test_openai_marks_reach_only_an_openai_provider_that_takes_them(gateway, mak
     assert usage is not None and usage.prompt_tokens_details is not None
     assert usage.prompt_tokens_details.cache_write_tokens == SYSTEM + QUESTION
     expected = (
-        (PROMPT - SYSTEM - QUESTION) * IN + (SYSTEM + QUESTION) * WRITE
+        (PROMPT - SYSTEM - QUESTION) * IN
+        + (SYSTEM + QUESTION) * WRITE
         + usage.completion_tokens * OUT
-    ) / MILLION  # fmt: skip
+    ) / MILLION
     assert Decimal(routed.headers["x-gatewayz-cost"]) == expected
     _charged_exactly(routed.headers["x-request-id"], expected, 0, SYSTEM + QUESTION)
 
@@ -260,8 +285,10 @@ def test_an_hours_cache_write_is_billed_at_its_own_price(gateway, make_account):
 
     usage = raw.parse().usage
     assert usage.cache_creation is not None
-    assert (usage.cache_creation.ephemeral_1h_input_tokens,
-            usage.cache_creation.ephemeral_5m_input_tokens) == (SYSTEM, QUESTION)  # fmt: skip
+    assert (
+        usage.cache_creation.ephemeral_1h_input_tokens,
+        usage.cache_creation.ephemeral_5m_input_tokens,
+    ) == (SYSTEM, QUESTION)
     expected = (
         usage.input_tokens * IN + SYSTEM * WRITE_1H + QUESTION * WRITE + usage.output_tokens * OUT
     ) / MILLION

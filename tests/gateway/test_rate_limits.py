@@ -31,8 +31,12 @@ def _limited(make_account: Any, **limits: int) -> Any:
 
 def _chat(gateway: str, key: str, content: str = "hi", **extra: Any) -> httpx.Response:
     body = {"model": "test/echo", "messages": [{"role": "user", "content": content}], **extra}
-    return httpx.post(f"{gateway}/v1/chat/completions", json=body,
-                      headers={"authorization": f"Bearer {key}"}, timeout=10)  # fmt: skip
+    return httpx.post(
+        f"{gateway}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=10,
+    )
 
 
 def _clear_of_minute_end(margin: float = 4.0) -> None:
@@ -83,16 +87,21 @@ def test_the_anthropic_route_shows_and_refuses_as_anthropic_does(gateway, make_a
     account = _limited(make_account, rpm=1)
     _clear_of_minute_end()
     client = anthropic.Anthropic(base_url=gateway, api_key=account.key, max_retries=0)
-    body: dict[str, Any] = {"model": "test/echo", "max_tokens": 10,
-                            "messages": [{"role": "user", "content": "x"}]}  # fmt: skip
+    body: dict[str, Any] = {
+        "model": "test/echo",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "x"}],
+    }
 
     first = client.messages.with_raw_response.create(**body)
     with pytest.raises(anthropic.RateLimitError) as refused:
         client.messages.create(**body)
 
     shown = first.headers
-    assert (shown["anthropic-ratelimit-requests-limit"],
-            shown["anthropic-ratelimit-requests-remaining"]) == ("1", "0")  # fmt: skip
+    assert (
+        shown["anthropic-ratelimit-requests-limit"],
+        shown["anthropic-ratelimit-requests-remaining"],
+    ) == ("1", "0")
     reset = datetime.fromisoformat(shown["anthropic-ratelimit-requests-reset"])
     assert reset.tzinfo is not None and reset.timestamp() % 60 == 0
     assert 0 < reset.timestamp() - time.time() <= 60
@@ -101,9 +110,11 @@ def test_the_anthropic_route_shows_and_refuses_as_anthropic_does(gateway, make_a
     assert datetime.fromisoformat(shown["anthropic-ratelimit-tokens-reset"]) == reset
     assert not [name for name in shown if name.startswith("x-ratelimit-")]
     error = refused.value
-    assert error.body == {"type": "error", "request_id": error.response.headers["request-id"],
-                          "error": {"type": "rate_limit_error",
-                                    "message": error.body["error"]["message"]}}  # fmt: skip
+    assert error.body == {
+        "type": "error",
+        "request_id": error.response.headers["request-id"],
+        "error": {"type": "rate_limit_error", "message": error.body["error"]["message"]},
+    }
     assert "1 requests per minute" in error.message
     assert 1 <= int(error.response.headers["retry-after"]) <= 60
     assert not [name for name in error.response.headers if name.startswith("x-ratelimit-")]
@@ -139,8 +150,11 @@ def test_concurrent_requests_are_capped_and_freed_when_they_end(gateway, make_ac
 
             async def call(content: str) -> int:
                 body = {"model": "test/echo", "messages": [{"role": "user", "content": content}]}
-                response = await client.post(f"{gateway}/v1/chat/completions", json=body,
-                                             headers={"authorization": f"Bearer {account.key}"})  # fmt: skip
+                response = await client.post(
+                    f"{gateway}/v1/chat/completions",
+                    json=body,
+                    headers={"authorization": f"Bearer {account.key}"},
+                )
                 return response.status_code
 
             slow_ones = [asyncio.create_task(call(slow)) for _ in range(2)]
@@ -165,9 +179,10 @@ def test_limits_are_exact_across_two_processes(own_gateway, make_account):
             async def call(i: int) -> int:
                 body = {"model": "test/echo", "messages": [{"role": "user", "content": "x"}]}
                 response = await client.post(
-                    f"{gateways[i % 2]}/v1/chat/completions", json=body,
+                    f"{gateways[i % 2]}/v1/chat/completions",
+                    json=body,
                     headers={"authorization": f"Bearer {account.key}"},
-                )  # fmt: skip
+                )
                 return response.status_code
 
             return await asyncio.gather(*(call(i) for i in range(80)))

@@ -40,10 +40,14 @@ def own_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 def _ask(client: httpx.Client, gateway: str, key: str, i: int) -> httpx.Response:
-    body = {"model": "test/echo", "messages": [{"role": "user", "content": f"hello {i}"}],
-            "stream": i % 3 == 0}  # fmt: skip
-    response = client.post(f"{gateway}/v1/chat/completions", json=body,
-                           headers={"authorization": f"Bearer {key}"})  # fmt: skip
+    body = {
+        "model": "test/echo",
+        "messages": [{"role": "user", "content": f"hello {i}"}],
+        "stream": i % 3 == 0,
+    }
+    response = client.post(
+        f"{gateway}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}
+    )
     response.read()
     return response
 
@@ -71,8 +75,11 @@ def _metric(gateway: str, name: str) -> float:
 
 @pytest.mark.parametrize("outage", ["killed", "frozen"])
 def test_redis_fails_under_traffic_and_comes_back(own_gateway, make_account, own_redis, outage):
-    env = {"REDIS_URL": own_redis.url, "CELERY_BROKER_URL": own_redis.url,
-           "GATEWAYZ_REDIS_TIMEOUT_SECONDS": "0.5"}  # fmt: skip
+    env = {
+        "REDIS_URL": own_redis.url,
+        "CELERY_BROKER_URL": own_redis.url,
+        "GATEWAYZ_REDIS_TIMEOUT_SECONDS": "0.5",
+    }
     gateways = [own_gateway(**env), own_gateway(**env)]
     account = make_account(credit=Decimal("5"))
     # Its traffic stays far from its limits, which are counted per process while Redis is
@@ -99,8 +106,10 @@ def test_redis_fails_under_traffic_and_comes_back(own_gateway, make_account, own
         _wait_for(lambda: len(statuses) >= 40, "40 answers with Redis up")
 
         own_redis.kill() if outage == "killed" else own_redis.freeze()
-        _wait_for(lambda: all(_ready(g)["status"] == "degraded" for g in gateways),
-                  "degraded on both processes")  # fmt: skip
+        _wait_for(
+            lambda: all(_ready(g)["status"] == "degraded" for g in gateways),
+            "degraded on both processes",
+        )
         served_before = len(statuses)
         _wait_for(lambda: len(statuses) >= served_before + 60, "60 answers without Redis")
 
@@ -126,8 +135,10 @@ def test_redis_fails_under_traffic_and_comes_back(own_gateway, make_account, own
             own_redis.start()  # the same data, from its append-only file
         else:
             own_redis.thaw()
-        _wait_for(lambda: all(_ready(g)["status"] == "ok" for g in gateways),
-                  "back on Redis on both processes")  # fmt: skip
+        _wait_for(
+            lambda: all(_ready(g)["status"] == "ok" for g in gateways),
+            "back on Redis on both processes",
+        )
         served_before = len(statuses)
         _wait_for(lambda: len(statuses) >= served_before + 40, "40 answers with Redis back")
         stop.set()
@@ -154,8 +165,10 @@ def test_redis_fails_under_traffic_and_comes_back(own_gateway, make_account, own
     # Redis counts exactly what the database does: the changes made while it was away were
     # mirrored into it, the holds it kept for requests settled meanwhile were released.
     client = own_redis.client()
-    _wait_for(lambda: not PendingAvailChange.objects.filter(user=account.user).exists(),
-              "the pending changes mirrored")  # fmt: skip
+    _wait_for(
+        lambda: not PendingAvailChange.objects.filter(user=account.user).exists(),
+        "the pending changes mirrored",
+    )
     assert not CreditHold.objects.filter(user=account.user).exists()
     assert client.zcard(HOLDS) == 0
     assert from_pico(client.get(avail_key(account.user.pk))) == balance

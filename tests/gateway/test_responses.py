@@ -15,8 +15,12 @@ from tests.support.waits import settled
 
 pytestmark = pytest.mark.smoke
 
-TOOL = {"type": "function", "name": "lookup", "description": "Looks a word up",
-        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}  # fmt: skip
+TOOL = {
+    "type": "function",
+    "name": "lookup",
+    "description": "Looks a word up",
+    "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+}
 
 
 def _client(gateway: str, key: str) -> openai.OpenAI:
@@ -42,8 +46,9 @@ def test_a_response_is_served_and_billed_on_every_protocol(gateway, make_account
     log = settled(raw.headers["x-request-id"])
     assert log.endpoint == "responses" and log.served_model == model
     assert (log.prompt_tokens, log.completion_tokens) == (
-        response.usage.input_tokens, response.usage.output_tokens,
-    )  # fmt: skip
+        response.usage.input_tokens,
+        response.usage.output_tokens,
+    )
     assert log.cost == Decimal(raw.headers["x-gatewayz-cost"]) > 0
 
 
@@ -58,11 +63,17 @@ def test_the_stream_has_the_responses_event_sequence(gateway, make_account):
 
     kinds = [e.type for e in events]
     assert kinds == [
-        "response.created", "response.in_progress", "response.output_item.added",
-        "response.content_part.added", "response.output_text.delta",
-        "response.output_text.delta", "response.output_text.done", "response.content_part.done",
-        "response.output_item.done", "response.completed",
-    ]  # fmt: skip
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
     assert [e.sequence_number for e in events] == list(range(len(events)))
     final = events[-1].response  # type: ignore[union-attr]
     assert final.output_text == "one two" and final.usage.output_tokens == 2
@@ -111,17 +122,20 @@ def test_function_tools_round_trip(gateway, make_account, model):
 
 @pytest.mark.parametrize(
     ("extra", "param"),
-    [({"previous_response_id": "resp_123"}, "previous_response_id"),
-     ({"tools": [{"type": "web_search"}]}, "tools"),
-     ({"input": []}, "input"),
-     ({"max_output_tokens": 0}, "max_output_tokens")],
-)  # fmt: skip
+    [
+        ({"previous_response_id": "resp_123"}, "previous_response_id"),
+        ({"tools": [{"type": "web_search"}]}, "tools"),
+        ({"input": []}, "input"),
+        ({"max_output_tokens": 0}, "max_output_tokens"),
+    ],
+)
 def test_what_cannot_be_served_is_a_clear_400(gateway, make_account, extra, param):
     account = make_account(credit=Decimal("1"))
     body = {"model": "test/echo", "input": "x", **extra}
 
-    response = httpx.post(f"{gateway}/v1/responses", json=body,
-                          headers={"authorization": f"Bearer {account.key}"})  # fmt: skip
+    response = httpx.post(
+        f"{gateway}/v1/responses", json=body, headers={"authorization": f"Bearer {account.key}"}
+    )
 
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
@@ -135,42 +149,90 @@ def test_golden_request_translation():
         "model": "m",
         "instructions": "Be brief.",
         "input": [
-            {"role": "user", "content": [
-                {"type": "input_text", "text": "What is "},
-                {"type": "input_image", "image_url": "https://example.com/a.png", "detail": "low"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "What is "},
+                    {
+                        "type": "input_image",
+                        "image_url": "https://example.com/a.png",
+                        "detail": "low",
+                    },
+                ],
+            },
             {"type": "reasoning", "id": "rs_1", "summary": []},
             {"type": "function_call", "call_id": "c1", "name": "f", "arguments": '{"a":1}'},
             {"type": "function_call", "call_id": "c2", "name": "f", "arguments": '{"a":2}'},
             {"type": "function_call_output", "call_id": "c1", "output": "one"},
             {"type": "function_call_output", "call_id": "c2", "output": {"v": 2}},
         ],
-        "max_output_tokens": 300, "temperature": 0.4, "reasoning": {"effort": "low"},
-        "text": {"format": {"type": "json_schema", "name": "out", "schema": {"type": "object"},
-                            "strict": True}},
-        "tools": [TOOL], "tool_choice": {"type": "function", "name": "lookup"}, "stream": True,
-    }  # fmt: skip
+        "max_output_tokens": 300,
+        "temperature": 0.4,
+        "reasoning": {"effort": "low"},
+        "text": {
+            "format": {
+                "type": "json_schema",
+                "name": "out",
+                "schema": {"type": "object"},
+                "strict": True,
+            }
+        },
+        "tools": [TOOL],
+        "tool_choice": {"type": "function", "name": "lookup"},
+        "stream": True,
+    }
 
     assert responses_to_chat(body) == {
         "model": "m",
         "messages": [
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": [
-                {"type": "text", "text": "What is "},
-                {"type": "image_url", "image_url": {"url": "https://example.com/a.png",
-                                                    "detail": "low"}}]},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}},
-                {"id": "c2", "type": "function", "function": {"name": "f", "arguments": '{"a":2}'}},
-            ]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is "},
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "https://example.com/a.png", "detail": "low"},
+                    },
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": '{"a":1}'},
+                    },
+                    {
+                        "id": "c2",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": '{"a":2}'},
+                    },
+                ],
+            },
             {"role": "tool", "tool_call_id": "c1", "content": "one"},
             {"role": "tool", "tool_call_id": "c2", "content": '{"v":2}'},
         ],
-        "max_tokens": 300, "temperature": 0.4, "reasoning_effort": "low",
-        "tools": [{"type": "function", "function": {
-            "name": "lookup", "description": "Looks a word up",
-            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}],
+        "max_tokens": 300,
+        "temperature": 0.4,
+        "reasoning_effort": "low",
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "lookup",
+                    "description": "Looks a word up",
+                    "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+                },
+            }
+        ],
         "tool_choice": {"type": "function", "function": {"name": "lookup"}},
-        "response_format": {"type": "json_schema", "json_schema": {
-            "name": "out", "schema": {"type": "object"}, "strict": True}},
-        "stream": True, "stream_options": {"include_usage": True},
-    }  # fmt: skip
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "out", "schema": {"type": "object"}, "strict": True},
+        },
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }

@@ -33,10 +33,19 @@ pytestmark = pytest.mark.smoke
 
 
 def _deployment(provider: str, price: str = "1", weight: int = 1) -> Deployment:
-    return Deployment(provider=provider, protocol="openai", base_url="http://x", api_key="",
-                      connect_timeout=1, read_timeout=1, upstream_model_id=provider,
-                      input_price=Decimal(price), output_price=Decimal(price),
-                      cached_input_price=Decimal(price), weight=weight)  # fmt: skip
+    return Deployment(
+        provider=provider,
+        protocol="openai",
+        base_url="http://x",
+        api_key="",
+        connect_timeout=1,
+        read_timeout=1,
+        upstream_model_id=provider,
+        input_price=Decimal(price),
+        output_price=Decimal(price),
+        cached_input_price=Decimal(price),
+        weight=weight,
+    )
 
 
 def _model(strategy: str, *deployments: Deployment) -> CatalogModel:
@@ -48,8 +57,12 @@ def _firsts(model: CatalogModel, prefs: Preferences = NO_PREFERENCES, n: int = 4
 
 
 def test_weighted_routing_follows_the_weights():
-    model = _model("weighted", _deployment("a", weight=3), _deployment("b", weight=1),
-                   _deployment("off", weight=0))  # fmt: skip
+    model = _model(
+        "weighted",
+        _deployment("a", weight=3),
+        _deployment("b", weight=1),
+        _deployment("off", weight=0),
+    )
     firsts = _firsts(model)
     # 3:1 within ±3.5 standard deviations of 4000 draws; weight 0 is never first.
     assert abs(firsts["a"] / 4000 - 0.75) < 0.024
@@ -130,8 +143,12 @@ def test_provider_preferences_choose_the_deployment(gateway, make_account, provi
 
 def test_the_preferences_are_not_forwarded_to_the_provider(gateway, make_account):
     account = make_account()
-    _, raw = _served(gateway, account.key, text='!mock {"echo_request": true}',
-                     extra_body={"provider": {"only": ["mock-b"]}, "models": ["test/echo"]})  # fmt: skip
+    _, raw = _served(
+        gateway,
+        account.key,
+        text='!mock {"echo_request": true}',
+        extra_body={"provider": {"only": ["mock-b"]}, "models": ["test/echo"]},
+    )
     forwarded = json.loads(raw.parse().choices[0].message.content)["body"]
     assert "provider" not in forwarded and "models" not in forwarded
     assert forwarded["model"] == "echo-b"
@@ -141,8 +158,12 @@ def test_without_fallbacks_only_the_first_choice_is_tried(gateway, make_account)
     account = make_account()
     fault = '!mock {"status": 503, "only_model": "echo-c"}'
     with pytest.raises(openai.APIStatusError) as caught:
-        _served(gateway, account.key, text=fault,
-                extra_body={"provider": {"order": ["mock-c"], "allow_fallbacks": False}})  # fmt: skip
+        _served(
+            gateway,
+            account.key,
+            text=fault,
+            extra_body={"provider": {"order": ["mock-c"], "allow_fallbacks": False}},
+        )
     log = settled(caught.value.response.headers["x-request-id"])
     assert {a["provider"] for a in log.attempts} == {"mock-c"}
 
@@ -150,8 +171,9 @@ def test_without_fallbacks_only_the_first_choice_is_tried(gateway, make_account)
 def test_require_parameters_skips_a_provider_that_would_drop_one(gateway, make_account):
     account = make_account()
     prefs = {"order": ["mock-c", "mock-b"], "require_parameters": True}
-    served, _ = _served(gateway, account.key, logit_bias={"50256": -100},
-                        extra_body={"provider": prefs})  # fmt: skip
+    served, _ = _served(
+        gateway, account.key, logit_bias={"50256": -100}, extra_body={"provider": prefs}
+    )
     assert served == "mock-b"  # mock-c drops logit_bias
     prefs["require_parameters"] = False
     assert _served(gateway, account.key, extra_body={"provider": prefs})[0] == "mock-c"
@@ -208,8 +230,7 @@ def test_nitro_sorts_by_measured_throughput():
 
 def test_fallback_models_serve_and_bill_at_the_model_that_served(gateway, make_account):
     account = make_account()
-    provider, raw = _served(gateway, account.key, "test/dead",
-                            extra_body={"models": ["test/echo"]})  # fmt: skip
+    provider, raw = _served(gateway, account.key, "test/dead", extra_body={"models": ["test/echo"]})
     usage = raw.parse().usage
     assert (provider, raw.headers["x-gatewayz-model"]) == ("mock", "test/echo")
     log = settled(raw.headers["x-request-id"])

@@ -22,8 +22,12 @@ def _ask(
     throttled = directive and directive.get("status") == 429
     model = model or ("test/throttled-echo" if throttled else "test/echo")
     body = {"model": model, "messages": [{"role": "user", "content": content}], **extra}
-    return httpx.post(f"{gateway}/v1/chat/completions", json=body,
-                      headers={"authorization": f"Bearer {key}"}, timeout=10)  # fmt: skip
+    return httpx.post(
+        f"{gateway}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=10,
+    )
 
 
 def _balance(account) -> tuple[Decimal, Decimal]:

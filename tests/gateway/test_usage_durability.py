@@ -34,23 +34,35 @@ def _ask(client: httpx.Client, gateway: str, key: str, i: int) -> tuple[str, Dec
     """One request, answered 200; its request id and the cost the client was told."""
     text = f"hello number {i}"
     if i % 3 == 2:  # a stream, told its cost in the usage chunk
-        body = {"model": "test/echo", "stream": True, "stream_options": {"include_usage": True},
-                "messages": [{"role": "user", "content": text}]}  # fmt: skip
-        response = client.post(f"{gateway}/v1/chat/completions", json=body,
-                               headers={"authorization": f"Bearer {key}"})  # fmt: skip
+        body = {
+            "model": "test/echo",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": text}],
+        }
+        response = client.post(
+            f"{gateway}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}
+        )
         assert response.status_code == 200, response.text
         events = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
         usage = json.loads(events[-2])["usage"]  # the last chunk before [DONE]
         return response.headers["x-request-id"], Decimal(str(usage["cost"]))
     if i % 3 == 1:
-        body = {"model": "test/claude", "max_tokens": 50,
-                "messages": [{"role": "user", "content": text}]}  # fmt: skip
-        response = client.post(f"{gateway}/v1/messages", json=body,
-                               headers={"x-api-key": key, "anthropic-version": "2023-06-01"})  # fmt: skip
+        body = {
+            "model": "test/claude",
+            "max_tokens": 50,
+            "messages": [{"role": "user", "content": text}],
+        }
+        response = client.post(
+            f"{gateway}/v1/messages",
+            json=body,
+            headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+        )
     else:
         body = {"model": "test/echo", "messages": [{"role": "user", "content": text}]}
-        response = client.post(f"{gateway}/v1/chat/completions", json=body,
-                               headers={"authorization": f"Bearer {key}"})  # fmt: skip
+        response = client.post(
+            f"{gateway}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}
+        )
     assert response.status_code == 200, response.text
     return response.headers["x-request-id"], Decimal(response.headers["x-gatewayz-cost"])
 
@@ -81,9 +93,11 @@ def test_usage_served_while_postgres_is_away_survives_redis_restarting_empty(
     try:
         gateway = own_gateway(
             DATABASE_URL=f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}",
-            REDIS_URL=own_redis.url, CELERY_BROKER_URL=own_redis.url,
-            GATEWAYZ_REDIS_TIMEOUT_SECONDS="0.5", GATEWAYZ_USAGE_SPOOL_DIR=str(spool),
-        )  # fmt: skip
+            REDIS_URL=own_redis.url,
+            CELERY_BROKER_URL=own_redis.url,
+            GATEWAYZ_REDIS_TIMEOUT_SECONDS="0.5",
+            GATEWAYZ_USAGE_SPOOL_DIR=str(spool),
+        )
         accounts = [make_account(credit=Decimal("5")) for _ in range(2)]
         told: dict[str, tuple[int, Decimal]] = {}  # request id -> (account, cost told)
         with httpx.Client(timeout=20) as client:
@@ -112,12 +126,19 @@ def test_usage_served_while_postgres_is_away_survives_redis_restarting_empty(
             # still counted as down: it is served on the database then).
             for n, account in enumerate(accounts):
                 for _attempt in range(50):
-                    response = client.post(f"{gateway}/v1/chat/completions", json={
-                        "model": "test/echo", "messages": [{"role": "user", "content": "back"}]
-                    }, headers={"authorization": f"Bearer {account.key}"})  # fmt: skip
+                    response = client.post(
+                        f"{gateway}/v1/chat/completions",
+                        json={
+                            "model": "test/echo",
+                            "messages": [{"role": "user", "content": "back"}],
+                        },
+                        headers={"authorization": f"Bearer {account.key}"},
+                    )
                     if response.status_code == 200:
                         told[response.headers["x-request-id"]] = (
-                            n, Decimal(response.headers["x-gatewayz-cost"]))  # fmt: skip
+                            n,
+                            Decimal(response.headers["x-gatewayz-cost"]),
+                        )
                         break
                     time.sleep(0.2)
                 else:
@@ -147,10 +168,11 @@ def test_usage_served_while_postgres_is_away_survives_redis_restarting_empty(
             # The new Redis' `avail` (seeded from the balance when the first request came
             # back, whatever the spool had written by then) took every charge once.
             assert _wait_for(
-                lambda a=account, b=balance: from_pico(
-                    own_redis.client().get(avail_key(a.user.pk)) or 0
-                ) == b, 10,
-            )  # fmt: skip
+                lambda a=account, b=balance: (
+                    from_pico(own_redis.client().get(avail_key(a.user.pk)) or 0) == b
+                ),
+                10,
+            )
         assert not CreditHold.objects.filter(user_id__in=users).exists()
         assert not list(spool.glob("*.spool"))  # replayed, and gone
     finally:
@@ -167,9 +189,12 @@ def test_usage_spooled_by_a_gateway_killed_during_the_outage_is_written_by_the_n
     own_redis = PrivateRedis(tmp_path)
     own_redis.start()
     spool = tmp_path / "spool"
-    env = {"DATABASE_URL": f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}",
-           "REDIS_URL": own_redis.url, "CELERY_BROKER_URL": own_redis.url,
-           "GATEWAYZ_USAGE_SPOOL_DIR": str(spool)}  # fmt: skip
+    env = {
+        "DATABASE_URL": f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}",
+        "REDIS_URL": own_redis.url,
+        "CELERY_BROKER_URL": own_redis.url,
+        "GATEWAYZ_USAGE_SPOOL_DIR": str(spool),
+    }
     try:
         gateway = own_gateway(**env)
         account = make_account(credit=Decimal("5"))

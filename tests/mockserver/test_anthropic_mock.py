@@ -366,9 +366,12 @@ def test_it_calls_tools_and_takes_their_results(client: anthropic.Anthropic) -> 
 
 def test_it_honours_tool_choice(client: anthropic.Anthropic) -> None:
     forced = client.messages.create(
-        model="m", max_tokens=100, tools=TOOLS, tool_choice={"type": "tool", "name": "get_weather"},
+        model="m",
+        max_tokens=100,
+        tools=TOOLS,
+        tool_choice={"type": "tool", "name": "get_weather"},
         messages=[{"role": "user", "content": "weather?"}],
-    )  # fmt: skip
+    )
     assert forced.stop_reason == "tool_use"
     assert forced.content[0].type == "tool_use" and forced.content[0].input == {}
     directive = {"tool_call": {"name": "get_weather"}}
@@ -425,9 +428,12 @@ def test_it_counts_tokens(client: anthropic.Anthropic) -> None:
 
 def test_it_overrides_usage_and_stop_reason(client: anthropic.Anthropic) -> None:
     directive = {
-        "prompt_tokens": 10, "completion_tokens": 7, "cached_tokens": 40,
-        "cache_creation_tokens": 5, "finish_reason": "refusal",
-    }  # fmt: skip
+        "prompt_tokens": 10,
+        "completion_tokens": 7,
+        "cached_tokens": 40,
+        "cache_creation_tokens": 5,
+        "finish_reason": "refusal",
+    }
     message = client.messages.create(model="m", max_tokens=100, messages=_mock(**directive))
     usage = message.usage
     assert (usage.input_tokens, usage.output_tokens) == (10, 7)
@@ -471,9 +477,13 @@ def test_it_reports_errors_mid_stream(http: httpx.Client, client: anthropic.Anth
     messages = _mock(stream_error="overloaded_error", error_after=2, message="Overloaded")
     events = _events(http.post(MESSAGES, json=_body(stream=True, messages=messages)).text)
     assert [name for name, _ in events] == [
-        "message_start", "content_block_start", "ping",
-        "content_block_delta", "content_block_delta", "error",
-    ]  # fmt: skip
+        "message_start",
+        "content_block_start",
+        "ping",
+        "content_block_delta",
+        "content_block_delta",
+        "error",
+    ]
     assert events[-1][1]["error"] == {"type": "overloaded_error", "message": "Overloaded"}
     stream = client.messages.stream(model="m", max_tokens=100, messages=messages)
     with pytest.raises(anthropic.APIStatusError) as caught, stream as events_stream:

@@ -132,8 +132,10 @@ def test_it_streams_server_sent_events(http: httpx.Client) -> None:
     for chunk in chunks[:-1]:
         assert "finishReason" not in chunk["candidates"][0]
         assert chunk["usageMetadata"] == {
-            "promptTokenCount": 5, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 5}], "totalTokenCount": 5,
-        }  # fmt: skip
+            "promptTokenCount": 5,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 5}],
+            "totalTokenCount": 5,
+        }
     last = chunks[-1]
     assert last["candidates"][0]["finishReason"] == "STOP"
     assert (

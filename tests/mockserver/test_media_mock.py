@@ -340,9 +340,13 @@ def test_fal_queue_moves_through_its_states(fal: httpx.Client, mock_url: str) ->
     request_id = handle["request_id"]
     base = f"{mock_url}/queue/fal-ai/flux/requests/{request_id}"  # no sub-path, as Fal's
     assert handle == {
-        "status": "IN_QUEUE", "request_id": request_id, "response_url": base,
-        "status_url": f"{base}/status", "cancel_url": f"{base}/cancel", "queue_position": 1,
-    }  # fmt: skip
+        "status": "IN_QUEUE",
+        "request_id": request_id,
+        "response_url": base,
+        "status_url": f"{base}/status",
+        "cancel_url": f"{base}/cancel",
+        "queue_position": 1,
+    }
     early = fal.get(handle["response_url"])
     assert (early.status_code, early.json()) == (400, {"detail": "Request is still in progress"})
     polls = [fal.get(handle["status_url"]).json() for _ in range(3)]

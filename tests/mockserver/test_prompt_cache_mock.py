@@ -38,8 +38,7 @@ def test_anthropic_writes_a_marked_prefix_then_reads_it(claude: anthropic.Anthro
 
     first = claude.messages.create(model="m", max_tokens=50, system=system, messages=messages)
     again = claude.messages.create(model="m", max_tokens=50, system=system, messages=messages)
-    other_model = claude.messages.create(model="n", max_tokens=50, system=system,
-                                         messages=messages)  # fmt: skip
+    other_model = claude.messages.create(model="n", max_tokens=50, system=system, messages=messages)
 
     # system: 52 words + 3; the message after the breakpoint: 2 words + 3
     assert (first.usage.cache_creation_input_tokens, first.usage.cache_read_input_tokens) == (55, 0)
@@ -55,14 +54,14 @@ def test_anthropic_reads_the_last_turns_prefix_and_writes_the_new_turn(
     claude: anthropic.Anthropic,
 ) -> None:
     manual = _manual()
-    turn_1: Any = [{"role": "user", "content": [
-        {"type": "text", "text": manual, "cache_control": EPHEMERAL}]}]  # fmt: skip
+    turn_1: Any = [
+        {"role": "user", "content": [{"type": "text", "text": manual, "cache_control": EPHEMERAL}]}
+    ]
     turn_2: Any = [
         {"role": "user", "content": [{"type": "text", "text": manual}]},
         {"role": "assistant", "content": "four words of answer"},
-        {"role": "user", "content": [
-            {"type": "text", "text": "and then?", "cache_control": HOUR}]},
-    ]  # fmt: skip
+        {"role": "user", "content": [{"type": "text", "text": "and then?", "cache_control": HOUR}]},
+    ]
 
     claude.messages.create(model="m", max_tokens=50, messages=turn_1)
     second = claude.messages.create(model="m", max_tokens=50, messages=turn_2)
@@ -91,10 +90,12 @@ def test_anthropic_refuses_more_than_four_marks_and_bad_marks(claude: anthropic.
 
 def test_openai_shape_marks_are_cached_as_openrouter_reports_them(chat: openai.OpenAI) -> None:
     messages: Any = [
-        {"role": "system", "content": [
-            {"type": "text", "text": _manual(), "cache_control": EPHEMERAL}]},
+        {
+            "role": "system",
+            "content": [{"type": "text", "text": _manual(), "cache_control": EPHEMERAL}],
+        },
         {"role": "user", "content": "two words"},
-    ]  # fmt: skip
+    ]
 
     first = chat.chat.completions.create(model="echo", messages=messages)
     again = chat.chat.completions.create(model="echo", messages=messages)
@@ -104,7 +105,8 @@ def test_openai_shape_marks_are_cached_as_openrouter_reports_them(chat: openai.O
         assert completion.usage is not None and completion.usage.prompt_tokens == 55 + 5
     details = [c.usage.prompt_tokens_details for c in (first, again)]  # type: ignore[union-attr]
     assert [(d.cached_tokens, d.cache_write_tokens) for d in details] == [  # type: ignore[union-attr]
-        (0, 55), (55, 0),
-    ]  # fmt: skip
+        (0, 55),
+        (55, 0),
+    ]
     assert unmarked.usage is not None and unmarked.usage.prompt_tokens_details is not None
     assert unmarked.usage.prompt_tokens_details.cache_write_tokens is None

@@ -52,9 +52,11 @@ def test_the_hot_tier_probes_only_what_served_requests_in_the_last_hour(
     test_catalog, live_db, provider_env, gateway, make_account
 ):
     account = make_account()
-    httpx.post(f"{gateway}/v1/chat/completions",
-               json={"model": "test/claude", "messages": [{"role": "user", "content": "hi"}]},
-               headers={"authorization": f"Bearer {account.key}"}).raise_for_status()  # fmt: skip
+    httpx.post(
+        f"{gateway}/v1/chat/completions",
+        json={"model": "test/claude", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {account.key}"},
+    ).raise_for_status()
 
     hot = probes("hot")
     everything = {(p.provider, p.model) for p in probes("all")}
@@ -84,12 +86,14 @@ def test_the_health_api_shows_each_providers_status_and_uptime(test_catalog, liv
 
 def test_a_provider_never_checked_is_unknown_and_no_provider_text_is_public(test_catalog, live_db):
     leak = "Rate limit reached for org-Zx81Qa on gpt-internal-7: Limit 500, Used 500"
-    Provider.objects.get_or_create(slug="never-co", defaults={"name": "Never",
-                                   "base_url": "https://api.example.com"})  # fmt: skip
+    Provider.objects.get_or_create(
+        slug="never-co", defaults={"name": "Never", "base_url": "https://api.example.com"}
+    )
     HealthSample.objects.filter(provider__in=("never-co", "leaky-co")).delete()
     HealthSample.objects.create(provider="leaky-co", status="down", http_status=500, detail=leak)
-    breaker = Breaker(state=OPEN, consecutive=5, opened_at=time.time(), cooldown=15.0,
-                      last_error=leak)  # fmt: skip
+    breaker = Breaker(
+        state=OPEN, consecutive=5, opened_at=time.time(), cooldown=15.0, last_error=leak
+    )
     breaker_put("leaky-co|m/one", breaker)
     try:
         response = APIClient().get("/api/monitoring/health")

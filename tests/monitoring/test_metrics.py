@@ -91,8 +91,10 @@ def test_a_completion_is_counted_with_its_tokens_cost_and_attempt(gateway, make_
     after = _after(gateway, before, **_requests("test/echo", "mock", 200))
     log = settled(raw.headers["x-request-id"])
     assert (log.prompt_tokens, log.completion_tokens, log.cached_tokens) == (
-        usage.prompt_tokens, usage.completion_tokens, 2,
-    )  # fmt: skip
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        2,
+    )
     model = {"model": "test/echo", "provider": "mock"}
     assert _moved(before, after, "gatewayz_tokens_total", **model, kind="prompt") == (
         log.prompt_tokens
@@ -336,8 +338,9 @@ def test_a_prefix_routed_model_is_labelled_by_its_prefix(gateway, make_account):
     from providers.models import PrefixRoute, Provider
 
     prefix = f"routed{time.time_ns()}/"
-    PrefixRoute.objects.create(prefix=prefix, provider=Provider.objects.get(slug="mock"),
-                               input_price=1, output_price=2)  # fmt: skip
+    PrefixRoute.objects.create(
+        prefix=prefix, provider=Provider.objects.get(slug="mock"), input_price=1, output_price=2
+    )
     catalog_changed()
     account = make_account()
     client = _client(gateway, account.key)

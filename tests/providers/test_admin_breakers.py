@@ -50,8 +50,10 @@ def _staff(*codenames: str) -> Client:
 
 
 def _reset(client: Client, provider: Provider) -> None:
-    client.post(CHANGELIST, {"action": "reset_circuit_breakers",
-                             "_selected_action": [provider.pk], "index": 0})  # fmt: skip
+    client.post(
+        CHANGELIST,
+        {"action": "reset_circuit_breakers", "_selected_action": [provider.pk], "index": 0},
+    )
 
 
 def test_staff_without_the_permission_cannot_reset_breakers(open_breaker):

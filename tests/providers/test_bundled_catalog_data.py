@@ -23,12 +23,41 @@ OFFERINGS = [(m, o) for m in MODELS for o in m.get("offerings", [])]
 OFFERING_IDS = [f"{m['id']}@{o.get('provider')}" for m, o in OFFERINGS]
 
 REQUIRED_SLUGS = {
-    "openrouter", "featherless", "fireworks", "together", "huggingface", "xai", "deepinfra",
-    "chutes", "clarifai", "onerouter", "groq", "zai", "cloudflare-workers-ai", "akash",
-    "morpheus", "openai", "cerebras", "alibaba-cloud", "novita", "nebius", "near", "aimo",
-    "aihubmix", "anannas", "vercel-ai-gateway", "helicone", "canopywave", "sybil",
-    "simplismart", "alpaca-network", "anthropic", "google-vertex", "google-gemini", "fal",
-}  # fmt: skip
+    "openrouter",
+    "featherless",
+    "fireworks",
+    "together",
+    "huggingface",
+    "xai",
+    "deepinfra",
+    "chutes",
+    "clarifai",
+    "onerouter",
+    "groq",
+    "zai",
+    "cloudflare-workers-ai",
+    "akash",
+    "morpheus",
+    "openai",
+    "cerebras",
+    "alibaba-cloud",
+    "novita",
+    "nebius",
+    "near",
+    "aimo",
+    "aihubmix",
+    "anannas",
+    "vercel-ai-gateway",
+    "helicone",
+    "canopywave",
+    "sybil",
+    "simplismart",
+    "alpaca-network",
+    "anthropic",
+    "google-vertex",
+    "google-gemini",
+    "fal",
+}
 PROTOCOLS = {"openai", "anthropic", "gemini", "fal"}
 AUTHS = {"bearer", "x-api-key", "x-goog-api-key", "key"}
 KINDS = {"chat", "embedding", "image"}

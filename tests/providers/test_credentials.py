@@ -49,14 +49,16 @@ def _ring(*keys: bytes):
 def test_a_stored_credential_is_encrypted_and_shown_only_as_a_hint(
     fresh_ring, client, django_capture_on_commit_callbacks
 ):
-    provider = Provider.objects.create(slug=f"p-{uuid.uuid4().hex[:6]}", name="P",
-                                       base_url="https://api.example.com/v1")  # fmt: skip
+    provider = Provider.objects.create(
+        slug=f"p-{uuid.uuid4().hex[:6]}", name="P", base_url="https://api.example.com/v1"
+    )
     admin = _admin(client)
 
     with django_capture_on_commit_callbacks(execute=True):  # the audit entry, on commit
-        page = client.post(f"/admin/providers/provider/{provider.pk}/change/", {
-            **_provider_form(provider), "credential": SECRET,
-        })  # fmt: skip
+        page = client.post(
+            f"/admin/providers/provider/{provider.pk}/change/",
+            {**_provider_form(provider), "credential": SECRET},
+        )
 
     assert page.status_code == 302, page.content[:2000]
     provider.refresh_from_db()
@@ -77,8 +79,10 @@ def test_a_stored_credential_is_encrypted_and_shown_only_as_a_hint(
     client.post(f"/admin/providers/provider/{provider.pk}/change/", _provider_form(provider))
     provider.refresh_from_db()
     assert provider.credential_plaintext() == SECRET
-    client.post(f"/admin/providers/provider/{provider.pk}/change/",
-                {**_provider_form(provider), "credential_clear": "on"})  # fmt: skip
+    client.post(
+        f"/admin/providers/provider/{provider.pk}/change/",
+        {**_provider_form(provider), "credential_clear": "on"},
+    )
     provider.refresh_from_db()
     assert (provider.credential_ciphertext, provider.credential_hint) == ("", "")
 
@@ -87,8 +91,9 @@ def test_a_stored_credential_is_encrypted_and_shown_only_as_a_hint(
 def test_staff_who_may_only_view_see_the_hint_not_the_key(fresh_ring, client):
     from accounts.services import user_create
 
-    provider = Provider.objects.create(slug=f"v-{uuid.uuid4().hex[:6]}", name="V",
-                                       base_url="https://api.example.com/v1")  # fmt: skip
+    provider = Provider.objects.create(
+        slug=f"v-{uuid.uuid4().hex[:6]}", name="V", base_url="https://api.example.com/v1"
+    )
     provider.credential_set(SECRET)
     provider.save()
     developer = user_create(email=f"dev-{uuid.uuid4().hex[:6]}@example.com")
@@ -114,11 +119,23 @@ def _admin(client):
 
 
 def _provider_form(provider: Provider) -> dict:
-    return {"slug": provider.slug, "name": provider.name, "protocol": provider.protocol,
-            "base_url": provider.base_url, "auth": "", "extra_headers": "{}",
-            "drop_params": "[]", "unsupported_params": "[]", "rename_params": "{}",
-            "credential_env": "", "connect_timeout": "5", "read_timeout": "120",
-            "enabled": "on", "offerings-TOTAL_FORMS": "0", "offerings-INITIAL_FORMS": "0"}  # fmt: skip
+    return {
+        "slug": provider.slug,
+        "name": provider.name,
+        "protocol": provider.protocol,
+        "base_url": provider.base_url,
+        "auth": "",
+        "extra_headers": "{}",
+        "drop_params": "[]",
+        "unsupported_params": "[]",
+        "rename_params": "{}",
+        "credential_env": "",
+        "connect_timeout": "5",
+        "read_timeout": "120",
+        "enabled": "on",
+        "offerings-TOTAL_FORMS": "0",
+        "offerings-INITIAL_FORMS": "0",
+    }
 
 
 @pytest.mark.django_db
@@ -127,8 +144,9 @@ def test_rotation_re_encrypts_everything_under_the_new_key(fresh_ring):
 
     old, new = Fernet.generate_key(), Fernet.generate_key()
     with _ring(old):
-        provider = Provider.objects.create(slug=f"r-{uuid.uuid4().hex[:6]}", name="R",
-                                           base_url="https://api.example.com/v1")  # fmt: skip
+        provider = Provider.objects.create(
+            slug=f"r-{uuid.uuid4().hex[:6]}", name="R", base_url="https://api.example.com/v1"
+        )
         provider.credential_set(SECRET)
         provider.save()
         user = user_create(email=f"byok-{uuid.uuid4().hex[:6]}@example.com")
@@ -157,13 +175,15 @@ def test_rotation_re_encrypts_everything_under_the_new_key(fresh_ring):
 def test_a_credential_no_key_opens_switches_its_provider_off(fresh_ring, mock_upstream):
     ring = Fernet.generate_key()
     with _ring(ring):
-        provider = Provider.objects.create(slug=f"lost-{uuid.uuid4().hex[:6]}", name="L",
-                                           base_url="https://api.example.com/v1")  # fmt: skip
+        provider = Provider.objects.create(
+            slug=f"lost-{uuid.uuid4().hex[:6]}", name="L", base_url="https://api.example.com/v1"
+        )
         provider.credential_set(SECRET)
         provider.save()
         model = Model.objects.create(canonical_id=f"test/lost-{provider.slug}")
-        Offering.objects.create(model=model, provider=provider, upstream_model_id="x",
-                                input_price=1, output_price=1)  # fmt: skip
+        Offering.objects.create(
+            model=model, provider=provider, upstream_model_id="x", input_price=1, output_price=1
+        )
         assert catalog_build().resolve(model.canonical_id) is not None  # the control
     credentials.key_ring.cache_clear()
     with _ring(Fernet.generate_key()):
@@ -181,19 +201,24 @@ def test_without_a_key_ring_nothing_is_stored_outside_debug(fresh_ring):
 def test_a_provider_whose_key_is_stored_only_in_the_database_serves(
     gateway, make_account, mock_upstream, live_db
 ):
-    provider = Provider.objects.create(slug=f"stored-{uuid.uuid4().hex[:6]}", name="Stored",
-                                       base_url=f"{mock_upstream.url}/v1")  # fmt: skip
+    provider = Provider.objects.create(
+        slug=f"stored-{uuid.uuid4().hex[:6]}", name="Stored", base_url=f"{mock_upstream.url}/v1"
+    )
     provider.credential_set(UPSTREAM_KEY)
     provider.save()
     model = Model.objects.create(canonical_id=f"test/{provider.slug}")
-    Offering.objects.create(model=model, provider=provider, upstream_model_id="echo",
-                            input_price=1, output_price=2)  # fmt: skip
+    Offering.objects.create(
+        model=model, provider=provider, upstream_model_id="echo", input_price=1, output_price=2
+    )
     catalog_changed()
     account = make_account()
     client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=account.key, max_retries=0)
 
-    answer = _eventually(lambda: client.chat.completions.with_raw_response.create(
-        model=model.canonical_id, messages=[{"role": "user", "content": "stored"}]))  # fmt: skip
+    answer = _eventually(
+        lambda: client.chat.completions.with_raw_response.create(
+            model=model.canonical_id, messages=[{"role": "user", "content": "stored"}]
+        )
+    )
 
     assert answer.headers["x-gatewayz-provider"] == provider.slug
     assert "stored" in answer.parse().choices[0].message.content
@@ -217,8 +242,12 @@ def _eventually(call, timeout: float = 5.0):  # type: ignore[no-untyped-def]
 
 
 def _own_key(gateway: str, key: str, provider: str, raw: str) -> httpx.Response:
-    return httpx.post(f"{gateway}/user/provider-keys", json={"provider": provider, "key": raw},
-                      headers={"authorization": f"Bearer {key}"}, timeout=10)  # fmt: skip
+    return httpx.post(
+        f"{gateway}/user/provider-keys",
+        json={"provider": provider, "key": raw},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=10,
+    )
 
 
 def test_own_keys_are_taken_once_and_never_given_back(gateway, make_account):
@@ -227,8 +256,9 @@ def test_own_keys_are_taken_once_and_never_given_back(gateway, make_account):
 
     added = _own_key(gateway, alice.key, "mock", raw)
     replaced = _own_key(gateway, alice.key, "mock", raw[:-4] + "0000")
-    listed = httpx.get(f"{gateway}/user/provider-keys",
-                       headers={"authorization": f"Bearer {alice.key}"})  # fmt: skip
+    listed = httpx.get(
+        f"{gateway}/user/provider-keys", headers={"authorization": f"Bearer {alice.key}"}
+    )
 
     assert added.status_code == 201 and replaced.status_code == 200
     assert added.json()["hint"] == "…wxyz" and replaced.json()["hint"] == "…0000"
@@ -241,13 +271,15 @@ def test_own_keys_are_taken_once_and_never_given_back(gateway, make_account):
     assert audit.exists() and all(raw[:-4] not in json.dumps([e.before, e.after]) for e in audit)
     # Bob cannot see or remove it; an unknown provider and a key with spaces are refused.
     key_id = stored.pk
-    removed_by_bob = httpx.delete(f"{gateway}/user/provider-keys/{key_id}",
-                                  headers={"authorization": f"Bearer {bob.key}"})  # fmt: skip
+    removed_by_bob = httpx.delete(
+        f"{gateway}/user/provider-keys/{key_id}", headers={"authorization": f"Bearer {bob.key}"}
+    )
     assert removed_by_bob.status_code == 404
     assert _own_key(gateway, alice.key, "no-such-provider", raw).status_code == 400
     assert _own_key(gateway, alice.key, "mock", "sk has spaces in it").status_code == 400
-    removed = httpx.delete(f"{gateway}/user/provider-keys/{key_id}",
-                           headers={"authorization": f"Bearer {alice.key}"})  # fmt: skip
+    removed = httpx.delete(
+        f"{gateway}/user/provider-keys/{key_id}", headers={"authorization": f"Bearer {alice.key}"}
+    )
     assert removed.status_code == 204 and not ProviderKey.objects.filter(pk=key_id).exists()
 
 
@@ -276,8 +308,9 @@ def test_a_customers_own_key_serves_their_requests_at_the_byok_fee(gateway, make
     assert _own_key(gateway, byok.key, "mock", UPSTREAM_KEY).status_code == 201
     content = "the same words, twice"
 
-    mine, log = _served_after_reload(gateway, byok.key, "test/echo", content,
-                                     lambda log: log.attempts[0].get("byok"))  # fmt: skip
+    mine, log = _served_after_reload(
+        gateway, byok.key, "test/echo", content, lambda log: log.attempts[0].get("byok")
+    )
     theirs = _chat(gateway, plain.key, "test/echo", content)
 
     assert log.attempts == [{**log.attempts[0], "provider": "mock", "status": 200, "byok": True}]
@@ -294,13 +327,15 @@ def test_a_refused_own_key_fails_over_and_does_not_trip_the_providers_breaker(
     assert _own_key(gateway, account.key, "mock-a", "sk-wrong-" + "w" * 20).status_code == 201
     before = failures_of(gateway, staff, "mock-a|test/multi")
 
-    answer, log = _served_after_reload(gateway, account.key, "test/multi", "hello",
-                                       lambda log: log.attempts[0].get("byok"))  # fmt: skip
+    answer, log = _served_after_reload(
+        gateway, account.key, "test/multi", "hello", lambda log: log.attempts[0].get("byok")
+    )
 
     # Its own key was tried first (and refused), then the platform's next provider served.
     assert [(a["provider"], a["status"], a["error"], a.get("byok")) for a in log.attempts] == [
-        ("mock-a", 401, "byok_key_refused", True), ("mock-b", 200, "", None),
-    ]  # fmt: skip
+        ("mock-a", 401, "byok_key_refused", True),
+        ("mock-b", 200, "", None),
+    ]
     assert answer.headers["x-gatewayz-provider"] == "mock-b"
     assert failures_of(gateway, staff, "mock-a|test/multi") == before
 
@@ -344,12 +379,14 @@ def test_an_own_keys_provider_failures_do_not_trip_the_providers_breaker(gateway
     before = failures_of(gateway, staff, "mock-a|test/multi")
     fault = "!mock " + json.dumps({"status": 503, "only_model": "echo-a"})
 
-    _, log = _served_after_reload(gateway, account.key, "test/multi", fault,
-                                       lambda log: log.attempts[0].get("byok"))  # fmt: skip
+    _, log = _served_after_reload(
+        gateway, account.key, "test/multi", fault, lambda log: log.attempts[0].get("byok")
+    )
 
     assert [(a["provider"], a["status"], a.get("byok")) for a in log.attempts] == [
-        ("mock-a", 503, True), ("mock-b", 200, None),
-    ]  # fmt: skip
+        ("mock-a", 503, True),
+        ("mock-b", 200, None),
+    ]
     assert failures_of(gateway, staff, "mock-a|test/multi") == before
 
 
@@ -359,8 +396,9 @@ def test_a_key_removed_in_the_admin_is_dropped_by_every_gateway_process(client):
     from core.models import CacheInvalidation
 
     owner = user_create(email=f"owner-{uuid.uuid4().hex[:6]}@example.com")
-    provider = Provider.objects.create(slug=f"d-{uuid.uuid4().hex[:6]}", name="D",
-                                       base_url="https://api.example.com/v1")  # fmt: skip
+    provider = Provider.objects.create(
+        slug=f"d-{uuid.uuid4().hex[:6]}", name="D", base_url="https://api.example.com/v1"
+    )
     key = ProviderKey(user=owner, provider=provider)
     key.key_set("sk-owner-" + "o" * 20)
     key.save()

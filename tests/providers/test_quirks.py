@@ -16,8 +16,15 @@ from providers.catalog_file import BUNDLED_CATALOG, catalog_file_load
 
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
-PROVIDER_KEYS = ("CEREBRAS_API_KEY", "OPENROUTER_API_KEY", "XAI_API_KEY", "GROQ_API_KEY",
-                 "DEEPINFRA_API_KEY", "CLOUDFLARE_API_TOKEN", "ANTHROPIC_API_KEY")  # fmt: skip
+PROVIDER_KEYS = (
+    "CEREBRAS_API_KEY",
+    "OPENROUTER_API_KEY",
+    "XAI_API_KEY",
+    "GROQ_API_KEY",
+    "DEEPINFRA_API_KEY",
+    "CLOUDFLARE_API_TOKEN",
+    "ANTHROPIC_API_KEY",
+)
 
 
 @pytest.fixture
@@ -70,9 +77,9 @@ def test_any_mistralai_model_routes_to_openrouter_unchanged(catalog):
 
 
 @pytest.mark.parametrize(
-    "name", ["grok-2", "grok-2-1212", "x-ai/grok-2", "x-ai/grok-2-1212", "xai/grok-2",
-             "xai/grok-2-1212"],
-)  # fmt: skip
+    "name",
+    ["grok-2", "grok-2-1212", "x-ai/grok-2", "x-ai/grok-2-1212", "xai/grok-2", "xai/grok-2-1212"],
+)
 def test_deprecated_grok_2_names_alias_to_grok_3(catalog, name):
     model = catalog.resolve(name)
     assert model is not None and model.id == "x-ai/grok-3"
@@ -91,8 +98,12 @@ def test_cerebras_refuses_parameters_it_cannot_honour_with_a_400(catalog):
 
 def test_a_base_url_placeholder_comes_from_the_environment(monkeypatch, catalog):
     def cloudflare(c: Catalog) -> list[Deployment]:
-        return [d for m in c.models.values() for d in m.deployments
-                if d.provider == "cloudflare-workers-ai"]  # fmt: skip
+        return [
+            d
+            for m in c.models.values()
+            for d in m.deployments
+            if d.provider == "cloudflare-workers-ai"
+        ]
 
     assert cloudflare(catalog) == []  # no account id: switched off, not a broken URL
     monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", "acc123")
@@ -100,8 +111,9 @@ def test_a_base_url_placeholder_comes_from_the_environment(monkeypatch, catalog)
     assert served and served[0].base_url.endswith("/accounts/acc123/ai/v1")
 
 
-BASE = Deployment("p", "openai", "https://p.example/v1", "k", 1, 1, "m",
-                  Decimal(1), Decimal(1), Decimal(1))  # fmt: skip
+BASE = Deployment(
+    "p", "openai", "https://p.example/v1", "k", 1, 1, "m", Decimal(1), Decimal(1), Decimal(1)
+)
 
 
 def test_dropped_renamed_and_defaulted_parameters():
@@ -124,9 +136,13 @@ def test_dropped_renamed_and_defaulted_parameters():
 
 @pytest.mark.parametrize(
     ("auth", "header", "value"),
-    [("bearer", "authorization", "Bearer k"), ("x-api-key", "x-api-key", "k"),
-     ("x-goog-api-key", "x-goog-api-key", "k"), ("key", "authorization", "Key k")],
-)  # fmt: skip
+    [
+        ("bearer", "authorization", "Bearer k"),
+        ("x-api-key", "x-api-key", "k"),
+        ("x-goog-api-key", "x-goog-api-key", "k"),
+        ("key", "authorization", "Key k"),
+    ],
+)
 def test_each_auth_style_sends_the_credential_its_way(auth, header, value):
     from dataclasses import replace
 

@@ -28,8 +28,12 @@ INJECTIONS = [
 
 
 def _chat(gateway: str, headers: dict, model: str = "test/echo") -> httpx.Response:
-    return httpx.post(f"{gateway}/v1/chat/completions", headers=headers, timeout=10,
-                      json={"model": model, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    return httpx.post(
+        f"{gateway}/v1/chat/completions",
+        headers=headers,
+        timeout=10,
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+    )
 
 
 @pytest.mark.parametrize("token", INJECTIONS)
@@ -39,9 +43,15 @@ def test_sql_in_the_key_headers_is_just_a_wrong_key(gateway, live_db, token):
         response = _chat(gateway, headers)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "invalid_api_key"
-        anthropic_route = httpx.post(f"{gateway}/v1/messages", headers=headers | {
-            "anthropic-version": "2023-06-01"}, json={"model": "test/claude", "max_tokens": 5,
-            "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        anthropic_route = httpx.post(
+            f"{gateway}/v1/messages",
+            headers=headers | {"anthropic-version": "2023-06-01"},
+            json={
+                "model": "test/claude",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+        )
         assert anthropic_route.status_code == 401
         assert anthropic_route.json()["error"]["type"] == "authentication_error"
     assert ApiKey.objects.count() == keys_before
@@ -91,8 +101,10 @@ def test_authorization_is_never_decided_by_host_or_forwarding_headers(
 ):
     account = make_account()  # a customer, not staff
     assert _chat(gateway, forged).status_code == 401  # no key: no entry, whatever the headers
-    staff_api = httpx.get(f"{gateway}/api/monitoring/circuit-breakers",
-                          headers={"authorization": f"Bearer {account.key}", **forged})  # fmt: skip
+    staff_api = httpx.get(
+        f"{gateway}/api/monitoring/circuit-breakers",
+        headers={"authorization": f"Bearer {account.key}", **forged},
+    )
     assert staff_api.status_code in (400, 403)  # 400: a Host Django does not serve
     admin = httpx.get(f"{gateway}/admin/", headers=forged, follow_redirects=False)
     assert admin.status_code in (302, 400)
@@ -109,17 +121,26 @@ def test_a_customer_cannot_raise_their_own_privileges_or_limits(make_account):
     assert client.patch("/user/profile", escalations, format="json").status_code == 405
     assert client.put("/user/profile", escalations, format="json").status_code == 405
 
-    forged = {"name": "k", "user": other.user.pk, "priority": "critical", "limit_rpm": 10**9,
-              "digest": "0" * 64, "revoked_at": None, "scopes": ["inference", "admin"]}  # fmt: skip
+    forged = {
+        "name": "k",
+        "user": other.user.pk,
+        "priority": "critical",
+        "limit_rpm": 10**9,
+        "digest": "0" * 64,
+        "revoked_at": None,
+        "scopes": ["inference", "admin"],
+    }
     assert client.post("/user/api-keys", forged, format="json").status_code == 400  # scope
     del forged["scopes"]
     created = client.post("/user/api-keys", forged, format="json").json()
     key = ApiKey.objects.get(pk=created["id"])
     assert (key.user_id, key.priority, key.limit_rpm) == (account.user.pk, "default", None)
     assert key.digest == key_digest(created["key"])
-    changed = client.patch(f"/user/api-keys/{key.pk}",
-                           {"priority": "critical", "limit_concurrent": 10**6, "user": other.user.pk},
-                           format="json")  # fmt: skip
+    changed = client.patch(
+        f"/user/api-keys/{key.pk}",
+        {"priority": "critical", "limit_concurrent": 10**6, "user": other.user.pk},
+        format="json",
+    )
     assert changed.status_code == 200
     key.refresh_from_db()
     assert (key.user_id, key.priority, key.limit_concurrent) == (account.user.pk, "default", None)
@@ -149,8 +170,9 @@ def test_guessing_a_key_character_by_character_has_nothing_to_time():
     for position in range(8, len(key)):  # every character after the prefix, one at a time
         guess = key[:position] + ("A" if key[position] != "A" else "B") + key[position + 1 :]
         digest = key_digest(guess)
-        shared.append(next(i for i, (a, b) in enumerate(zip(digest, target, strict=True))
-                           if a != b))  # fmt: skip
+        shared.append(
+            next(i for i, (a, b) in enumerate(zip(digest, target, strict=True)) if a != b)
+        )
     # Chance alone: one hex digit in 16 shares the first; the guesses nearest the key
     # (all but their last character right) do no better than those wrong early.
     assert sum(shared) / len(shared) < 1
@@ -166,9 +188,15 @@ def test_secrets_never_reach_error_bodies_logs_or_records(own_gateway, make_acco
     # A provider that refuses our credential quotes part of it back: the client never sees it.
     refused = _chat(gateway, headers, "test/failover")  # dead, then wrongkey (401), then mock
     assert refused.status_code == 200
-    wrong_key = httpx.post(f"{gateway}/v1/chat/completions", headers=headers, json={
-        "model": "test/echo", "messages": [{"role": "user", "content": "!mock " + json.dumps(
-            {"status": 401, "message": f"Incorrect API key provided: {UPSTREAM_KEY}"})}]})  # fmt: skip
+    quoted = {"status": 401, "message": f"Incorrect API key provided: {UPSTREAM_KEY}"}
+    wrong_key = httpx.post(
+        f"{gateway}/v1/chat/completions",
+        headers=headers,
+        json={
+            "model": "test/echo",
+            "messages": [{"role": "user", "content": "!mock " + json.dumps(quoted)}],
+        },
+    )
     body = wrong_key.text
     assert wrong_key.status_code == 502
     masked = f"{UPSTREAM_KEY[:3]}***{UPSTREAM_KEY[-4:]}"  # as OpenAI quotes a key back

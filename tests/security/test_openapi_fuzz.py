@@ -33,8 +33,12 @@ SERVED_MODELS = {
     "/v1/embeddings": "test/embed",
     "/v1/images/generations": "test/dall-e",
 }
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]  # fmt: skip
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 EXAMPLES_PER_OPERATION = 30
 ANSWERS: Counter[tuple[str, int]] = Counter()  # (operation, status) over the whole run
 
@@ -77,8 +81,11 @@ def api_schema(gateway: str, fuzzer_key: tuple[int, str]) -> schemathesis.BaseSc
             return raw
 
         def set(self, case: Any, data: str, context: Any) -> None:
-            case.headers = {**(case.headers or {}), "authorization": f"Bearer {data}",
-                            "x-api-key": data}  # fmt: skip
+            case.headers = {
+                **(case.headers or {}),
+                "authorization": f"Bearer {data}",
+                "x-api-key": data,
+            }
 
     @schema.hook
     def map_body(context: Any, body: Any) -> Any:
@@ -123,8 +130,13 @@ def test_no_operation_answers_5xx_or_off_its_schema(case: Any, gateway_log: Path
 def test_the_fuzzer_reached_the_providers_and_past_validation() -> None:
     """Runs after the fuzzing above (file order): it was not all 400s and 404s."""
     served = {operation for (operation, status), _ in ANSWERS.items() if status in (200, 201)}
-    for operation in ("POST /v1/chat/completions", "POST /v1/messages", "POST /v1/embeddings",
-                      "POST /v1/messages/count_tokens", "POST /user/api-keys"):  # fmt: skip
+    for operation in (
+        "POST /v1/chat/completions",
+        "POST /v1/messages",
+        "POST /v1/embeddings",
+        "POST /v1/messages/count_tokens",
+        "POST /user/api-keys",
+    ):
         assert operation in served, [a for a in sorted(ANSWERS.items()) if "/v1/" in a[0][0]]
 
 

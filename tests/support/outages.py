@@ -28,11 +28,11 @@ class PrivateRedis:
         durability = ["--appendonly", "no"]
         if self.persistent:  # every write on disk, as a production Redis holding credit
             durability = ["--appendonly", "yes", "--appendfsync", "always"]
+        listen = ["--port", str(self.port), "--bind", "127.0.0.1"]
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             *durability, "--dir", str(self.directory)],
+            ["redis-server", *listen, "--save", "", *durability, "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         client = self.client()
         deadline = time.monotonic() + 10
         while True:

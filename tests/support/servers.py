@@ -39,9 +39,12 @@ def spawn(
     goes to `log` if given, else to the test run's own."""
     out = open(log, "wb") if log is not None else None  # noqa: SIM115  (the child keeps it)
     proc = subprocess.Popen(
-        [sys.executable, *args], cwd=REPO_ROOT, env={**os.environ, **(env or {})},
-        stdout=out, stderr=out,
-    )  # fmt: skip
+        [sys.executable, *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=out,
+        stderr=out,
+    )
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:

@@ -25,8 +25,9 @@ def staff_key(make_account: Callable[..., Any]) -> str:
 
 
 def breakers_shown(gateway: str, key: str) -> dict[str, dict[str, Any]]:
-    response = httpx.get(f"{gateway}/api/monitoring/circuit-breakers",
-                         headers={"authorization": f"Bearer {key}"})  # fmt: skip
+    response = httpx.get(
+        f"{gateway}/api/monitoring/circuit-breakers", headers={"authorization": f"Bearer {key}"}
+    )
     assert response.status_code == 200
     return {f"{b['provider']}|{b['model']}": b for b in response.json()["data"]}
 
