@@ -114,9 +114,14 @@ def chat_to_gemini(body: JSON, *, max_tokens: int | None) -> JSON:
     config: JSON = {}
     if max_tokens:
         config["maxOutputTokens"] = max_tokens
-    for ours, theirs in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"),
-                         ("seed", "seed"), ("presence_penalty", "presencePenalty"),
-                         ("frequency_penalty", "frequencyPenalty")):  # fmt: skip
+    for ours, theirs in (
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+        ("top_k", "topK"),
+        ("seed", "seed"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ):
         if body.get(ours) is not None:
             config[theirs] = body[ours]
     stop = body.get("stop")

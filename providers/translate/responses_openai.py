@@ -74,8 +74,9 @@ def _input_to_messages(items: Any) -> list[JSON]:
         if kind == "message":
             role = item.get("role")
             if role not in ("user", "assistant", "system", "developer"):
-                raise bad_request(f"{where}.role must be user, assistant, system or developer.",
-                                  param=where)  # fmt: skip
+                raise bad_request(
+                    f"{where}.role must be user, assistant, system or developer.", param=where
+                )
             messages.append({"role": role, "content": _content_to_chat(item.get("content"), where)})
         elif kind == "function_call":
             call = {
@@ -91,8 +92,9 @@ def _input_to_messages(items: Any) -> list[JSON]:
         elif kind == "function_call_output":
             output = item.get("output", "")
             text = output if isinstance(output, str) else orjson.dumps(output).decode()
-            messages.append({"role": "tool", "tool_call_id": item.get("call_id", ""),
-                             "content": text})  # fmt: skip
+            messages.append(
+                {"role": "tool", "tool_call_id": item.get("call_id", ""), "content": text}
+            )
         elif kind == "reasoning":
             continue  # a previous answer's reasoning: no chat field carries it back
         else:
@@ -129,8 +131,9 @@ def responses_body_parse(raw: bytes) -> JSON:
     for i, tool in enumerate(body.get("tools") or []):
         if not isinstance(tool, dict) or tool.get("type") != "function":
             kind = tool.get("type") if isinstance(tool, dict) else tool
-            raise _bad(f"tools[{i}]: '{kind}' tools are not supported; use function tools.",
-                       "tools")  # fmt: skip
+            raise _bad(
+                f"tools[{i}]: '{kind}' tools are not supported; use function tools.", "tools"
+            )
     return body
 
 
@@ -240,8 +243,13 @@ def chat_to_response(data: JSON, body: JSON, usage: Usage) -> JSON:
     output: list[JSON] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
-        output.append({"type": "reasoning", "id": _new_id("rs"),
-                       "summary": [{"type": "summary_text", "text": reasoning}]})  # fmt: skip
+        output.append(
+            {
+                "type": "reasoning",
+                "id": _new_id("rs"),
+                "summary": [{"type": "summary_text", "text": reasoning}],
+            }
+        )
     if message.get("content"):
         output.append(_message_item(str(message["content"])))
     for call in message.get("tool_calls") or []:
@@ -291,8 +299,7 @@ class ChatChunksToResponseEvents:
 
     def _add(self, item: JSON) -> bytes:
         self.response["output"].append(item)
-        return self._event("response.output_item.added", output_index=self._index(item),
-                           item=item)  # fmt: skip
+        return self._event("response.output_item.added", output_index=self._index(item), item=item)
 
     def feed(self, chunk: JSON) -> list[bytes]:
         out = [] if self.started else self._start()
@@ -303,19 +310,36 @@ class ChatChunksToResponseEvents:
             text = delta.get("content")
             if isinstance(text, str) and text:
                 if self.text is None:
-                    self.text = {"type": "message", "id": _new_id("msg"), "status": "in_progress",
-                                 "role": "assistant", "content": []}  # fmt: skip
+                    self.text = {
+                        "type": "message",
+                        "id": _new_id("msg"),
+                        "status": "in_progress",
+                        "role": "assistant",
+                        "content": [],
+                    }
                     out.append(self._add(self.text))
                     part = {"type": "output_text", "text": "", "annotations": []}
                     self.text["content"].append(part)
-                    out.append(self._event("response.content_part.added",
-                                           item_id=self.text["id"],
-                                           output_index=self._index(self.text),
-                                           content_index=0, part=part))  # fmt: skip
+                    out.append(
+                        self._event(
+                            "response.content_part.added",
+                            item_id=self.text["id"],
+                            output_index=self._index(self.text),
+                            content_index=0,
+                            part=part,
+                        )
+                    )
                 self.text["content"][0]["text"] += text
-                out.append(self._event("response.output_text.delta", item_id=self.text["id"],
-                                       output_index=self._index(self.text), content_index=0,
-                                       delta=text, logprobs=[]))  # fmt: skip
+                out.append(
+                    self._event(
+                        "response.output_text.delta",
+                        item_id=self.text["id"],
+                        output_index=self._index(self.text),
+                        content_index=0,
+                        delta=text,
+                        logprobs=[],
+                    )
+                )
             for call in delta.get("tool_calls") or []:
                 index = call.get("index", 0)
                 function = call.get("function") or {}
@@ -323,18 +347,28 @@ class ChatChunksToResponseEvents:
                 # A new call id opens a new call even at a reused index (some providers
                 # number parallel calls all 0).
                 if item is None or (call.get("id") and call["id"] != item["call_id"]):
-                    item = {"type": "function_call", "id": _new_id("fc"),
-                            "call_id": call.get("id", ""), "name": function.get("name", ""),
-                            "arguments": "", "status": "in_progress"}  # fmt: skip
+                    item = {
+                        "type": "function_call",
+                        "id": _new_id("fc"),
+                        "call_id": call.get("id", ""),
+                        "name": function.get("name", ""),
+                        "arguments": "",
+                        "status": "in_progress",
+                    }
                     self.calls[index] = item
                     self.call_items.append(item)
                     out.append(self._add(item))
                 arguments = _arguments_text(function.get("arguments"))
                 if arguments:
                     item["arguments"] += arguments
-                    out.append(self._event("response.function_call_arguments.delta",
-                                           item_id=item["id"], output_index=self._index(item),
-                                           delta=arguments))  # fmt: skip
+                    out.append(
+                        self._event(
+                            "response.function_call_arguments.delta",
+                            item_id=item["id"],
+                            output_index=self._index(item),
+                            delta=arguments,
+                        )
+                    )
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
         return out
@@ -343,23 +377,45 @@ class ChatChunksToResponseEvents:
         out = [] if self.started else self._start()
         if self.text is not None:
             index, part = self._index(self.text), self.text["content"][0]
-            out.append(self._event("response.output_text.done", item_id=self.text["id"],
-                                   output_index=index, content_index=0, text=part["text"],
-                                   logprobs=[]))  # fmt: skip
-            out.append(self._event("response.content_part.done", item_id=self.text["id"],
-                                   output_index=index, content_index=0, part=part))  # fmt: skip
+            out.append(
+                self._event(
+                    "response.output_text.done",
+                    item_id=self.text["id"],
+                    output_index=index,
+                    content_index=0,
+                    text=part["text"],
+                    logprobs=[],
+                )
+            )
+            out.append(
+                self._event(
+                    "response.content_part.done",
+                    item_id=self.text["id"],
+                    output_index=index,
+                    content_index=0,
+                    part=part,
+                )
+            )
             self.text["status"] = "completed"
-            out.append(self._event("response.output_item.done", output_index=index,
-                                   item=self.text))  # fmt: skip
+            out.append(self._event("response.output_item.done", output_index=index, item=self.text))
         for item in self.call_items:
             index = self._index(item)
-            out.append(self._event("response.function_call_arguments.done", item_id=item["id"],
-                                   output_index=index, arguments=item["arguments"]))  # fmt: skip
+            out.append(
+                self._event(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    arguments=item["arguments"],
+                )
+            )
             item["status"] = "completed"
             out.append(self._event("response.output_item.done", output_index=index, item=item))
         _finish(self.response, self.finish, usage)
-        kind = "response.completed" if self.response["status"] == "completed" else (
-            "response.incomplete")  # fmt: skip
+        kind = (
+            "response.completed"
+            if self.response["status"] == "completed"
+            else ("response.incomplete")
+        )
         out.append(self._event(kind, response=self.response))
         return out
 

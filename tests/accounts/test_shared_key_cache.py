@@ -35,16 +35,19 @@ def _served(gateway: str, key: str) -> None:
     assert response.status_code == 200, response.text
 
 
-def _served_and_copied(gateway: str, key: str, timeout: float = 5.0) -> bytes:
-    """The key's copy, once the process that served it has written it (in the background).
-    Served again if a poll drops it first (the key's account changed a moment before)."""
+def _served_and_copied(gateway: str, key: str, timeout: float = 5.0) -> tuple[bytes, int]:
+    """The key's copy and its TTL, read together once the process that served it has written
+    it (in the background). Served again if a poll drops it first (the key's account changed
+    a moment before: the poller deletes the changed keys' copies once more)."""
     client = redis.Redis.from_url(settings.REDIS_URL)
+    name = PREFIX + key_digest(key)
     deadline = time.monotonic() + timeout
     while True:
         _served(gateway, key)
         for _ in range(20):
-            if (copy := client.get(PREFIX + key_digest(key))) is not None:
-                return bytes(copy)
+            copy, ttl = client.pipeline(transaction=True).get(name).ttl(name).execute()
+            if copy is not None:
+                return bytes(copy), ttl
             time.sleep(0.05)
         if time.monotonic() > deadline:
             raise AssertionError("no copy of the key in the shared key cache")
@@ -60,13 +63,12 @@ def test_a_loaded_keys_copy_holds_no_secret(gateway: str, make_account: Callable
         user=account.user, provider=Provider.objects.get(slug="mock"), raw=UPSTREAM_KEY
     )
 
-    copy = _served_and_copied(gateway, account.key)
+    copy, ttl = _served_and_copied(gateway, account.key)
 
     assert account.key.encode() not in copy and key_digest(account.key).encode() not in copy
     assert UPSTREAM_KEY.encode() not in copy  # the customer's own provider key...
     sealed = ProviderKey.objects.get(user=account.user).ciphertext
     assert sealed.encode() in copy  # ...only as the database stores it, encrypted
-    ttl = redis.Redis.from_url(settings.REDIS_URL).ttl(PREFIX + key_digest(account.key))
     assert 0 < ttl <= settings.GATEWAYZ_SHARED_KEY_CACHE_SECONDS
 
 
