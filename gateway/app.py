@@ -20,10 +20,10 @@ from gateway.health import health_live, health_ready
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
 from gateway.images import images_generations
 from gateway.messages import messages
+from gateway.metrics import CONTENT_TYPE, REQUESTS_IN_FLIGHT, metrics_page
 from gateway.models_api import model_retrieve, models_list
 from gateway.responses import responses
 from gateway.runtime import runtime_ensure_started
-from monitoring.metrics import CONTENT_TYPE, REQUESTS_IN_FLIGHT, metrics_page
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from gateway.credit import credit_gate
 from gateway.http import JSON_HEADERS, ClientGone, Receive, Scope, Send, read_body, send_bytes
 from gateway.limits import admission_new
 from gateway.messages import MessagesApi, client_headers
+from gateway.metrics import request_record, request_record_unsettled
 
 # The request path's own steps, run in its order (gateway.pipeline.serve).
 from gateway.pipeline import Headers, _admit, _ms_since, _route, internal_error, loggable
@@ -35,7 +36,6 @@ from gateway.priority import slots
 from gateway.upstream_attempt import UpstreamRequest
 from gateway.upstream_call import Route, route_call
 from gateway.validation_messages import messages_body_parse
-from monitoring.metrics import request_record, request_record_unsettled
 from providers.adapters import anthropic
 from providers.catalog import CatalogModel, Deployment
 

@@ -19,12 +19,12 @@ import time
 from django.conf import settings
 
 from billing.pricing import usage_cost
+from core.journal_entries import journal_admission, journal_delivery
 from core.outcome import RequestOutcome
 from gateway.credit import credit_gate
 from gateway.http import Message, Send
 from gateway.limits import Admission
 from gateway.relay_stream import cut_stream_usage
-from monitoring.journal import journal_admission, journal_delivery
 from providers.catalog import Deployment
 
 # An event that carries output, in the bytes a client is sent: non-empty text, reasoning or

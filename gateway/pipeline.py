@@ -41,6 +41,7 @@ from gateway.http import (
 )
 from gateway.journal import admission_entry, delivery_watch
 from gateway.limits import Admission, admission_new
+from gateway.metrics import request_record, request_record_unsettled
 from gateway.passive_health import stream_broke, throughput_measure
 from gateway.priority import slots
 from gateway.routing import (
@@ -54,7 +55,6 @@ from gateway.routing import (
 )
 from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest
 from gateway.upstream_call import Route, route_call
-from monitoring.metrics import request_record, request_record_unsettled
 from providers.byok import with_own_keys
 from providers.catalog import CatalogModel, Deployment, catalog_holder
 from providers.upstream_errors import detail_keep, failure_told
