@@ -42,6 +42,21 @@ _SECRETS = re.compile(
 )
 
 
+# Credentials only (ours or a customer's own key, even quoted in part): cut from the detail
+# staff read too. The rest of the provider's words (organisation, limits) is theirs to see.
+_CREDENTIALS = re.compile(
+    r"(?:sk|pk|rk|gsk|xai|fw)[-_][\w*.-]{4,}|AIza[\w-]{10,}|\bBearer\s+\S+", re.IGNORECASE
+)
+SHORTEST_KEY = 8  # a credential shorter than this could match ordinary words
+
+
+def _credentials_cut(text: str, deployment: Deployment) -> str:
+    """The provider's words for staff: its credential, should it quote it back, cut."""
+    if len(deployment.api_key) >= SHORTEST_KEY:
+        text = text.replace(deployment.api_key, "[redacted]")
+    return _CREDENTIALS.sub("[redacted]", text)
+
+
 def _scrubbed(text: str, deployment: Deployment, model_id: str) -> str:
     """A provider's message about the request, fit for the client: its model id becomes
     the one the client knows, and anything that identifies our account there is cut."""
@@ -53,7 +68,7 @@ def _scrubbed(text: str, deployment: Deployment, model_id: str) -> str:
 def upstream_failure(
     status: int, deployment: Deployment, model_id: str, body: bytes, headers: Mapping[str, str]
 ) -> UpstreamFailure:
-    provider, detail = deployment.provider, error_message(body)
+    provider, detail = deployment.provider, _credentials_cut(error_message(body), deployment)
     if status in CREDENTIAL_STATUSES or (
         status == 400 and deployment.protocol == "gemini" and GEMINI_ACCOUNT_FAILURES.search(body)
     ):

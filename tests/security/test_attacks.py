@@ -15,6 +15,7 @@ from accounts.keys import key_digest
 from accounts.models import ApiKey, AuditEntry
 from monitoring.models import RequestLog
 from tests.conftest import UPSTREAM_KEY
+from tests.support.waits import settled
 
 pytestmark = pytest.mark.smoke
 
@@ -202,8 +203,13 @@ def test_secrets_never_reach_error_bodies_logs_or_records(own_gateway, make_acco
     masked = f"{UPSTREAM_KEY[:3]}***{UPSTREAM_KEY[-4:]}"  # as OpenAI quotes a key back
     assert UPSTREAM_KEY not in body and masked not in body and "sk-" not in body
 
-    # Records: no raw key, no provider credential, anywhere in the request log or audit log.
+    # Records: no raw key, no provider credential, anywhere in the request log or audit log
+    # (once written: the usage consumer writes them a moment after the answers).
+    for answer in (refused, wrong_key):
+        settled(answer.headers["x-request-id"])
     logs = RequestLog.objects.filter(user=account.user)
+    assert [row.attempts[-1]["status"] for row in logs.order_by("created_at")] == [200, 401]
+    assert "[redacted]" in logs.get(status=502).attempts[-1]["detail"]  # kept for staff, cut
     dumped = json.dumps([list(logs.values()), list(AuditEntry.objects.values())], default=str)
     assert account.key not in dumped and UPSTREAM_KEY not in dumped
     assert key_digest(account.key) not in dumped
