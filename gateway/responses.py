@@ -19,12 +19,9 @@ from gateway.relay_translated import Decoder, Encoder, completion_from, relay_tr
 from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation import chat_referenced_tokens
 from providers.catalog import CatalogModel, Deployment
-from providers.translate.responses_openai import (
-    ChatChunksToResponseEvents,
-    chat_to_response,
-    responses_body_parse,
-    responses_to_chat,
-)
+from providers.translate.responses_openai_answers import chat_to_response
+from providers.translate.responses_openai_requests import responses_body_parse, responses_to_chat
+from providers.translate.responses_openai_streams import ChatChunksToResponseEvents
 
 
 def _output_tokens(body: dict[str, Any], model: CatalogModel) -> int:
