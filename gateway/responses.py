@@ -14,8 +14,10 @@ from core.outcome import RequestOutcome
 from core.usage import Usage
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
+from gateway.relay_decoders import Decoder, completion_from
+from gateway.relay_encoders import Encoder
 from gateway.relay_stream import usage_record
-from gateway.relay_translated import Decoder, Encoder, completion_from, relay_translated
+from gateway.relay_translated import relay_translated
 from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation import chat_referenced_tokens
 from providers.catalog import CatalogModel, Deployment
