@@ -326,7 +326,7 @@ GATEWAYZ_COOLING_SECONDS = env_float("GATEWAYZ_COOLING_SECONDS", 2.0)
 # A request that finds every deployment half-open with a probe out waits this long at most
 # for the probe's verdict, instead of being refused at once.
 GATEWAYZ_PROBE_WAIT_SECONDS = env_float("GATEWAYZ_PROBE_WAIT_SECONDS", 5.0)
-# Circuit breakers per provider × model (gateway.breakers).
+# Circuit breakers per provider × model (gateway.breaker_rules).
 GATEWAYZ_BREAKER = {
     "failures": env_int("GATEWAYZ_BREAKER_FAILURES", 5, minimum=1),
     "window_seconds": env_float("GATEWAYZ_BREAKER_WINDOW_SECONDS", 60.0),

@@ -13,8 +13,10 @@ from core.errors import GatewayError
 from core.outcome import RequestOutcome
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
+from gateway.relay_decoders import completion_from
+from gateway.relay_encoders import ChatEncoder
 from gateway.relay_stream import relay_stream, usage_record
-from gateway.relay_translated import ChatEncoder, completion_from, relay_translated
+from gateway.relay_translated import relay_translated
 from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation import (
     chat_body_parse,

@@ -15,13 +15,10 @@ from core.outcome import RequestOutcome
 from gateway.http import Receive, Scope, Send, header
 from gateway.limits import Admission
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
+from gateway.relay_decoders import completion_from
+from gateway.relay_encoders import MessagesEncoder
 from gateway.relay_stream import usage_estimate, usage_record
-from gateway.relay_translated import (
-    MessagesEncoder,
-    completion_from,
-    relay_messages_native,
-    relay_translated,
-)
+from gateway.relay_translated import relay_messages_native, relay_translated
 from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation_messages import (
     FORWARDED_BETAS,

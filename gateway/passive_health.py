@@ -5,7 +5,8 @@ throughput."""
 from __future__ import annotations
 
 from core.outcome import RequestOutcome
-from gateway.breakers import board, breaker_key
+from gateway.breaker_board import board
+from gateway.breaker_rules import breaker_key
 from gateway.routing import stats_of
 from providers.catalog import CatalogModel, Deployment
 

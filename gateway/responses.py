@@ -14,17 +14,16 @@ from core.outcome import RequestOutcome
 from core.usage import Usage
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
+from gateway.relay_decoders import Decoder, completion_from
+from gateway.relay_encoders import Encoder
 from gateway.relay_stream import usage_record
-from gateway.relay_translated import Decoder, Encoder, completion_from, relay_translated
+from gateway.relay_translated import relay_translated
 from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest, chat_request
 from gateway.validation import chat_referenced_tokens
 from providers.catalog import CatalogModel, Deployment
-from providers.translate.responses_openai import (
-    ChatChunksToResponseEvents,
-    chat_to_response,
-    responses_body_parse,
-    responses_to_chat,
-)
+from providers.translate.responses_openai_answers import chat_to_response
+from providers.translate.responses_openai_requests import responses_body_parse, responses_to_chat
+from providers.translate.responses_openai_streams import ChatChunksToResponseEvents
 
 
 def _output_tokens(body: dict[str, Any], model: CatalogModel) -> int:

@@ -9,7 +9,7 @@ import gc
 from django.conf import settings
 
 from accounts.keycache import key_cache
-from gateway.breakers import board_close
+from gateway.breaker_board import board_close
 from gateway.credit import credit_gate_close
 from gateway.http import Receive, Scope, Send
 from gateway.invalidation import InvalidationWatcher

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from core.errors import GatewayError
-from gateway.breakers import Board, Breaker, board, breaker_key
+from gateway.breaker_board import Board, board
+from gateway.breaker_rules import Breaker, breaker_key
 from gateway.cooling import cooling_left, cooling_start
 from gateway.routing import stats_of
 from gateway.upstream_attempt import (

@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.http import HttpRequest
 
-from gateway.breakers import breakers_reset
+from gateway.breaker_staff import breakers_reset
 from providers.byok import provider_key_delete
 from providers.catalog_file import catalog_changed
 from providers.models import Alias, Model, Offering, Provider, ProviderKey

@@ -15,7 +15,15 @@ import openai
 import pytest
 from django.conf import settings
 
-from gateway.breakers import CLOSED, HALF_OPEN, OPEN, Breaker, Policy, probe_claimed, transition
+from gateway.breaker_rules import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    Breaker,
+    Policy,
+    probe_claimed,
+    transition,
+)
 from tests.support.staff import breakers_shown, staff_key
 from tests.support.waits import settled
 

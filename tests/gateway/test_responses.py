@@ -143,7 +143,7 @@ def test_what_cannot_be_served_is_a_clear_400(gateway, make_account, extra, para
 
 
 def test_golden_request_translation():
-    from providers.translate.responses_openai import responses_to_chat
+    from providers.translate.responses_openai_requests import responses_to_chat
 
     body = {
         "model": "m",

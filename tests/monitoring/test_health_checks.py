@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from gateway.breakers import OPEN, Breaker
+from gateway.breaker_rules import OPEN, Breaker
 from monitoring.health import probes
 from monitoring.models import HealthSample, RequestLog
 from monitoring.tasks import check_health

@@ -14,7 +14,8 @@ from django.test import Client
 
 from accounts.models import User
 from accounts.services import user_create
-from gateway.breakers import OPEN, Breaker, breakers_list
+from gateway.breaker_rules import OPEN, Breaker
+from gateway.breaker_staff import breakers_list
 from providers.models import Provider
 from tests.support.staff import breaker_put
 

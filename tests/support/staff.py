@@ -14,7 +14,8 @@ import orjson
 from django.conf import settings
 
 from billing.redis_credit import sync_client
-from gateway.breakers import HASH, Breaker, board
+from gateway.breaker_board import HASH, board
+from gateway.breaker_rules import Breaker
 
 
 def staff_key(make_account: Callable[..., Any]) -> str:

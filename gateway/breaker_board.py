@@ -1,4 +1,5 @@
-"""Circuit breakers: one per provider × model, shared by every process.
+"""The circuit breakers' board: one breaker (gateway.breaker_rules) per provider × model,
+shared by every process.
 
 A breaker's state is kept in Redis when REDIS_URL is set (the hash `gwz:cb`, one field per
 deployment that has failed lately), else in the process. A healthy deployment has no field,
@@ -7,12 +8,6 @@ lately, are written. Each process reads the whole hash at most once a second (it
 as the set of troubled deployments) and sees its own writes at once: routing waits on Redis
 once a second at most, never per request, to learn whether a deployment is open.
 
-The rules live in one pure function, `transition`, whichever the store:
-- closed → open after `failures` consecutive failures, or when the failures in the current
-  window reach `error_rate` of at least `min_requests` requests;
-- open → half-open after the cooldown: one request, claimed by one process, probes;
-- half-open → closed after `successes` probes succeed; → open again on a failure, with the
-  cooldown doubled, up to `max_cooldown_seconds`.
 Writes are compare-and-set on the field's whole value, so two processes recording at once
 both count. While Redis is unreachable (core.redis_link) each process keeps its own.
 """
@@ -23,130 +18,27 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import asdict
 
 import orjson
 from django.conf import settings
 
-from billing.redis_credit import sync_client
 from core.redis_link import redis_link
 from core.redis_wire import RedisWire, RedisWireError
+from gateway.breaker_rules import CLOSED, Breaker, policy, probe_claimed, probe_returned, transition
 
 log = logging.getLogger(__name__)
 
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 HASH = "gwz:cb"
 REFRESH_SECONDS = 1.0
 VERDICT_POLL_SECONDS = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    failures: int = 5
-    window_seconds: float = 60.0
-    min_requests: int = 20
-    error_rate: float = 0.5
-    cooldown_seconds: float = 15.0
-    max_cooldown_seconds: float = 600.0
-    successes: int = 2
-    probe_seconds: float = 30.0  # a probe that has not reported by then is presumed lost
-
-
-def policy() -> Policy:
-    return Policy(**settings.GATEWAYZ_BREAKER)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True, slots=True)
-class Breaker:
-    state: str = CLOSED
-    consecutive: int = 0  # failures in a row
-    window_start: float = 0.0
-    requests: int = 0  # in the current window
-    failures: int = 0  # in the current window
-    opened_at: float = 0.0
-    cooldown: float = 0.0
-    probe_until: float = 0.0  # half-open: a probe is out until then
-    probe_successes: int = 0
-    last_error: str = ""
-
-    @property
-    def healthy(self) -> bool:
-        return self.state == CLOSED and not self.consecutive and not self.failures
-
-    def retry_at(self) -> float:
-        return self.opened_at + self.cooldown
-
-    def routable(self, now: float) -> bool | None:
-        """True: route to it; False: skip it; None: only as a probe (claim one first)."""
-        if self.state == CLOSED:
-            return True
-        if self.state == OPEN:
-            return None if now >= self.retry_at() else False
-        return None if now >= self.probe_until else False
-
-    def probing(self, now: float) -> bool:
-        """Half-open with a probe out: its verdict is due within moments, so a request
-        may wait for it rather than be refused."""
-        return self.state == HALF_OPEN and now < self.probe_until
-
-
-def transition(b: Breaker, ok: bool, count: int, now: float, p: Policy, error: str) -> Breaker:
-    """`count` outcomes, all successes or all failures, recorded at `now`."""
-    if now - b.window_start >= p.window_seconds:
-        b = replace(b, window_start=now, requests=0, failures=0)
-    b = replace(b, requests=b.requests + count, failures=b.failures + (0 if ok else count))
-    if ok:
-        b = replace(b, consecutive=0)
-        if b.state == HALF_OPEN:
-            b = replace(b, probe_successes=b.probe_successes + count, probe_until=0.0)
-            if b.probe_successes >= p.successes:
-                b = Breaker()  # closed, its history forgiven
-        return b
-    b = replace(b, consecutive=b.consecutive + count, last_error=error[:200])
-    if b.state == HALF_OPEN:
-        cooldown = min(max(b.cooldown, p.cooldown_seconds) * 2, p.max_cooldown_seconds)
-        return _opened(b, now, cooldown)
-    if b.state == CLOSED and (
-        b.consecutive >= p.failures
-        or (b.requests >= p.min_requests and b.failures >= p.error_rate * b.requests)
-    ):
-        return _opened(b, now, p.cooldown_seconds)
-    return b  # open already: late reports of requests sent before it opened
-
-
-def _opened(b: Breaker, now: float, cooldown: float) -> Breaker:
-    log.warning("circuit opened for %.0f s after: %s", cooldown, b.last_error)
-    return replace(b, state=OPEN, opened_at=now, cooldown=cooldown, probe_successes=0)
-
-
-def probe_claimed(b: Breaker, now: float, p: Policy) -> Breaker | None:
-    """The breaker with a probe out, or None when no probe may go now. The successes of
-    earlier probes still count: half-open closes after `successes` probes in a row."""
-    if b.routable(now) is not None:
-        return None
-    successes = b.probe_successes if b.state == HALF_OPEN else 0
-    return replace(b, state=HALF_OPEN, probe_until=now + p.probe_seconds, probe_successes=successes)
-
-
-def probe_returned(b: Breaker) -> Breaker | None:
-    """A probe that said nothing of the deployment's health (the provider asked us to slow
-    down, the request itself was refused, the customer's own key was used): the next
-    request may probe at once instead of waiting `probe_seconds` for it."""
-    if b.state != HALF_OPEN or not b.probe_until:
-        return None
-    return replace(b, probe_until=0.0)
-
-
-def breaker_key(provider: str, model: str) -> str:
-    return f"{provider}|{model}"
 
 
 def _dump(b: Breaker) -> bytes:
     return b"" if b.healthy else orjson.dumps(asdict(b))
 
 
-def _load(raw: bytes | str | None) -> Breaker:
+def breaker_load(raw: bytes | str | None) -> Breaker:
     return Breaker(**orjson.loads(raw)) if raw else Breaker()
 
 
@@ -207,7 +99,7 @@ class Board:
             fields = await self.wire.call("HGETALL", HASH)
             raw = dict(zip(fields[::2], fields[1::2], strict=True))
             self.raw = {k.decode(): v for k, v in raw.items()}
-            self.breakers = {k: _load(v) for k, v in self.raw.items()}
+            self.breakers = {k: breaker_load(v) for k, v in self.raw.items()}
             self.refreshed_at = time.monotonic()
             self._announce()
         except RedisWireError as exc:
@@ -221,7 +113,7 @@ class Board:
         `change` declined."""
         expected = self.raw.get(key, b"")
         for _ in range(20):  # each retry means another process wrote in between
-            current = _load(expected)
+            current = breaker_load(expected)
             changed = change(current)
             if changed is None:
                 if expected != self.raw.get(key, b""):  # learnt from a refused write
@@ -324,40 +216,9 @@ async def board_close() -> None:
         _board = None
 
 
-def breaker_view(key: str, b: Breaker, now: float) -> dict[str, Any]:
-    """A breaker as the monitoring API shows it."""
-    provider, model = key.split("|", 1)
-    return {
-        "provider": provider,
-        "model": model,
-        "state": b.state,
-        "consecutive_failures": b.consecutive,
-        "window_requests": b.requests,
-        "window_failures": b.failures,
-        "opened_at": b.opened_at or None,
-        "retry_at": b.retry_at() if b.state != CLOSED else None,
-        "probing": b.state == HALF_OPEN and now < b.probe_until,
-        "last_error": b.last_error,
-    }
-
-
-# The staff side (monitoring API, admin), in sync code: the shared state in Redis, or this
-# process's own when there is no Redis (the embedded default serves everything in one).
-def breakers_list() -> dict[str, Breaker]:
-    if not settings.REDIS_URL:
-        return dict(board().breakers)
-    raw: dict[bytes, bytes] = sync_client().hgetall(HASH)  # type: ignore[assignment]
-    return {k.decode(): _load(v) for k, v in raw.items()}
-
-
-def breakers_reset(provider: str) -> list[str]:
-    """Closes every breaker of `provider`; every process sees it within a second."""
-    mine = [k for k in breakers_list() if k.split("|", 1)[0] == provider]
-    if settings.REDIS_URL and mine:
-        sync_client().hdel(HASH, *mine)
-    if _board is not None:  # this process serves requests too: it knows at once
-        for key in mine:
+def board_forget(keys: list[str]) -> None:
+    """Drops `keys` from this process's board, if it has one (staff reset them elsewhere)."""
+    if _board is not None:
+        for key in keys:
             _board.breakers.pop(key, None)
             _board.raw.pop(key, None)
-    log.warning("circuit breakers of %s reset: %s", provider, ", ".join(mine) or "none open")
-    return mine
