@@ -76,6 +76,9 @@ class _Protocol(asyncio.Protocol):
         # syscall for all of them instead of one each (the biggest cost left per command
         # under load, on a VM where syscalls are dear).
         self.outgoing: list[bytes] = []
+        # Digests of the scripts Redis is known to hold since this connection opened (a
+        # Redis that restarted comes back on a new connection, without them).
+        self.scripts: set[str] = set()
 
     def flush(self) -> None:
         if self.outgoing and self.transport is not None and self.lost is None:
@@ -105,7 +108,9 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(self.lost)
 
 
-def _send(protocol: _Protocol, args: tuple[Arg, ...]) -> asyncio.Future[Any]:
+def _send(protocol: _Protocol, args: tuple[Arg, ...], now: bool = False) -> asyncio.Future[Any]:
+    """Queues a command for the end of this event-loop turn's write, or (`now`) writes it,
+    with what the turn had queued, at once."""
     if protocol.lost is not None:
         raise protocol.lost
     assert protocol.transport is not None
@@ -116,10 +121,23 @@ def _send(protocol: _Protocol, args: tuple[Arg, ...]) -> asyncio.Future[Any]:
     loop = asyncio.get_running_loop()
     future = loop.create_future()
     protocol.waiting.append((future, time.monotonic()))
-    if not protocol.outgoing:
-        loop.call_soon(protocol.flush)
-    protocol.outgoing.append(packed)
+    if now:
+        protocol.outgoing.append(packed)
+        protocol.flush()  # a flush the turn had scheduled finds nothing left to write
+    else:
+        if not protocol.outgoing:
+            loop.call_soon(protocol.flush)
+        protocol.outgoing.append(packed)
     return future
+
+
+def _loaded(done: asyncio.Future[Any], protocol: _Protocol, sha: str) -> None:
+    """After an EVAL: its script is held by Redis, unless the command failed for good."""
+    if done.cancelled():
+        return
+    error = done.exception()
+    if error is None or isinstance(error, hiredis.ReplyError):  # a script error still loaded it
+        protocol.scripts.add(sha)
 
 
 class RedisWire:
@@ -151,15 +169,19 @@ class RedisWire:
         """EVALSHA written to the socket before this returns (with the commands this turn had
         queued, in order), not at the end of the turn: once it returns, the command reaches
         Redis even if this process dies. None if not connected (use `evalsha`). Its future
-        fails with NOSCRIPT if Redis does not know the script yet."""
+        fails with NOSCRIPT only if Redis forgot the script on this connection (SCRIPT FLUSH):
+        on a new connection the script goes whole (EVAL, which loads it too), so the first
+        command after Redis restarted is not lost to a NOSCRIPT."""
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             return None
         sha = self._shas.get(source)
         if sha is None:
             sha = self._shas[source] = hashlib.sha1(source.encode()).hexdigest()
-        future = _send(protocol, ("EVALSHA", sha, len(keys), *keys, *args))
-        protocol.flush()
+        if sha in protocol.scripts:
+            return _send(protocol, ("EVALSHA", sha, len(keys), *keys, *args), now=True)
+        future = _send(protocol, ("EVAL", source, len(keys), *keys, *args), now=True)
+        future.add_done_callback(lambda done: _loaded(done, protocol, sha))
         return future
 
     async def evalsha(self, source: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
@@ -169,12 +191,15 @@ class RedisWire:
         if sha is None:
             sha = self._shas[source] = hashlib.sha1(source.encode()).hexdigest()
         try:
-            return await self.call("EVALSHA", sha, len(keys), *keys, *args)
+            reply = await self.call("EVALSHA", sha, len(keys), *keys, *args)
         except hiredis.ReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
-        await self.call("SCRIPT", "LOAD", source)
-        return await self.call("EVALSHA", sha, len(keys), *keys, *args)
+            await self.call("SCRIPT", "LOAD", source)
+            reply = await self.call("EVALSHA", sha, len(keys), *keys, *args)
+        if self._protocol is not None:
+            self._protocol.scripts.add(sha)
+        return reply
 
     async def close(self) -> None:
         if self._connecting is not None:
