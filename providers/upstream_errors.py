@@ -42,19 +42,16 @@ _SECRETS = re.compile(
 )
 
 
-# Credentials only (ours or a customer's own key, even quoted in part): cut from the detail
-# staff read too. The rest of the provider's words (organisation, limits) is theirs to see.
-_CREDENTIALS = re.compile(
-    r"(?:sk|pk|rk|gsk|xai|fw)[-_][\w*.-]{4,}|AIza[\w-]{10,}|\bBearer\s+\S+", re.IGNORECASE
-)
 SHORTEST_KEY = 8  # a credential shorter than this could match ordinary words
 
 
 def _credentials_cut(text: str, deployment: Deployment) -> str:
-    """The provider's words for staff: its credential, should it quote it back, cut."""
+    """The provider's words, kept for staff, with the credential the request was sent with
+    (ours, or the customer's own) cut should the provider quote it back whole. A key it
+    quotes masked (`sk-proj-abcd****wxyz`, as OpenAI does) stays: staff can tell which key."""
     if len(deployment.api_key) >= SHORTEST_KEY:
-        text = text.replace(deployment.api_key, "[redacted]")
-    return _CREDENTIALS.sub("[redacted]", text)
+        return text.replace(deployment.api_key, "[redacted]")
+    return text
 
 
 def _scrubbed(text: str, deployment: Deployment, model_id: str) -> str:
