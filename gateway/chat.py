@@ -11,8 +11,9 @@ from django.conf import settings
 
 from core.errors import GatewayError
 from core.outcome import RequestOutcome
+from gateway.client_api import ClientApi, Headers, answer_json, send_priced
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
+from gateway.pipeline import serve
 from gateway.relay_decoders import completion_from
 from gateway.relay_encoders import ChatEncoder
 from gateway.relay_stream import relay_stream, usage_record

@@ -24,14 +24,16 @@ from core.errors import GatewayError
 from core.ids import request_id_new
 from core.outcome import RequestOutcome
 from gateway.auth import KeyRefused, authenticate
+
+# The request path's own steps, run in its order (gateway.pipeline.serve).
+from gateway.client_api import Headers
 from gateway.credit import credit_gate
+from gateway.delivery import ms_since
 from gateway.http import JSON_HEADERS, ClientGone, Receive, Scope, Send, read_body, send_bytes
 from gateway.limits import admission_new
 from gateway.messages import MessagesApi, client_headers
 from gateway.metrics import request_record, request_record_unsettled
-
-# The request path's own steps, run in its order (gateway.pipeline.serve).
-from gateway.pipeline import Headers, _admit, _ms_since, _route, internal_error, loggable
+from gateway.pipeline import admit, internal_error, loggable, route_resolve
 from gateway.priority import slots
 from gateway.upstream_attempt import UpstreamRequest
 from gateway.upstream_call import Route, route_call
@@ -109,7 +111,7 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
         identity, refused = error.identity, error
     except GatewayError as error:
         await COUNTING.send_error(send, error, headers, request_id)
-        request_record_unsettled(COUNTING.endpoint, error.status, _ms_since(started) / 1000)
+        request_record_unsettled(COUNTING.endpoint, error.status, ms_since(started) / 1000)
         return
 
     outcome = RequestOutcome(
@@ -130,11 +132,11 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
         raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
         body = COUNTING.parse(raw)
         outcome.requested_model = loggable(body["model"])
-        route = await _route(COUNTING, body, identity)  # the key's model rule, preferences
+        route = await route_resolve(COUNTING, body, identity)  # the key's model rule, preferences
         model = route[0][0]
         outcome.served_model, family = loggable(model.id), model.family
         candidate = admission_new(request_id, identity.limits, 0, NO_HOLD)
-        await _admit(identity, request_id, NO_HOLD, candidate, outcome)  # counts it in its limits
+        await admit(identity, request_id, NO_HOLD, candidate, outcome)  # counts it in its limits
         admission = candidate
         outcome.held = True  # a hold of zero, released at settlement with the limits
         headers += COUNTING.limit_headers(admission)
@@ -146,7 +148,7 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
         else:
             payload, extra = orjson.dumps({"input_tokens": _estimate_tokens(body)}), ESTIMATED
     except ClientGone:
-        request_record_unsettled(COUNTING.endpoint, 499, _ms_since(started) / 1000)
+        request_record_unsettled(COUNTING.endpoint, 499, ms_since(started) / 1000)
         return  # still reading the body: nothing was admitted
     except Exception as exc:
         failure = exc if isinstance(exc, GatewayError) else internal_error(exc)
@@ -156,6 +158,6 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         await send_bytes(send, status, payload, JSON_HEADERS + extra + headers)
     finally:
-        outcome.total_latency_ms = _ms_since(started)
+        outcome.total_latency_ms = ms_since(started)
         request_record(outcome, family)
         await credit_gate().settle(outcome, admission)

@@ -9,8 +9,9 @@ import orjson
 from core.errors import GatewayError, bad_request
 from core.outcome import RequestOutcome
 from core.usage import Usage
+from gateway.client_api import ClientApi, Headers, answer_json, send_priced
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
+from gateway.pipeline import serve
 from gateway.relay_stream import usage_estimate, usage_record
 from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest
 from providers.adapters import openai

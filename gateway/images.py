@@ -13,8 +13,9 @@ import orjson
 from billing.pricing import image_unit_price
 from core.errors import bad_request
 from core.outcome import RequestOutcome
+from gateway.client_api import ClientApi, Headers, answer_json, send_priced
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
+from gateway.pipeline import serve
 from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest
 from providers.adapters import fal, openai
 from providers.catalog import CatalogModel, Deployment

@@ -12,9 +12,10 @@ import orjson
 
 from core.errors import GatewayError, anthropic_error_body, bad_request
 from core.outcome import RequestOutcome
+from gateway.client_api import ClientApi, Headers, answer_json, send_priced
 from gateway.http import Receive, Scope, Send, header
 from gateway.limits import Admission
-from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
+from gateway.pipeline import serve
 from gateway.relay_decoders import completion_from
 from gateway.relay_encoders import MessagesEncoder
 from gateway.relay_stream import usage_estimate, usage_record

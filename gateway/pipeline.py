@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from abc import ABC, abstractmethod
 from asyncio import current_task
 from decimal import Decimal
 from typing import Any
@@ -19,25 +18,22 @@ from typing import Any
 from django.conf import settings
 
 from accounts.keycache import KeyIdentity
-from billing.pricing import hold_amount
 from billing.services import InsufficientCredit
-from core.amounts import amount_text
 from core.errors import GatewayError, not_found
 from core.ids import request_id_new
 from core.outage import database_unavailable, database_unreachable
 from core.outcome import RequestOutcome
 from gateway.auth import KeyRefused, authenticate, key_allows_model
+from gateway.client_api import ClientApi
 from gateway.client_watch import ClientWatch
-from gateway.credit import Settling, credit_gate
+from gateway.credit import credit_gate
+from gateway.delivery import CLIENT_CLOSED, Delivery, ms_since
 from gateway.http import (
-    JSON_HEADERS,
     ClientGone,
-    Message,
     Receive,
     Scope,
     Send,
     read_body,
-    send_bytes,
 )
 from gateway.journal import admission_entry, delivery_watch
 from gateway.limits import Admission, admission_new
@@ -53,191 +49,15 @@ from gateway.routing import (
     resolve_variant,
     variant_preferences,
 )
-from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest
 from gateway.upstream_call import Route, route_call
 from providers.byok import with_own_keys
-from providers.catalog import CatalogModel, Deployment, catalog_holder
-from providers.upstream_errors import detail_keep, failure_told
+from providers.catalog import catalog_holder
+from providers.upstream_errors import failure_told
 
 log = logging.getLogger(__name__)
 
-Headers = list[tuple[bytes, bytes]]
-CLIENT_CLOSED = "client_closed"  # the request log's error type when the client left first
 # No account holds this much (Redis counts credit in 64-bit pico-credits: 9.2M at most).
 MAX_HOLD = Decimal(1_000_000)
-
-
-class ClientApi(ABC):
-    """One client-facing protocol (OpenAI chat, Anthropic messages, ...)."""
-
-    endpoint: str
-    kind = "chat"  # the kind of model it serves
-
-    @abstractmethod
-    def parse(self, raw: bytes) -> dict[str, Any]:
-        """The validated body (raise GatewayError 400 on bad input)."""
-
-    def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
-        """The most output tokens the request lets the provider write."""
-        return 0
-
-    def referenced_tokens(self, body: dict[str, Any]) -> int:
-        """Prompt tokens the body's bytes do not bound: content the provider fetches or
-        adds itself (an image given by URL, the tool-use system prompt)."""
-        return 0
-
-    def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
-        """The most the request can cost on any of the model's deployments."""
-        prompt_bound = body_bytes + self.referenced_tokens(body)
-        return token_hold(prompt_bound, self.output_tokens(body, model), model)
-
-    def token_estimate(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> int:
-        """The tokens counted against token rate limits at admission (corrected at
-        settlement): prompt bytes ÷ 4 plus the output allowed, as OpenAI counts them."""
-        return body_bytes // 4 + self.output_tokens(body, model)
-
-    @abstractmethod
-    def build(
-        self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
-    ) -> UpstreamRequest | None:
-        """The upstream request on `deployment`, or None if its protocol cannot carry it."""
-
-    @abstractmethod
-    async def relay(
-        self,
-        send: Send,
-        body: dict[str, Any],
-        body_bytes: int,
-        answer: UpstreamAnswer,
-        outcome: RequestOutcome,
-        headers: Headers,
-        started: float,
-    ) -> None:
-        """Sends the provider's answer in the client's protocol, metering it in `outcome`."""
-
-    def error_body(self, error: GatewayError, request_id: str) -> bytes:
-        """The error in the client's protocol: OpenAI's shape unless the API says otherwise."""
-        return error.body()
-
-    def id_headers(self, request_id: str) -> Headers:
-        """The headers that name the request in every answer: OpenAI's `x-request-id`."""
-        return [(b"x-request-id", request_id.encode())]
-
-    def limit_headers(self, admission: Admission) -> Headers:
-        """An admitted request's rate-limit headers: OpenAI's `x-ratelimit-*`."""
-        return admission.headers()
-
-    def headers_check(self, scope: Scope) -> None:
-        """Refuses (raise GatewayError) a request that lacks a header the API requires."""
-        return  # OpenAI's APIs require none
-
-    async def send_error(
-        self, send: Send, error: GatewayError, extra: Headers, request_id: str
-    ) -> None:
-        await send_bytes(
-            send,
-            error.status,
-            self.error_body(error, request_id),
-            JSON_HEADERS + error.headers + extra,
-        )
-
-    async def fail(
-        self, send: Send, outcome: RequestOutcome, error: GatewayError, headers: Headers
-    ) -> None:
-        """Answers with `error` after the provider answered (so nothing is charged)."""
-        outcome.status, outcome.error_type = error.status, error.code or error.type
-        failure_told(error, outcome.request_id)
-        detail_keep(outcome.attempts, error)
-        await self.send_error(send, error, headers, outcome.request_id)
-
-
-def answer_json(answer: UpstreamAnswer) -> tuple[dict[str, Any], int]:
-    """The provider's whole answer as a JSON object, and its size in bytes. The route read
-    and parsed it before taking the answer, so that a broken one could still fail over."""
-    answer.response.release()
-    assert answer.data is not None
-    return answer.data, len(answer.body)
-
-
-async def send_priced(send: Send, payload: bytes, cost: Decimal, headers: Headers) -> None:
-    """A 200 JSON answer with its exact cost in `x-gatewayz-cost`."""
-    priced = [(b"x-gatewayz-cost", amount_text(cost).encode())]
-    await send_bytes(send, 200, payload, JSON_HEADERS + headers + priced)
-
-
-def token_hold(body_bytes: int, output_tokens: int, model: CatalogModel) -> Decimal:
-    """A token-priced request's bound: the body's size bounds its prompt tokens, and the
-    output is bounded by what it lets the provider write; at the dearest deployment."""
-    return max(
-        hold_amount(body_bytes=body_bytes, max_output_tokens=output_tokens, deployment=d)
-        for d in model.deployments
-    )
-
-
-class _Delivery:
-    """An answer on its way to the client. Watches what the relay sends, so a failure can
-    still end the response properly; and begins the request's settlement before the first
-    message that follows its pricing (`RequestOutcome.charge`): the cost a client is told
-    (`x-gatewayz-cost`, a stream's `usage.cost`) has its SETTLE written to Redis before it
-    leaves, so a process killed in between leaves the request charged, never a client told
-    a cost nobody was charged (docs/request-path.md, "A crash leaves a record"). The reply
-    is awaited after the answer is sent: no round trip is added to it."""
-
-    __slots__ = (
-        "_send",
-        "_settling",
-        "admission",
-        "ended",
-        "family",
-        "outcome",
-        "settled",
-        "started",
-        "started_at",
-        "watch",
-    )
-
-    def __init__(
-        self,
-        send: Send,
-        outcome: RequestOutcome,
-        watch: ClientWatch,
-        admission: Admission,
-        family: str,
-        started_at: float,
-    ) -> None:
-        self._send = send
-        self.outcome, self.watch, self.admission = outcome, watch, admission
-        self.family, self.started_at = family, started_at
-        self.started = self.ended = self.settled = False
-        self._settling: Settling | None = None
-
-    async def send(self, message: Message) -> None:
-        if self.outcome.priced and not self.settled:
-            self._settle_begin()
-        if message["type"] == "http.response.start":
-            self.started = True
-        elif not message.get("more_body", False):
-            self.ended = True
-        await self._send(message)
-
-    def _settle_begin(self) -> None:
-        self.settled = True
-        watch, outcome = self.watch, self.outcome
-        watch.ended()  # a settlement is never interrupted
-        if watch.left:
-            # Billed as a cut stream (the relay's rule); the provider is not to blame.
-            outcome.status, outcome.error_type = 499, CLIENT_CLOSED
-        outcome.total_latency_ms = _ms_since(self.started_at)
-        request_record(outcome, self.family)
-        self._settling = credit_gate().settle_begin(outcome, self.admission)
-
-    async def settle(self) -> None:
-        """Settles the request (once), or finishes the settlement `send` began."""
-        if not self.settled:
-            self._settle_begin()
-        settling, self._settling = self._settling, None
-        if settling is not None:
-            await settling
 
 
 def loggable(name: str) -> str:
@@ -247,11 +67,7 @@ def loggable(name: str) -> str:
     return name[:200].replace("\x00", "\ufffd")
 
 
-def _ms_since(start: float) -> float:
-    return (time.perf_counter() - start) * 1000
-
-
-async def _admit(
+async def admit(
     identity: KeyIdentity,
     request_id: str,
     amount: Decimal,
@@ -289,7 +105,7 @@ def internal_error(exc: Exception) -> GatewayError:
     )
 
 
-async def _route(api: ClientApi, body: dict[str, Any], identity: KeyIdentity) -> Route:
+async def route_resolve(api: ClientApi, body: dict[str, Any], identity: KeyIdentity) -> Route:
     """The models the request may be served by, in order, each with the deployments it may
     try: the `model`, then its `models` fallbacks, as its `provider` preferences allow.
     `provider` and `models` are the gateway's and are taken out of the body."""
@@ -336,7 +152,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         identity, refused = error.identity, error
     except GatewayError as error:
         await api.send_error(send, error, id_header, request_id)
-        request_record_unsettled(api.endpoint, error.status, _ms_since(started) / 1000)
+        request_record_unsettled(api.endpoint, error.status, ms_since(started) / 1000)
         return
 
     admission: Admission | None = None  # set once admitted: settlement uncounts it
@@ -361,14 +177,14 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         body = api.parse(raw)
         outcome.requested_model = loggable(body["model"])
         outcome.stream = bool(body.get("stream"))
-        route = await _route(api, body, identity)
+        route = await route_resolve(api, body, identity)
         model = route[0][0]
         outcome.served_model = loggable(model.id)  # a prefix route's is the client's name
         family = model.family
         tokens = max(api.token_estimate(body, len(raw), m) for m, _ in route)
         hold = max(api.hold(body, len(raw), m) for m, _ in route)
         candidate = admission_new(request_id, identity.limits, tokens, hold)
-        await _admit(identity, request_id, hold, candidate, outcome)
+        await admit(identity, request_id, hold, candidate, outcome)
         admission = candidate
         outcome.held, outcome.hold = True, hold
         watch = ClientWatch(receive)
@@ -384,7 +200,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         )
         watch.cancellable = False
     except ClientGone:
-        request_record_unsettled(api.endpoint, 499, _ms_since(started) / 1000)
+        request_record_unsettled(api.endpoint, 499, ms_since(started) / 1000)
         return  # still reading the body: nothing was admitted
     except asyncio.CancelledError:
         if watch is None or not watch.left:
@@ -397,7 +213,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         if slotted:
             upstream_slots.release()
         outcome.status, outcome.error_type = 499, CLIENT_CLOSED
-        outcome.total_latency_ms = _ms_since(started)
+        outcome.total_latency_ms = ms_since(started)
         request_record(outcome, family)
         await credit_gate().settle(outcome, admission)
         return
@@ -412,7 +228,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         outcome.error_type = failure.code or failure.type
         if outcome.attempts:  # the provider that failed it last, as well as every attempt
             outcome.provider = outcome.attempts[-1]["provider"]
-        outcome.total_latency_ms = _ms_since(started)
+        outcome.total_latency_ms = ms_since(started)
         limit_headers = api.limit_headers(admission) if admission is not None else []
         await api.send_error(send, failure, id_header + limit_headers, request_id)
         request_record(outcome, family)
@@ -430,7 +246,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         *api.limit_headers(admission),
     ]
     watch.relaying(answer)
-    delivery = _Delivery(
+    delivery = Delivery(
         delivery_watch(send, outcome, answer.deployment, len(raw), admission),
         outcome,
         watch,

@@ -12,8 +12,9 @@ from django.conf import settings
 from core.errors import GatewayError
 from core.outcome import RequestOutcome
 from core.usage import Usage
+from gateway.client_api import ClientApi, Headers, answer_json, send_priced
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import ClientApi, Headers, answer_json, send_priced, serve
+from gateway.pipeline import serve
 from gateway.relay_decoders import Decoder, completion_from
 from gateway.relay_encoders import Encoder
 from gateway.relay_stream import usage_record
