@@ -175,9 +175,7 @@ class RedisWire:
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             return None
-        sha = self._shas.get(source)
-        if sha is None:
-            sha = self._shas[source] = hashlib.sha1(source.encode()).hexdigest()
+        sha = self._sha(source)
         if sha in protocol.scripts:
             return _send(protocol, ("EVALSHA", sha, len(keys), *keys, *args), now=True)
         future = _send(protocol, ("EVAL", source, len(keys), *keys, *args), now=True)
@@ -187,9 +185,7 @@ class RedisWire:
     async def evalsha(self, source: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         """Runs a Lua script by its digest, loading it once if Redis does not know it
         (a fresh or restarted Redis)."""
-        sha = self._shas.get(source)
-        if sha is None:
-            sha = self._shas[source] = hashlib.sha1(source.encode()).hexdigest()
+        sha = self._sha(source)
         try:
             reply = await self.call("EVALSHA", sha, len(keys), *keys, *args)
         except hiredis.ReplyError as exc:
@@ -200,6 +196,12 @@ class RedisWire:
         if self._protocol is not None:
             self._protocol.scripts.add(sha)
         return reply
+
+    def _sha(self, source: str) -> str:
+        sha = self._shas.get(source)
+        if sha is None:
+            sha = self._shas[source] = hashlib.sha1(source.encode()).hexdigest()
+        return sha
 
     async def close(self) -> None:
         if self._connecting is not None:

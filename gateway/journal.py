@@ -74,6 +74,8 @@ class DeliveryJournal:
                 self.record()
 
     def record(self) -> None:
+        if self.outcome.priced:
+            return  # settlement has begun (gateway.delivery): the journal goes with the hold
         self.due = time.monotonic() + settings.GATEWAYZ_JOURNAL_SECONDS
         self.events += len(_CONTENT_EVENT.findall(b"".join(self.sent)))
         self.sent.clear()
