@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from decimal import Decimal
@@ -17,6 +18,7 @@ import hiredis
 import orjson
 from django.conf import settings
 
+from billing.journal_file import JournalFile
 from billing.redis_credit import (
     SETTLE_ON_DATABASE,
     UNAVAILABLE_REPLIES,
@@ -129,6 +131,12 @@ class RedisCreditGate:
     def __init__(self, url: str) -> None:
         self.redis = RedisCredit(url, timeout=settings.GATEWAYZ_REDIS_TIMEOUT_SECONDS)
         self.fallback = DatabaseCredit()
+        # The journal's copy on disk, for a Redis that loses its data (billing.journal_file).
+        self.journal_file = JournalFile(
+            settings.GATEWAYZ_USAGE_SPOOL_DIR,
+            socket.gethostname(),
+            stale_seconds=2 * settings.GATEWAYZ_HOLD_TTL_SECONDS,
+        )
         self._recovery: asyncio.Task[None] | None = None
 
     async def admit(
@@ -157,6 +165,8 @@ class RedisCreditGate:
                     )
                     if result[0] == 1:
                         admission.remaining = result[1:]
+                        if journal:
+                            self.journal_file.admitted(request_id, journal)
                         return
                     if result[0] == -2:
                         raise admission.refusal(result[1] - 1, time.time())
@@ -188,12 +198,14 @@ class RedisCreditGate:
         wait for the reply, and nothing if Redis is away (the record before stands)."""
         if admission.local:
             self.fallback.record_delivery(request_id, entry, admission)
-        elif redis_link.up:
-            _in_background(
-                record_delivery(
-                    self.redis.wire, request_id=request_id, entry=entry, expires_at=_expiry()
+        else:
+            self.journal_file.delivered(request_id, entry)
+            if redis_link.up:
+                _in_background(
+                    record_delivery(
+                        self.redis.wire, request_id=request_id, entry=entry, expires_at=_expiry()
+                    )
                 )
-            )
 
     async def settle(self, outcome: RequestOutcome, admission: Admission | None) -> None:
         await self.settle_begin(outcome, admission)
@@ -208,6 +220,7 @@ class RedisCreditGate:
             return self.fallback.settle_begin(outcome, admission)
         if not redis_link.up:
             settler.submit(outcome)  # a hold Redis keeps is released when Redis is back
+            self.journal_file.settled(outcome.request_id)
             return _settled()
         tokens = outcome.prompt_tokens + outcome.completion_tokens
         settle = partial(
@@ -252,6 +265,7 @@ class RedisCreditGate:
             else:
                 log.exception("settling %s in Redis failed", outcome.request_id)
             settler.submit(outcome)
+        self.journal_file.settled(outcome.request_id)
 
     def _recover_soon(self) -> None:
         if self._recovery is None or self._recovery.done():
@@ -281,6 +295,7 @@ class RedisCreditGate:
     async def close(self) -> None:
         if self._recovery is not None:
             self._recovery.cancel()
+        self.journal_file.close()
         await self.redis.close()
 
 

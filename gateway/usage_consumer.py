@@ -11,6 +11,9 @@ Redis epoch (a random id a fresh Redis gets on first use, in the same write as t
 so of the same Redis), which tells the replay whether the `avail` Redis has now took the
 spooled charges: if Redis lost its data since, they are mirrored into the new one.
 
+Its replay loop also settles what dead processes on the host had in flight when Redis has
+lost their holds since (their journal files, billing.journal_file).
+
 It talks to Redis over a connection of its own in hiredis' C (core.redis_wire), and hands
 the events to the writer as the stream holds them: with redis-py and an event parsed and
 re-serialised in Python, the consumer cost the gateway ~10 CPU-µs per request more.
@@ -29,6 +32,7 @@ import hiredis
 from django.conf import settings
 from django.db import DataError, IntegrityError
 
+from billing.journal_file import journal_files_settle
 from billing.redis_credit import PREFIX, USAGE_STREAM
 from billing.services import credit_pending_apply
 from billing.usage_spool import UsageSpool
@@ -212,6 +216,10 @@ class UsageConsumer:
             try:
                 if self.spooling or self.spool.files():
                     await self._replay()
+                # What dead processes left in flight and Redis has lost since (their
+                # journal files); mirrored into `avail` below.
+                if await db_call(journal_files_settle, settings.GATEWAYZ_USAGE_SPOOL_DIR):
+                    self._unmirrored = True
                 if self._unmirrored:
                     # Charges replayed from a Redis that lost its data, into the new one's
                     # `avail` (or dropped, if none is seeded yet: the seed has them).

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
 from django.conf import settings
 from django.db import IntegrityError
 
@@ -29,17 +27,10 @@ from billing.models import CreditHold
 from billing.redis_credit import credit_holds_release_expired_redis, to_pico
 from billing.redis_journal import journals_due, requests_lost_settle_redis
 from billing.services import credit_holds_release_expired
-from core.journal_entries import lost_outcome
-from core.outcome import RequestOutcome
+from core.journal_entries import lost_event, lost_outcome
 from monitoring.services import request_settle
 
 log = logging.getLogger(__name__)
-
-
-def lost_event(outcome: RequestOutcome) -> bytes:
-    event: dict[str, Any] = outcome.as_event()
-    event["created_at"] = outcome.created_at
-    return orjson.dumps(event)
 
 
 def _lost_in_redis(now: float) -> int:

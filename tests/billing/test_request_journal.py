@@ -25,9 +25,8 @@ from billing.redis_credit import (
 )
 from billing.redis_journal import journals_due, record_delivery, requests_lost_settle_redis
 from billing.services import credit_avail_seed_from_ledger, credit_grant
-from core.journal_entries import journal_admission, journal_delivery, lost_outcome
+from core.journal_entries import journal_admission, journal_delivery, lost_event, lost_outcome
 from core.outcome import RequestOutcome
-from monitoring.journal import lost_event
 
 pytestmark = [
     pytest.mark.django_db,
