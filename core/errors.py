@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 
@@ -69,3 +71,13 @@ def bad_request(message: str, *, param: str | None = None, code: str | None = No
 
 def not_found(message: str, *, code: str = "not_found") -> GatewayError:
     return GatewayError(404, message, code=code)
+
+
+class UpstreamFailure(GatewayError):
+    """A provider's failure as the client hears of it: our words, the provider's name and
+    status class. The provider's own text (which names its model ids, our account's limits
+    and organisation) is `detail`, for the request log's attempts and staff, never sent."""
+
+    def __init__(self, status: int, message: str, *, detail: str, **kwargs: Any) -> None:
+        super().__init__(status, message, **kwargs)
+        self.detail = detail

@@ -9,22 +9,21 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from core.errors import GatewayError
-from core.outcome import RequestOutcome
-from gateway.client_api import ClientApi, Headers, answer_json, send_priced
+from gateway.client_api import ClientApi, send_priced
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import serve
-from gateway.relay_decoders import completion_from
+from gateway.relay_context import RelayContext
 from gateway.relay_encoders import ChatEncoder
 from gateway.relay_stream import relay_stream, usage_record
 from gateway.relay_translated import relay_translated
-from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest, chat_request
+from gateway.upstream_attempt import UpstreamRequest
 from gateway.validation import (
     chat_body_parse,
     chat_referenced_tokens,
     requested_output_tokens,
 )
 from providers.catalog import CatalogModel, Deployment
+from providers.protocols import wire
 
 
 def _per_choice_tokens(body: dict[str, Any], model: CatalogModel) -> int:
@@ -49,27 +48,16 @@ class ChatApi(ClientApi):
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
     ) -> UpstreamRequest | None:
-        return chat_request(body, deployment, _per_choice_tokens(body, model))
+        return wire(deployment).chat_request(body, deployment, _per_choice_tokens(body, model))
 
-    async def relay(
-        self,
-        send: Send,
-        body: dict[str, Any],
-        body_bytes: int,
-        answer: UpstreamAnswer,
-        outcome: RequestOutcome,
-        headers: Headers,
-        started: float,
-    ) -> None:
-        translated = answer.deployment.protocol != "openai"
-        if outcome.stream and translated:
-            await relay_translated(
-                send, ChatEncoder(body), body, body_bytes, answer, outcome, headers, started
-            )
-        elif outcome.stream:
-            await relay_stream(send, body, body_bytes, answer, outcome, headers, started)
+    async def relay(self, ctx: RelayContext) -> None:
+        translated = not wire(ctx.answer.deployment).speaks_chat
+        if ctx.outcome.stream and translated:
+            await relay_translated(ctx, ChatEncoder(ctx.body))
+        elif ctx.outcome.stream:
+            await relay_stream(ctx)
         else:
-            await _relay_json(send, body, body_bytes, answer, outcome, headers)
+            await _relay_json(ctx)
 
 
 CHAT = ChatApi()
@@ -79,21 +67,12 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     await serve(CHAT, scope, receive, send)
 
 
-async def _relay_json(
-    send: Send,
-    body: dict[str, Any],
-    body_bytes: int,
-    answer: UpstreamAnswer,
-    outcome: RequestOutcome,
-    headers: list[tuple[bytes, bytes]],
-) -> None:
-    read = answer_json(answer)
-    try:
-        data, usage = completion_from(read[0], answer, body["model"], body_bytes, read[1])
-    except GatewayError as refused:  # e.g. a provider's safety filter blocked the prompt
-        await CHAT.fail(send, outcome, refused, headers)
+async def _relay_json(ctx: RelayContext) -> None:
+    read = await CHAT.completion_read(ctx)
+    if read is None:
         return
-    cost = usage_record(outcome, usage, answer.deployment)
+    data, usage = read
+    cost = usage_record(ctx.outcome, usage, ctx.answer.deployment)
     usage_out = data.get("usage")
     data["usage"] = {**(usage_out if isinstance(usage_out, dict) else {}), "cost": float(cost)}
-    await send_priced(send, orjson.dumps(data), cost, headers)
+    await send_priced(ctx.send, orjson.dumps(data), cost, ctx.headers)

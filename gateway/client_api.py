@@ -13,6 +13,7 @@ from billing.pricing import hold_amount
 from core.amounts import amount_text
 from core.errors import GatewayError
 from core.outcome import RequestOutcome
+from core.usage import Usage
 from gateway.http import (
     JSON_HEADERS,
     Scope,
@@ -20,13 +21,13 @@ from gateway.http import (
     send_bytes,
 )
 from gateway.limits import Admission
+from gateway.relay_context import Headers, RelayContext
 from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest
 from providers.catalog import CatalogModel, Deployment
+from providers.protocols import wire
 from providers.upstream_errors import detail_keep, failure_told
 
 log = logging.getLogger(__name__)
-
-Headers = list[tuple[bytes, bytes]]
 
 
 class ClientApi(ABC):
@@ -65,16 +66,7 @@ class ClientApi(ABC):
         """The upstream request on `deployment`, or None if its protocol cannot carry it."""
 
     @abstractmethod
-    async def relay(
-        self,
-        send: Send,
-        body: dict[str, Any],
-        body_bytes: int,
-        answer: UpstreamAnswer,
-        outcome: RequestOutcome,
-        headers: Headers,
-        started: float,
-    ) -> None:
+    async def relay(self, ctx: RelayContext) -> None:
         """Sends the provider's answer in the client's protocol, metering it in `outcome`."""
 
     def error_body(self, error: GatewayError, request_id: str) -> bytes:
@@ -111,6 +103,19 @@ class ClientApi(ABC):
         failure_told(error, outcome.request_id)
         detail_keep(outcome.attempts, error)
         await self.send_error(send, error, headers, outcome.request_id)
+
+    async def completion_read(self, ctx: RelayContext) -> tuple[dict[str, Any], Usage] | None:
+        """The provider's whole answer as an OpenAI chat completion, with its usage; None if
+        the provider refused within it (a safety filter...): the client has been told."""
+        data, size = answer_json(ctx.answer)
+        deployment = ctx.answer.deployment
+        try:
+            return wire(deployment).completion_from(
+                data, deployment, ctx.body["model"], ctx.body_bytes, size
+            )
+        except GatewayError as refused:
+            await self.fail(ctx.send, ctx.outcome, refused, ctx.headers)
+            return None
 
 
 def answer_json(answer: UpstreamAnswer) -> tuple[dict[str, Any], int]:

@@ -38,8 +38,8 @@ from gateway.priority import slots
 from gateway.upstream_attempt import UpstreamRequest
 from gateway.upstream_call import Route, route_call
 from gateway.validation_messages import messages_body_parse
-from providers.adapters import anthropic
 from providers.catalog import CatalogModel, Deployment
+from providers.protocols import wire
 
 # What Anthropic's count_tokens takes (it refuses other fields).
 COUNTED_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
@@ -59,10 +59,13 @@ class CountTokensApi(MessagesApi):
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
     ) -> UpstreamRequest | None:
-        if deployment.protocol != "anthropic":
+        protocol = wire(deployment)
+        if not protocol.counts_tokens:
             return None  # only Anthropic's protocol has a counter
         upstream = {k: v for k, v in body.items() if k in COUNTED_FIELDS}
-        url, headers, _ = anthropic.messages_request(upstream, deployment, client_headers(scope))
+        request = protocol.messages_request(upstream, deployment, client_headers(scope))
+        assert request is not None  # a counter speaks Messages
+        url, headers, _ = request
         upstream["model"] = deployment.upstream_model_id
         return url + "/count_tokens", headers, orjson.dumps(upstream)
 
@@ -141,7 +144,7 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
         outcome.held = True  # a hold of zero, released at settlement with the limits
         headers += COUNTING.limit_headers(admission)
         status = 200
-        if any(d.protocol == "anthropic" for _, deployments in route for d in deployments):
+        if any(wire(d).counts_tokens for _, deployments in route for d in deployments):
             payload, extra, family = await _provider_count(
                 route, body, scope, identity.priority, outcome
             )

@@ -7,16 +7,16 @@ from typing import Any
 import orjson
 
 from core.errors import GatewayError, bad_request
-from core.outcome import RequestOutcome
-from core.usage import Usage
-from gateway.client_api import ClientApi, Headers, answer_json, send_priced
+from core.usage import Usage, usage_estimate
+from gateway.client_api import ClientApi, answer_json, send_priced
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import serve
-from gateway.relay_stream import usage_estimate, usage_record
-from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest
-from providers.adapters import openai
-from providers.adapters.openai import usage_read
+from gateway.relay_context import RelayContext
+from gateway.relay_stream import usage_record
+from gateway.upstream_attempt import UpstreamRequest
 from providers.catalog import CatalogModel, Deployment
+from providers.protocols import wire
+from providers.protocols.openai import usage_read
 
 
 def _input_ok(value: Any) -> bool:
@@ -70,22 +70,17 @@ class EmbeddingsApi(ClientApi):
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
     ) -> UpstreamRequest | None:
-        if deployment.protocol != "openai":
-            return None
-        return openai.request_to("/embeddings", body, deployment)
+        return wire(deployment).embeddings_request(body, deployment)
 
-    async def relay(
-        self,
-        send: Send,
-        body: dict[str, Any],
-        body_bytes: int,
-        answer: UpstreamAnswer,
-        outcome: RequestOutcome,
-        headers: Headers,
-        started: float,
-    ) -> None:
-        read = answer_json(answer)
-        data = read[0]
+    async def relay(self, ctx: RelayContext) -> None:
+        send, body, answer, outcome, headers = (
+            ctx.send,
+            ctx.body,
+            ctx.answer,
+            ctx.outcome,
+            ctx.headers,
+        )
+        data = answer_json(answer)[0]
         if not isinstance(data.get("data"), list):
             error = GatewayError(
                 502,
@@ -95,7 +90,7 @@ class EmbeddingsApi(ClientApi):
             )
             await self.fail(send, outcome, error, headers)
             return
-        usage: Usage = usage_read(data.get("usage")) or usage_estimate(body_bytes, 0)
+        usage: Usage = usage_read(data.get("usage")) or usage_estimate(ctx.body_bytes, 0)
         cost = usage_record(outcome, usage, answer.deployment)
         data["model"] = body["model"]
         data["usage"] = {

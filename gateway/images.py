@@ -12,13 +12,13 @@ import orjson
 
 from billing.pricing import image_unit_price
 from core.errors import bad_request
-from core.outcome import RequestOutcome
-from gateway.client_api import ClientApi, Headers, answer_json, send_priced
+from gateway.client_api import ClientApi, answer_json, send_priced
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import serve
-from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest
-from providers.adapters import fal, openai
+from gateway.relay_context import RelayContext
+from gateway.upstream_attempt import UpstreamRequest
 from providers.catalog import CatalogModel, Deployment
+from providers.protocols import wire
 
 SIZE = re.compile(r"^(\d{2,5}x\d{2,5}|auto)$")
 MAX_IMAGES = 10
@@ -70,26 +70,13 @@ class ImagesApi(ClientApi):
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
     ) -> UpstreamRequest | None:
-        if deployment.protocol == "openai":
-            return openai.request_to("/images/generations", body, deployment)
-        if deployment.protocol == "fal":
-            return fal.images_request(body, deployment)
-        return None
+        return wire(deployment).images_request(body, deployment)
 
-    async def relay(
-        self,
-        send: Send,
-        body: dict[str, Any],
-        body_bytes: int,
-        answer: UpstreamAnswer,
-        outcome: RequestOutcome,
-        headers: Headers,
-        started: float,
-    ) -> None:
-        read = answer_json(answer)
-        data = read[0]
-        if answer.deployment.protocol == "fal":
-            data = fal.images_response(data, b64=body.get("response_format") == "b64_json")
+    async def relay(self, ctx: RelayContext) -> None:
+        body, answer, outcome = ctx.body, ctx.answer, ctx.outcome
+        data = answer_json(answer)[0]
+        b64 = body.get("response_format") == "b64_json"
+        data = wire(answer.deployment).images_response(data, b64=b64)
         images = len(data.get("data") or [])
         # Billed per image delivered, never more than were asked for (and held).
         delivered = min(images, int(body.get("n") or 1))
@@ -100,7 +87,7 @@ class ImagesApi(ClientApi):
             "images": delivered,
             "cost": float(outcome.cost),
         }
-        await send_priced(send, orjson.dumps(data), outcome.cost, headers)
+        await send_priced(ctx.send, orjson.dumps(data), outcome.cost, ctx.headers)
 
 
 IMAGES = ImagesApi()

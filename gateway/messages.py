@@ -11,25 +11,24 @@ from typing import Any
 import orjson
 
 from core.errors import GatewayError, anthropic_error_body, bad_request
-from core.outcome import RequestOutcome
+from core.usage import Usage, usage_estimate
 from gateway.client_api import ClientApi, Headers, answer_json, send_priced
 from gateway.http import Receive, Scope, Send, header
 from gateway.limits import Admission
 from gateway.pipeline import serve
-from gateway.relay_decoders import completion_from
+from gateway.relay_context import RelayContext
 from gateway.relay_encoders import MessagesEncoder
-from gateway.relay_stream import usage_estimate, usage_record
+from gateway.relay_stream import usage_record
 from gateway.relay_translated import relay_messages_native, relay_translated
-from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest, chat_request
+from gateway.upstream_attempt import UpstreamRequest
 from gateway.validation_messages import (
     FORWARDED_BETAS,
     messages_body_parse,
     messages_referenced_tokens,
 )
-from providers.adapters import anthropic
 from providers.catalog import CatalogModel, Deployment
+from providers.protocols import wire
 from providers.translate.anthropic_openai_answers import chat_to_message
-from providers.translate.anthropic_openai_usage import usage_from_anthropic
 from providers.translate.messages_to_chat import messages_to_chat
 
 
@@ -62,14 +61,15 @@ class MessagesApi(ClientApi):
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
     ) -> UpstreamRequest | None:
-        if deployment.protocol == "anthropic":
-            return anthropic.messages_request(body, deployment, client_headers(scope))
+        protocol = wire(deployment)
+        if protocol.speaks_messages:
+            return protocol.messages_request(body, deployment, client_headers(scope))
         chat = messages_to_chat(
             body,
             reasoning="reasoning" in model.capabilities,
             cache_control=deployment.cache_control,
         )
-        return chat_request(chat, deployment, int(body["max_tokens"]))
+        return protocol.chat_request(chat, deployment, int(body["max_tokens"]))
 
     def error_body(self, error: GatewayError, request_id: str) -> bytes:
         return anthropic_error_body(error, request_id)
@@ -89,51 +89,28 @@ class MessagesApi(ClientApi):
         if version is None or not version.strip():
             raise bad_request("anthropic-version: header is required")
 
-    async def relay(
-        self,
-        send: Send,
-        body: dict[str, Any],
-        body_bytes: int,
-        answer: UpstreamAnswer,
-        outcome: RequestOutcome,
-        headers: Headers,
-        started: float,
-    ) -> None:
-        native = answer.deployment.protocol == "anthropic"
-        if outcome.stream and native:
-            await relay_messages_native(
-                send, body["model"], body_bytes, answer, outcome, headers, started
+    async def relay(self, ctx: RelayContext) -> None:
+        native = wire(ctx.answer.deployment).speaks_messages
+        if ctx.outcome.stream and native:
+            await relay_messages_native(ctx)
+        elif ctx.outcome.stream:
+            await relay_translated(ctx, MessagesEncoder(ctx.body))
+        elif native:
+            data, size = answer_json(ctx.answer)
+            usage = wire(ctx.answer.deployment).messages_usage(data) or usage_estimate(
+                ctx.body_bytes, size // 4
             )
-        elif outcome.stream:
-            await relay_translated(
-                send, MessagesEncoder(body), body, body_bytes, answer, outcome, headers, started
-            )
+            await self._send_priced(ctx, {**data, "model": ctx.body["model"]}, usage)
         else:
-            await self._relay_json(send, body, body_bytes, answer, outcome, headers)
+            read = await self.completion_read(ctx)
+            if read is not None:
+                completion, usage = read
+                message = chat_to_message(completion, model=ctx.body["model"], usage=usage)
+                await self._send_priced(ctx, message, usage)
 
-    async def _relay_json(
-        self,
-        send: Send,
-        body: dict[str, Any],
-        body_bytes: int,
-        answer: UpstreamAnswer,
-        outcome: RequestOutcome,
-        headers: Headers,
-    ) -> None:
-        read = answer_json(answer)
-        data, size = read
-        if answer.deployment.protocol == "anthropic":
-            usage = usage_from_anthropic(data.get("usage")) or usage_estimate(body_bytes, size // 4)
-            out = {**data, "model": body["model"]}  # the provider's own message
-        else:
-            try:
-                completion, usage = completion_from(data, answer, body["model"], body_bytes, size)
-            except GatewayError as refused:  # e.g. a provider's safety filter blocked it
-                await self.fail(send, outcome, refused, headers)
-                return
-            out = chat_to_message(completion, model=body["model"], usage=usage)
-        cost = usage_record(outcome, usage, answer.deployment)
-        await send_priced(send, orjson.dumps(out), cost, headers)
+    async def _send_priced(self, ctx: RelayContext, message: dict[str, Any], usage: Usage) -> None:
+        cost = usage_record(ctx.outcome, usage, ctx.answer.deployment)
+        await send_priced(ctx.send, orjson.dumps(message), cost, ctx.headers)
 
 
 MESSAGES = MessagesApi()

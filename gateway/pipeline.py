@@ -40,6 +40,7 @@ from gateway.limits import Admission, admission_new
 from gateway.metrics import request_record, request_record_unsettled
 from gateway.passive_health import stream_broke, throughput_measure
 from gateway.priority import slots
+from gateway.relay_context import RelayContext
 from gateway.routing import (
     NO_PREFERENCES,
     deployments_for,
@@ -255,7 +256,9 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         started,
     )
     try:
-        await api.relay(delivery.send, body, len(raw), answer, outcome, headers, started)
+        await api.relay(
+            RelayContext(delivery.send, body, len(raw), answer, outcome, headers, started)
+        )
     except Exception as exc:
         # The request is still settled, for what was metered so far. The client hears of it
         # in its protocol if nothing was sent yet; else its response is at least ended.

@@ -12,7 +12,7 @@ import orjson
 
 from core.errors import GatewayError, anthropic_error_body
 from core.usage import Usage
-from gateway.relay_decoders import Decoder
+from providers.protocols.base import Decoder
 from providers.translate.anthropic_openai_streams import ChatChunksToMessageEvents
 
 

@@ -20,12 +20,12 @@ import orjson
 from billing.pricing import usage_cost
 from core.errors import GatewayError
 from core.outcome import RequestOutcome
-from core.usage import Usage
-from gateway.http import SSE_HEADERS, Send
+from core.usage import Usage, usage_estimate
+from gateway.http import SSE_HEADERS
+from gateway.relay_context import RelayContext
 from gateway.upstream import UpstreamError
-from gateway.upstream_attempt import UpstreamAnswer
-from providers.adapters.openai import usage_read
 from providers.catalog import Deployment
+from providers.protocols.openai import usage_read
 
 NULL_USAGE_TAIL = b',"usage":null}'
 
@@ -38,11 +38,6 @@ def stream_interrupted(provider: str) -> GatewayError:
         type="server_error",
         code="upstream_stream_interrupted",
     )
-
-
-def usage_estimate(body_bytes: int, completion_tokens: int) -> Usage:
-    """For an upstream that sent no usage: ~4 bytes of request per prompt token."""
-    return Usage(prompt_tokens=body_bytes // 4, completion_tokens=completion_tokens)
 
 
 def cut_stream_usage(reported: Usage | None, relayed: int, body_bytes: int) -> Usage:
@@ -132,15 +127,9 @@ class _Relay:
         return orjson.dumps(chunk)
 
 
-async def relay_stream(
-    send: Send,
-    body: dict[str, Any],
-    body_bytes: int,
-    answer: UpstreamAnswer,
-    outcome: RequestOutcome,
-    headers: list[tuple[bytes, bytes]],
-    started: float,
-) -> None:
+async def relay_stream(ctx: RelayContext) -> None:
+    send, body, answer, outcome, started = ctx.send, ctx.body, ctx.answer, ctx.outcome, ctx.started
+    body_bytes, headers = ctx.body_bytes, ctx.headers
     wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     relay = _Relay(wants_usage, outcome, answer.deployment)
     renamed = model_renamer(body["model"])

@@ -1,9 +1,10 @@
 """Relaying streams whose provider speaks another protocol than the client, or the Anthropic
 protocol natively: upstream SSE events are parsed one by one (the OpenAI → OpenAI fast path
-in relay_stream.py never decodes them), decoded into OpenAI chunks (gateway.relay_decoders),
-and encoded in the client's protocol (gateway.relay_encoders), both through
-providers.translate. Every relay meters the stream, and a cut one ends with a well-formed
-error event in the client's protocol and is billed for what was produced.
+in relay_stream.py never decodes them), decoded into OpenAI chunks by the provider's
+protocol (providers.protocols), and encoded in the client's protocol
+(gateway.relay_encoders), both through providers.translate. Every relay meters the stream,
+and a cut one ends with a well-formed error event in the client's protocol and is billed
+for what was produced.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from core.errors import GatewayError
 from core.outcome import RequestOutcome
 from core.usage import Usage
 from gateway.http import SSE_HEADERS, Send
-from gateway.relay_decoders import Decoder, decoder_for, sse_events
+from gateway.relay_context import Headers, RelayContext
 from gateway.relay_encoders import Encoder, anthropic_error_event
 from gateway.relay_stream import (
     cut_stream_usage,
@@ -29,11 +30,12 @@ from gateway.relay_stream import (
 )
 from gateway.upstream import UpstreamError
 from gateway.upstream_attempt import UpstreamAnswer
+from providers.protocols import wire
+from providers.protocols.base import Decoder
+from providers.protocols.sse import sse_events
 from providers.translate.anthropic_openai_answers import upstream_error
 from providers.translate.anthropic_openai_usage import usage_from_anthropic
 from providers.upstream_errors import detail_keep
-
-Headers = list[tuple[bytes, bytes]]
 
 
 async def _start(send: Send, headers: Headers) -> None:
@@ -57,7 +59,7 @@ async def _decode(
     """Relays the upstream's stream through `decoder` and `encode`; returns the error that
     ended it, or None when it ended whole."""
     try:
-        async for batch in sse_events(answer):
+        async for batch in sse_events(answer.blocks()):
             chunks = []
             for name, data in batch:
                 chunks.extend(decoder.feed(name, data))
@@ -99,18 +101,11 @@ def billed_usage(
     return cut_stream_usage(usage, produced, body_bytes)
 
 
-async def relay_translated(
-    send: Send,
-    encoder: Encoder,
-    body: dict[str, Any],
-    body_bytes: int,
-    answer: UpstreamAnswer,
-    outcome: RequestOutcome,
-    headers: Headers,
-    started: float,
-) -> None:
+async def relay_translated(ctx: RelayContext, encoder: Encoder) -> None:
     """A provider's stream, decoded to OpenAI chunks and encoded in the client's protocol."""
-    decoder = decoder_for(answer, body["model"])
+    send, body, answer, outcome = ctx.send, ctx.body, ctx.answer, ctx.outcome
+    body_bytes, headers, started = ctx.body_bytes, ctx.headers, ctx.started
+    decoder = wire(answer.deployment).chat_decoder(body["model"], answer.deployment.provider)
     await _start(send, headers)
 
     def encode(chunks: list[dict[str, Any]]) -> list[bytes]:
@@ -128,25 +123,19 @@ async def relay_translated(
     await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
-async def relay_messages_native(
-    send: Send,
-    model: str,
-    body_bytes: int,
-    answer: UpstreamAnswer,
-    outcome: RequestOutcome,
-    headers: Headers,
-    started: float,
-) -> None:
+async def relay_messages_native(ctx: RelayContext) -> None:
     """An Anthropic-protocol stream to an Anthropic client: relayed as it comes; only the
     events that carry usage, the end or an error are decoded."""
+    send, answer, outcome, started = ctx.send, ctx.answer, ctx.outcome, ctx.started
+    model, body_bytes = ctx.body["model"], ctx.body_bytes
     usage: Usage | None = None
     produced = 0
     done = False
     error: GatewayError | None = None
     renamed = model_renamer(model)
-    await _start(send, headers)
+    await _start(send, ctx.headers)
     try:
-        async for batch in sse_events(answer):
+        async for batch in sse_events(answer.blocks()):
             out = []
             for name, data in batch:
                 if name == b"content_block_delta":

@@ -10,18 +10,19 @@ import orjson
 from django.conf import settings
 
 from core.errors import GatewayError
-from core.outcome import RequestOutcome
 from core.usage import Usage
-from gateway.client_api import ClientApi, Headers, answer_json, send_priced
+from gateway.client_api import ClientApi, send_priced
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline import serve
-from gateway.relay_decoders import Decoder, completion_from
+from gateway.relay_context import RelayContext
 from gateway.relay_encoders import Encoder
 from gateway.relay_stream import usage_record
 from gateway.relay_translated import relay_translated
-from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest, chat_request
+from gateway.upstream_attempt import UpstreamRequest
 from gateway.validation import chat_referenced_tokens
 from providers.catalog import CatalogModel, Deployment
+from providers.protocols import wire
+from providers.protocols.base import Decoder
 from providers.translate.responses_openai_answers import chat_to_response
 from providers.translate.responses_openai_requests import responses_body_parse, responses_to_chat
 from providers.translate.responses_openai_streams import ChatChunksToResponseEvents
@@ -63,35 +64,21 @@ class ResponsesApi(ClientApi):
     def build(
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
     ) -> UpstreamRequest | None:
-        return chat_request(body["_chat"], deployment, _output_tokens(body, model))
+        return wire(deployment).chat_request(body["_chat"], deployment, _output_tokens(body, model))
 
-    async def relay(
-        self,
-        send: Send,
-        body: dict[str, Any],
-        body_bytes: int,
-        answer: UpstreamAnswer,
-        outcome: RequestOutcome,
-        headers: Headers,
-        started: float,
-    ) -> None:
-        public = {k: v for k, v in body.items() if k != "_chat"}
-        if outcome.stream:
-            encoder = ResponsesEncoder(public)
-            await relay_translated(
-                send, encoder, public, body_bytes, answer, outcome, headers, started
-            )
+    async def relay(self, ctx: RelayContext) -> None:
+        public = {k: v for k, v in ctx.body.items() if k != "_chat"}
+        if ctx.outcome.stream:
+            await relay_translated(ctx, ResponsesEncoder(public))
             return
-        read = answer_json(answer)
-        try:
-            completion, usage = completion_from(read[0], answer, body["model"], body_bytes, read[1])
-        except GatewayError as refused:  # e.g. a provider's safety filter blocked it
-            await self.fail(send, outcome, refused, headers)
+        read = await self.completion_read(ctx)
+        if read is None:
             return
-        cost = usage_record(outcome, usage, answer.deployment)
+        completion, usage = read
+        cost = usage_record(ctx.outcome, usage, ctx.answer.deployment)
         response = chat_to_response(completion, public, usage)
         response["usage"]["cost"] = float(cost)
-        await send_priced(send, orjson.dumps(response), cost, headers)
+        await send_priced(ctx.send, orjson.dumps(response), cost, ctx.headers)
 
 
 RESPONSES = ResponsesApi()

@@ -12,13 +12,11 @@ from typing import Any
 import aiohttp
 import orjson
 
-from core.errors import GatewayError
+from core.errors import GatewayError, UpstreamFailure
 from gateway.upstream import UpstreamError, upstream_session, upstream_timeout
-from providers.adapters import anthropic, gemini, openai
 from providers.catalog import CatalogModel, Deployment
-from providers.upstream_errors import UpstreamFailure, upstream_failure
-
-UpstreamRequest = tuple[str, dict[str, str], bytes]  # url, headers, body
+from providers.protocols.base import UpstreamRequest
+from providers.upstream_errors import upstream_failure
 
 
 @dataclass(slots=True)
@@ -48,18 +46,6 @@ class UpstreamAnswer:
             if rest:
                 yield rest
             raise
-
-
-def chat_request(
-    body: dict[str, Any], deployment: Deployment, max_tokens: int
-) -> UpstreamRequest | None:
-    if deployment.protocol == "openai":
-        return openai.chat_request(body, deployment, max_tokens)
-    if deployment.protocol == "anthropic":
-        return anthropic.chat_request(body, deployment, max_tokens)
-    if deployment.protocol == "gemini":
-        return gemini.chat_request(body, deployment, max_tokens)
-    return None  # fal serves images only
 
 
 @dataclass(slots=True)

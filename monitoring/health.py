@@ -18,19 +18,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
-import orjson
 from django.utils import timezone
 
 from monitoring.models import HealthSample, RequestLog
-from providers.adapters.anthropic import ANTHROPIC_VERSION
-from providers.adapters.common import auth_headers
 from providers.catalog import Deployment, catalog_build
+from providers.protocols import wire
 
 log = logging.getLogger(__name__)
 
 DEGRADED_MS = 2500.0
 PROBE_TIMEOUT_SECONDS = 10.0
-PING = "ping"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +41,11 @@ class Probe:
 
 
 def probe_for(model_id: str, d: Deployment) -> Probe | None:
-    headers = auth_headers(d)
-    if d.protocol == "openai":
-        return Probe(d.provider, "", "GET", f"{d.base_url}/models", headers, None)
-    if d.protocol == "anthropic":
-        headers["anthropic-version"] = ANTHROPIC_VERSION
-        body = {"model": d.upstream_model_id, "messages": [{"role": "user", "content": PING}]}
-        url = f"{d.base_url}/v1/messages/count_tokens"
-        return Probe(d.provider, model_id, "POST", url, headers, orjson.dumps(body))
-    if d.protocol == "gemini":
-        url = f"{d.base_url}/models/{d.upstream_model_id}:countTokens"
-        body = {"contents": [{"role": "user", "parts": [{"text": PING}]}]}
-        return Probe(d.provider, model_id, "POST", url, headers, orjson.dumps(body))
-    return None
+    request = wire(d).probe(d)
+    if request is None:
+        return None
+    model = model_id if request.per_model else ""
+    return Probe(d.provider, model, request.method, request.url, request.headers, request.body)
 
 
 def probes(tier: str) -> list[Probe]:

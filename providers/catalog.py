@@ -19,17 +19,12 @@ from core.asyncdb import db_call
 from core.outage import DATABASE_UNREACHABLE
 from providers.credentials import CredentialUnreadable
 from providers.models import Alias, Model, Offering, PrefixRoute, Provider
+from providers.protocols import PROTOCOLS
 from providers.ssrf import base_url_problem
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
-DEFAULT_AUTH = {
-    "openai": "bearer",
-    "anthropic": "x-api-key",
-    "gemini": "x-goog-api-key",
-    "fal": "key",
-}
 ZERO = Decimal(0)
 REBUILD_RETRY_SECONDS = 1.0
 
@@ -141,7 +136,7 @@ def _provider_base(p: Provider) -> dict[str, Any] | None:
         "api_key": api_key,
         "connect_timeout": p.connect_timeout,
         "read_timeout": p.read_timeout,
-        "auth": p.auth or DEFAULT_AUTH.get(p.protocol, "bearer"),
+        "auth": p.auth or PROTOCOLS[p.protocol].default_auth,
         "extra_headers": tuple(sorted((str(k), str(v)) for k, v in p.extra_headers.items())),
         "drop_params": frozenset(p.drop_params),
         "unsupported_params": frozenset(p.unsupported_params),

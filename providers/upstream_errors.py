@@ -12,25 +12,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from core.errors import GatewayError
-from providers.adapters.openai import error_message
+from core.errors import GatewayError, UpstreamFailure
 from providers.catalog import Deployment
+from providers.protocols import wire
+from providers.protocols.common import error_message
 
-# Gemini's reasons for a 400 that is about our account there, not about the request.
-GEMINI_ACCOUNT_FAILURES = re.compile(rb"API_KEY_INVALID|FAILED_PRECONDITION|API_KEY_EXPIRED")
 # Failures that say nothing about the request: another deployment may well succeed.
 FAILOVER_STATUSES = frozenset({401, 402, 403, 404, 408, 409, 425, 429})
 CREDENTIAL_STATUSES = frozenset({401, 402, 403})
-
-
-class UpstreamFailure(GatewayError):
-    """A provider's failure as the client hears of it: our words, the provider's name and
-    status class. The provider's own text (which names its model ids, our account's limits
-    and organisation) is `detail`, for the request log's attempts and staff, never sent."""
-
-    def __init__(self, status: int, message: str, *, detail: str, **kwargs: Any) -> None:
-        super().__init__(status, message, **kwargs)
-        self.detail = detail
 
 
 # What a provider's 400 about the request may say of us: keys (even quoted in part),
@@ -66,11 +55,9 @@ def upstream_failure(
     status: int, deployment: Deployment, model_id: str, body: bytes, headers: Mapping[str, str]
 ) -> UpstreamFailure:
     provider, detail = deployment.provider, _credentials_cut(error_message(body), deployment)
-    if status in CREDENTIAL_STATUSES or (
-        status == 400 and deployment.protocol == "gemini" and GEMINI_ACCOUNT_FAILURES.search(body)
-    ):
-        # About the account there, not the request. Gemini answers a bad key or an unserved
-        # region with 400, not 401/403.
+    if status in CREDENTIAL_STATUSES or (wire(deployment).refuses_account(status, body)):
+        # About the account there, not the request (Gemini answers a bad key or an unserved
+        # region with 400, not 401/403).
         if deployment.byok:  # the customer's own key: theirs to fix, and to read about
             return UpstreamFailure(
                 402 if status == 402 else 403,

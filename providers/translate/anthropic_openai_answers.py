@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from core.errors import GatewayError
+from core.errors import GatewayError, UpstreamFailure
 from core.usage import Usage
 from providers.translate.anthropic_openai_terms import (
     FINISH_TO_STOP,
@@ -20,7 +20,6 @@ from providers.translate.anthropic_openai_terms import (
     tool_input,
 )
 from providers.translate.anthropic_openai_usage import anthropic_usage, openai_usage
-from providers.upstream_errors import UpstreamFailure
 
 JSON = dict[str, Any]
 

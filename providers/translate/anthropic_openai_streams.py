@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from core.usage import Usage
-from providers.adapters.openai import usage_read
+from providers.protocols.openai import usage_read
 from providers.translate.anthropic_openai_terms import (
     FINISH_TO_STOP,
     STOP_TO_FINISH,

@@ -12,8 +12,8 @@ import pytest
 from billing.pricing import hold_amount, usage_cost
 from core.errors import GatewayError
 from core.usage import Usage
-from providers.adapters.openai import usage_read
 from providers.catalog import Deployment
+from providers.protocols.openai import usage_read
 from providers.translate.anthropic_openai_usage import (
     anthropic_usage,
     openai_usage,

@@ -9,10 +9,10 @@ import orjson
 import pytest
 
 from core.errors import GatewayError
-from providers.adapters.common import auth_headers, quirks_apply
-from providers.adapters.openai import chat_request
 from providers.catalog import Catalog, Deployment, catalog_build
 from providers.catalog_file import BUNDLED_CATALOG, catalog_file_load
+from providers.protocols.common import auth_headers, quirks_apply
+from providers.protocols.openai import chat_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 

@@ -3,10 +3,14 @@ the provider's declared request quirks (docs/catalog.md)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from core.errors import bad_request
-from providers.catalog import Deployment
+
+if TYPE_CHECKING:
+    from providers.catalog import Deployment
 
 
 def auth_headers(deployment: Deployment) -> dict[str, str]:
@@ -49,3 +53,18 @@ def quirks_apply(body: dict[str, Any], deployment: Deployment) -> dict[str, Any]
         if not (keys | deployment.default_params_unless) & body.keys():
             out.update(deployment.default_params)
     return out
+
+
+def error_message(body: bytes) -> str:
+    """The provider's own error message, from an OpenAI-shaped (or any) error body."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:300].decode(errors="replace").strip() or "no message"
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    return "no message"

@@ -4,12 +4,15 @@ OpenAI's images response out."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from providers.adapters.common import auth_headers
-from providers.catalog import Deployment
+from providers.protocols.base import UpstreamRequest, WireProtocol
+from providers.protocols.common import auth_headers
+
+if TYPE_CHECKING:
+    from providers.catalog import Deployment
 
 
 def images_request(
@@ -37,3 +40,19 @@ def images_response(data: dict[str, Any], *, b64: bool) -> dict[str, Any]:
         else:
             items.append({"url": url})
     return {"created": int(time.time()), "data": items}
+
+
+class FalProtocol(WireProtocol):
+    """Images only; no free endpoint to probe: its health comes from traffic alone."""
+
+    name = "fal"
+    default_auth = "key"
+
+    def images_request(self, body: dict[str, Any], deployment: Deployment) -> UpstreamRequest:
+        return images_request(body, deployment)
+
+    def images_response(self, data: dict[str, Any], *, b64: bool) -> dict[str, Any]:
+        return images_response(data, b64=b64)
+
+
+PROTOCOL = FalProtocol()

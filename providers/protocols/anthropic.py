@@ -1,0 +1,129 @@
+"""The Anthropic Messages wire protocol: native requests (from /v1/messages) and translated
+ones (from /v1/chat/completions, via providers.translate.chat_to_messages)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from core.errors import GatewayError
+from core.usage import Usage, usage_estimate
+from providers.protocols.base import (
+    HEALTH_PROMPT,
+    Decoder,
+    ProbeRequest,
+    UpstreamRequest,
+    WireProtocol,
+)
+from providers.protocols.common import auth_headers, quirks_apply
+from providers.translate.anthropic_openai_answers import message_to_chat, upstream_error
+from providers.translate.anthropic_openai_streams import MessageEventsToChatChunks
+from providers.translate.anthropic_openai_usage import usage_from_anthropic
+from providers.translate.chat_to_messages import chat_to_messages
+
+if TYPE_CHECKING:
+    from providers.catalog import Deployment
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+def _headers(deployment: Deployment, client_headers: dict[str, str]) -> dict[str, str]:
+    headers = auth_headers(deployment)
+    headers["anthropic-version"] = client_headers.get("anthropic-version", ANTHROPIC_VERSION)
+    if "anthropic-beta" in client_headers:
+        headers["anthropic-beta"] = client_headers["anthropic-beta"]
+    return headers
+
+
+def messages_request(
+    body: dict[str, Any], deployment: Deployment, client_headers: dict[str, str]
+) -> tuple[str, dict[str, str], bytes]:
+    """A client's Messages request, as it came, to an Anthropic-protocol provider."""
+    upstream = dict(body)
+    upstream["model"] = deployment.upstream_model_id
+    url = f"{deployment.base_url}/v1/messages"
+    return url, _headers(deployment, client_headers), orjson.dumps(upstream)
+
+
+def chat_request(
+    body: dict[str, Any], deployment: Deployment, max_tokens: int
+) -> tuple[str, dict[str, str], bytes]:
+    """An OpenAI chat completion request, translated for an Anthropic-protocol provider."""
+    upstream = chat_to_messages(
+        quirks_apply(body, deployment),
+        upstream_model=deployment.upstream_model_id,
+        max_tokens=max_tokens,
+    )
+    url = f"{deployment.base_url}/v1/messages"
+    return url, _headers(deployment, {}), orjson.dumps(upstream)
+
+
+class AnthropicDecoder(Decoder):
+    def __init__(self, model_id: str, provider: str) -> None:
+        super().__init__()
+        self.translator = MessageEventsToChatChunks(model_id)
+        self.provider = provider
+
+    def feed(self, name: bytes, data: bytes) -> list[dict[str, Any]]:
+        chunks = self.translator.feed(orjson.loads(data))
+        self.usage = self.translator.usage
+        return chunks
+
+    def finished(self) -> bool:
+        return self.translator.done
+
+    def error(self) -> GatewayError | None:
+        if self.translator.error is None:
+            return None
+        return upstream_error(self.translator.error, self.provider)
+
+    def usage_chunk(self, model_id: str, usage: Usage) -> dict[str, Any]:
+        return self.translator.usage_chunk(usage)
+
+
+class AnthropicProtocol(WireProtocol):
+    name = "anthropic"
+    default_auth = "x-api-key"
+    speaks_messages = True
+    counts_tokens = True
+
+    def chat_request(
+        self, body: dict[str, Any], deployment: Deployment, max_tokens: int
+    ) -> UpstreamRequest:
+        return chat_request(body, deployment, max_tokens)
+
+    def completion_from(
+        self,
+        data: dict[str, Any],
+        deployment: Deployment,
+        model_id: str,
+        body_bytes: int,
+        size: int,
+    ) -> tuple[dict[str, Any], Usage]:
+        usage = usage_from_anthropic(data.get("usage")) or usage_estimate(body_bytes, size // 4)
+        return message_to_chat(data, model=model_id, usage=usage), usage
+
+    def chat_decoder(self, model_id: str, provider: str) -> Decoder:
+        return AnthropicDecoder(model_id, provider)
+
+    def messages_request(
+        self, body: dict[str, Any], deployment: Deployment, client_headers: dict[str, str]
+    ) -> UpstreamRequest:
+        return messages_request(body, deployment, client_headers)
+
+    def messages_usage(self, data: dict[str, Any]) -> Usage | None:
+        return usage_from_anthropic(data.get("usage"))
+
+    def probe(self, deployment: Deployment) -> ProbeRequest:
+        # Free, and per model.
+        headers = _headers(deployment, {})
+        body = {
+            "model": deployment.upstream_model_id,
+            "messages": [{"role": "user", "content": HEALTH_PROMPT}],
+        }
+        url = f"{deployment.base_url}/v1/messages/count_tokens"
+        return ProbeRequest("POST", url, headers, orjson.dumps(body), per_model=True)
+
+
+PROTOCOL = AnthropicProtocol()
