@@ -157,7 +157,6 @@ def _audit(model: type[models.Model], owner: Owner, ignored: frozenset[str]) -> 
 def audit_connect() -> None:
     """Signals for every audited model (called once, from AccountsConfig.ready)."""
     from accounts.models import ApiKey, Plan, User
-    from billing.models import LedgerEntry
     from providers.models import Alias, Model, Offering, PrefixRoute, Provider, ProviderKey
 
     _audit(ApiKey, lambda k: k.user_id, frozenset({"last_used_at"}))
@@ -166,11 +165,13 @@ def audit_connect() -> None:
     _audit(Plan, lambda _: None, frozenset())
     for catalog_model in (Provider, Model, Offering, Alias, PrefixRoute):
         _audit(catalog_model, lambda _: None, frozenset())
-    # Credits granted or adjusted by a person; usage charges are the request log's.
-    _audit_ledger(LedgerEntry)
+    # The credit ledger sits above accounts: billing registers it (audit_ledger).
 
 
-def _audit_ledger(model: Any) -> None:
+def audit_ledger(model: Any) -> None:
+    """Audits the credits a person grants or adjusts in `model` (the ledger); usage charges,
+    holds and releases are the request log's. Called from BillingConfig.ready."""
+
     def saved(sender: Any, instance: Any, created: bool, raw: bool = False, **kw: Any) -> None:
         if created and not raw and instance.kind not in ("usage", "hold", "release"):
             audit_record(

@@ -19,7 +19,8 @@ from django.db.models import Q
 
 GROUPS = {"developer": "developers", "admin": "admins"}
 OUR_APPS = ("accounts", "billing", "providers", "monitoring", "gateway", "core")
-DEVELOPER_VIEWS = ("providers", "monitoring")  # every model of these: view only...
+DEVELOPER_VIEWS = ("providers", "monitoring")  # every model of these: view only (and the
+# request log, which billing keeps)...
 ACCOUNT_DATA = ("view_providerkey",)  # ...but customers' own provider keys: admins only
 
 
@@ -27,6 +28,7 @@ def _developer_permissions() -> Any:
     return Permission.objects.filter(
         Q(content_type__app_label__in=DEVELOPER_VIEWS, codename__startswith="view_")
         | Q(content_type__app_label="providers", codename="reset_breakers")
+        | Q(content_type__app_label="billing", codename="view_requestlog")
     ).exclude(codename__in=ACCOUNT_DATA)
 
 

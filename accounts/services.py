@@ -14,11 +14,8 @@ from accounts.models import ApiKey, User
 
 @transaction.atomic
 def user_create(*, email: str, password: str | None = None, role: str = User.Role.USER) -> User:
-    user = User.objects.create_user(email=email, password=password, role=role)
-    from billing.services import credit_account_ensure  # billing builds on accounts
-
-    credit_account_ensure(user=user)
-    return user
+    # Its credit account comes with it (billing.signals), whichever way a user is created.
+    return User.objects.create_user(email=email, password=password, role=role)
 
 
 @transaction.atomic

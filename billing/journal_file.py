@@ -1,6 +1,6 @@
 """The request journal's copy on local disk, for a Redis that loses its data.
 
-The journal of a request admitted in Redis lives with its hold (monitoring.journal): if
+The journal of a request admitted in Redis lives with its hold (billing.lost_requests): if
 Redis restarts empty before a dead process's holds fall due, the requests that process had
 in flight would leave no record and never be billed. So each gateway process also appends
 its journal entries to a file of its own, in GATEWAYZ_USAGE_SPOOL_DIR: admission's entry,
@@ -36,11 +36,15 @@ from typing import cast
 
 from django.db import DataError, IntegrityError
 
-from billing.redis_credit import PREFIX, hold_key, sync_client
+from billing.redis_credit import (
+    PREFIX,
+    hold_key,
+)
 from billing.usage_spool import SUFFIX as SPOOL_SUFFIX
 from billing.usage_spool import UsageSpool
 from billing.usage_writer import usage_batch_apply
 from core.journal_entries import lost_event, lost_outcome
+from core.redis_sync import sync_client
 
 log = logging.getLogger(__name__)
 SUFFIX = ".journal"

@@ -75,7 +75,7 @@ class CreditHold(models.Model):
     amount = money_field()
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
-    # The request's journal, as monitoring.journal writes it (JSON text): what admission
+    # The request's journal, as billing.lost_requests writes it (JSON text): what admission
     # knew, and what a stream had delivered at its last record. Blank: none kept. (A
     # database default too: a process of the release before still inserts holds without.)
     journal = models.TextField(blank=True, default="", db_default="")
@@ -99,3 +99,47 @@ class PendingAvailChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} for user {self.user_id} ({self.request_id or 'no request'})"
+
+
+class RequestLog(models.Model):
+    """One row per inference request, written by settlement (idempotent on request_id): what
+    the request cost, the usage behind it and how it was served. Billing writes it with the
+    ledger (billing.usage_writer, billing.settlement); monitoring and the limits read it."""
+
+    request_id = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    endpoint = models.CharField(max_length=64)
+    requested_model = models.CharField(max_length=200, blank=True)
+    served_model = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=64, blank=True)
+    status = models.PositiveSmallIntegerField()
+    error_type = models.CharField(max_length=64, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=24, decimal_places=12, default=Decimal(0))
+    upstream_latency_ms = models.FloatField(null=True, blank=True)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    total_latency_ms = models.FloatField()
+    stream = models.BooleanField(default=False)
+    # Every upstream attempt, in order: {provider, model, status (0: no answer), latency_ms,
+    # error}; the last one served, unless the request failed.
+    attempts = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        # Its table keeps the name it had in monitoring, where it began.
+        db_table = "monitoring_requestlog"
+        ordering = ("-created_at",)
+        indexes = [
+            models.Index(fields=("user", "-created_at"), name="monitoring__user_id_f320f8_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.status}"

@@ -26,9 +26,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-import redis
-from django.conf import settings
-
+from core.redis_sync import sync_client
 from core.redis_wire import RedisWire
 
 PICO = Decimal(10) ** 12
@@ -55,14 +53,14 @@ def hold_key(request_id: str) -> str:
 
 
 def journal_key(request_id: str) -> str:
-    """The request's journal (monitoring.journal), a hash kept as long as its hold: `a`, what
+    """The request's journal (billing.lost_requests), a hash kept as long as its hold: `a`, what
     admission knew; `d`, what had been delivered at the last record."""
     return hold_key(request_id) + ":journal"
 
 
 # KEYS: avail, hold, holds, then one counter per rate limit
 # ARGV: amount, request_id, expires_at, user_id, then per limit: cap, amount, ttl, seed, then
-#       the request's journal entry, if any (kept with the hold: see monitoring.journal)
+#       the request's journal entry, if any (kept with the hold: see billing.lost_requests)
 #       (ttl 0: a concurrency counter, of requests in flight; it is taken back when the
 #       request's hold goes, by settlement or by expiry, so the hold lists it. ttl -1: a
 #       lifetime counter, never expiring, which starts from `seed` if Redis has none)
@@ -157,7 +155,7 @@ return 1
 """.replace("{ttl}", str(SETTLED_TTL_SECONDS))
 )
 
-# Holds whose request kept a journal are settled from it first (monitoring.journal); this
+# Holds whose request kept a journal are settled from it first (billing.lost_requests); this
 # releases the rest, and any whose journal could not be read.
 # KEYS: holds   ARGV: now, prefix   -> number of holds released
 RELEASE_EXPIRED = (
@@ -217,23 +215,9 @@ return applied
 """.replace("{ttl}", str(SETTLED_TTL_SECONDS))
 )
 
-# The sync side (balance changes, staff views, Celery) fails fast when Redis is away: a
-# balance change then records what Redis missed instead (billing.services).
-CONNECT_TIMEOUT_SECONDS = 1.0
-REPLY_TIMEOUT_SECONDS = 2.0
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 # Replies of a Redis that is there but cannot serve: loading its data after a restart, a
 # replica after a failover, a script running too long, no master.
 UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "BUSY", "MASTERDOWN", "TRYAGAIN")
-
-
-@cache
-def sync_client() -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=REPLY_TIMEOUT_SECONDS,
-    )
 
 
 @cache

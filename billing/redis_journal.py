@@ -1,4 +1,4 @@
-"""The request journal's Redis side (monitoring.journal has the entries and the rules).
+"""The request journal's Redis side (billing.lost_requests has the entries and the rules).
 
 `ADMIT` writes what admission knew into the hold's journal hash (`a`), in its one round
 trip. While a stream is relayed, `record_delivery` overwrites what had been delivered so
@@ -23,8 +23,8 @@ from billing.redis_credit import (
     USAGE_STREAM,
     _sync_script,
     hold_key,
-    sync_client,
 )
+from core.redis_sync import sync_client
 from core.redis_wire import RedisWire
 
 # KEYS: hold, holds   ARGV: delivery entry, new expiry, request id   -> 1 recorded, 0 settled

@@ -8,7 +8,11 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 from billing.models import CreditAccount, LedgerEntry
-from billing.redis_credit import UNREACHABLE, avail_key, from_pico, sync_client
+from billing.redis_credit import (
+    avail_key,
+    from_pico,
+)
+from core.redis_sync import UNREACHABLE, sync_client
 
 
 def credit_account_of(*, user: User) -> CreditAccount:

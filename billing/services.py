@@ -14,8 +14,12 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing.models import ZERO, CreditAccount, CreditHold, LedgerEntry, PendingAvailChange
-from billing.redis_credit import UNREACHABLE, credit_avail_seed, credit_pending_mirror
+from billing.redis_credit import (
+    credit_avail_seed,
+    credit_pending_mirror,
+)
 from core.redis_link import redis_link
+from core.redis_sync import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +142,7 @@ def credit_hold_create(
     *, user_id: int, request_id: str, amount: Decimal, journal: str = ""
 ) -> CreditHold:
     """Reserves `amount` if the available balance covers it, atomically with the check;
-    `journal` is the request's journal entry (monitoring.journal)."""
+    `journal` is the request's journal entry (billing.lost_requests)."""
     admitted = CreditAccount.objects.filter(
         user_id=user_id, balance__gte=F("held") + amount
     ).update(held=F("held") + amount)

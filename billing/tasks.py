@@ -5,15 +5,14 @@ import time
 from celery import shared_task
 from django.conf import settings
 
+from billing.lost_requests import holds_release_expired
 from billing.services import credit_pending_apply
 
 
 @shared_task
 def release_expired_holds() -> int:
     """Settles the requests whose process died before settling them, from their journal
-    (monitoring.journal), and gives back the credit of holds that kept none."""
-    from monitoring.journal import holds_release_expired
-
+    (billing.lost_requests), and gives back the credit of holds that kept none."""
     lost, released = holds_release_expired(now=time.time())
     return lost + released
 

@@ -21,8 +21,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import KEY_USE_RESOLUTION, api_keys_mark_used
-from billing.models import CreditAccount, LedgerEntry, PendingAvailChange
-from monitoring.models import RequestLog
+from billing.models import CreditAccount, LedgerEntry, PendingAvailChange, RequestLog
 
 # On Postgres a whole batch travels as one JSON parameter that the server unpacks
 # (jsonb_to_recordset): statements of constant text, so psycopg never re-parses a long
@@ -59,7 +58,7 @@ _PG_LOG_SELECT = ",".join(
     f"COALESCE({c}, {LOG_DEFAULTS[c]!r})" if c in LOG_DEFAULTS else c for c in LOG_COLUMNS
 )
 # An event may say when its request arrived (one settled after the fact from its journal:
-# monitoring.journal); else the row is dated when it is written.
+# billing.lost_requests); else the row is dated when it is written.
 PG_EVENT_TYPES = {**PG_LOG_TYPES, "created_at": "timestamptz"}
 PG_LEDGER_TYPES = {
     "user_id": "bigint",

@@ -274,7 +274,7 @@ GATEWAYZ_INVALIDATION_POLL_SECONDS = env_float("GATEWAYZ_INVALIDATION_POLL_SECON
 # cached for this long after its last poll that succeeded: the bound on how late a key
 # revoked meanwhile stops working there (docs/security.md). Its catalog it keeps throughout.
 GATEWAYZ_KEY_CACHE_BLIND_SECONDS = env_int("GATEWAYZ_KEY_CACHE_BLIND_SECONDS", 300, minimum=1)
-# The shared key cache in Redis (accounts.keycache_shared): a key's copy, for processes that
+# The shared key cache in Redis (gateway.keycache_shared): a key's copy, for processes that
 # have not cached it while the database is out of reach, lives this long after a process in
 # touch with the database last loaded or used the key.
 GATEWAYZ_SHARED_KEY_CACHE_SECONDS = env_int("GATEWAYZ_SHARED_KEY_CACHE_SECONDS", 300, minimum=3)

@@ -4,10 +4,10 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts.api import ApiKeyDetail, ApiKeyListCreate, AuditLog, Profile, Signup
+from accounts.provider_keys_api import ProviderKeyDetail, ProviderKeyListCreate
 from accounts.throttles import LoginThrottle, TokenRefreshThrottle
 from billing.api import Balance, CreditTransactions
 from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth
-from providers.api import ProviderKeyDetail, ProviderKeyListCreate
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -1,4 +1,4 @@
-"""The request journal's entries (monitoring.journal has the rules): what admission and a
+"""The request journal's entries (billing.lost_requests has the rules): what admission and a
 stream's deliveries record beside a request's hold, and the outcome they add up to if its
 process dies. Written by the gateway, read back by the hold-release job."""
 

@@ -10,7 +10,7 @@ from django.db.models.functions import Now
 from django.dispatch import Signal
 
 # Sent once a transaction that announced invalidations commits: kind=, values=. (The shared
-# key cache, accounts.keycache_shared, deletes its copies of the keys concerned.)
+# key cache, gateway.keycache_shared, deletes its copies of the keys concerned.)
 invalidations_committed = Signal()
 
 

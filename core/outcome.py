@@ -39,7 +39,7 @@ class RequestOutcome:
     held: bool = False  # whether admission reserved credit for it
     # The amount held: what the request may be charged at most (never sent in the event).
     hold: Decimal = Decimal(0)
-    # When it arrived, for a request settled after the fact (monitoring.journal); else the
+    # When it arrived, for a request settled after the fact (billing.lost_requests); else the
     # log row is dated when it is written (neither is sent in the event).
     created_at: datetime | None = None
     # Its cost is final (set by `charge`): the gateway settles it before the client is told

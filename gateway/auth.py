@@ -7,12 +7,12 @@ import time
 
 from django.conf import settings
 
-from accounts.keycache import KeyIdentity, key_cache
 from accounts.keys import key_digest, key_looks_valid
 from accounts.restrictions import KeyRestricted, KeyRestrictions, client_address
 from core.errors import GatewayError
 from core.outage import DATABASE_UNREACHABLE, database_unavailable
 from gateway.http import Scope, header
+from gateway.keycache import KeyIdentity, key_cache
 
 log = logging.getLogger(__name__)
 

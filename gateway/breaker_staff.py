@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 
-from billing.redis_credit import sync_client
+from core.redis_sync import sync_client
 from gateway.breaker_board import HASH, board, board_forget, breaker_load
 from gateway.breaker_rules import CLOSED, HALF_OPEN, Breaker
 

@@ -22,7 +22,6 @@ from billing.journal_file import JournalFile
 from billing.redis_credit import (
     SETTLE_ON_DATABASE,
     UNAVAILABLE_REPLIES,
-    UNREACHABLE,
     RedisCredit,
 )
 from billing.redis_journal import record_delivery
@@ -36,6 +35,7 @@ from billing.services import (
 from core.asyncdb import db_call
 from core.outcome import RequestOutcome
 from core.redis_link import redis_link
+from core.redis_sync import UNREACHABLE
 from core.redis_wire import RedisWireError
 from gateway.limits import Admission, LocalLimiter
 from gateway.settlement import settler

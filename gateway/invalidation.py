@@ -23,9 +23,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models.functions import Now
 
-from accounts.keycache import key_cache
 from core.asyncdb import db_call
 from core.models import CacheInvalidation
+from gateway.keycache import key_cache
 from providers.catalog import catalog_holder
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The hot path's side of the request journal (monitoring.journal): what a stream has
+"""The hot path's side of the request journal (billing.lost_requests): what a stream has
 delivered, recorded where its hold is, so that a process that dies mid-stream leaves a
 record and a bill for it.
 
@@ -108,5 +108,5 @@ def delivery_watch(
 
 
 def admission_entry(outcome: RequestOutcome) -> bytes:
-    """The journal entry admission keeps with the hold (monitoring.journal)."""
+    """The journal entry admission keeps with the hold (billing.lost_requests)."""
     return journal_admission(outcome, time.time())

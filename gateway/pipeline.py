@@ -17,7 +17,6 @@ from typing import Any
 
 from django.conf import settings
 
-from accounts.keycache import KeyIdentity
 from billing.services import InsufficientCredit
 from core.errors import GatewayError, not_found
 from core.ids import request_id_new
@@ -36,6 +35,7 @@ from gateway.http import (
     read_body,
 )
 from gateway.journal import admission_entry, delivery_watch
+from gateway.keycache import KeyIdentity
 from gateway.limits import Admission, admission_new
 from gateway.metrics import request_record, request_record_unsettled
 from gateway.passive_health import stream_broke, throughput_measure

@@ -8,11 +8,11 @@ import gc
 
 from django.conf import settings
 
-from accounts.keycache import key_cache
 from gateway.breaker_board import board_close
 from gateway.credit import credit_gate_close
 from gateway.http import Receive, Scope, Send
 from gateway.invalidation import InvalidationWatcher
+from gateway.keycache import key_cache
 from gateway.settlement import settler
 from gateway.upstream import upstream_client_close
 

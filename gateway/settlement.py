@@ -8,9 +8,9 @@ import logging
 
 from django.db import DataError
 
+from billing.settlement import request_settle
 from core.asyncdb import db_call
 from core.outcome import RequestOutcome
-from monitoring.services import request_settle
 
 log = logging.getLogger(__name__)
 WORKERS = 4

@@ -20,7 +20,8 @@ from datetime import timedelta
 import httpx
 from django.utils import timezone
 
-from monitoring.models import HealthSample, RequestLog
+from billing.models import RequestLog
+from monitoring.models import HealthSample
 from providers.catalog import Deployment, catalog_build
 from providers.protocols import wire
 

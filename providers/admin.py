@@ -3,11 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db import transaction
 from django.http import HttpRequest
 
-from gateway.breaker_staff import breakers_reset
 from providers.byok import provider_key_delete
 from providers.catalog_file import catalog_changed
 from providers.models import Alias, Model, Offering, Provider, ProviderKey
@@ -85,30 +84,12 @@ class ProviderAdmin(CatalogAdmin):
     readonly_fields = ("credential_hint",)
     list_filter = ("protocol", "enabled")
     search_fields = ("slug", "name")
-    actions = ("reset_circuit_breakers",)
 
     @admin.display(description="credential")
     def credential_source(self, provider: Provider) -> str:
         if provider.credential_ciphertext:
             return f"stored {provider.credential_hint}"
         return f"${provider.credential_env}" if provider.credential_env else "none"
-
-    def has_reset_breakers_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("providers.reset_breakers")
-
-    # `permissions` names has_reset_breakers_permission: the admin offers and runs the action
-    # only for those it allows.
-    @admin.action(
-        description="Reset the circuit breakers of the selected providers",
-        permissions=("reset_breakers",),
-    )
-    def reset_circuit_breakers(self, request: HttpRequest, queryset: Any) -> None:
-        closed = [key for provider in queryset for key in breakers_reset(provider.slug)]
-        self.message_user(
-            request,
-            f"Closed {len(closed)} circuit breaker(s): {', '.join(closed) or 'none was open'}.",
-            messages.SUCCESS,
-        )
 
 
 @admin.register(Model)

@@ -12,35 +12,36 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404
 
-from accounts.models import User
 from core.models import CacheInvalidation, invalidation_announce
 from providers.catalog import Deployment
 from providers.credentials import CredentialUnreadable, credential_decrypt
 from providers.models import Provider, ProviderKey
 
 
-def provider_keys_of(*, user: User) -> QuerySet[ProviderKey]:
-    return ProviderKey.objects.filter(user=user).select_related("provider").order_by("id")
+def provider_keys_of(*, user_id: int) -> QuerySet[ProviderKey]:
+    keys = ProviderKey.objects.filter(user_id=user_id)
+    return keys.select_related("provider").order_by("id")
 
 
-def provider_key_get_for_user(*, user: User, key_id: int) -> ProviderKey:
+def provider_key_get_for_user(*, user_id: int, key_id: int) -> ProviderKey:
     """A key the user owns; another user's is indistinguishable from a missing one."""
-    key = provider_keys_of(user=user).filter(pk=key_id).first()
+    key = provider_keys_of(user_id=user_id).filter(pk=key_id).first()
     if key is None:
         raise Http404("No such provider key.")
     return key
 
 
 @transaction.atomic
-def provider_key_put(*, user: User, provider: Provider, raw: str) -> tuple[ProviderKey, bool]:
+def provider_key_put(*, user_id: int, provider: Provider, raw: str) -> tuple[ProviderKey, bool]:
     """Stores the user's key for `provider`, replacing the one they had; True if new."""
-    key = ProviderKey.objects.select_for_update().filter(user=user, provider=provider).first()
+    mine = ProviderKey.objects.select_for_update().filter(user_id=user_id, provider=provider)
+    key = mine.first()
     created = key is None
     if key is None:
-        key = ProviderKey(user=user, provider=provider)
+        key = ProviderKey(user_id=user_id, provider=provider)
     key.key_set(raw)
     key.save()
-    invalidation_announce(CacheInvalidation.Kind.USER, str(user.pk))
+    invalidation_announce(CacheInvalidation.Kind.USER, str(user_id))
     return key, created
 
 
@@ -53,7 +54,7 @@ def provider_key_delete(*, key: ProviderKey) -> None:
 
 def provider_keys_sealed(user_id: int) -> dict[str, str]:
     """Provider slug -> the user's key as stored, encrypted: what a copy of a loaded Gatewayz
-    key may hold outside the database (accounts.keycache_shared)."""
+    key may hold outside the database (gateway.keycache_shared)."""
     return dict(
         ProviderKey.objects.filter(user_id=user_id).values_list("provider__slug", "ciphertext")
     )

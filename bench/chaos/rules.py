@@ -81,7 +81,7 @@ def left_stream_billed_ok(
     return status == CLIENT_CLOSED and within
 
 
-WORKER_LOST = (502, "worker_lost")  # a request whose process died (monitoring.journal)
+WORKER_LOST = (502, "worker_lost")  # a request whose process died (billing.lost_requests)
 
 
 def left_json_ok(rule: str, status: int, error_type: str, cost: Decimal) -> bool:

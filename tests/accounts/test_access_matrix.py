@@ -50,7 +50,7 @@ ADMIN_PAGES = {
     "/admin/": (302, 302, 200, 200),
     "/admin/providers/provider/": (302, 302, 200, 200),
     "/admin/providers/offering/{offering}/change/": (302, 302, 200, 200),
-    "/admin/monitoring/requestlog/": (302, 302, 200, 200),
+    "/admin/billing/requestlog/": (302, 302, 200, 200),
     "/admin/monitoring/healthsample/": (302, 302, 404, 404),  # not in the admin
     "/admin/accounts/user/": (302, 302, 403, 200),
     "/admin/accounts/apikey/": (302, 302, 403, 200),
@@ -132,7 +132,7 @@ def alice_bob_charlie():
     provider = Provider.objects.create(
         slug="alices-provider", name="P", base_url="https://api.example.com"
     )
-    provider_key_put(user=alice, provider=provider, raw="sk-alice-own-key-of-alice")
+    provider_key_put(user_id=alice.pk, provider=provider, raw="sk-alice-own-key-of-alice")
     return alice, bob, charlie, key
 
 

@@ -1,4 +1,4 @@
-"""The shared key cache (accounts.keycache_shared): what a gateway process puts in Redis when
+"""The shared key cache (gateway.keycache_shared): what a gateway process puts in Redis when
 it loads a key holds no secret, and a change that every process must hear of deletes the
 copies it concerns as soon as it commits, before any process polls."""
 
@@ -12,10 +12,10 @@ import pytest
 import redis
 from django.conf import settings
 
-from accounts.keycache_shared import PREFIX
 from accounts.keys import key_digest
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
+from gateway.keycache_shared import PREFIX
 from providers.byok import provider_key_put
 from providers.models import Provider, ProviderKey
 from tests.conftest import UPSTREAM_KEY
@@ -60,7 +60,7 @@ def _copy_exists(key: str) -> bool:
 def test_a_loaded_keys_copy_holds_no_secret(gateway: str, make_account: Callable) -> None:
     account = make_account()
     provider_key_put(
-        user=account.user, provider=Provider.objects.get(slug="mock"), raw=UPSTREAM_KEY
+        user_id=account.user.pk, provider=Provider.objects.get(slug="mock"), raw=UPSTREAM_KEY
     )
 
     copy, ttl = _served_and_copied(gateway, account.key)

@@ -12,8 +12,7 @@ import openai
 import pytest
 from django.db.models import Sum
 
-from billing.models import CreditAccount, CreditHold, LedgerEntry
-from monitoring.models import RequestLog
+from billing.models import CreditAccount, CreditHold, LedgerEntry, RequestLog
 from tests.support.waits import settled_count
 
 pytestmark = pytest.mark.smoke

@@ -15,12 +15,15 @@ from django.conf import settings
 
 from accounts.services import user_create
 from billing.journal_file import JournalFile, _unsettled, journal_files_settle
-from billing.models import LedgerEntry, PendingAvailChange
-from billing.redis_credit import PREFIX, hold_key, sync_client
+from billing.models import LedgerEntry, PendingAvailChange, RequestLog
+from billing.redis_credit import (
+    PREFIX,
+    hold_key,
+)
 from billing.services import credit_grant
 from core.journal_entries import journal_admission, journal_delivery
 from core.outcome import RequestOutcome
-from monitoring.models import RequestLog
+from core.redis_sync import sync_client
 
 pytestmark = [
     pytest.mark.django_db,

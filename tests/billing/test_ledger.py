@@ -20,9 +20,9 @@ from billing.services import (
     credit_holds_release_expired,
     ledger_entry_add,
 )
+from billing.settlement import request_settle
 from core.outcome import RequestOutcome
 from core.usage import Usage
-from monitoring.services import request_settle
 from providers.catalog import Deployment
 
 

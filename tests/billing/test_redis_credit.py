@@ -17,9 +17,9 @@ from billing.redis_credit import (
     avail_key,
     credit_holds_release_expired_redis,
     from_pico,
-    sync_client,
 )
 from billing.services import credit_avail_seed_from_ledger, credit_grant
+from core.redis_sync import sync_client
 
 pytestmark = [
     pytest.mark.django_db,

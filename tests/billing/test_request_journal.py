@@ -20,13 +20,13 @@ from billing.redis_credit import (
     from_pico,
     hold_key,
     journal_key,
-    sync_client,
     to_pico,
 )
 from billing.redis_journal import journals_due, record_delivery, requests_lost_settle_redis
 from billing.services import credit_avail_seed_from_ledger, credit_grant
 from core.journal_entries import journal_admission, journal_delivery, lost_event, lost_outcome
 from core.outcome import RequestOutcome
+from core.redis_sync import sync_client
 
 pytestmark = [
     pytest.mark.django_db,

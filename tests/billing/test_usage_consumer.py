@@ -14,12 +14,11 @@ from django.conf import settings
 from django.db import connections
 
 from accounts.services import user_create
-from billing.models import CreditAccount
-from billing.redis_credit import sync_client
+from billing.models import CreditAccount, RequestLog
 from billing.services import credit_grant
 from core.asyncdb import db_call
+from core.redis_sync import sync_client
 from gateway.usage_consumer import DEAD_LETTERS, UsageConsumer
-from monitoring.models import RequestLog
 from tests.billing.test_usage_writer import _event
 
 

@@ -15,10 +15,14 @@ from django.conf import settings
 
 from accounts.services import user_create
 from billing.models import CreditAccount, PendingAvailChange
-from billing.redis_credit import avail_key, from_pico, sync_client
+from billing.redis_credit import (
+    avail_key,
+    from_pico,
+)
 from billing.services import credit_avail_seed_from_ledger, credit_grant, credit_pending_apply
 from billing.usage_spool import UsageSpool
 from billing.usage_writer import usage_batch_apply
+from core.redis_sync import sync_client
 from tests.billing.test_usage_writer import _event
 
 

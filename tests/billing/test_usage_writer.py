@@ -10,10 +10,9 @@ import orjson
 import pytest
 
 from accounts.services import user_create
-from billing.models import CreditAccount, LedgerEntry
+from billing.models import CreditAccount, LedgerEntry, RequestLog
 from billing.services import credit_grant
 from billing.usage_writer import usage_batch_apply
-from monitoring.models import RequestLog
 
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 

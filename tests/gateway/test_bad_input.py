@@ -9,8 +9,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from billing.models import CreditAccount, CreditHold, LedgerEntry
-from monitoring.models import RequestLog
+from billing.models import CreditAccount, CreditHold, LedgerEntry, RequestLog
 from tests.support.waits import settled
 
 pytestmark = pytest.mark.smoke

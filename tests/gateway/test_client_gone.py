@@ -132,7 +132,7 @@ def test_a_client_leaving_before_a_json_answer_stops_the_provider_and_pays_nothi
 
 
 def _latest_settled(account):  # type: ignore[no-untyped-def]
-    from monitoring.models import RequestLog
+    from billing.models import RequestLog
 
     deadline = time.monotonic() + 10
     while (log := RequestLog.objects.filter(user=account.user).first()) is None:

@@ -23,10 +23,9 @@ from django.conf import settings
 from django.db import connections
 from django.db.models import Sum
 
-from billing.models import CreditAccount, CreditHold, LedgerEntry
+from billing.lost_requests import holds_release_expired
+from billing.models import CreditAccount, CreditHold, LedgerEntry, RequestLog
 from billing.redis_credit import HOLDS, PREFIX, avail_key, from_pico, hold_key, journal_key
-from monitoring.journal import holds_release_expired
-from monitoring.models import RequestLog
 from tests.conftest import UPSTREAM_KEY
 from tests.support.outages import PrivateRedis
 from tests.support.waits import settled

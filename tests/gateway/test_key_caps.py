@@ -59,7 +59,7 @@ def test_the_lifetime_count_is_rebuilt_from_the_request_log(gateway, make_accoun
     for _ in range(2):
         settled(_chat(gateway, account.key).headers["x-request-id"])
     if settings.REDIS_URL:  # Redis loses the counter (a restart without persistence)
-        from billing.redis_credit import sync_client
+        from core.redis_sync import sync_client
 
         sync_client().delete(f"gwz:rl:key:{account.key_id}:requests_total")
     key = ApiKey.objects.get(pk=account.key_id)

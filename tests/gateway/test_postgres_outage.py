@@ -24,12 +24,12 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from accounts.keycache_shared import PREFIX
 from accounts.keys import key_digest
 from accounts.models import ApiKey
 from accounts.services import api_key_revoke
 from billing.redis_credit import avail_key
 from core.models import CacheInvalidation, invalidation_announce
+from gateway.keycache_shared import PREFIX
 from providers.byok import provider_key_put
 from providers.models import Provider
 from tests.conftest import UPSTREAM_KEY
@@ -173,7 +173,7 @@ def test_a_postgres_outage_is_served_from_cached_keys(postgres_proxy, own_gatewa
     warm = [make_account() for _ in range(4)]  # served by both processes before the outage
     first_only = make_account()  # served by the first only: the second has it from Redis
     provider_key_put(
-        user=first_only.user, provider=Provider.objects.get(slug="mock"), raw=UPSTREAM_KEY
+        user_id=first_only.user.pk, provider=Provider.objects.get(slug="mock"), raw=UPSTREAM_KEY
     )
     revoked_here = make_account()  # cached by both, revoked during the outage
     revoked_there = make_account()  # cached by the first only, revoked during the outage

@@ -232,10 +232,10 @@ def test_an_accounts_plan_limits_all_its_keys_together(gateway, make_account):
 
 
 def test_a_plans_priority_is_its_keys_unless_a_key_has_its_own(make_account):
-    from accounts.keycache import _load
     from accounts.keys import key_digest
     from accounts.limit_plans import PRIORITIES
     from accounts.models import Plan
+    from gateway.keycache import _load
 
     plan = Plan.objects.create(slug=f"q{time.time_ns()}", name="Priority", priority="high")
     account = make_account()

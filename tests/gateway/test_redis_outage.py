@@ -19,9 +19,8 @@ from django.conf import settings
 from django.db.models import Sum
 
 from accounts.models import ApiKey
-from billing.models import CreditAccount, CreditHold, LedgerEntry, PendingAvailChange
+from billing.models import CreditAccount, CreditHold, LedgerEntry, PendingAvailChange, RequestLog
 from billing.redis_credit import HOLDS, avail_key, from_pico
-from monitoring.models import RequestLog
 from tests.support.outages import PrivateRedis
 from tests.support.waits import settled_count
 

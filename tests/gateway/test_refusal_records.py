@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from monitoring.models import RequestLog
+from billing.models import RequestLog
 from tests.support.waits import settled
 
 

@@ -17,9 +17,8 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Sum
 
-from billing.models import CreditAccount, CreditHold, LedgerEntry, PendingAvailChange
+from billing.models import CreditAccount, CreditHold, LedgerEntry, PendingAvailChange, RequestLog
 from billing.redis_credit import USAGE_STREAM, avail_key, from_pico
-from monitoring.models import RequestLog
 from tests.support.outages import PrivateRedis
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waits import settled

@@ -11,9 +11,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from billing.models import RequestLog
 from gateway.breaker_rules import OPEN, Breaker
 from monitoring.health import probes
-from monitoring.models import HealthSample, RequestLog
+from monitoring.models import HealthSample
 from monitoring.tasks import check_health
 from providers.models import Provider
 from tests.support.staff import breaker_put

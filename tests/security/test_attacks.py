@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from accounts.keys import key_digest
 from accounts.models import ApiKey, AuditEntry
-from monitoring.models import RequestLog
+from billing.models import RequestLog
 from tests.conftest import UPSTREAM_KEY
 from tests.support.waits import settled
 

@@ -13,7 +13,7 @@ import httpx
 import orjson
 from django.conf import settings
 
-from billing.redis_credit import sync_client
+from core.redis_sync import sync_client
 from gateway.breaker_board import HASH, board
 from gateway.breaker_rules import Breaker
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from monitoring.models import RequestLog
+from billing.models import RequestLog
 
 
 def settled(request_id: str, timeout: float = 10.0) -> RequestLog:

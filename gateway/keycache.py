@@ -5,7 +5,7 @@ gateway.invalidation), so a revoked key stops working in every process within on
 Unknown digests are remembered briefly too, so a flood of bad keys cannot flood the database.
 While the database cannot be reached, entries are kept (within the bound the poller sets),
 and a key not cached here is taken from the shared key cache in Redis if a process put it
-there (accounts.keycache_shared); else the lookup fails and the request gets a 503.
+there (gateway.keycache_shared); else the lookup fails and the request gets a 503.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import orjson
 from django.conf import settings
 from django.db.models import Sum
 
-from accounts.keycache_shared import SharedKeyCache
 from accounts.limit_plans import (
     DEFAULT_PRIORITY,
     MICRO,
@@ -33,9 +32,10 @@ from accounts.limit_plans import (
 )
 from accounts.models import ApiKey
 from accounts.restrictions import KeyRestrictions, restrictions_of
+from billing.models import RequestLog
 from core.asyncdb import db_call
 from core.outage import DATABASE_UNREACHABLE
-from monitoring.models import RequestLog
+from gateway.keycache_shared import SharedKeyCache
 from providers.byok import provider_keys_open, provider_keys_sealed
 
 NEGATIVE_TTL_SECONDS = 30.0

@@ -27,8 +27,8 @@ from billing.models import CreditHold
 from billing.redis_credit import credit_holds_release_expired_redis, to_pico
 from billing.redis_journal import journals_due, requests_lost_settle_redis
 from billing.services import credit_holds_release_expired
+from billing.settlement import request_settle
 from core.journal_entries import lost_event, lost_outcome
-from monitoring.services import request_settle
 
 log = logging.getLogger(__name__)
 

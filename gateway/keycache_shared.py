@@ -1,5 +1,5 @@
 """The shared key cache: copies of loaded keys in Redis (with REDIS_URL), for a process that
-meets a key it has not cached while the database is out of reach (accounts.keycache).
+meets a key it has not cached while the database is out of reach (gateway.keycache).
 
 A copy holds what the key's row and its account say (limits, caps, restrictions, priority,
 expiry) and the user's own provider keys as the database stores them, encrypted under the
@@ -26,7 +26,7 @@ from typing import Any
 import hiredis
 from django.conf import settings
 
-from billing.redis_credit import UNREACHABLE, sync_client
+from core.redis_sync import UNREACHABLE, sync_client
 from core.redis_wire import RedisWire, RedisWireError
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,6 @@
-"""The customer's own provider keys (BYOK): list, add or replace, remove. A key is taken
-once and never returned: the API shows its hint only."""
+"""The customer's own provider keys (BYOK), managed from their account: list, add or
+replace, remove. A key is taken once and never returned: the API shows its hint only. (The
+keys themselves are providers.byok's; the account's API sits above them.)"""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ class ProviderKeyListCreate(APIView):
         responses=inline_serializer("ProviderKeyList", {"data": ProviderKeyOutput(many=True)})
     )
     def get(self, request: Request) -> Response:
-        keys = provider_keys_of(user=request_user(request))
+        keys = provider_keys_of(user_id=request_user(request).pk)
         return Response({"data": ProviderKeyOutput(keys, many=True).data})
 
     @extend_schema(
@@ -61,7 +62,7 @@ class ProviderKeyListCreate(APIView):
         data = ProviderKeyInput(data=request.data)
         data.is_valid(raise_exception=True)
         key, created = provider_key_put(
-            user=request_user(request),
+            user_id=request_user(request).pk,
             provider=data.validated_data["provider"],
             raw=data.validated_data["key"],
         )
@@ -75,6 +76,6 @@ class ProviderKeyDetail(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, key_id: int) -> Response:
-        key = provider_key_get_for_user(user=request_user(request), key_id=key_id)
+        key = provider_key_get_for_user(user_id=request_user(request).pk, key_id=key_id)
         provider_key_delete(key=key)
         return Response(status=status.HTTP_204_NO_CONTENT)

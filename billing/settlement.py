@@ -1,4 +1,7 @@
-"""Settlement: the one transaction that ends every admitted request."""
+"""Settlement on the database: the one transaction that ends an admitted request whose
+credit is kept there (the embedded default, a request admitted while Redis was away, one
+Redis lost since its admission) or whose process died (billing.lost_requests). Requests
+settled in Redis reach the database through the usage stream (billing.usage_writer)."""
 
 from __future__ import annotations
 
@@ -9,9 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import api_keys_mark_used
+from billing.models import RequestLog
 from billing.services import usage_charge, usage_release
 from core.outcome import RequestOutcome
-from monitoring.models import RequestLog
 
 log = logging.getLogger(__name__)
 

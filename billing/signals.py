@@ -1,0 +1,17 @@
+"""What billing does when the accounts below it change: every new user gets a credit account
+(whichever way the user was made: the API, the admin, `createsuperuser`, a sign-up), in the
+transaction that creates the user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accounts.models import User
+from billing.services import credit_account_ensure
+
+
+def credit_account_for_new_user(
+    sender: Any, instance: User, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
+    if created and not raw:  # not for rows loaded from a fixture, which bring their own
+        credit_account_ensure(user=instance)
