@@ -1,6 +1,6 @@
 """What a key's requests are subject to, worked out once when the key is loaded: its rate
 limits and caps (with the counters that enforce them) and its priority class. The gateway
-enforces them (gateway.limits, gateway.priority); docs/limits.md has the rules.
+enforces them (gateway.guards.limits, gateway.guards.priority); docs/limits.md has the rules.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from decimal import ROUND_CEILING, Decimal
 from django.conf import settings
 
 # A key's priority class (ApiKey.priority): the order in which waiting requests get one of
-# a process's upstream slots (gateway.priority).
+# a process's upstream slots (gateway.guards.priority).
 PRIORITIES = {"critical": 0, "high": 1, "default": 2, "low": 3}
 DEFAULT_PRIORITY = PRIORITIES["default"]
 

@@ -37,7 +37,7 @@ PRIORITY_CHOICES = [(p, p) for p in ("critical", "high", "default", "low")]
 
 
 class RateLimits(models.Model):
-    """Rate limits that replace defaults where set (gateway.limits): a key's own, over the
+    """Rate limits that replace defaults where set (gateway.guards.limits): a key's own, over the
     key defaults; a plan's, over the account defaults. Empty: the default; 0: no limit."""
 
     limit_rpm = models.PositiveIntegerField("requests per minute", null=True, blank=True)
@@ -59,7 +59,7 @@ class Plan(RateLimits):
 
     slug = models.SlugField(max_length=32, unique=True)
     name = models.CharField(max_length=100)
-    # For keys that have no priority of their own (gateway.priority).
+    # For keys that have no priority of their own (gateway.guards.priority).
     priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES, default="default")
 
     class Meta:
@@ -107,7 +107,7 @@ class ApiKey(RateLimits):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-    # The key's own caps (gateway.limits, KEY_CAPS): refused with a 403 once reached.
+    # The key's own caps (gateway.guards.limits, KEY_CAPS): refused with a 403 once reached.
     max_requests = models.PositiveBigIntegerField(null=True, blank=True)
     spend_limit_day = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     spend_limit_month = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
@@ -124,7 +124,7 @@ class ApiKey(RateLimits):
     )
     scopes = models.JSONField(default=all_scopes, validators=[scopes_clean])
     # Its requests' place in the queue when a gateway process is at capacity
-    # (gateway.priority); only staff set it.
+    # (gateway.guards.priority); only staff set it.
     priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES, default="default")
 
     class Meta:

@@ -11,7 +11,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.authentication.ApiKeyAuthentication"
-    name = "gatewayzKey"  # the same scheme as the inference routes' (gateway.openapi)
+    name = "gatewayzKey"  # the same scheme as the inference routes' (gateway.endpoints.openapi)
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "http", "scheme": "bearer", "description": "A Gatewayz key (gw_…)."}

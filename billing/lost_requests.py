@@ -4,7 +4,7 @@ Every admitted request leaves a journal entry with its credit hold, written by a
 itself (in `ADMIT`'s one Redis round trip, or in the database hold row without Redis):
 user, key, endpoint, model asked and model chosen, stream or not, arrival time. While a
 stream is relayed, what has been delivered is recorded beside it at most once every
-GATEWAYZ_JOURNAL_SECONDS (gateway.journal): provider, tokens, their price. Settlement
+GATEWAYZ_JOURNAL_SECONDS (gateway.relay.journal): provider, tokens, their price. Settlement
 deletes both with the hold.
 
 A hold that expires (GATEWAYZ_HOLD_TTL_SECONDS; a delivery record pushes the expiry on)

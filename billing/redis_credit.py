@@ -266,7 +266,7 @@ class RedisCredit:
         journal: bytes = b"",
     ) -> list[int]:
         """`counters` and `limits`: the rate limits to check and count with the hold, as
-        gateway.limits.redis_args lays them out; `journal`, the request's journal entry, kept
+        gateway.guards.limits.redis_args lays them out; `journal`, the request's journal entry, kept
         with the hold. Returns the script's answer (see ADMIT)."""
         args: list[str | bytes | int | float] = [
             to_pico(amount),

@@ -168,7 +168,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 # The OpenAPI document at /api/schema: the management API as DRF describes it, plus the
-# inference routes, which the raw gateway app serves outside DRF (gateway.openapi).
+# inference routes, which the raw gateway app serves outside DRF (gateway.endpoints.openapi).
 SPECTACULAR_SETTINGS = {
     "TITLE": "Gatewayz API",
     "DESCRIPTION": "One OpenAI- and Anthropic-compatible API in front of many LLM providers.",
@@ -178,7 +178,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "accounts.openapi.add_error_responses",
-        "gateway.openapi.add_inference_routes",
+        "gateway.endpoints.openapi.add_inference_routes",
     ],
 }
 
@@ -321,12 +321,12 @@ GATEWAYZ_RETRY_ROUNDS = env_int("GATEWAYZ_RETRY_ROUNDS", 1, minimum=0)
 GATEWAYZ_RETRY_BACKOFF_SECONDS = env_float("GATEWAYZ_RETRY_BACKOFF_SECONDS", 0.25)
 GATEWAYZ_RETRY_AFTER_MAX_SECONDS = env_float("GATEWAYZ_RETRY_AFTER_MAX_SECONDS", 5.0)
 # A provider × model × credential that answered 429 is skipped for its Retry-After, or this
-# long when it gave none (gateway.cooling); a 429 never counts against a breaker.
+# long when it gave none (gateway.guards.cooling); a 429 never counts against a breaker.
 GATEWAYZ_COOLING_SECONDS = env_float("GATEWAYZ_COOLING_SECONDS", 2.0)
 # A request that finds every deployment half-open with a probe out waits this long at most
 # for the probe's verdict, instead of being refused at once.
 GATEWAYZ_PROBE_WAIT_SECONDS = env_float("GATEWAYZ_PROBE_WAIT_SECONDS", 5.0)
-# Circuit breakers per provider × model (gateway.breaker_rules).
+# Circuit breakers per provider × model (gateway.guards.breaker_rules).
 GATEWAYZ_BREAKER = {
     "failures": env_int("GATEWAYZ_BREAKER_FAILURES", 5, minimum=1),
     "window_seconds": env_float("GATEWAYZ_BREAKER_WINDOW_SECONDS", 60.0),
@@ -337,7 +337,7 @@ GATEWAYZ_BREAKER = {
     "successes": env_int("GATEWAYZ_BREAKER_SUCCESSES", 2, minimum=1),
     "probe_seconds": env_float("GATEWAYZ_BREAKER_PROBE_SECONDS", 30.0),
 }
-# The process's upstream slots and their priority queue (gateway.priority).
+# The process's upstream slots and their priority queue (gateway.guards.priority).
 GATEWAYZ_PROCESS_MAX_IN_FLIGHT = env_int("GATEWAYZ_PROCESS_MAX_IN_FLIGHT", 4096, minimum=1)
 GATEWAYZ_QUEUE_MAX_WAITING = env_int("GATEWAYZ_QUEUE_MAX_WAITING", 1024, minimum=0)
 GATEWAYZ_QUEUE_WAIT_SECONDS = env_float("GATEWAYZ_QUEUE_WAIT_SECONDS", 10.0)

@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from gateway.breaker_staff import breakers_reset
+from gateway.guards.breaker_staff import breakers_reset
 from providers.admin import ProviderAdmin
 from providers.models import Provider
 

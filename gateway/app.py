@@ -13,21 +13,21 @@ import logging
 from core.errors import GatewayError, anthropic_error_body
 from core.ids import request_id_new
 from core.outage import database_unavailable, database_unreachable
-from gateway.chat import chat_completions
-from gateway.count_tokens import count_tokens
-from gateway.embeddings import embeddings
-from gateway.health import health_live, health_ready
+from gateway.endpoints.chat import chat_completions
+from gateway.endpoints.count_tokens import count_tokens
+from gateway.endpoints.embeddings import embeddings
+from gateway.endpoints.health import health_live, health_ready
+from gateway.endpoints.images import images_generations
+from gateway.endpoints.messages import messages
+from gateway.endpoints.models_api import model_retrieve, models_list
+from gateway.endpoints.responses import responses
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
-from gateway.images import images_generations
-from gateway.messages import messages
 from gateway.metrics import CONTENT_TYPE, REQUESTS_IN_FLIGHT, metrics_page
-from gateway.models_api import model_retrieve, models_list
-from gateway.responses import responses
 from gateway.runtime import runtime_ensure_started
 
 log = logging.getLogger(__name__)
 
-# The paths served by gateway.pipeline's steps: what `gatewayz_requests_in_flight` counts.
+# The paths served by gateway.pipeline.serve's steps: what `gatewayz_requests_in_flight` counts.
 INFERENCE_PATHS = frozenset(
     (
         "/v1/chat/completions",

@@ -49,7 +49,7 @@ class KeyIdentity:
     digest: str
     expires_at: float | None  # unix time
     limits: LimitPlan = NO_LIMITS  # the rate limits its requests count against
-    priority: int = DEFAULT_PRIORITY  # gateway.priority
+    priority: int = DEFAULT_PRIORITY  # gateway.guards.priority
     restrictions: KeyRestrictions | None = None  # None: unrestricted
     # The user's own provider keys (BYOK), by provider slug, decrypted; None: none.
     provider_keys: dict[str, str] | None = None

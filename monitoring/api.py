@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.breaker_staff import breaker_view, breakers_list, breakers_reset
+from gateway.guards.breaker_staff import breaker_view, breakers_list, breakers_reset
 from monitoring.models import HealthSample
 from providers.models import Provider
 
@@ -32,7 +32,7 @@ def staff_may(permission: str) -> type[BasePermission]:
 
 
 class CircuitBreakerOutput(serializers.Serializer):
-    """gateway.breaker_staff.breaker_view, as documented (the OpenAPI document)."""
+    """gateway.guards.breaker_staff.breaker_view, as documented (the OpenAPI document)."""
 
     provider = serializers.CharField()
     model = serializers.CharField()

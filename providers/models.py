@@ -112,7 +112,8 @@ class Model(models.Model):
 
     canonical_id = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHAT)
-    # How its offerings are ordered for each request (gateway.routing); failover follows it.
+    # How its offerings are ordered for each request (gateway.pipeline.routing); failover
+    # follows it.
     routing_strategy = models.CharField(
         max_length=16, choices=Strategy.choices, default=Strategy.PRIORITY
     )

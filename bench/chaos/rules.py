@@ -94,7 +94,7 @@ def left_json_ok(rule: str, status: int, error_type: str, cost: Decimal) -> bool
     return (status == CLIENT_CLOSED or (status, error_type) == WORKER_LOST) and cost == 0
 
 
-# The 503 `database_unavailable` of a key that could not be checked says so (gateway.auth).
+# The 503 `database_unavailable` of a key that could not be checked says so (gateway.pipeline.auth).
 KEY_UNCHECKED = "to check this API key"
 
 

@@ -12,7 +12,14 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from gateway.breaker_rules import CLOSED, HALF_OPEN, Breaker, Policy, probe_claimed, transition
+from gateway.guards.breaker_rules import (
+    CLOSED,
+    HALF_OPEN,
+    Breaker,
+    Policy,
+    probe_claimed,
+    transition,
+)
 from tests.support.staff import breakers_shown, staff_key
 
 P = Policy(failures=3, cooldown_seconds=10, successes=2, probe_seconds=30)

@@ -15,7 +15,7 @@ import openai
 import pytest
 from django.conf import settings
 
-from gateway.breaker_rules import (
+from gateway.guards.breaker_rules import (
     CLOSED,
     HALF_OPEN,
     OPEN,

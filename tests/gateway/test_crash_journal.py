@@ -260,7 +260,7 @@ def test_a_cost_is_on_its_way_to_redis_before_the_client_is_told_it(
     nothing more) and looks in Redis for the request's settlement."""
     if not settings.REDIS_URL:
         pytest.skip("needs Redis")
-    from gateway.chat import chat_completions
+    from gateway.endpoints.chat import chat_completions
     from gateway.runtime import runtime_stop
 
     monkeypatch.setenv("GATEWAYZ_TEST_UPSTREAM_KEY", UPSTREAM_KEY)  # the catalog's credential

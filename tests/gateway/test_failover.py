@@ -217,7 +217,7 @@ def test_what_arrived_before_a_cut_is_still_relayed():
 
     import aiohttp
 
-    from gateway.upstream_attempt import UpstreamAnswer
+    from gateway.relay.upstream_attempt import UpstreamAnswer
 
     async def scenario() -> list[bytes]:
         content = aiohttp.StreamReader(Mock(), 2**16, loop=asyncio.get_running_loop())

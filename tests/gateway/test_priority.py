@@ -16,7 +16,7 @@ import pytest
 from accounts.models import ApiKey
 from billing.models import CreditAccount
 from core.errors import GatewayError
-from gateway.priority import Slots
+from gateway.guards.priority import Slots
 from tests.support.waits import settled
 
 pytestmark = pytest.mark.smoke

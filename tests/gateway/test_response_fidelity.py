@@ -14,7 +14,7 @@ import pytest
 
 from billing.models import CreditAccount
 from core.usage import Usage
-from gateway.relay_stream import cut_stream_usage, model_renamer
+from gateway.relay.stream import cut_stream_usage, model_renamer
 from tests.support.waits import settled
 
 

@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from core.errors import GatewayError
-from gateway.routing import (
+from gateway.pipeline.routing import (
     NO_PREFERENCES,
     Preferences,
     _stats,

@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.models import RequestLog
-from gateway.breaker_rules import OPEN, Breaker
+from gateway.guards.breaker_rules import OPEN, Breaker
 from monitoring.health import probes
 from monitoring.models import HealthSample
 from monitoring.tasks import check_health

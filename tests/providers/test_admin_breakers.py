@@ -14,8 +14,8 @@ from django.test import Client
 
 from accounts.models import User
 from accounts.services import user_create
-from gateway.breaker_rules import OPEN, Breaker
-from gateway.breaker_staff import breakers_list
+from gateway.guards.breaker_rules import OPEN, Breaker
+from gateway.guards.breaker_staff import breakers_list
 from providers.models import Provider
 from tests.support.staff import breaker_put
 

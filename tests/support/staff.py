@@ -14,8 +14,8 @@ import orjson
 from django.conf import settings
 
 from core.redis_sync import sync_client
-from gateway.breaker_board import HASH, board
-from gateway.breaker_rules import Breaker
+from gateway.guards.breaker_board import HASH, board
+from gateway.guards.breaker_rules import Breaker
 
 
 def staff_key(make_account: Callable[..., Any]) -> str:

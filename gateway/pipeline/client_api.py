@@ -1,6 +1,6 @@
 """What differs between inference endpoints: the client's protocol (how a body is validated
 and bounded, how an error looks, how each provider's protocol is spoken and answered), as
-a `ClientApi` that gateway.pipeline runs; and the helpers every protocol answers with."""
+a `ClientApi` that gateway.pipeline.serve runs; and the helpers every protocol answers with."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from core.amounts import amount_text
 from core.errors import GatewayError
 from core.outcome import RequestOutcome
 from core.usage import Usage
+from gateway.guards.limits import Admission
 from gateway.http import (
     JSON_HEADERS,
     Scope,
     Send,
     send_bytes,
 )
-from gateway.limits import Admission
-from gateway.relay_context import Headers, RelayContext
-from gateway.upstream_attempt import UpstreamAnswer, UpstreamRequest
+from gateway.relay.context import Headers, RelayContext
+from gateway.relay.upstream_attempt import UpstreamAnswer, UpstreamRequest
 from providers.catalog import CatalogModel, Deployment
 from providers.protocols import wire
 from providers.upstream_errors import detail_keep, failure_told

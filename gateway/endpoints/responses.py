@@ -11,15 +11,15 @@ from django.conf import settings
 
 from core.errors import GatewayError
 from core.usage import Usage
-from gateway.client_api import ClientApi, send_priced
+from gateway.endpoints.validation import chat_referenced_tokens
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import serve
-from gateway.relay_context import RelayContext
-from gateway.relay_encoders import Encoder
-from gateway.relay_stream import usage_record
-from gateway.relay_translated import relay_translated
-from gateway.upstream_attempt import UpstreamRequest
-from gateway.validation import chat_referenced_tokens
+from gateway.pipeline.client_api import ClientApi, send_priced
+from gateway.pipeline.serve import serve
+from gateway.relay.context import RelayContext
+from gateway.relay.encoders import Encoder
+from gateway.relay.stream import usage_record
+from gateway.relay.translated import relay_translated
+from gateway.relay.upstream_attempt import UpstreamRequest
 from providers.catalog import CatalogModel, Deployment
 from providers.protocols import wire
 from providers.protocols.base import Decoder

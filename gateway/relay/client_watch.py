@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.http import Receive
-from gateway.upstream_attempt import UpstreamAnswer
+from gateway.relay.upstream_attempt import UpstreamAnswer
 
 WATCH_AFTER_SECONDS = 0.2
 

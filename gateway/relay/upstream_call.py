@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from core.errors import GatewayError
-from gateway.breaker_board import Board, board
-from gateway.breaker_rules import Breaker, breaker_key
-from gateway.cooling import cooling_left, cooling_start
-from gateway.routing import stats_of
-from gateway.upstream_attempt import (
+from gateway.guards.breaker_board import Board, board
+from gateway.guards.breaker_rules import Breaker, breaker_key
+from gateway.guards.cooling import cooling_left, cooling_start
+from gateway.pipeline.routing import stats_of
+from gateway.relay.upstream_attempt import (
     Failed,
     UpstreamAnswer,
     UpstreamRequest,
@@ -210,7 +210,7 @@ class _Call:
         stats.in_flight += 1
         try:
             outcome, status = await try_deployment(deployment, model.id, request, self.stream)
-        except asyncio.CancelledError:  # its client left (gateway.client_watch)
+        except asyncio.CancelledError:  # its client left (gateway.relay.client_watch)
             if probe:  # a probe that said nothing: the next request may probe at once
                 await asyncio.shield(self.breakers.return_probe(key))
             raise
@@ -231,7 +231,7 @@ class _Call:
         self.attempts.append(attempt_record(deployment, model.id, status, ms, error))
         # What says nothing of the provider's health never counts against its breaker: the
         # request's own fault, a customer's own key (its quota, its refusal), a 429 (one
-        # account asked to slow down: it cools instead, gateway.cooling).
+        # account asked to slow down: it cools instead, gateway.guards.cooling).
         counts = not deployment.byok and status != 429 and error.code != "upstream_rejected"
         if counts:
             await self.breakers.record(key, False, f"{status or error.code}: {error.message}")

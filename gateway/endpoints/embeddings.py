@@ -8,12 +8,12 @@ import orjson
 
 from core.errors import GatewayError, bad_request
 from core.usage import Usage, usage_estimate
-from gateway.client_api import ClientApi, answer_json, send_priced
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import serve
-from gateway.relay_context import RelayContext
-from gateway.relay_stream import usage_record
-from gateway.upstream_attempt import UpstreamRequest
+from gateway.pipeline.client_api import ClientApi, answer_json, send_priced
+from gateway.pipeline.serve import serve
+from gateway.relay.context import RelayContext
+from gateway.relay.stream import usage_record
+from gateway.relay.upstream_attempt import UpstreamRequest
 from providers.catalog import CatalogModel, Deployment
 from providers.protocols import wire
 from providers.protocols.openai import usage_read

@@ -22,8 +22,8 @@ from core.errors import GatewayError
 from core.outcome import RequestOutcome
 from core.usage import Usage, usage_estimate
 from gateway.http import SSE_HEADERS
-from gateway.relay_context import RelayContext
-from gateway.upstream import UpstreamError
+from gateway.relay.context import RelayContext
+from gateway.relay.upstream import UpstreamError
 from providers.catalog import Deployment
 from providers.protocols.openai import usage_read
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import time
 
 from core.outcome import RequestOutcome
-from gateway.client_watch import ClientWatch
-from gateway.credit import Settling, credit_gate
+from gateway.guards.limits import Admission
 from gateway.http import (
     Message,
     Send,
 )
-from gateway.limits import Admission
 from gateway.metrics import request_record
+from gateway.pipeline.credit import Settling, credit_gate
+from gateway.relay.client_watch import ClientWatch
 
 CLIENT_CLOSED = "client_closed"  # the request log's error type when the client left first
 

@@ -2,7 +2,7 @@
 protocol natively: upstream SSE events are parsed one by one (the OpenAI → OpenAI fast path
 in relay_stream.py never decodes them), decoded into OpenAI chunks by the provider's
 protocol (providers.protocols), and encoded in the client's protocol
-(gateway.relay_encoders), both through providers.translate. Every relay meters the stream,
+(gateway.relay.encoders), both through providers.translate. Every relay meters the stream,
 and a cut one ends with a well-formed error event in the client's protocol and is billed
 for what was produced.
 """
@@ -19,17 +19,17 @@ from core.errors import GatewayError
 from core.outcome import RequestOutcome
 from core.usage import Usage
 from gateway.http import SSE_HEADERS, Send
-from gateway.relay_context import Headers, RelayContext
-from gateway.relay_encoders import Encoder, anthropic_error_event
-from gateway.relay_stream import (
+from gateway.relay.context import Headers, RelayContext
+from gateway.relay.encoders import Encoder, anthropic_error_event
+from gateway.relay.stream import (
     cut_stream_usage,
     model_renamer,
     stream_interrupted,
     usage_estimate,
     usage_record,
 )
-from gateway.upstream import UpstreamError
-from gateway.upstream_attempt import UpstreamAnswer
+from gateway.relay.upstream import UpstreamError
+from gateway.relay.upstream_attempt import UpstreamAnswer
 from providers.protocols import wire
 from providers.protocols.base import Decoder
 from providers.protocols.sse import sse_events
@@ -93,7 +93,7 @@ def billed_usage(
 ) -> Usage:
     """What a stream is billed for. Whole: the provider's usage (an estimate if it sent
     none). Refused by the provider (a 4xx in the stream, e.g. a safety block): nothing.
-    Cut: the one rule for cut streams (gateway.relay_stream.cut_stream_usage)."""
+    Cut: the one rule for cut streams (gateway.relay.stream.cut_stream_usage)."""
     if error is None:
         return usage or usage_estimate(body_bytes, produced)
     if error.status < 500:

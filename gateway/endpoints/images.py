@@ -12,11 +12,11 @@ import orjson
 
 from billing.pricing import image_unit_price
 from core.errors import bad_request
-from gateway.client_api import ClientApi, answer_json, send_priced
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline import serve
-from gateway.relay_context import RelayContext
-from gateway.upstream_attempt import UpstreamRequest
+from gateway.pipeline.client_api import ClientApi, answer_json, send_priced
+from gateway.pipeline.serve import serve
+from gateway.relay.context import RelayContext
+from gateway.relay.upstream_attempt import UpstreamRequest
 from providers.catalog import CatalogModel, Deployment
 from providers.protocols import wire
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from core.errors import bad_request
-from gateway.validation import TOOLS_PROMPT_TOKENS, URL_IMAGE_TOKENS
+from gateway.endpoints.validation import TOOLS_PROMPT_TOKENS, URL_IMAGE_TOKENS
 
 BLOCK_TYPES = {
     "text",

@@ -1,4 +1,4 @@
-"""The circuit breakers' board: one breaker (gateway.breaker_rules) per provider × model,
+"""The circuit breakers' board: one breaker (gateway.guards.breaker_rules) per provider × model,
 shared by every process.
 
 A breaker's state is kept in Redis when REDIS_URL is set (the hash `gwz:cb`, one field per
@@ -25,7 +25,14 @@ from django.conf import settings
 
 from core.redis_link import redis_link
 from core.redis_wire import RedisWire, RedisWireError
-from gateway.breaker_rules import CLOSED, Breaker, policy, probe_claimed, probe_returned, transition
+from gateway.guards.breaker_rules import (
+    CLOSED,
+    Breaker,
+    policy,
+    probe_claimed,
+    probe_returned,
+    transition,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Circuit breakers, one per provider × model: the rules, pure functions of a breaker's state
-(kept and shared by gateway.breaker_board, shown and reset by gateway.breaker_staff).
+(kept and shared by gateway.guards.breaker_board, shown and reset by gateway.guards.breaker_staff).
 
 The rules live in one pure function, `transition`, whichever the store:
 - closed → open after `failures` consecutive failures, or when the failures in the current

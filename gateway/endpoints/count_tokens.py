@@ -3,7 +3,7 @@ own counter (a call on our account there), or an estimate for a model no such pr
 serves, marked `x-gatewayz-token-count: estimate`.
 
 Free, as Anthropic's is, but guarded like inference, since it calls providers on our
-account: it runs the request path's own steps (gateway.pipeline) up to the call, so the
+account: it runs the request path's own steps (gateway.pipeline.serve) up to the call, so the
 key's restrictions, its rate limits and its concurrency apply (admitted with a hold of
 zero), and it is counted in the metrics (endpoint `messages.count_tokens`) and written to
 the request log at a cost of zero. Not through `serve` itself: an estimate calls no
@@ -23,21 +23,21 @@ from django.conf import settings
 from core.errors import GatewayError
 from core.ids import request_id_new
 from core.outcome import RequestOutcome
-from gateway.auth import KeyRefused, authenticate
+from gateway.endpoints.messages import MessagesApi, client_headers
+from gateway.endpoints.validation_messages import messages_body_parse
+from gateway.guards.limits import admission_new
+from gateway.guards.priority import slots
+from gateway.http import JSON_HEADERS, ClientGone, Receive, Scope, Send, read_body, send_bytes
+from gateway.metrics import request_record, request_record_unsettled
+from gateway.pipeline.auth import KeyRefused, authenticate
 
 # The request path's own steps, run in its order (gateway.pipeline.serve).
-from gateway.client_api import Headers
-from gateway.credit import credit_gate
-from gateway.delivery import ms_since
-from gateway.http import JSON_HEADERS, ClientGone, Receive, Scope, Send, read_body, send_bytes
-from gateway.limits import admission_new
-from gateway.messages import MessagesApi, client_headers
-from gateway.metrics import request_record, request_record_unsettled
-from gateway.pipeline import admit, internal_error, loggable, route_resolve
-from gateway.priority import slots
-from gateway.upstream_attempt import UpstreamRequest
-from gateway.upstream_call import Route, route_call
-from gateway.validation_messages import messages_body_parse
+from gateway.pipeline.client_api import Headers
+from gateway.pipeline.credit import credit_gate
+from gateway.pipeline.serve import admit, internal_error, loggable, route_resolve
+from gateway.relay.delivery import ms_since
+from gateway.relay.upstream_attempt import UpstreamRequest
+from gateway.relay.upstream_call import Route, route_call
 from providers.catalog import CatalogModel, Deployment
 from providers.protocols import wire
 

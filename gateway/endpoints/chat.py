@@ -1,5 +1,5 @@
 """POST /v1/chat/completions: the OpenAI chat protocol on the shared request path
-(gateway.pipeline), to OpenAI-protocol providers as is and to Anthropic-protocol providers
+(gateway.pipeline.serve), to OpenAI-protocol providers as is and to Anthropic-protocol providers
 through providers.translate."""
 
 from __future__ import annotations
@@ -9,19 +9,19 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from gateway.client_api import ClientApi, send_priced
-from gateway.http import Receive, Scope, Send
-from gateway.pipeline import serve
-from gateway.relay_context import RelayContext
-from gateway.relay_encoders import ChatEncoder
-from gateway.relay_stream import relay_stream, usage_record
-from gateway.relay_translated import relay_translated
-from gateway.upstream_attempt import UpstreamRequest
-from gateway.validation import (
+from gateway.endpoints.validation import (
     chat_body_parse,
     chat_referenced_tokens,
     requested_output_tokens,
 )
+from gateway.http import Receive, Scope, Send
+from gateway.pipeline.client_api import ClientApi, send_priced
+from gateway.pipeline.serve import serve
+from gateway.relay.context import RelayContext
+from gateway.relay.encoders import ChatEncoder
+from gateway.relay.stream import relay_stream, usage_record
+from gateway.relay.translated import relay_translated
+from gateway.relay.upstream_attempt import UpstreamRequest
 from providers.catalog import CatalogModel, Deployment
 from providers.protocols import wire
 

@@ -10,8 +10,8 @@ from typing import Any
 from django.conf import settings
 
 from core.redis_sync import sync_client
-from gateway.breaker_board import HASH, board, board_forget, breaker_load
-from gateway.breaker_rules import CLOSED, HALF_OPEN, Breaker
+from gateway.guards.breaker_board import HASH, board, board_forget, breaker_load
+from gateway.guards.breaker_rules import CLOSED, HALF_OPEN, Breaker
 
 log = logging.getLogger(__name__)
 

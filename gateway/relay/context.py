@@ -1,5 +1,5 @@
 """What every relay is handed: the answer to relay, the request it answers, where to send it
-and what it is metered in (gateway.pipeline builds one per answered request)."""
+and what it is metered in (gateway.pipeline.serve builds one per answered request)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Any
 
 from core.outcome import RequestOutcome
 from gateway.http import Send
-from gateway.upstream_attempt import UpstreamAnswer
+from gateway.relay.upstream_attempt import UpstreamAnswer
 
 Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(slots=True)
 class RelayContext:
-    send: Send  # the client's, watched (gateway.delivery)
+    send: Send  # the client's, watched (gateway.relay.delivery)
     body: dict[str, Any]  # the client's request, validated
     body_bytes: int  # its size: what a prompt is estimated from when a provider says nothing
     answer: UpstreamAnswer

@@ -37,8 +37,8 @@ from core.outcome import RequestOutcome
 from core.redis_link import redis_link
 from core.redis_sync import UNREACHABLE
 from core.redis_wire import RedisWireError
-from gateway.limits import Admission, LocalLimiter
-from gateway.settlement import settler
+from gateway.guards.limits import Admission, LocalLimiter
+from gateway.pipeline.settlement import settler
 
 log = logging.getLogger(__name__)
 RECOVERY_PROBE_SECONDS = 1.0
@@ -214,7 +214,7 @@ class RedisCreditGate:
         """Settles `outcome`. Its SETTLE command is written to Redis before this returns
         (when the connection is up), so that a process killed from then on still leaves
         the request settled: the answer telling the client its cost is sent after it, and
-        the reply awaited after that (gateway.pipeline). Awaiting what it returns finishes
+        the reply awaited after that (gateway.pipeline.serve). Awaiting what it returns finishes
         the settlement: the reply, a retry, the database path."""
         if admission is not None and admission.local:
             return self.fallback.settle_begin(outcome, admission)

@@ -3,7 +3,7 @@ delivered, recorded where its hold is, so that a process that dies mid-stream le
 record and a bill for it.
 
 What was delivered is billed as a stream cut at that point is, by the one rule for cut
-streams (gateway.relay_stream.cut_stream_usage) with no usage reported: ~4 request bytes
+streams (gateway.relay.stream.cut_stream_usage) with no usage reported: ~4 request bytes
 per prompt token, one output token per content event handed to the server (counted in
 the bytes sent, in any client protocol). A record is made at most once every
 GATEWAYZ_JOURNAL_SECONDS, after a send, and is not waited for: a stream costs one Redis
@@ -21,10 +21,10 @@ from django.conf import settings
 from billing.pricing import usage_cost
 from core.journal_entries import journal_admission, journal_delivery
 from core.outcome import RequestOutcome
-from gateway.credit import credit_gate
+from gateway.guards.limits import Admission
 from gateway.http import Message, Send
-from gateway.limits import Admission
-from gateway.relay_stream import cut_stream_usage
+from gateway.pipeline.credit import credit_gate
+from gateway.relay.stream import cut_stream_usage
 from providers.catalog import Deployment
 
 # An event that carries output, in the bytes a client is sent: non-empty text, reasoning or
@@ -75,7 +75,7 @@ class DeliveryJournal:
 
     def record(self) -> None:
         if self.outcome.priced:
-            return  # settlement has begun (gateway.delivery): the journal goes with the hold
+            return  # settlement has begun (gateway.relay.delivery): the journal goes with the hold
         self.due = time.monotonic() + settings.GATEWAYZ_JOURNAL_SECONDS
         self.events += len(_CONTENT_EVENT.findall(b"".join(self.sent)))
         self.sent.clear()

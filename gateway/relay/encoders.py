@@ -1,6 +1,6 @@
 """OpenAI chat completion chunks encoded in the client's protocol, as SSE bytes: an Encoder
 per client protocol (chat and Anthropic Messages here; the Responses API's is in
-gateway.responses).
+gateway.endpoints.responses).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One attempt at one deployment: the upstream request, and the answer taken (its JSON body
 or its first stream block read, so that a failure there can still fail over) or why it
-failed. gateway.upstream_call tries a route's deployments with these."""
+failed. gateway.relay.upstream_call tries a route's deployments with these."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 
 from core.errors import GatewayError, UpstreamFailure
-from gateway.upstream import UpstreamError, upstream_session, upstream_timeout
+from gateway.relay.upstream import UpstreamError, upstream_session, upstream_timeout
 from providers.catalog import CatalogModel, Deployment
 from providers.protocols.base import UpstreamRequest
 from providers.upstream_errors import upstream_failure

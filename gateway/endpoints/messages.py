@@ -2,7 +2,7 @@
 Anthropic-protocol providers natively, to OpenAI-protocol providers through
 providers.translate; answered as Anthropic's API answers: errors in its shape with a
 `request_id`, a `request-id` header, `anthropic-ratelimit-*` headers, and a 400 without
-`anthropic-version`. (Its count_tokens: gateway.count_tokens.)"""
+`anthropic-version`. (Its count_tokens: gateway.endpoints.count_tokens.)"""
 
 from __future__ import annotations
 
@@ -12,20 +12,20 @@ import orjson
 
 from core.errors import GatewayError, anthropic_error_body, bad_request
 from core.usage import Usage, usage_estimate
-from gateway.client_api import ClientApi, Headers, answer_json, send_priced
-from gateway.http import Receive, Scope, Send, header
-from gateway.limits import Admission
-from gateway.pipeline import serve
-from gateway.relay_context import RelayContext
-from gateway.relay_encoders import MessagesEncoder
-from gateway.relay_stream import usage_record
-from gateway.relay_translated import relay_messages_native, relay_translated
-from gateway.upstream_attempt import UpstreamRequest
-from gateway.validation_messages import (
+from gateway.endpoints.validation_messages import (
     FORWARDED_BETAS,
     messages_body_parse,
     messages_referenced_tokens,
 )
+from gateway.guards.limits import Admission
+from gateway.http import Receive, Scope, Send, header
+from gateway.pipeline.client_api import ClientApi, Headers, answer_json, send_priced
+from gateway.pipeline.serve import serve
+from gateway.relay.context import RelayContext
+from gateway.relay.encoders import MessagesEncoder
+from gateway.relay.stream import usage_record
+from gateway.relay.translated import relay_messages_native, relay_translated
+from gateway.relay.upstream_attempt import UpstreamRequest
 from providers.catalog import CatalogModel, Deployment
 from providers.protocols import wire
 from providers.translate.anthropic_openai_answers import chat_to_message

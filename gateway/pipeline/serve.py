@@ -22,11 +22,9 @@ from core.errors import GatewayError, not_found
 from core.ids import request_id_new
 from core.outage import database_unavailable, database_unreachable
 from core.outcome import RequestOutcome
-from gateway.auth import KeyRefused, authenticate, key_allows_model
-from gateway.client_api import ClientApi
-from gateway.client_watch import ClientWatch
-from gateway.credit import credit_gate
-from gateway.delivery import CLIENT_CLOSED, Delivery, ms_since
+from gateway.guards.limits import Admission, admission_new
+from gateway.guards.passive_health import stream_broke, throughput_measure
+from gateway.guards.priority import slots
 from gateway.http import (
     ClientGone,
     Receive,
@@ -34,14 +32,12 @@ from gateway.http import (
     Send,
     read_body,
 )
-from gateway.journal import admission_entry, delivery_watch
 from gateway.keycache import KeyIdentity
-from gateway.limits import Admission, admission_new
 from gateway.metrics import request_record, request_record_unsettled
-from gateway.passive_health import stream_broke, throughput_measure
-from gateway.priority import slots
-from gateway.relay_context import RelayContext
-from gateway.routing import (
+from gateway.pipeline.auth import KeyRefused, authenticate, key_allows_model
+from gateway.pipeline.client_api import ClientApi
+from gateway.pipeline.credit import credit_gate
+from gateway.pipeline.routing import (
     NO_PREFERENCES,
     deployments_for,
     fallback_models_parse,
@@ -50,7 +46,11 @@ from gateway.routing import (
     resolve_variant,
     variant_preferences,
 )
-from gateway.upstream_call import Route, route_call
+from gateway.relay.client_watch import ClientWatch
+from gateway.relay.context import RelayContext
+from gateway.relay.delivery import CLIENT_CLOSED, Delivery, ms_since
+from gateway.relay.journal import admission_entry, delivery_watch
+from gateway.relay.upstream_call import Route, route_call
 from providers.byok import with_own_keys
 from providers.catalog import catalog_holder
 from providers.upstream_errors import failure_told
@@ -159,7 +159,7 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
     admission: Admission | None = None  # set once admitted: settlement uncounts it
     watch: ClientWatch | None = None  # set once admitted: notices the client leaving
     upstream_slots = slots()
-    slotted = False  # holds one of the process's upstream slots (gateway.priority)
+    slotted = False  # holds one of the process's upstream slots (gateway.guards.priority)
     family = ""  # the served model as metrics know it (CatalogModel.family)
     outcome = RequestOutcome(
         request_id=request_id,

@@ -5,9 +5,9 @@ throughput."""
 from __future__ import annotations
 
 from core.outcome import RequestOutcome
-from gateway.breaker_board import board
-from gateway.breaker_rules import breaker_key
-from gateway.routing import stats_of
+from gateway.guards.breaker_board import board
+from gateway.guards.breaker_rules import breaker_key
+from gateway.pipeline.routing import stats_of
 from providers.catalog import CatalogModel, Deployment
 
 
