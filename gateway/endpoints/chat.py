@@ -9,13 +9,14 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from core.errors import GatewayError
 from gateway.endpoints.validation import (
     chat_body_parse,
     chat_referenced_tokens,
     requested_output_tokens,
 )
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline.client_api import ClientApi, send_priced
+from gateway.pipeline.client_api import ClientApi, completion_read, send_priced
 from gateway.pipeline.serve import serve
 from gateway.relay.context import RelayContext
 from gateway.relay.encoders import ChatEncoder
@@ -68,8 +69,9 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def _relay_json(ctx: RelayContext) -> None:
-    read = await CHAT.completion_read(ctx)
-    if read is None:
+    read = completion_read(ctx)
+    if isinstance(read, GatewayError):  # e.g. a provider's safety filter blocked the prompt
+        await CHAT.fail(ctx.send, ctx.outcome, read, ctx.headers)
         return
     data, usage = read
     cost = usage_record(ctx.outcome, usage, ctx.answer.deployment)

@@ -19,7 +19,13 @@ from gateway.endpoints.validation_messages import (
 )
 from gateway.guards.limits import Admission
 from gateway.http import Receive, Scope, Send, header
-from gateway.pipeline.client_api import ClientApi, Headers, answer_json, send_priced
+from gateway.pipeline.client_api import (
+    ClientApi,
+    Headers,
+    answer_json,
+    completion_read,
+    send_priced,
+)
 from gateway.pipeline.serve import serve
 from gateway.relay.context import RelayContext
 from gateway.relay.encoders import MessagesEncoder
@@ -102,11 +108,13 @@ class MessagesApi(ClientApi):
             )
             await self._send_priced(ctx, {**data, "model": ctx.body["model"]}, usage)
         else:
-            read = await self.completion_read(ctx)
-            if read is not None:
-                completion, usage = read
-                message = chat_to_message(completion, model=ctx.body["model"], usage=usage)
-                await self._send_priced(ctx, message, usage)
+            read = completion_read(ctx)
+            if isinstance(read, GatewayError):  # e.g. a provider's safety filter blocked it
+                await self.fail(ctx.send, ctx.outcome, read, ctx.headers)
+                return
+            completion, usage = read
+            message = chat_to_message(completion, model=ctx.body["model"], usage=usage)
+            await self._send_priced(ctx, message, usage)
 
     async def _send_priced(self, ctx: RelayContext, message: dict[str, Any], usage: Usage) -> None:
         cost = usage_record(ctx.outcome, usage, ctx.answer.deployment)

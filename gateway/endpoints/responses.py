@@ -13,7 +13,7 @@ from core.errors import GatewayError
 from core.usage import Usage
 from gateway.endpoints.validation import chat_referenced_tokens
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline.client_api import ClientApi, send_priced
+from gateway.pipeline.client_api import ClientApi, completion_read, send_priced
 from gateway.pipeline.serve import serve
 from gateway.relay.context import RelayContext
 from gateway.relay.encoders import Encoder
@@ -71,8 +71,9 @@ class ResponsesApi(ClientApi):
         if ctx.outcome.stream:
             await relay_translated(ctx, ResponsesEncoder(public))
             return
-        read = await self.completion_read(ctx)
-        if read is None:
+        read = completion_read(ctx)
+        if isinstance(read, GatewayError):  # e.g. a provider's safety filter blocked it
+            await self.fail(ctx.send, ctx.outcome, read, ctx.headers)
             return
         completion, usage = read
         cost = usage_record(ctx.outcome, usage, ctx.answer.deployment)

@@ -104,18 +104,18 @@ class ClientApi(ABC):
         detail_keep(outcome.attempts, error)
         await self.send_error(send, error, headers, outcome.request_id)
 
-    async def completion_read(self, ctx: RelayContext) -> tuple[dict[str, Any], Usage] | None:
-        """The provider's whole answer as an OpenAI chat completion, with its usage; None if
-        the provider refused within it (a safety filter...): the client has been told."""
-        data, size = answer_json(ctx.answer)
-        deployment = ctx.answer.deployment
-        try:
-            return wire(deployment).completion_from(
-                data, deployment, ctx.body["model"], ctx.body_bytes, size
-            )
-        except GatewayError as refused:
-            await self.fail(ctx.send, ctx.outcome, refused, ctx.headers)
-            return None
+
+def completion_read(ctx: RelayContext) -> tuple[dict[str, Any], Usage] | GatewayError:
+    """The provider's whole answer as an OpenAI chat completion, with its usage; or the
+    refusal it holds (a safety filter...), for the endpoint to answer with (`fail`)."""
+    data, size = answer_json(ctx.answer)
+    deployment = ctx.answer.deployment
+    try:
+        return wire(deployment).completion_from(
+            data, deployment, ctx.body["model"], ctx.body_bytes, size
+        )
+    except GatewayError as refused:
+        return refused
 
 
 def answer_json(answer: UpstreamAnswer) -> tuple[dict[str, Any], int]:
