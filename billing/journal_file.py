@@ -110,8 +110,11 @@ class JournalFile:
 
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{self.name}-{os.getpid()}-{next(self._serial)}{SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # A name no file has had: a process restarted in a container often gets the pid
+        # of the one before, whose file may still wait to be settled by another.
+        name = f"{self.name}-{os.getpid()}-{os.urandom(4).hex()}-{next(self._serial)}"
+        path = self.directory / f"{name}{SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._fd, self._path, self._size = fd, path, 0
 

@@ -158,3 +158,20 @@ def test_a_live_process_file_and_a_waiting_usage_spool_are_left_alone(tmp_path: 
     spool.unlink()
     assert journal_files_settle(tmp_path) == 1
     assert RequestLog.objects.get(request_id=request_id).error_type == "worker_lost"
+
+
+def test_a_process_with_the_pid_of_a_dead_one_leaves_its_file_to_be_settled(tmp_path: Path):
+    # In a container, a restarted process often gets the pid of the one before.
+    user = user_create(email="journal-file-pid@example.com")
+    request_id = f"dead-{user.pk}-{time.time_ns()}"
+    dead = JournalFile(tmp_path, "host", stale_seconds=120)
+    _admit(dead, user.pk, request_id)
+    dead.close()  # died with it in flight
+    successor = JournalFile(tmp_path, "host", stale_seconds=120)  # same name, same pid
+    _admit(successor, user.pk, f"alive-{request_id}")
+    assert len(_files(tmp_path)) == 2  # a file of its own
+    assert journal_files_settle(tmp_path) == 1  # the dead one's, while the successor lives
+    assert RequestLog.objects.get(request_id=request_id).error_type == "worker_lost"
+    successor.settled(f"alive-{request_id}")
+    successor.close()
+    assert not _files(tmp_path)
