@@ -18,6 +18,7 @@ from typing import Any
 from core.asyncdb import db_call
 from core.outage import DATABASE_UNREACHABLE
 from providers.credentials import CredentialUnreadable
+from providers.deployments import Deployment
 from providers.models import Alias, Model, Offering, PrefixRoute, Provider
 from providers.protocols import PROTOCOLS
 from providers.ssrf import base_url_problem
@@ -27,37 +28,6 @@ log = logging.getLogger(__name__)
 PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 ZERO = Decimal(0)
 REBUILD_RETRY_SECONDS = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    provider: str
-    protocol: str
-    base_url: str
-    api_key: str
-    connect_timeout: float
-    read_timeout: float
-    upstream_model_id: str
-    input_price: Decimal  # credits per 1M tokens
-    output_price: Decimal
-    cached_input_price: Decimal
-    cache_write_price: Decimal = ZERO
-    cache_write_1h_price: Decimal = ZERO  # below cache_write_price: that price (billing.pricing)
-    auth: str = "bearer"
-    extra_headers: tuple[tuple[str, str], ...] = ()
-    drop_params: frozenset[str] = frozenset()
-    unsupported_params: frozenset[str] = frozenset()
-    rename_params: tuple[tuple[str, str], ...] = ()
-    default_params: tuple[tuple[str, Any], ...] = ()
-    default_params_unless: frozenset[str] = frozenset()
-    # Takes Anthropic-style `cache_control` marks on OpenAI-shape content parts and tools
-    # (providers.translate.cache_control); an OpenAI-protocol provider without it gets none.
-    cache_control: bool = False
-    per_image_price: Decimal = ZERO
-    size_multipliers: tuple[tuple[str, Decimal], ...] = ()
-    quality_multipliers: tuple[tuple[str, Decimal], ...] = ()
-    weight: int = 1
-    byok: bool = False  # served with the customer's own key (providers.byok)
 
 
 @dataclass(frozen=True, slots=True)

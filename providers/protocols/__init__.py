@@ -4,13 +4,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from providers.deployments import Deployment
 from providers.protocols import anthropic, fal, gemini, openai
 from providers.protocols.base import WireProtocol
-
-if TYPE_CHECKING:
-    from providers.catalog import Deployment
 
 PROTOCOLS: dict[str, WireProtocol] = {
     p.name: p for p in (openai.PROTOCOL, anthropic.PROTOCOL, gemini.PROTOCOL, fal.PROTOCOL)

@@ -3,12 +3,13 @@ ones (from /v1/chat/completions, via providers.translate.chat_to_messages)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from core.errors import GatewayError
 from core.usage import Usage, usage_estimate
+from providers.deployments import Deployment
 from providers.protocols.base import (
     HEALTH_PROMPT,
     Decoder,
@@ -21,9 +22,6 @@ from providers.translate.anthropic_openai_answers import message_to_chat, upstre
 from providers.translate.anthropic_openai_streams import MessageEventsToChatChunks
 from providers.translate.anthropic_openai_usage import usage_from_anthropic
 from providers.translate.chat_to_messages import chat_to_messages
-
-if TYPE_CHECKING:
-    from providers.catalog import Deployment
 
 ANTHROPIC_VERSION = "2023-06-01"
 

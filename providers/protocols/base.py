@@ -12,13 +12,11 @@ whose deployments cannot serve it fails over or refuses, as it would for a missi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.errors import GatewayError
 from core.usage import Usage
-
-if TYPE_CHECKING:
-    from providers.catalog import Deployment
+from providers.deployments import Deployment
 
 UpstreamRequest = tuple[str, dict[str, str], bytes]  # url, headers, body
 HEALTH_PROMPT = "ping"  # what a probe that counts tokens counts

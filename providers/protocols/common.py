@@ -3,14 +3,12 @@ the provider's declared request quirks (docs/catalog.md)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from core.errors import bad_request
-
-if TYPE_CHECKING:
-    from providers.catalog import Deployment
+from providers.deployments import Deployment
 
 
 def auth_headers(deployment: Deployment) -> dict[str, str]:

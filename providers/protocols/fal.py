@@ -4,15 +4,13 @@ OpenAI's images response out."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from providers.deployments import Deployment
 from providers.protocols.base import UpstreamRequest, WireProtocol
 from providers.protocols.common import auth_headers
-
-if TYPE_CHECKING:
-    from providers.catalog import Deployment
 
 
 def images_request(

@@ -4,12 +4,13 @@ requests translated by providers.translate.gemini_openai."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from core.errors import GatewayError
 from core.usage import Usage, usage_estimate
+from providers.deployments import Deployment
 from providers.protocols.base import (
     HEALTH_PROMPT,
     Decoder,
@@ -24,9 +25,6 @@ from providers.translate.gemini_openai import (
     gemini_to_chat,
     gemini_usage,
 )
-
-if TYPE_CHECKING:
-    from providers.catalog import Deployment
 
 # Gemini's reasons for a 400 that is about our account there, not about the request: it
 # answers a bad key or an unserved region with 400, not 401/403.

@@ -7,18 +7,16 @@ seed, logprobs, n, stop, ...) is forwarded unchanged.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from core.errors import UpstreamFailure
 from core.usage import Usage, usage_estimate
+from providers.deployments import Deployment
 from providers.protocols.base import Decoder, ProbeRequest, UpstreamRequest, WireProtocol
 from providers.protocols.common import auth_headers, error_message, quirks_apply
 from providers.translate.cache_control import marks_strip
-
-if TYPE_CHECKING:
-    from providers.catalog import Deployment
 
 
 def chat_request(
