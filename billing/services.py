@@ -109,7 +109,7 @@ def credit_pending_apply_user(*, user_id: int) -> int:
 
 def credit_pending_apply() -> int:
     """Mirrors every balance change made while Redis was unreachable (when it is back:
-    gateway.pipeline.credit's probe, and Celery beat every minute); returns how many."""
+    gateway.guards.credit's probe, and Celery beat every minute); returns how many."""
     applied = 0
     users = PendingAvailChange.objects.values_list("user_id", flat=True).distinct()
     for user_id in users:

@@ -1,10 +1,10 @@
 """Whether this process can reach Redis, as its last use of Redis found it.
 
 Redis carries the credit holds and the rate-limit counters. When it cannot be reached, the
-gateway keeps serving on the database and in-process limits (gateway.pipeline.credit) instead of
+gateway keeps serving on the database and in-process limits (gateway.guards.credit) instead of
 refusing every request. This object is the one place that knows: it is told of a failure
 by whoever met it, says so once in the log, is shown by readiness and metrics, and is
-told when a probe finds Redis again (gateway.pipeline.credit, after the balance changes made
+told when a probe finds Redis again (gateway.guards.credit, after the balance changes made
 meanwhile have been mirrored into Redis).
 
 Plain attributes, no lock: a flag written by one thread and read by others is safe in

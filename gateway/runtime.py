@@ -9,11 +9,11 @@ import gc
 from django.conf import settings
 
 from gateway.guards.breaker_board import board_close
+from gateway.guards.credit import credit_gate_close
+from gateway.guards.settlement import settler
 from gateway.http import Receive, Scope, Send
 from gateway.invalidation import InvalidationWatcher
 from gateway.keycache import key_cache
-from gateway.pipeline.credit import credit_gate_close
-from gateway.pipeline.settlement import settler
 from gateway.relay.upstream import upstream_client_close
 
 SHUTDOWN_DRAIN_SECONDS = 20.0

@@ -25,6 +25,7 @@ from core.ids import request_id_new
 from core.outcome import RequestOutcome
 from gateway.endpoints.messages import MessagesApi, client_headers
 from gateway.endpoints.validation_messages import messages_body_parse
+from gateway.guards.credit import credit_gate
 from gateway.guards.limits import admission_new
 from gateway.guards.priority import slots
 from gateway.http import JSON_HEADERS, ClientGone, Receive, Scope, Send, read_body, send_bytes
@@ -33,7 +34,6 @@ from gateway.pipeline.auth import KeyRefused, authenticate
 
 # The request path's own steps, run in its order (gateway.pipeline.serve).
 from gateway.pipeline.client_api import Headers
-from gateway.pipeline.credit import credit_gate
 from gateway.pipeline.serve import admit, internal_error, loggable, route_resolve
 from gateway.relay.delivery import ms_since
 from gateway.relay.upstream_attempt import UpstreamRequest

@@ -114,7 +114,7 @@ class Admission:
     remaining: list[int] = field(default_factory=list)
     held_micro: int = 0
     # Admitted by this process's own counters and a database hold, Redis being unreachable
-    # (gateway.pipeline.credit): settled the same way.
+    # (gateway.guards.credit): settled the same way.
     local: bool = False
 
     def script_args(self) -> list[int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from core.outcome import RequestOutcome
 from gateway.guards.breaker_board import board
 from gateway.guards.breaker_rules import breaker_key
-from gateway.pipeline.routing import stats_of
+from gateway.guards.deployment_stats import stats_of
 from providers.catalog import CatalogModel, Deployment
 
 

@@ -17,11 +17,11 @@ from decimal import Decimal
 from typing import Any
 
 from core.errors import GatewayError, bad_request
+from gateway.guards.deployment_stats import stats_of
 from providers.catalog import Catalog, CatalogModel, Deployment
 
 STRATEGIES = ("priority", "weighted", "latency", "cost", "least_busy")
 SORTS = ("price", "latency", "throughput")
-EWMA_WEIGHT = 0.2  # of the newest sample
 MAX_FALLBACK_MODELS = 4
 PREFERENCE_FIELDS = {
     "order",
@@ -34,37 +34,6 @@ PREFERENCE_FIELDS = {
 }
 # Model id suffixes (OpenRouter's): the fastest, the cheapest, or only free deployments.
 VARIANTS = {"nitro": "throughput", "floor": "price", "free": None}
-
-
-@dataclass(slots=True)
-class DeploymentStats:
-    """Measured in this process: EWMAs of the time to the provider's first byte and of
-    output tokens per second, and the requests in flight now."""
-
-    latency_ms: float | None = None
-    tokens_per_second: float | None = None
-    in_flight: int = 0
-
-    def latency_add(self, ms: float) -> None:
-        old = self.latency_ms
-        self.latency_ms = ms if old is None else old + EWMA_WEIGHT * (ms - old)
-
-    def throughput_add(self, tokens: int, seconds: float) -> None:
-        if tokens <= 0 or seconds <= 0:
-            return
-        rate, old = tokens / seconds, self.tokens_per_second
-        self.tokens_per_second = rate if old is None else old + EWMA_WEIGHT * (rate - old)
-
-
-_stats: dict[tuple[str, str], DeploymentStats] = {}
-
-
-def stats_of(provider: str, model: str) -> DeploymentStats:
-    key = (provider, model)
-    stats = _stats.get(key)
-    if stats is None:
-        stats = _stats[key] = DeploymentStats()
-    return stats
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from core.errors import GatewayError, not_found
 from core.ids import request_id_new
 from core.outage import database_unavailable, database_unreachable
 from core.outcome import RequestOutcome
+from gateway.guards.credit import credit_gate
 from gateway.guards.limits import Admission, admission_new
 from gateway.guards.passive_health import stream_broke, throughput_measure
 from gateway.guards.priority import slots
@@ -36,7 +37,6 @@ from gateway.keycache import KeyIdentity
 from gateway.metrics import request_record, request_record_unsettled
 from gateway.pipeline.auth import KeyRefused, authenticate, key_allows_model
 from gateway.pipeline.client_api import ClientApi
-from gateway.pipeline.credit import credit_gate
 from gateway.pipeline.routing import (
     NO_PREFERENCES,
     deployments_for,

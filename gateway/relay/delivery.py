@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 
 from core.outcome import RequestOutcome
+from gateway.guards.credit import Settling, credit_gate
 from gateway.guards.limits import Admission
 from gateway.http import (
     Message,
     Send,
 )
 from gateway.metrics import request_record
-from gateway.pipeline.credit import Settling, credit_gate
 from gateway.relay.client_watch import ClientWatch
 
 CLIENT_CLOSED = "client_closed"  # the request log's error type when the client left first

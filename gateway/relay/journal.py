@@ -21,9 +21,9 @@ from django.conf import settings
 from billing.pricing import usage_cost
 from core.journal_entries import journal_admission, journal_delivery
 from core.outcome import RequestOutcome
+from gateway.guards.credit import credit_gate
 from gateway.guards.limits import Admission
 from gateway.http import Message, Send
-from gateway.pipeline.credit import credit_gate
 from gateway.relay.stream import cut_stream_usage
 from providers.catalog import Deployment
 

@@ -20,7 +20,7 @@ from core.errors import GatewayError
 from gateway.guards.breaker_board import Board, board
 from gateway.guards.breaker_rules import Breaker, breaker_key
 from gateway.guards.cooling import cooling_left, cooling_start
-from gateway.pipeline.routing import stats_of
+from gateway.guards.deployment_stats import stats_of
 from gateway.relay.upstream_attempt import (
     Failed,
     UpstreamAnswer,

@@ -17,13 +17,12 @@ import openai
 import pytest
 
 from core.errors import GatewayError
+from gateway.guards.deployment_stats import _stats, stats_of
 from gateway.pipeline.routing import (
     NO_PREFERENCES,
     Preferences,
-    _stats,
     deployments_for,
     preferences_parse,
-    stats_of,
     variant_preferences,
 )
 from providers.catalog import CatalogModel, Deployment

@@ -38,7 +38,7 @@ from core.redis_link import redis_link
 from core.redis_sync import UNREACHABLE
 from core.redis_wire import RedisWireError
 from gateway.guards.limits import Admission, LocalLimiter
-from gateway.pipeline.settlement import settler
+from gateway.guards.settlement import settler
 
 log = logging.getLogger(__name__)
 RECOVERY_PROBE_SECONDS = 1.0
