@@ -14,7 +14,6 @@ from providers.protocols.base import (
     HEALTH_PROMPT,
     Decoder,
     ProbeRequest,
-    UpstreamRequest,
     WireProtocol,
 )
 from providers.protocols.common import auth_headers, quirks_apply
@@ -86,10 +85,7 @@ class AnthropicProtocol(WireProtocol):
     speaks_messages = True
     counts_tokens = True
 
-    def chat_request(
-        self, body: dict[str, Any], deployment: Deployment, max_tokens: int
-    ) -> UpstreamRequest:
-        return chat_request(body, deployment, max_tokens)
+    chat_request = staticmethod(chat_request)
 
     def completion_from(
         self,
@@ -105,10 +101,7 @@ class AnthropicProtocol(WireProtocol):
     def chat_decoder(self, model_id: str, provider: str) -> Decoder:
         return AnthropicDecoder(model_id, provider)
 
-    def messages_request(
-        self, body: dict[str, Any], deployment: Deployment, client_headers: dict[str, str]
-    ) -> UpstreamRequest:
-        return messages_request(body, deployment, client_headers)
+    messages_request = staticmethod(messages_request)
 
     def messages_usage(self, data: dict[str, Any]) -> Usage | None:
         return usage_from_anthropic(data.get("usage"))

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from providers.deployments import Deployment
-from providers.protocols.base import UpstreamRequest, WireProtocol
+from providers.protocols.base import WireProtocol
 from providers.protocols.common import auth_headers
 
 
@@ -46,11 +46,8 @@ class FalProtocol(WireProtocol):
     name = "fal"
     default_auth = "key"
 
-    def images_request(self, body: dict[str, Any], deployment: Deployment) -> UpstreamRequest:
-        return images_request(body, deployment)
-
-    def images_response(self, data: dict[str, Any], *, b64: bool) -> dict[str, Any]:
-        return images_response(data, b64=b64)
+    images_request = staticmethod(images_request)
+    images_response = staticmethod(images_response)
 
 
 PROTOCOL = FalProtocol()

@@ -15,7 +15,6 @@ from providers.protocols.base import (
     HEALTH_PROMPT,
     Decoder,
     ProbeRequest,
-    UpstreamRequest,
     WireProtocol,
 )
 from providers.protocols.common import auth_headers, quirks_apply
@@ -70,10 +69,7 @@ class GeminiProtocol(WireProtocol):
     name = "gemini"
     default_auth = "x-goog-api-key"
 
-    def chat_request(
-        self, body: dict[str, Any], deployment: Deployment, max_tokens: int
-    ) -> UpstreamRequest:
-        return chat_request(body, deployment, max_tokens)
+    chat_request = staticmethod(chat_request)
 
     def completion_from(
         self,

@@ -94,10 +94,7 @@ class OpenAIProtocol(WireProtocol):
     name = "openai"
     speaks_chat = True
 
-    def chat_request(
-        self, body: dict[str, Any], deployment: Deployment, max_tokens: int
-    ) -> UpstreamRequest:
-        return chat_request(body, deployment, max_tokens)
+    chat_request = staticmethod(chat_request)
 
     def completion_from(
         self,
