@@ -22,8 +22,8 @@ from billing.redis_credit import (
 )
 from billing.services import credit_grant
 from core.journal_entries import journal_admission, journal_delivery
-from core.outcome import RequestOutcome
 from core.redis_sync import sync_client
+from tests.support.outcomes import held_outcome
 
 pytestmark = [
     pytest.mark.django_db,
@@ -31,28 +31,12 @@ pytestmark = [
 ]
 
 
-def _outcome(user_id: int, request_id: str, stream: bool = True) -> RequestOutcome:
-    return RequestOutcome(
-        request_id=request_id,
-        user_id=user_id,
-        api_key_id=None,
-        endpoint="chat.completions",
-        requested_model="test/echo",
-        served_model="test/echo",
-        status=200,
-        total_latency_ms=0.0,
-        stream=stream,
-        hold=Decimal("0.4"),
-        held=True,
-    )
-
-
 def _admit(journal: JournalFile, user_id: int, request_id: str, stream: bool = True) -> None:
-    journal.admitted(request_id, journal_admission(_outcome(user_id, request_id, stream), 1e9))
+    journal.admitted(request_id, journal_admission(held_outcome(user_id, request_id, stream), 1e9))
 
 
 def _deliver(journal: JournalFile, user_id: int, request_id: str, cost: str) -> None:
-    outcome = _outcome(user_id, request_id)
+    outcome = held_outcome(user_id, request_id)
     entry = journal_delivery(outcome, "mock", 10, 20, Decimal(cost), time.time())
     journal.delivered(request_id, entry)
 

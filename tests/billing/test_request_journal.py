@@ -25,8 +25,8 @@ from billing.redis_credit import (
 from billing.redis_journal import journals_due, record_delivery, requests_lost_settle_redis
 from billing.services import credit_avail_seed_from_ledger, credit_grant
 from core.journal_entries import journal_admission, journal_delivery, lost_event, lost_outcome
-from core.outcome import RequestOutcome
 from core.redis_sync import sync_client
+from tests.support.outcomes import held_outcome
 
 pytestmark = [
     pytest.mark.django_db,
@@ -36,22 +36,6 @@ pytestmark = [
 
 def _avail(user_id: int) -> Decimal:
     return from_pico(sync_client().get(avail_key(user_id)) or 0)
-
-
-def _outcome(user_id: int, request_id: str) -> RequestOutcome:
-    return RequestOutcome(
-        request_id=request_id,
-        user_id=user_id,
-        api_key_id=None,
-        endpoint="chat.completions",
-        requested_model="test/echo",
-        served_model="test/echo",
-        status=200,
-        total_latency_ms=0.0,
-        stream=True,
-        hold=Decimal("0.4"),
-        held=True,
-    )
 
 
 def test_a_record_keeps_a_stream_alive_and_settlement_takes_the_journal_away():
@@ -65,7 +49,7 @@ def test_a_record_keeps_a_stream_alive_and_settlement_takes_the_journal_away():
         credit = RedisCredit(settings.REDIS_URL)
         soon = time.time() + 60
         for request_id in (done, alive):
-            entry = journal_admission(_outcome(user.pk, request_id), time.time())
+            entry = journal_admission(held_outcome(user.pk, request_id), time.time())
             assert await credit.admit(
                 user_id=user.pk,
                 request_id=request_id,
@@ -73,7 +57,9 @@ def test_a_record_keeps_a_stream_alive_and_settlement_takes_the_journal_away():
                 expires_at=soon,
                 journal=entry,
             ) == [1]
-        entry = journal_delivery(_outcome(user.pk, alive), "mock", 10, 20, delivered, time.time())
+        entry = journal_delivery(
+            held_outcome(user.pk, alive), "mock", 10, 20, delivered, time.time()
+        )
         await record_delivery(credit.wire, request_id=alive, entry=entry, expires_at=soon + 600)
         await credit.settle(user_id=user.pk, request_id=done, cost=Decimal("0.1"), event=b"{}")
         # The settled stream's last record, landing late, brings nothing back.
@@ -115,7 +101,7 @@ def test_a_request_its_process_settles_after_the_job_read_it_is_settled_once():
 
     async def admit() -> None:
         credit = RedisCredit(settings.REDIS_URL)
-        entry = journal_admission(_outcome(user.pk, request_id), time.time())
+        entry = journal_admission(held_outcome(user.pk, request_id), time.time())
         await credit.admit(
             user_id=user.pk,
             request_id=request_id,
