@@ -43,7 +43,7 @@ from billing.redis_credit import (
 from billing.usage_spool import SUFFIX as SPOOL_SUFFIX
 from billing.usage_spool import UsageSpool
 from billing.usage_writer import usage_batch_apply
-from core.journal_entries import lost_event, lost_outcome
+from core.journal_entries import lost_outcome
 from core.redis_sync import sync_client
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def _settle_file(path: Path, fd: int) -> int:
         elif not settled:
             admission, delivery = open_[request_id]
             try:
-                events.append(lost_event(lost_outcome(request_id, admission, delivery)))
+                events.append(lost_outcome(request_id, admission, delivery).dated_event())
             except (ValueError, TypeError, ArithmeticError):
                 log.exception("the journal of %s cannot be read; it is dropped", request_id)
     written = _apply(events) if events else 0

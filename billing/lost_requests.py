@@ -21,14 +21,13 @@ import logging
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import IntegrityError
 
 from billing.models import CreditHold
 from billing.redis_credit import credit_holds_release_expired_redis, to_pico
 from billing.redis_journal import journals_due, requests_lost_settle_redis
 from billing.services import credit_holds_release_expired
 from billing.settlement import request_settle
-from core.journal_entries import lost_event, lost_outcome
+from core.journal_entries import lost_outcome
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def _lost_in_redis(now: float) -> int:
         except (ValueError, TypeError, ArithmeticError):
             log.exception("the journal of %s cannot be read; its hold is only released", request_id)
             continue
-        lost.append((request_id, to_pico(outcome.cost), lost_event(outcome)))
+        lost.append((request_id, to_pico(outcome.cost), outcome.dated_event()))
     return requests_lost_settle_redis(now=now, lost=lost) if lost else 0
 
 
@@ -60,13 +59,9 @@ def _lost_in_database(now: float) -> int:
         except (ValueError, TypeError, ArithmeticError):
             log.exception("the journal of %s cannot be read; its hold is only released", request_id)
             continue
-        try:
-            # Charges what was delivered, releases the hold, writes the row: once, and not
-            # at all if the request was settled meanwhile.
-            request_settle(outcome=outcome)
-        except IntegrityError:
-            continue  # its process settled it at the same moment: alive after all
-        settled += 1
+        # Charges what was delivered, releases the hold, writes the row: once, and not at
+        # all if its process settled it meanwhile (alive after all).
+        settled += request_settle(outcome=outcome)
     return settled
 
 

@@ -4,6 +4,7 @@ UPDATE of the account, in one transaction, so concurrent writers can never overs
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 
@@ -13,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from billing.models import ZERO, CreditAccount, CreditHold, LedgerEntry, PendingAvailChange
+from billing.models import CreditAccount, CreditHold, LedgerEntry, PendingAvailChange
 from billing.redis_credit import (
     credit_avail_seed,
     credit_pending_mirror,
@@ -69,26 +70,47 @@ def ledger_entry_add(
 
 
 def _avail_mirror(*, user_id: int, amount: Decimal, request_id: str) -> PendingAvailChange | None:
-    """Mirrors a balance change into the user's Redis `avail` (call under the account row's
-    lock). The change is recorded first, in its own transaction, then applied under its
-    record's id, which Redis remembers (APPLY_PENDING): a reply lost on the way, or Redis
-    unreachable, leaves the record to be applied later, and still once. A usage charge
-    goes through the same script, which also releases the hold Redis keeps for its request
-    and does not charge a request Redis settled itself. Returns the record if it stays."""
-    if not settings.REDIS_URL:
-        return None
-    change = PendingAvailChange.objects.create(
-        user_id=user_id, amount=amount, request_id=request_id
+    """Mirrors one balance change into the user's Redis `avail` (call under the account
+    row's lock); returns its record if it stays to be applied later."""
+    changes = avail_changes_record([(user_id, amount, request_id)])
+    return changes[0] if avail_changes_mirror(changes) else None
+
+
+def avail_changes_record(changes: list[tuple[int, Decimal, str]]) -> list[PendingAvailChange]:
+    """Records (user id, amount, request id or '') balance changes to be mirrored into the
+    users' Redis `avail` (call under the account rows' locks, in the transaction making
+    the changes). A usage change names its request: mirrored, it also releases the hold
+    Redis keeps for it, and is not taken for a request Redis settled itself."""
+    if not settings.REDIS_URL or not changes:
+        return []
+    return PendingAvailChange.objects.bulk_create(
+        PendingAvailChange(user_id=user_id, amount=amount, request_id=request_id)
+        for user_id, amount, request_id in changes
     )
-    if not redis_link.up:  # this process knows Redis is away: no wait for a timeout
-        return change
-    try:
-        credit_pending_mirror(user_id=user_id, changes=[(change.pk, amount, request_id)])
-    except UNREACHABLE as exc:
-        log.warning("Redis unreachable (%s): the balance change waits to be mirrored", exc)
-        return change
-    change.delete()
-    return None
+
+
+def avail_changes_mirror(changes: list[PendingAvailChange]) -> list[PendingAvailChange]:
+    """Applies recorded changes to Redis at once (call under the account rows' locks), each
+    under its record's id, which Redis remembers (APPLY_PENDING): a reply lost on the way,
+    or Redis unreachable, leaves the record to be applied later, and still once. Returns
+    the records that stay."""
+    if not changes or not redis_link.up:  # Redis away: no wait for a timeout
+        return changes
+    by_user: dict[int, list[PendingAvailChange]] = defaultdict(list)
+    for change in changes:
+        by_user[change.user_id].append(change)
+    mirrored: set[int] = set()
+    for user_id, own in by_user.items():
+        try:
+            credit_pending_mirror(
+                user_id=user_id, changes=[(c.pk, c.amount, c.request_id) for c in own]
+            )
+        except UNREACHABLE as exc:
+            log.warning("Redis unreachable (%s): balance changes wait to be mirrored", exc)
+            return [c for c in changes if c.pk not in mirrored]
+        mirrored.update(c.pk for c in own)
+        PendingAvailChange.objects.filter(pk__in=[c.pk for c in own]).delete()
+    return []
 
 
 @transaction.atomic
@@ -188,21 +210,3 @@ def credit_holds_release_expired(*, now: object = None) -> int:
         with transaction.atomic():
             released += credit_hold_release(request_id=request_id)
     return released
-
-
-def usage_release(*, user_id: int, request_id: str) -> None:
-    """Releases the hold of a request that cost nothing (call inside a transaction): the
-    database's, and the one Redis keeps if Redis admitted it."""
-    credit_hold_release(request_id=request_id)
-    if settings.REDIS_URL:
-        CreditAccount.objects.select_for_update().filter(user_id=user_id).first()
-        _avail_mirror(user_id=user_id, amount=ZERO, request_id=request_id)
-
-
-def usage_charge(*, user_id: int, request_id: str, cost: Decimal) -> None:
-    """Releases the request's hold and charges its actual cost (call inside a transaction)."""
-    credit_hold_release(request_id=request_id)
-    if cost > ZERO:
-        ledger_entry_add(
-            user_id=user_id, kind=LedgerEntry.Kind.USAGE, amount=-cost, reference=request_id
-        )

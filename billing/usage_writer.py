@@ -15,13 +15,13 @@ from typing import Any
 
 import orjson
 import psycopg
-from django.conf import settings
 from django.db import DataError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import KEY_USE_RESOLUTION, api_keys_mark_used
-from billing.models import CreditAccount, LedgerEntry, PendingAvailChange, RequestLog
+from billing.models import CreditAccount, LedgerEntry, RequestLog
+from billing.services import avail_changes_record
 
 # On Postgres a whole batch travels as one JSON parameter that the server unpacks
 # (jsonb_to_recordset): statements of constant text, so psycopg never re-parses a long
@@ -180,29 +180,40 @@ def _charge(cursor: Any, charges: dict[int, list[tuple[str, Decimal]]], now: Any
         )
 
 
-def _mirror_later(charges: dict[int, list[tuple[str, Decimal]]], mirror: bool) -> None:
-    # Under the account rows' locks (taken by _charge): a seed of `avail` from the balance
-    # either sees these charges in it (and drops the records) or comes before them.
-    if mirror and settings.REDIS_URL:
-        PendingAvailChange.objects.bulk_create(
-            PendingAvailChange(user_id=user_id, amount=-cost, request_id=request_id)
-            for user_id, items in charges.items()
-            for request_id, cost in items
-        )
+Charges = dict[int, list[tuple[str, Decimal]]]  # user id: (request id, cost) of each charge
 
 
 @transaction.atomic
 def usage_batch_apply(*, events: list[bytes], mirror: bool = False) -> int:
     """Writes a batch of usage events (JSON, as the usage stream holds them); returns how
-    many requests were new. A concurrent writer inserting the same request waits on the
-    unique index and then skips it, so each request is charged by exactly one batch.
+    many requests were new.
 
     `mirror`: the events were settled in a Redis that has lost its data since (a replayed
-    spool, billing.usage_spool), so the `avail` Redis has now never took their charges:
-    they are recorded to be mirrored into it, as a balance change made while Redis was
-    away is (billing.services), in the transaction that charges them."""
+    spool, billing.usage_spool; a lost request from a journal file, billing.journal_file),
+    so the `avail` Redis has now never took their charges: they are recorded to be mirrored
+    into it, as a balance change made while Redis was away is (billing.services), in the
+    transaction that charges them."""
+    written, charges = usage_batch_write(events=events)
+    if mirror:
+        # Under the account rows' locks (taken by the charge): a seed of `avail` from the
+        # balance either sees these charges in it (and drops the records) or comes first.
+        avail_changes_record(
+            [
+                (user_id, -cost, request_id)
+                for user_id in charges
+                for request_id, cost in charges[user_id]
+            ]
+        )
+    return written
+
+
+def usage_batch_write(*, events: list[bytes]) -> tuple[int, Charges]:
+    """Writes the request log rows not written yet and charges their costs (call inside a
+    transaction); returns how many rows were new and what was charged. A concurrent writer
+    inserting the same request waits on the unique index and then skips it, so each
+    request is charged by exactly one writer."""
     now = timezone.now()
-    charges: dict[int, list[tuple[str, Decimal]]] = defaultdict(list)
+    charges: Charges = defaultdict(list)
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         # A psycopg cursor that sends parameters apart from the query (server-side binding):
@@ -214,8 +225,7 @@ def usage_batch_apply(*, events: list[bytes], mirror: bool = False) -> int:
                 if cost > 0:
                     charges[user_id].append((request_id, cost))
             _charge(cursor, charges, now)
-            _mirror_later(charges, mirror)
-        return len(written)
+        return len(written), charges
     with connection.cursor() as cursor:
         parsed = [orjson.loads(e) for e in events]
         by_id = {e["request_id"]: e for e in parsed}  # a replay within the batch counts once
@@ -226,8 +236,7 @@ def usage_batch_apply(*, events: list[bytes], mirror: bool = False) -> int:
             if cost > 0:
                 charges[event["user_id"]].append((request_id, cost))
         _charge(cursor, charges, now)
-        _mirror_later(charges, mirror)
     keys = {by_id[r]["api_key_id"] for r in fresh if by_id[r]["api_key_id"]}
     if keys:
         api_keys_mark_used(key_ids=keys, now=now)
-    return len(fresh)
+    return len(fresh), charges

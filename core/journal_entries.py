@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 import orjson
 
@@ -79,10 +78,3 @@ def lost_outcome(
         outcome.total_latency_ms = max(0.0, (recorded - arrived) * 1000)
         outcome.ttft_ms, outcome.upstream_latency_ms = ttft, upstream
     return outcome
-
-
-def lost_event(outcome: RequestOutcome) -> bytes:
-    """A lost request's usage event, dated at its arrival (billing.usage_writer)."""
-    event: dict[str, Any] = outcome.as_event()
-    event["created_at"] = outcome.created_at
-    return orjson.dumps(event)

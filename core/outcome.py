@@ -9,6 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 log = logging.getLogger(__name__)
 
 # The most one request is ever charged (see RequestOutcome.charge): as much as any hold.
@@ -64,6 +66,13 @@ class RequestOutcome:
         event = {name: getattr(self, name) for name in OUTCOME_FIELDS}
         event["cost"] = str(self.cost)
         return event
+
+    def dated_event(self) -> bytes:
+        """The event, dated at the request's arrival when known (a lost request's) or else
+        when its row is written: as the database settles it (billing.usage_writer)."""
+        event = self.as_event()
+        event["created_at"] = self.created_at
+        return orjson.dumps(event)
 
 
 OUTCOME_FIELDS = tuple(

@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import transaction
 
 from accounts.services import user_create
 from billing.redis_credit import (
@@ -19,12 +18,22 @@ from billing.redis_credit import (
     from_pico,
 )
 from billing.services import credit_avail_seed_from_ledger, credit_grant
+from billing.settlement import request_settle
+from core.outcome import RequestOutcome
 from core.redis_sync import sync_client
+from tests.support.outcomes import held_outcome
 
 pytestmark = [
     pytest.mark.django_db,
     pytest.mark.skipif(not settings.REDIS_URL, reason="the embedded lane has no Redis"),
 ]
+
+
+def _settled(user_id: int, request_id: str, cost: Decimal) -> RequestOutcome:
+    """A request admitted by Redis, settled on the database."""
+    outcome = held_outcome(user_id, request_id)
+    outcome.charge(cost)
+    return outcome
 
 
 def _avail(user_id: int) -> Decimal:
@@ -143,13 +152,12 @@ def _admit(user_id: int, request_id: str, amount: str) -> None:
 
 def test_changes_made_while_redis_is_away_are_recorded_then_mirrored_once(redis_away):
     from billing.models import PendingAvailChange
-    from billing.services import credit_pending_apply, usage_charge
+    from billing.services import credit_pending_apply
     from core.redis_link import redis_link
 
     user = _seeded_user("away@example.com", "1")
     credit_grant(user=user, amount=Decimal("0.5"), reference="grant-while-away")
-    with transaction.atomic():
-        usage_charge(user_id=user.pk, request_id=f"away-{user.pk}", cost=Decimal("0.2"))
+    request_settle(outcome=_settled(user.pk, f"away-{user.pk}", Decimal("0.2")))
 
     pending = PendingAvailChange.objects.filter(user=user)
     assert sorted((p.amount, p.request_id) for p in pending) == [
@@ -167,14 +175,14 @@ def test_changes_made_while_redis_is_away_are_recorded_then_mirrored_once(redis_
 
 def test_a_pending_charge_releases_the_hold_redis_kept_for_its_request(redis_away):
     from billing.redis_credit import HOLDS
-    from billing.services import credit_pending_apply, usage_charge
+    from billing.services import credit_pending_apply
 
     user = _seeded_user("held@example.com", "1")
     request_id = f"held-{user.pk}"
     _admit(user.pk, request_id, "0.4")  # admitted by Redis, then Redis went away
     assert _avail(user.pk) == Decimal("0.6")
-    with transaction.atomic():  # so it was settled in the database
-        usage_charge(user_id=user.pk, request_id=request_id, cost=Decimal("0.1"))
+    # so it was settled in the database
+    request_settle(outcome=_settled(user.pk, request_id, Decimal("0.1")))
 
     credit_pending_apply()
 
@@ -185,7 +193,7 @@ def test_a_pending_charge_releases_the_hold_redis_kept_for_its_request(redis_awa
 
 
 def test_a_pending_charge_of_a_request_redis_settled_after_all_is_not_taken_twice(redis_away):
-    from billing.services import credit_pending_apply, usage_charge
+    from billing.services import credit_pending_apply
 
     user = _seeded_user("twice@example.com", "1")
     request_id = f"twice-{user.pk}"
@@ -199,8 +207,7 @@ def test_a_pending_charge_of_a_request_redis_settled_after_all_is_not_taken_twic
         await credit.close()
 
     asyncio.run(settle_in_redis())  # the reply was lost: the gateway settled again below
-    with transaction.atomic():
-        usage_charge(user_id=user.pk, request_id=request_id, cost=Decimal("0.1"))
+    request_settle(outcome=_settled(user.pk, request_id, Decimal("0.1")))
     credit_pending_apply()
 
     assert _avail(user.pk) == Decimal("0.9")
@@ -222,13 +229,13 @@ def test_a_fresh_seed_takes_the_pending_changes_with_the_balance(redis_away):
 
 def test_a_request_that_cost_nothing_gives_back_the_hold_redis_kept(redis_away):
     from billing.redis_credit import HOLDS
-    from billing.services import credit_pending_apply, usage_release
+    from billing.services import credit_pending_apply
 
     user = _seeded_user("free@example.com", "1")
     request_id = f"free-{user.pk}"
     _admit(user.pk, request_id, "0.4")
-    with transaction.atomic():  # settled in the database, Redis being away
-        usage_release(user_id=user.pk, request_id=request_id)
+    # settled in the database, Redis being away
+    request_settle(outcome=_settled(user.pk, request_id, Decimal(0)))
 
     credit_pending_apply()
 
@@ -259,7 +266,6 @@ def test_a_charge_redis_can_count_nowhere_is_settled_on_the_database_and_counted
     # given: a request admitted, then Redis lost its data (its hold and the user's avail)
     from billing.models import CreditAccount
     from billing.redis_credit import SETTLE_ON_DATABASE, hold_key
-    from billing.services import usage_charge
 
     user = _seeded_user("wiped@example.com", "1")
     request_id = f"wiped-{user.pk}"
@@ -282,7 +288,6 @@ def test_a_charge_redis_can_count_nowhere_is_settled_on_the_database_and_counted
     assert answer == asyncio.run(settle_in_redis()) == SETTLE_ON_DATABASE
     # the database charges it (as the gateway's settler does), and a fresh seed of avail
     # counts that charge exactly once
-    with transaction.atomic():
-        usage_charge(user_id=user.pk, request_id=request_id, cost=Decimal("0.1"))
+    request_settle(outcome=_settled(user.pk, request_id, Decimal("0.1")))
     credit_avail_seed_from_ledger(user_id=user.pk)
     assert _avail(user.pk) == CreditAccount.objects.get(user=user).balance == Decimal("0.9")

@@ -24,7 +24,7 @@ from billing.redis_credit import (
 )
 from billing.redis_journal import journals_due, record_delivery, requests_lost_settle_redis
 from billing.services import credit_avail_seed_from_ledger, credit_grant
-from core.journal_entries import journal_admission, journal_delivery, lost_event, lost_outcome
+from core.journal_entries import journal_admission, journal_delivery, lost_outcome
 from core.redis_sync import sync_client
 from tests.support.outcomes import held_outcome
 
@@ -84,7 +84,7 @@ def test_a_record_keeps_a_stream_alive_and_settlement_takes_the_journal_away():
         "mock",
         delivered,
     )
-    lost = [(alive, to_pico(outcome.cost), lost_event(outcome))]
+    lost = [(alive, to_pico(outcome.cost), outcome.dated_event())]
     assert requests_lost_settle_redis(now=later, lost=lost) == 1
     assert requests_lost_settle_redis(now=later, lost=lost) == 0  # once
     assert not redis.exists(hold_key(alive), journal_key(alive))
@@ -123,7 +123,7 @@ def test_a_request_its_process_settles_after_the_job_read_it_is_settled_once():
     outcome = lost_outcome(request_id, journal[b"a"], None)  # nothing delivered: no charge
     assert outcome.cost == 0 and outcome.provider == ""
     asyncio.run(settle())  # the process was slow, not dead
-    lost = [(request_id, 0, lost_event(outcome))]
+    lost = [(request_id, 0, outcome.dated_event())]
     assert requests_lost_settle_redis(now=time.time(), lost=lost) == 0
     assert _avail(user.pk) == Decimal("0.8")  # charged once, by its own settlement
     assert not sync_client().exists(f"{PREFIX}hold:{request_id}")
