@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from typing import cast
 
 from billing.redis_credit import (
-    _RELEASE,
     HOLDS,
     PREFIX,
-    SETTLED_TTL_SECONDS,
     USAGE_STREAM,
-    _sync_script,
+    sync_script,
     hold_key,
 )
+from billing.redis_scripts import RELEASE, SETTLED_TTL_SECONDS
 from core.redis_sync import sync_client
 from core.redis_wire import RedisWire
 
@@ -40,7 +39,7 @@ return 1
 # KEYS: holds, stream   ARGV: now, prefix, then per request: id, cost (pico), event
 # -> number of requests settled
 LOST = (
-    _RELEASE
+    RELEASE
     + """
 local settled = 0
 for i = 3, #ARGV, 3 do
@@ -95,4 +94,4 @@ def requests_lost_settle_redis(*, now: float, lost: Sequence[tuple[str, int, byt
     args: list[str | bytes | int | float] = [now, PREFIX]
     for request_id, cost, event in lost:
         args += (request_id, cost, event)
-    return int(_sync_script(LOST)(keys=[HOLDS, USAGE_STREAM], args=args))
+    return int(sync_script(LOST)(keys=[HOLDS, USAGE_STREAM], args=args))

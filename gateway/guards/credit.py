@@ -9,7 +9,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -19,17 +19,12 @@ import orjson
 from django.conf import settings
 
 from billing.journal_file import JournalFile
-from billing.redis_credit import (
-    SETTLE_ON_DATABASE,
-    UNAVAILABLE_REPLIES,
-    RedisCredit,
-)
+from billing.redis_credit import UNAVAILABLE_REPLIES, RedisCredit
 from billing.redis_journal import record_delivery
+from billing.redis_scripts import SETTLE_ON_DATABASE
 from billing.services import (
     InsufficientCredit,
     credit_avail_seed_from_ledger,
-    credit_hold_create,
-    credit_hold_delivered,
     credit_pending_apply,
 )
 from core.asyncdb import db_call
@@ -37,85 +32,18 @@ from core.outcome import RequestOutcome
 from core.redis_link import redis_link
 from core.redis_sync import UNREACHABLE
 from core.redis_wire import RedisWireError
-from gateway.guards.limits import Admission, LocalLimiter
+from gateway.guards.credit_local import (
+    DatabaseCredit,
+    Settling,
+    hold_expiry,
+    in_background,
+    settlement_done,
+)
+from gateway.guards.limits import Admission
 from gateway.guards.settlement import settler
 
 log = logging.getLogger(__name__)
 RECOVERY_PROBE_SECONDS = 1.0
-
-
-def _expiry() -> float:
-    return time.time() + settings.GATEWAYZ_HOLD_TTL_SECONDS
-
-
-# A settlement begun (`settle_begin`): awaiting it finishes it.
-Settling = Coroutine[Any, Any, None]
-
-
-async def _settled() -> None:
-    """A settlement that had nothing left to wait for."""
-
-
-_background: set[asyncio.Task[None]] = set()
-
-
-def _done(task: asyncio.Task[None]) -> None:
-    _background.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("recording a delivery failed: %s", task.exception())
-
-
-def _in_background(work: Coroutine[Any, Any, None]) -> None:
-    """Runs a journal record without waiting for it (kept referenced until done)."""
-    task = asyncio.ensure_future(work)
-    _background.add(task)
-    task.add_done_callback(_done)
-
-
-class DatabaseCredit:
-    def __init__(self) -> None:
-        self.limiter = LocalLimiter()
-
-    async def admit(
-        self,
-        *,
-        user_id: int,
-        request_id: str,
-        amount: Decimal,
-        admission: Admission,
-        journal: bytes = b"",
-    ) -> None:
-        self.limiter.admit(admission, _expiry())
-        try:
-            await db_call(
-                credit_hold_create,
-                user_id=user_id,
-                request_id=request_id,
-                amount=amount,
-                journal=journal.decode(),
-            )
-        except BaseException:
-            self.limiter.undo(admission)
-            raise
-
-    async def settle(self, outcome: RequestOutcome, admission: Admission | None) -> None:
-        await self.settle_begin(outcome, admission)
-
-    def settle_begin(self, outcome: RequestOutcome, admission: Admission | None) -> Settling:
-        """Settles `outcome` (handed to the settler before this returns); see
-        RedisCreditGate.settle_begin."""
-        if admission is not None:
-            tokens = outcome.prompt_tokens + outcome.completion_tokens
-            self.limiter.settle(admission, tokens, outcome.cost)
-        settler.submit(outcome)
-        return _settled()
-
-    def record_delivery(self, request_id: str, entry: bytes, admission: Admission) -> None:
-        delivered = entry.decode()
-        _in_background(db_call(credit_hold_delivered, request_id=request_id, delivered=delivered))
-
-    async def close(self) -> None:
-        pass
 
 
 class RedisCreditGate:
@@ -151,7 +79,7 @@ class RedisCreditGate:
         if redis_link.up:
             try:
                 # Inline, not a helper coroutine: one coroutine fewer on every request.
-                expires_at = _expiry()
+                expires_at = hold_expiry()
                 limits = admission.script_args()
                 for _ in range(2):
                     result = await self.redis.admit(
@@ -201,9 +129,12 @@ class RedisCreditGate:
         else:
             self.journal_file.delivered(request_id, entry)
             if redis_link.up:
-                _in_background(
+                in_background(
                     record_delivery(
-                        self.redis.wire, request_id=request_id, entry=entry, expires_at=_expiry()
+                        self.redis.wire,
+                        request_id=request_id,
+                        entry=entry,
+                        expires_at=hold_expiry(),
                     )
                 )
 
@@ -221,7 +152,7 @@ class RedisCreditGate:
         if not redis_link.up:
             settler.submit(outcome)  # a hold Redis keeps is released when Redis is back
             self.journal_file.settled(outcome.request_id)
-            return _settled()
+            return settlement_done()
         tokens = outcome.prompt_tokens + outcome.completion_tokens
         settle = partial(
             self.redis.settle,

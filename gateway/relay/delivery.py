@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 from core.outcome import RequestOutcome
-from gateway.guards.credit import Settling, credit_gate
+from gateway.guards.credit import credit_gate
+from gateway.guards.credit_local import Settling
 from gateway.guards.limits import Admission
 from gateway.http import (
     Message,

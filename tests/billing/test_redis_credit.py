@@ -265,7 +265,8 @@ def test_a_change_whose_reply_was_lost_is_applied_once(redis_away):
 def test_a_charge_redis_can_count_nowhere_is_settled_on_the_database_and_counted_once():
     # given: a request admitted, then Redis lost its data (its hold and the user's avail)
     from billing.models import CreditAccount
-    from billing.redis_credit import SETTLE_ON_DATABASE, hold_key
+    from billing.redis_credit import hold_key
+    from billing.redis_scripts import SETTLE_ON_DATABASE
 
     user = _seeded_user("wiped@example.com", "1")
     request_id = f"wiped-{user.pk}"
