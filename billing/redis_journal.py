@@ -19,8 +19,8 @@ from billing.redis_credit import (
     HOLDS,
     PREFIX,
     USAGE_STREAM,
-    sync_script,
     hold_key,
+    sync_script,
 )
 from billing.redis_scripts import RELEASE, SETTLED_TTL_SECONDS
 from core.redis_sync import sync_client
