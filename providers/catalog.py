@@ -122,7 +122,7 @@ def _multipliers(raw: dict[str, Any]) -> tuple[tuple[str, Decimal], ...]:
 def catalog_build() -> Catalog:
     offerings = (
         Offering.objects.filter(enabled=True, provider__enabled=True)
-        .select_related("provider")
+        .select_related("provider", "model")
         .order_by("model_id", "priority", "provider__slug")
     )
     bases: dict[int, dict[str, Any] | None] = {}
@@ -154,6 +154,7 @@ def catalog_build() -> Catalog:
                 size_multipliers=_multipliers(o.size_multipliers),
                 quality_multipliers=_multipliers(o.quality_multipliers),
                 weight=o.weight,
+                structured_outputs="structured_outputs" in o.model.capabilities,
             )
         )
     models = {

@@ -35,6 +35,10 @@ class Deployment:
     # Takes Anthropic-style `cache_control` marks on OpenAI-shape content parts and tools
     # (providers.translate.cache_control); an OpenAI-protocol provider without it gets none.
     cache_control: bool = False
+    # Answers in a JSON schema natively (the model's `structured_outputs` capability): an
+    # Anthropic-protocol provider then takes `output_config.format`, else a forced tool
+    # stands in for it (providers.translate.structured_output).
+    structured_outputs: bool = False
     per_image_price: Decimal = ZERO
     size_multipliers: tuple[tuple[str, Decimal], ...] = ()
     quality_multipliers: tuple[tuple[str, Decimal], ...] = ()

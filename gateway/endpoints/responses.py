@@ -3,6 +3,7 @@ chat completion request for whichever provider serves the model (providers.trans
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -68,10 +69,12 @@ class ResponsesApi(ClientApi):
 
     async def relay(self, ctx: RelayContext) -> None:
         public = {k: v for k, v in ctx.body.items() if k != "_chat"}
+        # The provider answered the chat request made of it: read as its answer.
+        chat = replace(ctx, body=ctx.body["_chat"])
         if ctx.outcome.stream:
-            await relay_translated(ctx, ResponsesEncoder(public))
+            await relay_translated(chat, ResponsesEncoder(public))
             return
-        read = completion_read(ctx)
+        read = completion_read(chat)
         if isinstance(read, GatewayError):  # e.g. a provider's safety filter blocked it
             await self.fail(ctx.send, ctx.outcome, read, ctx.headers)
             return

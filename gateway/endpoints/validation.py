@@ -70,7 +70,33 @@ def chat_body_parse(raw: bytes) -> dict[str, Any]:
     n = _positive_int(body, "n")
     if n is not None and n > 128:
         raise bad_request("'n' must be at most 128.", param="n")
+    if body.get("response_format") is not None:
+        _response_format_check(body["response_format"])
     return body
+
+
+def _response_format_check(fmt: object) -> None:
+    """Checked here since it is translated for providers of other protocols (a JSON schema
+    to Anthropic's output format or an answer tool, to Gemini's response schema)."""
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind not in ("text", "json_object", "json_schema"):
+        raise bad_request(
+            "'response_format.type' must be 'text', 'json_object' or 'json_schema'.",
+            param="response_format.type",
+        )
+    if kind != "json_schema":
+        return
+    spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise bad_request(
+            "'response_format.json_schema' must be an object with a 'name'.",
+            param="response_format.json_schema",
+        )
+    if spec.get("schema") is not None and not isinstance(spec["schema"], dict):
+        raise bad_request(
+            "'response_format.json_schema.schema' must be an object.",
+            param="response_format.json_schema.schema",
+        )
 
 
 # Prompt tokens an image given by URL may cost, at most, on the providers we serve (OpenAI's

@@ -111,9 +111,7 @@ def completion_read(ctx: RelayContext) -> tuple[dict[str, Any], Usage] | Gateway
     data, size = answer_json(ctx.answer)
     deployment = ctx.answer.deployment
     try:
-        return wire(deployment).completion_from(
-            data, deployment, ctx.body["model"], ctx.body_bytes, size
-        )
+        return wire(deployment).completion_from(data, deployment, ctx.body, ctx.body_bytes, size)
     except GatewayError as refused:
         return refused
 

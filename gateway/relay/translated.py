@@ -105,7 +105,7 @@ async def relay_translated(ctx: RelayContext, encoder: Encoder) -> None:
     """A provider's stream, decoded to OpenAI chunks and encoded in the client's protocol."""
     send, body, answer, outcome = ctx.send, ctx.body, ctx.answer, ctx.outcome
     body_bytes, headers, started = ctx.body_bytes, ctx.headers, ctx.started
-    decoder = wire(answer.deployment).chat_decoder(body["model"], answer.deployment.provider)
+    decoder = wire(answer.deployment).chat_decoder(body, answer.deployment)
     await _start(send, headers)
 
     def encode(chunks: list[dict[str, Any]]) -> list[bytes]:

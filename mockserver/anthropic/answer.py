@@ -21,6 +21,7 @@ from mockserver.common import (
     tool_arguments,
     words,
 )
+from mockserver.json_schema import instance_of
 from mockserver.prompt_cache import prompt_cache
 
 
@@ -39,7 +40,9 @@ def answer_of(req: Request, scope: Scope) -> Answer:
     tool = None
     tool_call = d.get("tool_call")
     if tool_call is None and req.forced_tool is not None:
-        tool_call = {"name": req.forced_tool, "arguments": {}}
+        # A forced tool is called with an input its schema accepts.
+        schema = req.tool_schemas.get(req.forced_tool)
+        tool_call = {"name": req.forced_tool, "arguments": instance_of(schema) or {}}
     if tool_call is not None and req.tool_choice != "none":
         try:
             args, args_json = tool_arguments(tool_call)
@@ -51,6 +54,8 @@ def answer_of(req: Request, scope: Scope) -> Answer:
         text: str | None = orjson.dumps({"headers": echo_headers(scope), "body": req.body}).decode()
     elif "reply" in d:
         text = d["reply"]
+    elif req.output_schema is not None:
+        text = orjson.dumps(instance_of(req.output_schema)).decode()
     elif "chunks" in d:
         text = " ".join(f"w{i}" for i in range(d["chunks"]))
     else:

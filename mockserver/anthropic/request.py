@@ -38,6 +38,42 @@ class Request:
     forced_tool: str | None
     directive: dict[str, Any] = field(default_factory=dict)
     cache: PrefixWalk | None = None  # the prompt's blocks, when one carries cache_control
+    output_schema: dict[str, Any] | None = None  # structured output asked for: its schema
+    tool_schemas: dict[str, Any] = field(default_factory=dict)  # tool name: input_schema
+
+
+# Models that answer in a JSON schema (`output_config.format`): Claude Sonnet 4.5, Opus 4.1
+# and later. Older ones (Claude 3.x, Sonnet 4, Opus 4) refuse it; the mock's own test models
+# take it unless named as legacy.
+_NO_STRUCTURED_OUTPUT = ("claude-3", "claude-sonnet-4-2", "claude-opus-4-2", "legacy")
+
+
+def _check_output(body: dict[str, Any], model: str) -> dict[str, Any] | None:
+    """The schema of the structured output asked for, in `output_config.format` or in the
+    older `output_format` (the structured-outputs beta); None if none is."""
+    config = body.get("output_config")
+    if config is not None and not isinstance(config, dict):
+        raise invalid("output_config: Input should be a valid dictionary")
+    effort = (config or {}).get("effort")
+    if effort is not None and effort not in ("low", "medium", "high", "xhigh", "max"):
+        raise invalid(
+            "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"
+        )
+    fmt, where = (config or {}).get("format"), "output_config.format"
+    if body.get("output_format") is not None:
+        if fmt is not None:
+            raise invalid("Use either `output_format` or `output_config.format`, not both.")
+        fmt, where = body["output_format"], "output_format"
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise invalid(f"{where}.type: Input should be 'json_schema'")
+    schema = fmt.get("schema")
+    if not isinstance(schema, dict):
+        raise invalid(f"{where}.schema: Field required")
+    if any(marker in model for marker in _NO_STRUCTURED_OUTPUT):
+        raise invalid(f"'{model}' does not support output format.")
+    return schema
 
 
 def _system_text(system: object) -> str | None:
@@ -210,6 +246,7 @@ def parse_request(raw: bytes, count_only: bool = False) -> Request:
         raise invalid("temperature: Input should be less than or equal to 1")
     thinking = _check_thinking(body, None if count_only else max_tokens)
     tools, choice, forced = _check_tools(body, thinking)
+    output_schema = _check_output(body, model)
     try:
         directive = directive_in(last_user, _DIRECTIVE_TYPES)
     except DirectiveError as exc:
@@ -227,4 +264,8 @@ def parse_request(raw: bytes, count_only: bool = False) -> Request:
         forced_tool=forced,
         directive=directive,
         cache=_cache_walk(body, model) if b'"cache_control"' in raw else None,
+        output_schema=output_schema,
+        tool_schemas={
+            t["name"]: t.get("input_schema") for t in body.get("tools") or [] if "name" in t
+        },
     )

@@ -14,6 +14,7 @@ import orjson
 from mockserver.common import DirectiveError, Scope, echo_headers, limit_text, tool_arguments, words
 from mockserver.gemini.errors import invalid
 from mockserver.gemini.request import Request
+from mockserver.json_schema import json_reply
 
 _HARM_CATEGORIES = (
     "HARM_CATEGORY_SEXUALLY_EXPLICIT",
@@ -54,6 +55,8 @@ def answer_of(req: Request, scope: Scope) -> Answer:
         text: str | None = orjson.dumps({"headers": echo_headers(scope), "body": req.body}).decode()
     elif "reply" in d:
         text = d["reply"]
+    elif req.json_mode:
+        text = json_reply(req.output_schema, "You said: " + req.last_user)
     elif "chunks" in d:
         text = " ".join(f"w{i}" for i in range(d["chunks"]))
     else:

@@ -68,6 +68,8 @@ class Request:
     functions: list[str]
     mode: str
     directive: dict[str, Any]
+    json_mode: bool = False  # responseMimeType application/json: the answer is JSON
+    output_schema: dict[str, Any] | None = None  # responseJsonSchema (or responseSchema)
 
 
 def _content_text(content: dict[str, Any], where: str) -> tuple[str, str]:
@@ -160,6 +162,19 @@ def _check_config(raw: object) -> tuple[dict[str, Any], dict[str, Any]]:
     thinking = _fields(
         config.get("thinkingConfig") or {}, THINKING_FIELDS, "generation_config.thinking_config"
     )
+    schemas = [k for k in ("responseSchema", "responseJsonSchema") if config.get(k) is not None]
+    if len(schemas) > 1:
+        raise invalid(
+            "response_schema and response_json_schema cannot both be set.",
+            "generation_config.response_json_schema",
+        )
+    if schemas and config.get("responseMimeType") != "application/json":
+        field = "generation_config.response_mime_type"
+        raise invalid(
+            f"* GenerateContentRequest.{field}: response_mime_type must be 'application/json' "
+            "when a response schema is set.\n",
+            field,
+        )
     return config, thinking
 
 
@@ -254,4 +269,6 @@ def parse_request(raw: bytes, model: str, vertex: bool, count_only: bool = False
         functions=functions,
         mode=mode,
         directive=directive,
+        json_mode=config.get("responseMimeType") == "application/json",
+        output_schema=config.get("responseJsonSchema", config.get("responseSchema")),
     )

@@ -28,6 +28,7 @@ from mockserver.common import (
     split_even,
     split_reply,
 )
+from mockserver.json_schema import json_reply
 from mockserver.openai.errors import BadRequest, fault_body, send_body, send_json
 from mockserver.openai.request import cache_walk, text_of, validate
 from mockserver.prompt_cache import prompt_cache
@@ -37,7 +38,8 @@ _DONE = b"data: [DONE]\n\n"
 
 # key -> accepted types. Unknown keys are rejected so a typo in a test fails
 # loudly instead of silently testing the happy path.
-_DIRECTIVE_TYPES: DirectiveTypes = CHAT_DIRECTIVES
+# `refusal`: the model declines, as a structured-output answer does (`message.refusal`).
+_DIRECTIVE_TYPES: DirectiveTypes = {**CHAT_DIRECTIVES, "refusal": (str,)}
 
 
 def _parse_directive(text: str) -> dict[str, Any]:
@@ -104,11 +106,18 @@ async def chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
             reply = orjson.dumps({"headers": echo_headers(scope), "body": body}).decode()
         elif "reply" in d:
             reply = d["reply"]
+        elif (body.get("response_format") or {}).get("type") in ("json_schema", "json_object"):
+            schema = (body["response_format"].get("json_schema") or {}).get("schema")
+            reply = json_reply(schema, "You said: " + last_user)
         elif "chunks" in d:
             reply = " ".join(f"w{i}" for i in range(d["chunks"]))
         else:
             reply = "You said: " + last_user
         completion_tokens = len(reply.split())
+
+    refusal = d.get("refusal")
+    if refusal is not None:
+        reply, completion_tokens = None, len(refusal.split())
 
     cached, written = d.get("cached_tokens", 0), None
     cache = cache_walk(body, model) if b'"cache_control"' in raw else None
@@ -132,7 +141,7 @@ async def chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
             message: dict[str, Any] = {
                 "role": "assistant",
                 "content": reply,
-                "refusal": None,
+                "refusal": refusal,
                 "annotations": [],
             }
             if tool is not None:
@@ -200,6 +209,8 @@ async def chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
 
     if tool is not None:
         pieces = split_even(arguments, 3 if len(arguments) >= 3 else 2)
+    elif refusal is not None:
+        pieces = WORD_PIECES.findall(refusal)
     elif reply and "chunks" in d and "reply" in d:
         pieces = split_reply(reply, max(d["chunks"], 1))
     else:
@@ -248,7 +259,7 @@ async def chat(scope: Scope, raw: bytes, send: Send, started: float) -> None:
         if tool is not None:
             delta: dict[str, Any] = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
         else:
-            delta = {"content": piece}
+            delta = {"content" if refusal is None else "refusal": piece}
         for i in range(n):
             await send(chunk(i, delta))
     if cut_after is not None:

@@ -3,6 +3,7 @@ of a message, and the blocks a ``cache_control`` mark can cache (``prompt_cache`
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -21,6 +22,9 @@ def text_of(content: object) -> str:
             if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
         )
     return ""
+
+
+NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
 def validate(raw: bytes) -> tuple[dict[str, Any], str, list[Any], int]:
@@ -71,7 +75,51 @@ def validate(raw: bytes) -> tuple[dict[str, Any], str, list[Any], int]:
         raise BadRequest(
             "Invalid 'n': expected an integer between 1 and 128.", "n", "invalid_value"
         )
+    if body.get("response_format") is not None:
+        response_format_check(body["response_format"], messages)
     return body, model, messages, n
+
+
+def response_format_check(fmt: object, messages: list[Any]) -> None:
+    """OpenAI's checks of `response_format` (structured outputs and JSON mode)."""
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind not in ("text", "json_object", "json_schema"):
+        raise BadRequest(
+            f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object' and "
+            "'json_schema'.",
+            "response_format.type",
+            "invalid_value",
+        )
+    assert isinstance(fmt, dict)
+    if kind == "json_object" and "json" not in orjson.dumps(messages).decode().lower():
+        raise BadRequest(
+            "'messages' must contain the word 'json' in some form, to use 'response_format' "
+            "of type 'json_object'.",
+            "messages",
+            "invalid_request_error",
+        )
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, dict):
+            raise BadRequest(
+                "Missing required parameter: 'response_format.json_schema'.",
+                "response_format.json_schema",
+                "missing_required_parameter",
+            )
+        name = spec.get("name")
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise BadRequest(
+                "Invalid 'response_format.json_schema.name': string does not match pattern. "
+                "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                "response_format.json_schema.name",
+                "invalid_value",
+            )
+        if spec.get("schema") is not None and not isinstance(spec["schema"], dict):
+            raise BadRequest(
+                "Invalid type for 'response_format.json_schema.schema': expected an object.",
+                "response_format.json_schema.schema",
+                "invalid_type",
+            )
 
 
 def cache_walk(body: dict[str, Any], model: str) -> PrefixWalk | None:

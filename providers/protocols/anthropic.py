@@ -21,6 +21,7 @@ from providers.translate.anthropic_openai_answers import message_to_chat, upstre
 from providers.translate.anthropic_openai_streams import MessageEventsToChatChunks
 from providers.translate.anthropic_openai_usage import usage_from_anthropic
 from providers.translate.chat_to_messages import chat_to_messages
+from providers.translate.structured_output import uses_json_tool
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -51,15 +52,16 @@ def chat_request(
         quirks_apply(body, deployment),
         upstream_model=deployment.upstream_model_id,
         max_tokens=max_tokens,
+        structured_outputs=deployment.structured_outputs,
     )
     url = f"{deployment.base_url}/v1/messages"
     return url, _headers(deployment, {}), orjson.dumps(upstream)
 
 
 class AnthropicDecoder(Decoder):
-    def __init__(self, model_id: str, provider: str) -> None:
+    def __init__(self, model_id: str, provider: str, json_tool: bool = False) -> None:
         super().__init__()
-        self.translator = MessageEventsToChatChunks(model_id)
+        self.translator = MessageEventsToChatChunks(model_id, json_tool=json_tool)
         self.provider = provider
 
     def feed(self, name: bytes, data: bytes) -> list[dict[str, Any]]:
@@ -91,15 +93,18 @@ class AnthropicProtocol(WireProtocol):
         self,
         data: dict[str, Any],
         deployment: Deployment,
-        model_id: str,
+        body: dict[str, Any],
         body_bytes: int,
         size: int,
     ) -> tuple[dict[str, Any], Usage]:
+        model_id = body["model"]
         usage = usage_from_anthropic(data.get("usage")) or usage_estimate(body_bytes, size // 4)
-        return message_to_chat(data, model=model_id, usage=usage), usage
+        json_tool = uses_json_tool(body, deployment.structured_outputs)
+        return message_to_chat(data, model=model_id, usage=usage, json_tool=json_tool), usage
 
-    def chat_decoder(self, model_id: str, provider: str) -> Decoder:
-        return AnthropicDecoder(model_id, provider)
+    def chat_decoder(self, body: dict[str, Any], deployment: Deployment) -> Decoder:
+        json_tool = uses_json_tool(body, deployment.structured_outputs)
+        return AnthropicDecoder(body["model"], deployment.provider, json_tool)
 
     messages_request = staticmethod(messages_request)
 

@@ -78,16 +78,17 @@ class WireProtocol:
         self,
         data: dict[str, Any],
         deployment: Deployment,
-        model_id: str,
+        body: dict[str, Any],
         body_bytes: int,
         size: int,
     ) -> tuple[dict[str, Any], Usage]:
-        """A whole answer as an OpenAI chat completion, with its usage (estimated from
-        `size` bytes of answer if the provider gave none)."""
+        """A whole answer to the chat request `body` as an OpenAI chat completion, with its
+        usage (estimated from `size` bytes of answer if the provider gave none)."""
         raise NotImplementedError(self.name)
 
-    def chat_decoder(self, model_id: str, provider: str) -> Decoder:
-        """A stream's decoder into OpenAI chat completion chunks."""
+    def chat_decoder(self, body: dict[str, Any], deployment: Deployment) -> Decoder:
+        """The decoder of a stream answering the chat request `body`, into OpenAI chat
+        completion chunks."""
         raise NotImplementedError(self.name)
 
     def messages_request(

@@ -75,15 +75,16 @@ class GeminiProtocol(WireProtocol):
         self,
         data: dict[str, Any],
         deployment: Deployment,
-        model_id: str,
+        body: dict[str, Any],
         body_bytes: int,
         size: int,
     ) -> tuple[dict[str, Any], Usage]:
+        model_id = body["model"]
         usage = gemini_usage(data.get("usageMetadata")) or usage_estimate(body_bytes, size // 4)
         return gemini_to_chat(data, model=model_id, usage=usage), usage
 
-    def chat_decoder(self, model_id: str, provider: str) -> Decoder:
-        return GeminiDecoder(model_id)
+    def chat_decoder(self, body: dict[str, Any], deployment: Deployment) -> Decoder:
+        return GeminiDecoder(body["model"])
 
     def probe(self, deployment: Deployment) -> ProbeRequest:
         # Free, and per model.

@@ -100,10 +100,11 @@ class OpenAIProtocol(WireProtocol):
         self,
         data: dict[str, Any],
         deployment: Deployment,
-        model_id: str,
+        body: dict[str, Any],
         body_bytes: int,
         size: int,
     ) -> tuple[dict[str, Any], Usage]:
+        model_id = body["model"]
         if not isinstance(data.get("choices"), list) and data.get("error"):
             # Some OpenAI-compatible providers answer a failure with 200 and an error body.
             raise UpstreamFailure(
@@ -117,7 +118,7 @@ class OpenAIProtocol(WireProtocol):
         data["model"] = model_id  # the model the client asked for; the provider's is a header
         return data, usage
 
-    def chat_decoder(self, model_id: str, provider: str) -> Decoder:
+    def chat_decoder(self, body: dict[str, Any], deployment: Deployment) -> Decoder:
         return OpenAIDecoder()
 
     def embeddings_request(self, body: dict[str, Any], deployment: Deployment) -> UpstreamRequest:

@@ -24,6 +24,7 @@ from providers.translate.anthropic_openai_usage import (
     openai_usage,
     usage_from_anthropic,
 )
+from providers.translate.structured_output import JSON_TOOL
 
 JSON = dict[str, Any]
 
@@ -47,6 +48,7 @@ class ChatChunksToMessageEvents:
         self.tool_id: str | None = None  # ...and its call id
         self.finish: str | None = None
         self.usage: Usage | None = None
+        self.refused = False  # the model declined (an OpenAI `refusal`)
 
     def _start(self, chunk: JSON) -> Iterable[bytes]:
         self.started = True
@@ -105,6 +107,9 @@ class ChatChunksToMessageEvents:
                     out.extend(self._open("thinking", {"type": "thinking", "thinking": ""}))
                 out.append(self._delta({"type": "thinking_delta", "thinking": reasoning}))
             text = delta.get("content")
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal:  # the model declined: said as text
+                text, self.refused = refusal, True
             if isinstance(text, str) and text:
                 if self.block != "text":
                     out.extend(self._open("text", {"type": "text", "text": ""}))
@@ -136,7 +141,9 @@ class ChatChunksToMessageEvents:
         if not self.started:
             out.extend(self._start({}))
         out.extend(self._close())
-        stop_reason = FINISH_TO_STOP.get(self.finish or "stop", "end_turn")
+        stop_reason = (
+            "refusal" if self.refused else FINISH_TO_STOP.get(self.finish or "stop", "end_turn")
+        )
         out.append(
             sse(
                 "message_delta",
@@ -155,10 +162,13 @@ class ChatChunksToMessageEvents:
 
 
 class MessageEventsToChatChunks:
-    """Feeds on Anthropic stream events, emits OpenAI chat completion chunks (dicts)."""
+    """Feeds on Anthropic stream events, emits OpenAI chat completion chunks (dicts).
+    `json_tool`: the answer tool's call is the content (providers.translate.structured_output)."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, json_tool: bool = False) -> None:
         self.model = model
+        self.json_tool = json_tool
+        self.answered = False  # the answer tool was called
         self.id = "chatcmpl-"
         self.created = int(time.time())
         self.usage: Usage | None = None
@@ -186,8 +196,11 @@ class MessageEventsToChatChunks:
             return [self._chunk({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
             block = event.get("content_block") or {}
-            self.blocks[int(event.get("index", 0))] = block.get("type", "")
-            if block.get("type") == "tool_use":
+            kind = block.get("type", "")
+            if kind == "tool_use" and self.json_tool and block.get("name") == JSON_TOOL:
+                kind, self.answered = "answer", True  # its input streams as the content
+            self.blocks[int(event.get("index", 0))] = kind
+            if kind == "tool_use":
                 self.tool_calls += 1
                 call = {
                     "index": self.tool_calls,
@@ -206,6 +219,11 @@ class MessageEventsToChatChunks:
                 return [self._chunk({"content": delta.get("text", "")})]
             if dtype == "thinking_delta":
                 return [self._chunk({"reasoning_content": delta.get("thinking", "")})]
+            if (
+                dtype == "input_json_delta"
+                and self.blocks.get(int(event.get("index", 0))) == "answer"
+            ):
+                return [self._chunk({"content": delta.get("partial_json", "")})]
             if dtype == "input_json_delta":
                 call = {
                     "index": self.tool_calls,
@@ -216,6 +234,8 @@ class MessageEventsToChatChunks:
         if kind == "message_delta":
             self.usage = usage_from_anthropic(event.get("usage"), previous=self.usage)
             stop = (event.get("delta") or {}).get("stop_reason")
+            if stop == "tool_use" and self.answered and self.tool_calls < 0:
+                stop = "end_turn"  # answered through the answer tool: a text answer's end
             self.finish = STOP_TO_FINISH.get(stop or "", "stop")
             return [self._chunk({}, self.finish)]
         if kind == "message_stop":

@@ -2,8 +2,9 @@
 on a model served over the Anthropic protocol.
 
 What has no Anthropic counterpart is refused with a 400 that names it, never dropped
-silently when it would change the answer (`n` > 1, `logprobs`, `response_format`).
-Prompt-cache marks (`cache_control`) follow providers.translate.cache_control.
+silently when it would change the answer (`n` > 1, `logprobs`). Prompt-cache marks
+(`cache_control`) follow providers.translate.cache_control; structured output
+(`response_format`), providers.translate.structured_output.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from core.errors import bad_request
 from providers.translate.anthropic_openai_terms import EFFORT_BUDGET, text_of, tool_input
 from providers.translate.cache_control import MARK, marked, system_blocks, tool_message_mark
+from providers.translate.structured_output import format_to_anthropic
 
 JSON = dict[str, Any]
 
@@ -47,6 +49,18 @@ def _content_to_anthropic(content: Any, where: str) -> list[JSON]:
     return blocks
 
 
+def _tool_to_anthropic(tool: JSON, structured_outputs: bool) -> JSON:
+    function = tool.get("function") or {}
+    out = {
+        "name": function.get("name", ""),
+        "description": function.get("description", ""),
+        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+    }
+    if function.get("strict") is True and structured_outputs:
+        out["strict"] = True  # Anthropic's strict tool use: inputs held to the schema
+    return out
+
+
 def _append(messages: list[JSON], role: str, blocks: list[JSON]) -> None:
     """Anthropic wants user and assistant turns to alternate: same-role turns merge."""
     if messages and messages[-1]["role"] == role:
@@ -55,19 +69,20 @@ def _append(messages: list[JSON], role: str, blocks: list[JSON]) -> None:
         messages.append({"role": role, "content": blocks})
 
 
-UNSUPPORTED_BY_ANTHROPIC = ("logprobs", "top_logprobs", "response_format", "logit_bias")
+UNSUPPORTED_BY_ANTHROPIC = ("logprobs", "top_logprobs", "logit_bias")
 
 
-def chat_to_messages(body: JSON, *, upstream_model: str, max_tokens: int) -> JSON:
-    """An OpenAI chat completion request → an Anthropic Messages request."""
+def chat_to_messages(
+    body: JSON, *, upstream_model: str, max_tokens: int, structured_outputs: bool = False
+) -> JSON:
+    """An OpenAI chat completion request → an Anthropic Messages request (`structured_outputs`:
+    the model takes a JSON schema for its answer natively)."""
     if int(body.get("n") or 1) > 1:
         raise bad_request(
             "'n' greater than 1 is not supported by this model's provider.", param="n"
         )
     for name in UNSUPPORTED_BY_ANTHROPIC:
-        if body.get(name) not in (None, False) and not (
-            name == "response_format" and (body[name] or {}).get("type") == "text"
-        ):
+        if body.get(name) not in (None, False):
             raise bad_request(f"'{name}' is not supported by this model's provider.", param=name)
     system: list[str] = []
     system_parts: list[tuple[int, Any]] = []  # (index, content): for cache marks
@@ -120,16 +135,7 @@ def chat_to_messages(body: JSON, *, upstream_model: str, max_tokens: int) -> JSO
         out["metadata"] = {"user_id": str(body["user"])}
     if body.get("tools"):
         out["tools"] = [
-            marked(
-                {
-                    "name": (t.get("function") or {}).get("name", ""),
-                    "description": (t.get("function") or {}).get("description", ""),
-                    "input_schema": (t.get("function") or {}).get("parameters")
-                    or {"type": "object", "properties": {}},
-                },
-                t,
-                f"tools[{i}]",
-            )
+            marked(_tool_to_anthropic(t, structured_outputs), t, f"tools[{i}]")
             for i, t in enumerate(body["tools"])
         ]
     choice = body.get("tool_choice")
@@ -143,6 +149,7 @@ def chat_to_messages(body: JSON, *, upstream_model: str, max_tokens: int) -> JSO
             out["tool_choice"] = {"type": choice}
     if body.get("parallel_tool_calls") is False and body.get("tools"):
         out.setdefault("tool_choice", {"type": "auto"})["disable_parallel_tool_use"] = True
+    forced_json = format_to_anthropic(body, out, structured_outputs)
     effort = body.get("reasoning_effort")
     # Mid tool loop, Anthropic wants the assistant's turn to start with its thinking block,
     # which chat history cannot carry back: thinking waits for the next user turn.
@@ -151,7 +158,7 @@ def chat_to_messages(body: JSON, *, upstream_model: str, max_tokens: int) -> JSO
         and messages[-1]["role"] == "user"
         and any(block.get("type") == "tool_result" for block in messages[-1]["content"])
     )
-    if effort in EFFORT_BUDGET and not in_tool_loop:
+    if effort in EFFORT_BUDGET and not in_tool_loop and not forced_json:
         budget = min(EFFORT_BUDGET[effort], max_tokens - 1)
         if budget >= 1024:  # Anthropic's minimum budget
             out["thinking"] = {"type": "enabled", "budget_tokens": budget}

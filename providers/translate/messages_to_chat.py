@@ -20,6 +20,7 @@ from providers.translate.cache_control import (
     text_parts,
     tool_result_content,
 )
+from providers.translate.structured_output import format_to_openai
 
 JSON = dict[str, Any]
 
@@ -158,6 +159,9 @@ def messages_to_chat(body: JSON, *, reasoning: bool, cache_control: bool = False
     thinking = body.get("thinking") or {}
     if reasoning and thinking.get("type") == "enabled":
         chat["reasoning_effort"] = _effort(int(thinking.get("budget_tokens") or 0))
+    response_format = format_to_openai(body)
+    if response_format is not None:
+        chat["response_format"] = response_format
     if body.get("stream"):
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}

@@ -170,7 +170,10 @@ def test_it_forwards_parameters_and_the_providers_credential_only(gateway, make_
     client = _client(gateway, account.key)
     completion = client.chat.completions.create(
         model="test/echo",
-        messages=[{"role": "user", "content": '!mock {"echo_request": true}'}],
+        messages=[
+            {"role": "system", "content": "Answer in JSON."},  # as JSON mode requires
+            {"role": "user", "content": '!mock {"echo_request": true}'},
+        ],
         seed=7,
         temperature=0.2,
         logprobs=True,

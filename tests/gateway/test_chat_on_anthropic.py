@@ -149,7 +149,8 @@ def test_reasoning_effort_becomes_thinking_and_comes_back_as_reasoning(gateway, 
     [
         ({"n": 2}, "n"),
         ({"logprobs": True}, "logprobs"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
+        ({"response_format": {"type": "xml"}}, "response_format.type"),
     ],
 )
 def test_what_anthropic_cannot_do_is_a_clear_400(gateway, make_account, extra, param):

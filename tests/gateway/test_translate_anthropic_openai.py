@@ -223,9 +223,7 @@ def test_the_thinking_budget_stays_under_max_tokens_or_is_left_out():
     assert "thinking" not in chat_to_messages(body, upstream_model="m", max_tokens=1000)
 
 
-@pytest.mark.parametrize(
-    "extra", [{"n": 3}, {"logprobs": True}, {"response_format": {"type": "json_schema"}}]
-)
+@pytest.mark.parametrize("extra", [{"n": 3}, {"logprobs": True}, {"logit_bias": {"50256": -100}}])
 def test_what_has_no_anthropic_counterpart_is_refused(extra):
     body = {"model": "m", "messages": [{"role": "user", "content": "x"}], **extra}
     with pytest.raises(GatewayError) as refused:
