@@ -14,7 +14,13 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-install: $(INSTALLED)
+# The JavaScript clients the compatibility tests drive (tests/js; needs Node 20+ and npm).
+JS_INSTALLED := tests/js/node_modules/.package-lock.json
+$(JS_INSTALLED): tests/js/package-lock.json
+	@command -v npm >/dev/null && cd tests/js && npm ci --no-audit --no-fund --loglevel=error || \
+		echo "npm not found: the JavaScript client tests (tests/compat/test_js_clients.py) will skip"
+
+install: $(INSTALLED) $(JS_INSTALLED)
 
 run: $(INSTALLED)
 	@scripts/run-local.sh
@@ -23,7 +29,7 @@ run: $(INSTALLED)
 # default (SQLite, no Redis), as `make run` serves it.
 test: test-main test-embedded
 
-test-main: $(INSTALLED)
+test-main: $(INSTALLED) $(JS_INSTALLED)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-embedded: $(INSTALLED)
