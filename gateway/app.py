@@ -19,7 +19,7 @@ from gateway.endpoints.embeddings import embeddings
 from gateway.endpoints.health import health_live, health_ready
 from gateway.endpoints.images import images_generations
 from gateway.endpoints.messages import messages
-from gateway.endpoints.models_api import model_retrieve, models_list
+from gateway.endpoints.models_api import anthropic_client, model_retrieve, models_list
 from gateway.endpoints.responses import responses
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
 from gateway.metrics import CONTENT_TYPE, REQUESTS_IN_FLIGHT, metrics_page
@@ -90,11 +90,11 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
         elif path == "/v1/models":
             if method != "GET":
                 raise _method_not_allowed("GET")
-            await models_list(send)
+            await models_list(scope, send)
         elif path.startswith("/v1/models/"):
             if method != "GET":
                 raise _method_not_allowed("GET")
-            await model_retrieve(send, path[len("/v1/models/") :])
+            await model_retrieve(scope, send, path[len("/v1/models/") :])
         elif path == "/health":
             await health_live(send)
         elif path == "/health/readiness":
@@ -121,7 +121,10 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
         # Every answer carries a request id, these too (the pipeline's make their own).
         request_id = request_id_new()
         id_header = [(b"x-request-id", request_id.encode())]
-        if path.startswith("/v1/messages"):  # Anthropic's clients read Anthropic's shape
+        # Anthropic's clients read Anthropic's shape.
+        if path.startswith("/v1/messages") or (
+            path.startswith("/v1/models") and anthropic_client(scope)
+        ):
             named = [(b"request-id", request_id.encode()), *id_header]
             body = anthropic_error_body(error, request_id)
             await send_bytes(send, error.status, body, JSON_HEADERS + error.headers + named)

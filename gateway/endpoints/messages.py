@@ -100,7 +100,7 @@ class MessagesApi(ClientApi):
         if ctx.outcome.stream and native:
             await relay_messages_native(ctx)
         elif ctx.outcome.stream:
-            await relay_translated(ctx, MessagesEncoder(ctx.body))
+            await relay_translated(ctx, MessagesEncoder(ctx.body, ctx.body_bytes))
         elif native:
             data, size = answer_json(ctx.answer)
             usage = wire(ctx.answer.deployment).messages_usage(data) or usage_estimate(

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from core.errors import GatewayError, anthropic_error_body
-from core.usage import Usage
+from core.usage import Usage, usage_estimate
 from providers.protocols.base import Decoder
 from providers.translate.anthropic_openai_streams import ChatChunksToMessageEvents
 
@@ -56,8 +56,9 @@ def anthropic_error_event(error: GatewayError) -> bytes:
 
 
 class MessagesEncoder(Encoder):
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.events = ChatChunksToMessageEvents(body["model"])
+    def __init__(self, body: dict[str, Any], body_bytes: int) -> None:
+        prompt = usage_estimate(body_bytes, 0).prompt_tokens
+        self.events = ChatChunksToMessageEvents(body["model"], input_tokens=prompt)
 
     def feed(self, chunk: dict[str, Any]) -> list[bytes]:
         return self.events.feed(chunk)

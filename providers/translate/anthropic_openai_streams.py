@@ -39,8 +39,9 @@ def sse(event: str, data: JSON) -> bytes:
 class ChatChunksToMessageEvents:
     """Feeds on OpenAI chat completion chunks, emits Anthropic stream events (as SSE bytes)."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, input_tokens: int = 0) -> None:
         self.model = model
+        self.input_tokens = input_tokens  # the prompt's estimate, until the usage is known
         self.started = False
         self.block: str | None = None  # the open block's type: text | thinking | tool_use
         self.index = -1
@@ -60,8 +61,10 @@ class ChatChunksToMessageEvents:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            # OpenAI streams tell usage only at the end: message_delta carries the figures.
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            # OpenAI streams tell usage only at the end: the prompt's estimate here (what
+            # its hold was priced on; clients that read input tokens here get a figure), the
+            # exact figures in message_delta's cumulative usage.
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": 0},
         }
         yield sse("message_start", {"type": "message_start", "message": message})
         yield sse("ping", {"type": "ping"})
