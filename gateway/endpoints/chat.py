@@ -16,7 +16,7 @@ from gateway.endpoints.validation import (
     requested_output_tokens,
 )
 from gateway.http import Receive, Scope, Send
-from gateway.pipeline.client_api import ClientApi, completion_read, send_priced
+from gateway.pipeline.client_api import ClientApi, completion_read, provider_drops, send_priced
 from gateway.pipeline.serve import serve
 from gateway.relay.context import RelayContext
 from gateway.relay.encoders import ChatEncoder
@@ -25,6 +25,7 @@ from gateway.relay.translated import relay_translated
 from gateway.relay.upstream_attempt import UpstreamRequest
 from providers.catalog import CatalogModel, Deployment
 from providers.protocols import wire
+from providers.translate.fields import fields_dropped
 
 
 def _per_choice_tokens(body: dict[str, Any], model: CatalogModel) -> int:
@@ -50,6 +51,11 @@ class ChatApi(ClientApi):
         self, body: dict[str, Any], deployment: Deployment, model: CatalogModel, scope: Scope
     ) -> UpstreamRequest | None:
         return wire(deployment).chat_request(body, deployment, _per_choice_tokens(body, model))
+
+    def dropped(self, body: dict[str, Any], deployment: Deployment) -> list[str]:
+        table = wire(deployment).chat_fields
+        drops = provider_drops(body, deployment)
+        return drops + fields_dropped(body, table) if table is not None else drops
 
     async def relay(self, ctx: RelayContext) -> None:
         translated = not wire(ctx.answer.deployment).speaks_chat

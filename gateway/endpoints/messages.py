@@ -35,6 +35,7 @@ from gateway.relay.upstream_attempt import UpstreamRequest
 from providers.catalog import CatalogModel, Deployment
 from providers.protocols import wire
 from providers.translate.anthropic_openai_answers import chat_to_message
+from providers.translate.fields import MESSAGES_TO_CHAT, fields_dropped
 from providers.translate.messages_to_chat import messages_to_chat
 
 
@@ -74,8 +75,15 @@ class MessagesApi(ClientApi):
             body,
             reasoning="reasoning" in model.capabilities,
             cache_control=deployment.cache_control,
+            extensions=protocol.chat_extensions,
         )
         return protocol.chat_request(chat, deployment, int(body["max_tokens"]))
+
+    def dropped(self, body: dict[str, Any], deployment: Deployment) -> list[str]:
+        protocol = wire(deployment)
+        if protocol.speaks_messages:
+            return []
+        return fields_dropped(body, MESSAGES_TO_CHAT, carried=protocol.chat_extensions)
 
     def error_body(self, error: GatewayError, request_id: str) -> bytes:
         return anthropic_error_body(error, request_id)

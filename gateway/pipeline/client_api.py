@@ -49,6 +49,12 @@ class ClientApi(ABC):
         adds itself (an image given by URL, the tool-use system prompt)."""
         return 0
 
+    def dropped(self, body: dict[str, Any], deployment: Deployment) -> list[str]:
+        """The fields of the request `deployment` would not get (its provider's declared
+        drops, and a translation's: providers.translate.fields); a field refused there
+        raises its 400."""
+        return provider_drops(body, deployment)
+
     def hold(self, body: dict[str, Any], body_bytes: int, model: CatalogModel) -> Decimal:
         """The most the request can cost on any of the model's deployments."""
         prompt_bound = body_bytes + self.referenced_tokens(body)
@@ -103,6 +109,13 @@ class ClientApi(ABC):
         failure_told(error, outcome.request_id)
         detail_keep(outcome.attempts, error)
         await self.send_error(send, error, headers, outcome.request_id)
+
+
+def provider_drops(body: dict[str, Any], deployment: Deployment) -> list[str]:
+    """The fields the provider declares it drops (its catalog quirk), that the body sets."""
+    if not deployment.drop_params:
+        return []
+    return [name for name in body if name in deployment.drop_params]
 
 
 def completion_read(ctx: RelayContext) -> tuple[dict[str, Any], Usage] | GatewayError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -185,7 +186,9 @@ def _strategy_order(model: CatalogModel, sort: str | None) -> list[Deployment]:
     return deployments  # priority: the catalog's order
 
 
-def _fits(d: Deployment, p: Preferences, body: dict[str, Any]) -> bool:
+def _fits(
+    d: Deployment, p: Preferences, body: dict[str, Any], dropped: Callable[[Deployment], list[str]]
+) -> bool:
     if p.only is not None and d.provider not in p.only:
         return False
     if d.provider in p.ignore or (p.free_only and not _free(d)):
@@ -196,17 +199,27 @@ def _fits(d: Deployment, p: Preferences, body: dict[str, Any]) -> bool:
         return False
     if p.max_image_price is not None and d.per_image_price > p.max_image_price:
         return False
-    # Only deployments that honour every parameter the request sets (none dropped).
-    return not (p.require_parameters and d.drop_params.intersection(body))
+    # Only deployments that honour every parameter the request sets (none dropped, by the
+    # provider or by a translation; one that would refuse a parameter does not fit either).
+    if not p.require_parameters:
+        return True
+    try:
+        return not dropped(d)
+    except GatewayError:
+        return False
 
 
 def deployments_for(
-    model: CatalogModel, prefs: Preferences, body: dict[str, Any]
+    model: CatalogModel,
+    prefs: Preferences,
+    body: dict[str, Any],
+    dropped: Callable[[Deployment], list[str]] = lambda d: [],
 ) -> tuple[Deployment, ...]:
-    """The model's deployments this request may try, in the order to try them."""
+    """The model's deployments this request may try, in the order to try them (`dropped`:
+    the fields a deployment would not get, for `require_parameters`)."""
     if prefs is NO_PREFERENCES and model.strategy == "priority":
         return model.deployments
-    ordered = [d for d in _strategy_order(model, prefs.sort) if _fits(d, prefs, body)]
+    ordered = [d for d in _strategy_order(model, prefs.sort) if _fits(d, prefs, body, dropped)]
     if prefs.order:
         rank = {slug: i for i, slug in enumerate(prefs.order)}
         named = sorted((d for d in ordered if d.provider in rank), key=lambda d: rank[d.provider])

@@ -13,6 +13,7 @@ import logging
 import time
 from asyncio import current_task
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -131,7 +132,7 @@ async def route_resolve(api: ClientApi, body: dict[str, Any], identity: KeyIdent
                 code="model_not_supported",
             )
         chosen = variant_preferences(prefs, variant)
-        deployments = deployments_for(model, chosen, body)
+        deployments = deployments_for(model, chosen, body, partial(api.dropped, body))
         if identity.provider_keys is not None:
             keep_order = bool(chosen.order or chosen.sort)
             deployments = with_own_keys(deployments, identity.provider_keys, keep_order=keep_order)
@@ -246,6 +247,9 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         (b"x-gatewayz-model", served.id.encode()),
         *api.limit_headers(admission),
     ]
+    dropped = api.dropped(body, answer.deployment)
+    if dropped:  # never silently: the client sees what its provider did not get
+        headers.append((b"x-gatewayz-dropped-params", ",".join(dropped).encode()))
     watch.relaying(answer)
     delivery = Delivery(
         delivery_watch(send, outcome, answer.deployment, len(raw), admission),

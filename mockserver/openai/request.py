@@ -24,6 +24,9 @@ def text_of(content: object) -> str:
     return ""
 
 
+# What other APIs take and OpenAI's refuses (its API answers any unknown argument so; the
+# mock stands for OpenAI-compatible providers too, which take extensions, so only these).
+UNRECOGNIZED = ("top_k",)
 NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
@@ -75,6 +78,9 @@ def validate(raw: bytes) -> tuple[dict[str, Any], str, list[Any], int]:
         raise BadRequest(
             "Invalid 'n': expected an integer between 1 and 128.", "n", "invalid_value"
         )
+    for name in UNRECOGNIZED:
+        if name in body:
+            raise BadRequest(f"Unrecognized request argument supplied: {name}")
     if body.get("response_format") is not None:
         response_format_check(body["response_format"], messages)
     return body, model, messages, n

@@ -21,6 +21,7 @@ from providers.translate.anthropic_openai_answers import message_to_chat, upstre
 from providers.translate.anthropic_openai_streams import MessageEventsToChatChunks
 from providers.translate.anthropic_openai_usage import usage_from_anthropic
 from providers.translate.chat_to_messages import chat_to_messages
+from providers.translate.fields import CHAT_TO_ANTHROPIC
 from providers.translate.structured_output import uses_json_tool
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -87,6 +88,8 @@ class AnthropicProtocol(WireProtocol):
     speaks_messages = True
     counts_tokens = True
 
+    chat_fields = CHAT_TO_ANTHROPIC
+    chat_extensions = frozenset({"top_k"})
     chat_request = staticmethod(chat_request)
 
     def completion_from(

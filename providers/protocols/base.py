@@ -17,6 +17,7 @@ from typing import Any
 from core.errors import GatewayError
 from core.usage import Usage
 from providers.deployments import Deployment
+from providers.translate.fields import Table
 
 UpstreamRequest = tuple[str, dict[str, str], bytes]  # url, headers, body
 HEALTH_PROMPT = "ping"  # what a probe that counts tokens counts
@@ -67,6 +68,11 @@ class WireProtocol:
     speaks_chat = False  # takes and answers OpenAI chat completions as they are
     speaks_messages = False  # takes and answers Anthropic Messages as they are
     counts_tokens = False  # has a free token counter (Anthropic's count_tokens)
+    # What becomes of each field of an OpenAI chat request translated to this protocol
+    # (providers.translate.fields); None for a protocol that takes chat as it is.
+    chat_fields: Table | None = None
+    # The fields beyond the chat API its chat translation takes (Anthropic's `top_k`).
+    chat_extensions: frozenset[str] = frozenset()
 
     def chat_request(
         self, body: dict[str, Any], deployment: Deployment, max_tokens: int

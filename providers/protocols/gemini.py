@@ -18,6 +18,7 @@ from providers.protocols.base import (
     WireProtocol,
 )
 from providers.protocols.common import auth_headers, quirks_apply
+from providers.translate.fields import CHAT_TO_GEMINI
 from providers.translate.gemini_openai import (
     GeminiToChatChunks,
     chat_to_gemini,
@@ -69,6 +70,8 @@ class GeminiProtocol(WireProtocol):
     name = "gemini"
     default_auth = "x-goog-api-key"
 
+    chat_fields = CHAT_TO_GEMINI
+    chat_extensions = frozenset({"top_k"})
     chat_request = staticmethod(chat_request)
 
     def completion_from(

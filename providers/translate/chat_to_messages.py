@@ -1,10 +1,9 @@
 """An OpenAI Chat Completions request → an Anthropic Messages request: `/v1/chat/completions`
 on a model served over the Anthropic protocol.
 
-What has no Anthropic counterpart is refused with a 400 that names it, never dropped
-silently when it would change the answer (`n` > 1, `logprobs`). Prompt-cache marks
-(`cache_control`) follow providers.translate.cache_control; structured output
-(`response_format`), providers.translate.structured_output.
+Its fields are mapped, dropped or refused by providers.translate.fields.CHAT_TO_ANTHROPIC.
+Prompt-cache marks (`cache_control`) follow providers.translate.cache_control; structured
+output (`response_format`), providers.translate.structured_output.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from typing import Any
 from core.errors import bad_request
 from providers.translate.anthropic_openai_terms import EFFORT_BUDGET, text_of, tool_input
 from providers.translate.cache_control import MARK, marked, system_blocks, tool_message_mark
+from providers.translate.fields import CHAT_TO_ANTHROPIC, fields_apply
 from providers.translate.structured_output import format_to_anthropic
 
 JSON = dict[str, Any]
@@ -69,21 +69,12 @@ def _append(messages: list[JSON], role: str, blocks: list[JSON]) -> None:
         messages.append({"role": role, "content": blocks})
 
 
-UNSUPPORTED_BY_ANTHROPIC = ("logprobs", "top_logprobs", "logit_bias")
-
-
 def chat_to_messages(
     body: JSON, *, upstream_model: str, max_tokens: int, structured_outputs: bool = False
 ) -> JSON:
     """An OpenAI chat completion request → an Anthropic Messages request (`structured_outputs`:
     the model takes a JSON schema for its answer natively)."""
-    if int(body.get("n") or 1) > 1:
-        raise bad_request(
-            "'n' greater than 1 is not supported by this model's provider.", param="n"
-        )
-    for name in UNSUPPORTED_BY_ANTHROPIC:
-        if body.get(name) not in (None, False):
-            raise bad_request(f"'{name}' is not supported by this model's provider.", param=name)
+    body = fields_apply(body, CHAT_TO_ANTHROPIC)
     system: list[str] = []
     system_parts: list[tuple[int, Any]] = []  # (index, content): for cache marks
     messages: list[JSON] = []
@@ -131,8 +122,9 @@ def chat_to_messages(
     stop = body.get("stop")
     if stop:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-    if body.get("user"):
-        out["metadata"] = {"user_id": str(body["user"])}
+    user = body.get("user") or body.get("safety_identifier")
+    if user:
+        out["metadata"] = {"user_id": str(user)}
     if body.get("tools"):
         out["tools"] = [
             marked(_tool_to_anthropic(t, structured_outputs), t, f"tools[{i}]")

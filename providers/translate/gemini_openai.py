@@ -20,6 +20,7 @@ from core.errors import GatewayError, bad_request
 from core.usage import Usage
 from providers.translate.anthropic_openai_terms import EFFORT_BUDGET, text_of
 from providers.translate.anthropic_openai_usage import openai_usage
+from providers.translate.fields import CHAT_TO_GEMINI, fields_apply
 
 JSON = dict[str, Any]
 
@@ -33,7 +34,6 @@ FINISH = {
     "SPII": "content_filter",
     "IMAGE_SAFETY": "content_filter",
 }
-UNSUPPORTED_BY_GEMINI = ("logprobs", "top_logprobs", "logit_bias")
 
 
 def _parts(content: Any, where: str) -> list[JSON]:
@@ -75,10 +75,9 @@ def _arguments(raw: Any) -> Any:
 
 
 def chat_to_gemini(body: JSON, *, max_tokens: int | None) -> JSON:
-    """An OpenAI chat completion request → a Gemini GenerateContentRequest."""
-    for name in UNSUPPORTED_BY_GEMINI:
-        if body.get(name) not in (None, False):
-            raise bad_request(f"'{name}' is not supported by this model's provider.", param=name)
+    """An OpenAI chat completion request → a Gemini GenerateContentRequest (its fields by
+    providers.translate.fields.CHAT_TO_GEMINI)."""
+    body = fields_apply(body, CHAT_TO_GEMINI)
     system: list[str] = []
     contents: list[JSON] = []
     call_names: dict[str, str] = {}  # tool_call_id → function name (Gemini answers by name)

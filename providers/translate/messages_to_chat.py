@@ -20,6 +20,7 @@ from providers.translate.cache_control import (
     text_parts,
     tool_result_content,
 )
+from providers.translate.fields import MESSAGES_TO_CHAT, fields_apply
 from providers.translate.structured_output import format_to_openai
 
 JSON = dict[str, Any]
@@ -112,11 +113,20 @@ def _tool_choice_to_openai(choice: JSON, body: JSON) -> Any:
     return kind or "auto"  # auto | none
 
 
-def messages_to_chat(body: JSON, *, reasoning: bool, cache_control: bool = False) -> JSON:
-    """An Anthropic Messages request → an OpenAI chat completion request.
+def messages_to_chat(
+    body: JSON,
+    *,
+    reasoning: bool,
+    cache_control: bool = False,
+    extensions: frozenset[str] = frozenset(),
+) -> JSON:
+    """An Anthropic Messages request → an OpenAI chat completion request, its fields by
+    providers.translate.fields.MESSAGES_TO_CHAT.
 
     `reasoning`: whether the model takes a reasoning effort (else `thinking` is not sent);
-    `cache_control`: whether the provider takes cache marks (else they are dropped)."""
+    `cache_control`: whether the provider takes cache marks (else they are dropped);
+    `extensions`: the fields beyond the chat API the target protocol takes (`top_k`)."""
+    body = fields_apply(body, MESSAGES_TO_CHAT, carried=extensions)
     keep = cache_control
     messages: list[JSON] = []
     system = body.get("system")
@@ -129,7 +139,7 @@ def messages_to_chat(body: JSON, *, reasoning: bool, cache_control: bool = False
         else:
             messages.append(_assistant_to_openai(message.get("content", ""), where, keep))
     chat: JSON = {"model": body["model"], "messages": messages, "max_tokens": body["max_tokens"]}
-    for name in ("temperature", "top_p", "top_k"):
+    for name in ("temperature", "top_p", "top_k"):  # (top_k only if carried: see above)
         if body.get(name) is not None:
             chat[name] = body[name]
     if body.get("stop_sequences"):
@@ -157,8 +167,13 @@ def messages_to_chat(body: JSON, *, reasoning: bool, cache_control: bool = False
     if body.get("tool_choice"):
         chat["tool_choice"] = _tool_choice_to_openai(body["tool_choice"], chat)
     thinking = body.get("thinking") or {}
+    effort = (body.get("output_config") or {}).get("effort")
     if reasoning and thinking.get("type") == "enabled":
         chat["reasoning_effort"] = _effort(int(thinking.get("budget_tokens") or 0))
+    elif reasoning and effort in ("low", "medium", "high"):
+        chat["reasoning_effort"] = effort
+    elif reasoning and effort in ("xhigh", "max"):
+        chat["reasoning_effort"] = "high"
     response_format = format_to_openai(body)
     if response_format is not None:
         chat["response_format"] = response_format

@@ -97,7 +97,6 @@ OPENAI_FROM_ANTHROPIC = {
     "stop": ["END"],
     "temperature": 0.5,
     "top_p": 0.9,
-    "top_k": 40,
     "user": "u-42",
     "tools": [
         {
@@ -117,6 +116,9 @@ def test_an_anthropic_request_becomes_this_openai_request():
     assert messages_to_chat(ANTHROPIC_REQUEST, reasoning=True) == OPENAI_FROM_ANTHROPIC
     plain = messages_to_chat(ANTHROPIC_REQUEST, reasoning=False)
     assert "reasoning_effort" not in plain
+    # top_k reaches only a protocol that takes it (Gemini, through chat).
+    gemini = messages_to_chat(ANTHROPIC_REQUEST, reasoning=True, extensions=frozenset({"top_k"}))
+    assert gemini == {**OPENAI_FROM_ANTHROPIC, "top_k": 40}
 
 
 OPENAI_REQUEST = {

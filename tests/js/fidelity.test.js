@@ -46,3 +46,16 @@ test("base64 embeddings decode to the same floats", async () => {
   assert.equal(byDefault.data[0].embedding.length, 8);
   assert.deepEqual(byDefault.data[0].embedding, floats.data[0].embedding);
 });
+
+test("top_k on an OpenAI-protocol model is dropped by its rule and named", async () => {
+  const { data, response } = await anthropic.messages
+    .create({
+      model: "test/echo",
+      max_tokens: 50,
+      top_k: 40,
+      messages: [{ role: "user", content: "hello" }],
+    })
+    .withResponse();
+  assert.equal(data.content[0].text, "You said: hello");
+  assert.equal(response.headers.get("x-gatewayz-dropped-params"), "top_k");
+});
