@@ -143,3 +143,27 @@ class RequestLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.status}"
+
+
+class StoredResponse(models.Model):
+    """A Responses API answer kept for its customer (`store`, the API's default), so that a
+    later request can continue from it (`previous_response_id`) or point at its items
+    (`item_reference`), and the customer can read or delete it. Written with the request
+    log row by the usage writer, never on the request path; kept
+    GATEWAYZ_RESPONSES_RETENTION_DAYS (gateway.endpoints.responses_state has the rules)."""
+
+    id = models.CharField(max_length=64, primary_key=True)  # resp_…
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    previous_response_id = models.CharField(max_length=64, blank=True)
+    # This request's input items (each with its id) and the answer's output items.
+    input_items = models.JSONField(default=list)
+    output_items = models.JSONField(default=list)
+    response = models.JSONField(default=dict)  # the Response object as it was answered
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.id

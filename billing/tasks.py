@@ -7,6 +7,7 @@ from django.conf import settings
 
 from billing.lost_requests import holds_release_expired
 from billing.services import credit_pending_apply
+from billing.stored_responses import stored_expire
 
 
 @shared_task
@@ -21,3 +22,9 @@ def release_expired_holds() -> int:
 def mirror_pending_balance_changes() -> int:
     """Mirrors into Redis the balance changes made while it was unreachable."""
     return credit_pending_apply() if settings.REDIS_URL else 0
+
+
+@shared_task
+def expire_stored_responses() -> int:
+    """Deletes the stored Responses API answers past GATEWAYZ_RESPONSES_RETENTION_DAYS."""
+    return stored_expire()

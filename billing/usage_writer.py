@@ -9,18 +9,19 @@ was the largest item in the gateway's profile (bench/).
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import psycopg
+from django.conf import settings
 from django.db import DataError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import KEY_USE_RESOLUTION, api_keys_mark_used
-from billing.models import CreditAccount, LedgerEntry, RequestLog
+from billing.models import CreditAccount, LedgerEntry, RequestLog, StoredResponse
 from billing.services import avail_changes_record
 
 # On Postgres a whole batch travels as one JSON parameter that the server unpacks
@@ -136,6 +137,48 @@ def _insert_request_logs(cursor: Any, events: list[dict[str, Any]], now: Any) ->
     return fresh
 
 
+def _store_responses_pg(cursor: Any, events: list[bytes], now: Any) -> None:
+    """Keeps the Responses API answers the events carry (`stored`), once per response id."""
+    if not any(b'"stored":{' in event for event in events):
+        return
+    cursor.execute(
+        f"INSERT INTO {StoredResponse._meta.db_table} (id, user_id, api_key_id, "
+        "previous_response_id, input_items, output_items, response, created_at, expires_at) "
+        "SELECT stored->>'id', user_id, api_key_id, "
+        "COALESCE(stored->>'previous_response_id', ''), stored->'input', stored->'output', "
+        "stored->'response', %(now)s, %(expires)s "
+        "FROM jsonb_to_recordset(%(events)s::jsonb) "
+        "AS x(user_id bigint, api_key_id bigint, stored jsonb) "
+        "WHERE jsonb_typeof(stored) = 'object' ON CONFLICT (id) DO NOTHING",
+        {"now": now, "expires": now + _retention(), "events": _json_array(events)},
+    )
+
+
+def _store_responses(events: list[dict[str, Any]], now: Any) -> None:
+    """Elsewhere (SQLite): the same, through the ORM."""
+    rows = [
+        StoredResponse(
+            id=e["stored"]["id"],
+            user_id=e["user_id"],
+            api_key_id=e.get("api_key_id"),
+            previous_response_id=e["stored"].get("previous_response_id") or "",
+            input_items=e["stored"].get("input") or [],
+            output_items=e["stored"].get("output") or [],
+            response=e["stored"].get("response") or {},
+            created_at=now,
+            expires_at=now + _retention(),
+        )
+        for e in events
+        if isinstance(e.get("stored"), dict)
+    ]
+    if rows:
+        StoredResponse.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def _retention() -> timedelta:
+    return timedelta(days=settings.GATEWAYZ_RESPONSES_RETENTION_DAYS)
+
+
 def _charge(cursor: Any, charges: dict[int, list[tuple[str, Decimal]]], now: Any) -> None:
     """One balance update per user (in user order, so writers never deadlock) and the
     ledger rows, each with the balance it left."""
@@ -221,6 +264,7 @@ def usage_batch_write(*, events: list[bytes]) -> tuple[int, Charges]:
         # Python. Same connection, so same transaction; errors as Django's (DataError...).
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
             written = _insert_request_logs_pg(cursor, events, now)
+            _store_responses_pg(cursor, events, now)
             for request_id, user_id, cost in sorted(written):
                 if cost > 0:
                     charges[user_id].append((request_id, cost))
@@ -230,6 +274,7 @@ def usage_batch_write(*, events: list[bytes]) -> tuple[int, Charges]:
         parsed = [orjson.loads(e) for e in events]
         by_id = {e["request_id"]: e for e in parsed}  # a replay within the batch counts once
         fresh = _insert_request_logs(cursor, list(by_id.values()), now)
+        _store_responses([by_id[r] for r in fresh], now)
         for request_id in sorted(fresh):
             event = by_id[request_id]
             cost = Decimal(event["cost"])

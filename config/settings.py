@@ -230,6 +230,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.mirror_pending_balance_changes",
         "schedule": 60.0,
     },
+    "expire-stored-responses": {
+        "task": "billing.tasks.expire_stored_responses",
+        "schedule": 3600.0,
+    },
     # Health checks in tiers (monitoring.health): what serves traffic often, the rest rarely.
     "check-health-hot": {
         "task": "monitoring.tasks.check_health",
@@ -254,6 +258,8 @@ GATEWAYZ_MAX_BODY_BYTES = env_int("GATEWAYZ_MAX_BODY_BYTES", 4 * 1024 * 1024, mi
 # A hold not settled within this many seconds belongs to a crashed process: the request is
 # settled from its journal and the hold released (docs/request-path.md).
 GATEWAYZ_HOLD_TTL_SECONDS = env_int("GATEWAYZ_HOLD_TTL_SECONDS", 900, minimum=60)
+# How long a stored Responses API answer is kept (OpenAI keeps them 30 days).
+GATEWAYZ_RESPONSES_RETENTION_DAYS = env_int("GATEWAYZ_RESPONSES_RETENTION_DAYS", 30, minimum=1)
 # How often a stream records what it has delivered in its journal, and so how much a crash
 # can leave unbilled (one Redis command per stream per period, no wait for its reply).
 GATEWAYZ_JOURNAL_SECONDS = env_float("GATEWAYZ_JOURNAL_SECONDS", 1.0)

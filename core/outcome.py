@@ -38,6 +38,8 @@ class RequestOutcome:
     upstream_latency_ms: float | None = None
     ttft_ms: float | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)  # see RequestLog.attempts
+    # A Responses API answer to keep (`store`): billing.models.StoredResponse's fields.
+    stored: dict[str, Any] | None = None
     held: bool = False  # whether admission reserved credit for it
     # The amount held: what the request may be charged at most (never sent in the event).
     hold: Decimal = Decimal(0)

@@ -21,6 +21,7 @@ from gateway.endpoints.images import images_generations
 from gateway.endpoints.messages import messages
 from gateway.endpoints.models_api import anthropic_client, model_retrieve, models_list
 from gateway.endpoints.responses import responses
+from gateway.endpoints.responses_stored import stored_response
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
 from gateway.metrics import CONTENT_TYPE, REQUESTS_IN_FLIGHT, metrics_page
 from gateway.runtime import runtime_ensure_started
@@ -79,6 +80,8 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
             if method != "POST":
                 raise _method_not_allowed("POST")
             await responses(scope, receive, send)
+        elif path.startswith("/v1/responses/"):
+            await stored_response(scope, send, path[len("/v1/responses/") :])
         elif path == "/v1/messages":
             if method != "POST":
                 raise _method_not_allowed("POST")

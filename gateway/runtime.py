@@ -8,6 +8,7 @@ import gc
 
 from django.conf import settings
 
+from gateway.endpoints.responses_state import recent
 from gateway.guards.breaker_board import board_close
 from gateway.guards.credit import credit_gate_close
 from gateway.guards.settlement import settler
@@ -69,6 +70,7 @@ async def runtime_stop() -> None:
     await board_close()
     await key_cache.close()
     await upstream_client_close()
+    await recent.close()
 
 
 async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:

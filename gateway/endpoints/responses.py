@@ -1,8 +1,10 @@
 """POST /v1/responses (OpenAI's Responses API) on the shared request path: translated to a
-chat completion request for whichever provider serves the model (providers.translate)."""
+chat completion request for whichever provider serves the model (providers.translate), the
+answer kept for its customer unless `store` is false (gateway.endpoints.responses_state)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -11,9 +13,18 @@ import orjson
 from django.conf import settings
 
 from core.errors import GatewayError
+from core.outcome import RequestOutcome
 from core.usage import Usage
+from gateway.endpoints.responses_state import (
+    conversation,
+    expand_input,
+    remember,
+    share,
+    stored_entry,
+)
 from gateway.endpoints.validation import chat_referenced_tokens
 from gateway.http import Receive, Scope, Send
+from gateway.keycache import KeyIdentity
 from gateway.pipeline.client_api import ClientApi, completion_read, send_priced
 from gateway.pipeline.serve import serve
 from gateway.relay.context import RelayContext
@@ -28,6 +39,8 @@ from providers.translate.responses_openai_answers import chat_to_response
 from providers.translate.responses_openai_requests import responses_body_parse, responses_to_chat
 from providers.translate.responses_openai_streams import ChatChunksToResponseEvents
 
+JSON = dict[str, Any]
+
 
 def _output_tokens(body: dict[str, Any], model: CatalogModel) -> int:
     cap = model.max_output_tokens or settings.GATEWAYZ_DEFAULT_MAX_OUTPUT_TOKENS
@@ -35,14 +48,17 @@ def _output_tokens(body: dict[str, Any], model: CatalogModel) -> int:
 
 
 class ResponsesEncoder(Encoder):
-    def __init__(self, body: dict[str, Any]) -> None:
+    def __init__(self, body: dict[str, Any], answered: Callable[[JSON], None]) -> None:
         self.events = ChatChunksToResponseEvents(body)
+        self.answered = answered  # told the final Response before it is sent
 
     def feed(self, chunk: dict[str, Any]) -> list[bytes]:
         return self.events.feed(chunk)
 
     def finish(self, decoder: Decoder, usage: Usage, cost: Decimal) -> bytes:
-        return b"".join(self.events.finish_events(usage))
+        events = self.events.finish_events(usage)
+        self.answered(self.events.response)
+        return b"".join(events)
 
     def fail(self, error: GatewayError) -> bytes:
         return self.events.failed(error)
@@ -51,13 +67,23 @@ class ResponsesEncoder(Encoder):
 class ResponsesApi(ClientApi):
     endpoint = "responses"
 
+    prepares = True
+
     def parse(self, raw: bytes) -> dict[str, Any]:
-        body = responses_body_parse(raw)
-        body["_chat"] = responses_to_chat(body)  # validated once, reused for every deployment
-        return body
+        return responses_body_parse(raw)
+
+    async def prepare(self, body: JSON, identity: KeyIdentity) -> None:
+        """Reads the conversation the request continues, and translates it with the input
+        once for every deployment (the gateway's own keys start with `_`)."""
+        chain, items = await expand_input(body, identity.user_id)
+        body["_chain"], body["_input"] = chain, items
+        body["_chat"] = responses_to_chat({**body, "input": [*conversation(chain), *items]})
 
     def referenced_tokens(self, body: dict[str, Any]) -> int:
-        return chat_referenced_tokens(body["_chat"])
+        # A continued conversation is sent upstream but is not in the body: its bytes bound
+        # its tokens, as the body's do.
+        history = len(orjson.dumps(body["_chain"])) if body["_chain"] else 0
+        return chat_referenced_tokens(body["_chat"]) + history
 
     def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
         return _output_tokens(body, model)
@@ -68,11 +94,13 @@ class ResponsesApi(ClientApi):
         return wire(deployment).chat_request(body["_chat"], deployment, _output_tokens(body, model))
 
     async def relay(self, ctx: RelayContext) -> None:
-        public = {k: v for k, v in ctx.body.items() if k != "_chat"}
+        public = {k: v for k, v in ctx.body.items() if not k.startswith("_")}
         # The provider answered the chat request made of it: read as its answer.
         chat = replace(ctx, body=ctx.body["_chat"])
+        keeping = _Keeping(ctx.body, ctx.outcome)
         if ctx.outcome.stream:
-            await relay_translated(chat, ResponsesEncoder(public))
+            await relay_translated(chat, ResponsesEncoder(public, keeping.answered))
+            await keeping.shared()
             return
         read = completion_read(chat)
         if isinstance(read, GatewayError):  # e.g. a provider's safety filter blocked it
@@ -82,7 +110,30 @@ class ResponsesApi(ClientApi):
         cost = usage_record(ctx.outcome, usage, ctx.answer.deployment)
         response = chat_to_response(completion, public, usage)
         response["usage"]["cost"] = float(cost)
+        keeping.answered(response)
+        await keeping.shared()  # before the client can ask for it
         await send_priced(ctx.send, orjson.dumps(response), cost, ctx.headers)
+
+
+class _Keeping:
+    """An answer to keep (unless `store` is false): in the request's usage event for the
+    database, and at once in this process and Redis for the next requests."""
+
+    def __init__(self, body: JSON, outcome: RequestOutcome) -> None:
+        self.body, self.outcome = body, outcome
+        self.entry: JSON | None = None
+
+    def answered(self, response: JSON) -> None:
+        if self.body.get("store") is False or response["status"] == "failed":
+            return
+        entry = stored_entry(self.body, response)
+        self.outcome.stored = entry
+        self.entry = entry
+        remember(response["id"], self.outcome.user_id, [*self.body["_chain"], entry])
+
+    async def shared(self) -> None:
+        if self.entry is not None:
+            await share(self.entry["id"])
 
 
 RESPONSES = ResponsesApi()

@@ -21,6 +21,7 @@ from gateway.http import (
     Send,
     send_bytes,
 )
+from gateway.keycache import KeyIdentity
 from gateway.relay.context import Headers, RelayContext
 from gateway.relay.upstream_attempt import UpstreamAnswer, UpstreamRequest
 from providers.catalog import CatalogModel, Deployment
@@ -35,6 +36,12 @@ class ClientApi(ABC):
 
     endpoint: str
     kind = "chat"  # the kind of model it serves
+    prepares = False  # has `prepare` to run before routing
+
+    async def prepare(self, body: dict[str, Any], identity: KeyIdentity) -> None:
+        """Completes the parsed body with what needs the database or Redis (a stored
+        conversation it continues), once the key is known; `prepares` says it does."""
+        return None
 
     @abstractmethod
     def parse(self, raw: bytes) -> dict[str, Any]:

@@ -177,6 +177,8 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         api.headers_check(scope)
         raw = await read_body(scope, receive, settings.GATEWAYZ_MAX_BODY_BYTES)
         body = api.parse(raw)
+        if api.prepares:
+            await api.prepare(body, identity)
         outcome.requested_model = loggable(body["model"])
         outcome.stream = bool(body.get("stream"))
         route = await route_resolve(api, body, identity)

@@ -19,6 +19,12 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(12).hex()}"
 
 
+def item_id(kind: str, response_id: str, n: int) -> str:
+    """An output item's id: its kind, its response's id and its place, so that a reference
+    to it finds its response (gateway.endpoints.responses_state)."""
+    return f"{kind}_{response_id.removeprefix('resp_')}_{n}"
+
+
 def responses_usage(usage: Usage) -> JSON:
     return {
         "input_tokens": usage.prompt_tokens,
@@ -43,9 +49,9 @@ def response_shell(body: JSON, response_id: str, status: str, output: list[JSON]
         "model": body["model"],
         "output": output,
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
-        "previous_response_id": None,
+        "previous_response_id": body.get("previous_response_id"),
         "reasoning": {"effort": (body.get("reasoning") or {}).get("effort"), "summary": None},
-        "store": False,
+        "store": body.get("store", True) is not False,
         "temperature": body.get("temperature", 1.0),
         "text": body.get("text") or {"format": {"type": "text"}},
         "tool_choice": body.get("tool_choice", "auto"),
@@ -58,10 +64,10 @@ def response_shell(body: JSON, response_id: str, status: str, output: list[JSON]
     }
 
 
-def _message_item(text: str, status: str = "completed") -> JSON:
+def _message_item(text: str, id_: str, status: str = "completed") -> JSON:
     return {
         "type": "message",
-        "id": new_id("msg"),
+        "id": id_,
         "status": status,
         "role": "assistant",
         "content": [{"type": "output_text", "text": text, "annotations": []}],
@@ -81,29 +87,31 @@ def chat_to_response(data: JSON, body: JSON, usage: Usage) -> JSON:
     choice = (data.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     output: list[JSON] = []
+    response_id = new_id("resp")
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
         output.append(
             {
                 "type": "reasoning",
-                "id": new_id("rs"),
+                "id": item_id("rs", response_id, len(output)),
                 "summary": [{"type": "summary_text", "text": reasoning}],
             }
         )
     if message.get("content"):
-        output.append(_message_item(str(message["content"])))
+        text = str(message["content"])
+        output.append(_message_item(text, item_id("msg", response_id, len(output))))
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         output.append(
             {
                 "type": "function_call",
-                "id": new_id("fc"),
+                "id": item_id("fc", response_id, len(output)),
                 "call_id": call.get("id", ""),
                 "name": function.get("name", ""),
                 "arguments": function.get("arguments", ""),
                 "status": "completed",
             }
         )
-    response = response_shell(body, new_id("resp"), "completed", output)
+    response = response_shell(body, response_id, "completed", output)
     response_finish(response, choice.get("finish_reason"), usage)
     return response

@@ -1,8 +1,8 @@
 """OpenAI's Responses API → Chat Completions, the request: a Responses request becomes a chat
 completion request (served by any provider, through the other translations where needed).
 
-Stateless: Gatewayz stores no responses, so `previous_response_id` is refused with a 400
-that says to send the conversation as `input`; `store` is accepted and has no effect.
+Stored answers (`store`, `previous_response_id`, `item_reference`) are the gateway's
+(gateway.endpoints.responses_state): what reaches this translation is the whole input.
 Built-in tools (web search, file search, computer use...) are refused: only function tools
 can be served by every provider.
 """
@@ -97,12 +97,8 @@ def responses_body_parse(raw: bytes) -> JSON:
         raise bad_request("The request body must be a JSON object.")
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise _bad("You must provide a model parameter.", "model")
-    if body.get("previous_response_id"):
-        raise _bad(
-            "Gatewayz does not store responses: send the whole conversation as 'input' "
-            "instead of 'previous_response_id'.",
-            "previous_response_id",
-        )
+    if not isinstance(body.get("store", True), bool):
+        raise _bad("'store' must be a boolean.", "store")
     if "input" not in body:
         raise _bad("You must provide 'input'.", "input")
     if not isinstance(body.get("stream", False), bool):

@@ -9,7 +9,12 @@ import orjson
 
 from core.errors import GatewayError
 from core.usage import Usage
-from providers.translate.responses_openai_answers import new_id, response_finish, response_shell
+from providers.translate.responses_openai_answers import (
+    item_id,
+    new_id,
+    response_finish,
+    response_shell,
+)
 
 JSON = dict[str, Any]
 
@@ -40,6 +45,10 @@ class ChatChunksToResponseEvents:
         self.sequence += 1
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
+    def _item_id(self, kind: str) -> str:
+        """The id of the item about to be added (see item_id)."""
+        return item_id(kind, self.response["id"], len(self.response["output"]))
+
     def _index(self, item: JSON) -> int:
         return self.response["output"].index(item)
 
@@ -65,7 +74,7 @@ class ChatChunksToResponseEvents:
                 if self.text is None:
                     self.text = {
                         "type": "message",
-                        "id": new_id("msg"),
+                        "id": self._item_id("msg"),
                         "status": "in_progress",
                         "role": "assistant",
                         "content": [],
@@ -102,7 +111,7 @@ class ChatChunksToResponseEvents:
                 if item is None or (call.get("id") and call["id"] != item["call_id"]):
                     item = {
                         "type": "function_call",
-                        "id": new_id("fc"),
+                        "id": self._item_id("fc"),
                         "call_id": call.get("id", ""),
                         "name": function.get("name", ""),
                         "arguments": "",

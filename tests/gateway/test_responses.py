@@ -123,7 +123,7 @@ def test_function_tools_round_trip(gateway, make_account, model):
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"previous_response_id": "resp_123"}, "previous_response_id"),
+        ({"store": "yes"}, "store"),
         ({"tools": [{"type": "web_search"}]}, "tools"),
         ({"input": []}, "input"),
         ({"max_output_tokens": 0}, "max_output_tokens"),
