@@ -52,11 +52,15 @@ def stored_delete(*, response_id: str, user_id: int, unwritten: bool = False) ->
     written yet; an expired row takes its place, so that the writer's insert, coming later,
     finds its id taken and keeps nothing (reads skip expired rows; the expiry job deletes
     it)."""
-    deleted, _ = StoredResponse.objects.filter(id=response_id, user_id=user_id).delete()
+    mine = StoredResponse.objects.filter(id=response_id, user_id=user_id)
+    deleted, _ = mine.delete()
     if unwritten and not deleted:
-        StoredResponse.objects.get_or_create(
-            id=response_id, defaults={"user_id": user_id, "expires_at": timezone.now()}
+        now = timezone.now()
+        _, created = StoredResponse.objects.get_or_create(
+            id=response_id, defaults={"user_id": user_id, "expires_at": now}
         )
+        if not created:  # the writer's row came in between: it goes too
+            mine.filter(expires_at__gt=now).delete()
     return bool(deleted) or unwritten
 
 

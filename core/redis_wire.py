@@ -163,6 +163,14 @@ class RedisWire:
             protocol = await self._connect()
         return await _send(protocol, args)
 
+    def call_now(self, *args: Arg) -> asyncio.Future[Any] | None:
+        """A command written to the socket before this returns (see `evalsha_now`); None if
+        not connected (use `call`)."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            return None
+        return _send(protocol, args, now=True)
+
     def evalsha_now(
         self, source: str, keys: Sequence[Arg], args: Sequence[Arg]
     ) -> asyncio.Future[Any] | None:

@@ -4,7 +4,7 @@ answer kept for its customer unless `store` is false (gateway.endpoints.response
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -18,8 +18,8 @@ from core.usage import Usage
 from gateway.endpoints.responses_state import (
     conversation,
     expand_input,
+    kept,
     remember,
-    share,
     stored_entry,
 )
 from gateway.endpoints.validation import chat_referenced_tokens
@@ -117,23 +117,21 @@ class ResponsesApi(ClientApi):
 
 class _Keeping:
     """An answer to keep (unless `store` is false): in the request's usage event for the
-    database, and at once in this process and Redis for the next requests."""
+    database, and at once in Redis (or this process) for the next requests."""
 
     def __init__(self, body: JSON, outcome: RequestOutcome) -> None:
         self.body, self.outcome = body, outcome
-        self.entry: JSON | None = None
+        self.write: Awaitable[Any] | None = None
 
     def answered(self, response: JSON) -> None:
         if self.body.get("store") is False or response["status"] == "failed":
             return
         entry = stored_entry(self.body, response)
         self.outcome.stored = entry
-        self.entry = entry
-        remember(response["id"], self.outcome.user_id, [*self.body["_chain"], entry])
+        self.write = remember(response["id"], self.outcome.user_id, [*self.body["_chain"], entry])
 
     async def shared(self) -> None:
-        if self.entry is not None:
-            await share(self.entry["id"])
+        await kept(self.write)
 
 
 RESPONSES = ResponsesApi()

@@ -6,8 +6,8 @@ assume storage (the AI SDK's default OpenAI model, on every tool loop) work unch
 Nothing is written to the database on the request path: an answer to keep rides in its
 request's usage event (RequestOutcome.stored) to the usage writer, which keeps it with the
 request log row (billing.models.StoredResponse). Until that row is surely written, the
-answer is also kept here: in this process, and in Redis (with REDIS_URL) for the others, for
-a few minutes; the next request of a tool loop often comes before the writer's batch.
+answer is also kept in Redis for a few minutes (in this process without Redis): the next
+request of a tool loop often comes before the writer's batch.
 
 Reading one answer with all it continues is one indexed query (billing.stored_responses).
 Item ids carry their response's id (`msg_<response>_<n>`), so a reference is found the same
@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable
 from typing import Any
 
 import hiredis
@@ -51,7 +52,9 @@ def conversation(chain: list[JSON]) -> list[JSON]:
 
 
 class RecentAnswers:
-    """Answers kept while their rows are being written: here, and in Redis for the others."""
+    """Answers kept while their rows are being written: in Redis (with REDIS_URL), which
+    every process reads and a deletion reaches at once; else in this process (the embedded
+    default runs one)."""
 
     def __init__(self) -> None:
         self.here: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
@@ -63,28 +66,23 @@ class RecentAnswers:
             self.wire = RedisWire(settings.REDIS_URL, timeout=timeout)
         return self.wire
 
-    def keep(self, response_id: str, record: bytes) -> None:
-        self.here[response_id] = (time.monotonic() + RECENT_SECONDS, record)
-        while len(self.here) > RECENT_MAX:
-            self.here.popitem(last=False)
-
-    async def share(self, response_id: str) -> None:
-        """Puts an answer kept here in Redis, for the other processes."""
-        wire, held = self._wire(), self.here.get(response_id)
-        if wire is None or held is None:
-            return
-        try:
-            await wire.call("SET", PREFIX + response_id, held[1], "EX", RECENT_SECONDS)
-        except (RedisWireError, hiredis.ReplyError) as exc:
-            log.warning("a stored response is not shared in Redis: %s", exc)
-
-    async def find(self, response_id: str) -> bytes | None:
-        held = self.here.get(response_id)
-        if held is not None and held[0] > time.monotonic():
-            return held[1]
+    def keep(self, response_id: str, record: bytes) -> Awaitable[Any] | None:
+        """Keeps an answer; with Redis, the write is on its way before this returns (so
+        before the client hears the answer): await what it returns for its reply."""
         wire = self._wire()
         if wire is None:
+            self.here[response_id] = (time.monotonic() + RECENT_SECONDS, record)
+            while len(self.here) > RECENT_MAX:
+                self.here.popitem(last=False)
             return None
+        args = ("SET", PREFIX + response_id, record, "EX", RECENT_SECONDS)
+        return wire.call_now(*args) or wire.call(*args)
+
+    async def find(self, response_id: str) -> bytes | None:
+        wire = self._wire()
+        if wire is None:
+            held = self.here.get(response_id)
+            return held[1] if held is not None and held[0] > time.monotonic() else None
         try:
             found = await wire.call("GET", PREFIX + response_id)
         except (RedisWireError, hiredis.ReplyError) as exc:
@@ -93,13 +91,14 @@ class RecentAnswers:
         return bytes(found) if found else None
 
     async def forget(self, response_id: str) -> None:
-        self.here.pop(response_id, None)
         wire = self._wire()
-        if wire is not None:
-            try:
-                await wire.call("DEL", PREFIX + response_id)
-            except (RedisWireError, hiredis.ReplyError) as exc:
-                log.warning("a deleted response may be read from Redis a while: %s", exc)
+        if wire is None:
+            self.here.pop(response_id, None)
+            return
+        try:
+            await wire.call("DEL", PREFIX + response_id)
+        except (RedisWireError, hiredis.ReplyError) as exc:
+            log.warning("a deleted response may be read from Redis a while: %s", exc)
 
     async def close(self) -> None:
         if self.wire is not None:
@@ -124,14 +123,20 @@ async def chain_of(response_id: str, user_id: int, param: str) -> list[JSON]:
     return chain
 
 
-def remember(response_id: str, user_id: int, chain: list[JSON]) -> None:
-    """Keeps a new answer (the last of `chain`) in this process for the next requests, until
-    its row is written; `share` puts it in Redis for the others."""
-    recent.keep(response_id, orjson.dumps({"user_id": user_id, "chain": chain}))
+def remember(response_id: str, user_id: int, chain: list[JSON]) -> Awaitable[Any] | None:
+    """Keeps a new answer (the last of `chain`) for the next requests until its row is
+    written; await what it returns (a Redis write already sent) before going on."""
+    return recent.keep(response_id, orjson.dumps({"user_id": user_id, "chain": chain}))
 
 
-async def share(response_id: str) -> None:
-    await recent.share(response_id)
+async def kept(write: Awaitable[Any] | None) -> None:
+    """Waits for `remember`'s write; a failed one is logged (the row still comes)."""
+    if write is None:
+        return
+    try:
+        await write
+    except (RedisWireError, hiredis.ReplyError) as exc:
+        log.warning("a stored response is not shared in Redis: %s", exc)
 
 
 INPUT_KINDS = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}

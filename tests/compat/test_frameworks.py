@@ -10,7 +10,6 @@ from decimal import Decimal
 import pytest
 from langchain_anthropic import ChatAnthropic
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel
 from pydantic_ai import Agent, NativeOutput
 from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.openai import OpenAIChatModel
@@ -18,18 +17,9 @@ from pydantic_ai.profiles import ModelProfile
 from pydantic_ai.providers.anthropic import AnthropicProvider
 from pydantic_ai.providers.openai import OpenAIProvider
 
+from tests.support.structured import ASK, EVENT, Event
+
 pytestmark = pytest.mark.smoke
-
-
-class Event(BaseModel):
-    name: str
-    date: str
-    attendees: list[str]
-    confirmed: bool
-
-
-EVENT = Event(name="name", date="date", attendees=["attendees"], confirmed=True)
-ASK = "Alice and Bob go to a science fair on Friday."
 
 
 @pytest.mark.parametrize("model", ["test/claude", "test/claude-legacy", "test/gemini"])

@@ -17,23 +17,15 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from pydantic import BaseModel
 
+from tests.support.structured import ASK as SAID
+from tests.support.structured import EVENT, Event
 from tests.support.waits import settled
 
 pytestmark = pytest.mark.smoke
 
 
-class Event(BaseModel):
-    name: str
-    date: str
-    attendees: list[str]
-    confirmed: bool
-
-
-# What the mocks answer for Event's schema: every property, strings named after themselves.
-EVENT = Event(name="name", date="date", attendees=["attendees"], confirmed=True)
-ASK = [{"role": "user", "content": "Alice and Bob go to a science fair on Friday."}]
+ASK = [{"role": "user", "content": SAID}]
 
 
 def _openai(gateway: str, key: str) -> openai.OpenAI:
@@ -178,7 +170,7 @@ def test_responses_parse_gets_the_object(gateway, make_account, model):
     account = make_account(credit=Decimal("1"))
 
     response = _openai(gateway, account.key).responses.parse(
-        model=model, input="Alice and Bob go to a science fair on Friday.", text_format=Event
+        model=model, input=SAID, text_format=Event
     )
 
     assert response.output_parsed == EVENT

@@ -114,6 +114,16 @@ for (const model of ["test/claude", "test/claude-legacy", "test/gemini"]) {
     assert.deepEqual(await result.object, EVENT);
   });
 
+  test(`ai generateObject through @ai-sdk/openai's Responses model on ${model}`, async () => {
+    const { object } = await generateObject({
+      model: aiOpenAI(model), // the AI SDK's default: the Responses API
+      schema: Event,
+      prompt: ASK,
+      maxRetries: 0,
+    });
+    assert.deepEqual(object, EVENT);
+  });
+
   test(`ai generateObject through @ai-sdk/openai-compatible on ${model}`, async () => {
     const { object } = await generateObject({
       model: aiCompatible.chatModel(model),
