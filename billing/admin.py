@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from billing.models import CreditAccount, CreditHold, LedgerEntry, RequestLog
+from billing.staff_admin import PERMISSION, adjust_view
 from core.readonly_admin import ReadOnlyAdmin
 
 
@@ -11,6 +16,21 @@ from core.readonly_admin import ReadOnlyAdmin
 class CreditAccountAdmin(ReadOnlyAdmin):
     list_display = ("user", "balance", "held", "updated_at")
     search_fields = ("user__email",)
+
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        if request.user.has_perm(PERMISSION):
+            return (*self.list_display, "change_credit")
+        return self.list_display
+
+    def get_urls(self) -> list[URLPattern]:
+        adjust = self.admin_site.admin_view(partial(adjust_view, self))
+        own = [path("<path:object_id>/adjust/", adjust, name="billing_creditaccount_adjust")]
+        return own + super().get_urls()
+
+    @admin.display(description="")
+    def change_credit(self, account: CreditAccount) -> str:
+        url = reverse("admin:billing_creditaccount_adjust", args=[account.pk])
+        return format_html('<a href="{}">Grant, refund or deduct</a>', url)
 
 
 @admin.register(LedgerEntry)
