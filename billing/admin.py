@@ -9,18 +9,27 @@ from django.utils.html import format_html
 
 from billing.models import CreditAccount, CreditHold, LedgerEntry, RequestLog
 from billing.staff_admin import PERMISSION, adjust_view
+from core.amounts import amount_text
 from core.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(CreditAccount)
 class CreditAccountAdmin(ReadOnlyAdmin):
-    list_display = ("user", "balance", "held", "updated_at")
+    list_display = ("user", "credits", "credits_held", "updated_at")
     search_fields = ("user__email",)
 
     def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
-        if request.user.has_perm(PERMISSION):
-            return (*self.list_display, "change_credit")
+        if request.user.has_perm(PERMISSION):  # beside the name: in view on a phone too
+            return ("user", "change_credit", *self.list_display[1:])
         return self.list_display
+
+    @admin.display(description="balance", ordering="balance")
+    def credits(self, account: CreditAccount) -> str:
+        return amount_text(account.balance)
+
+    @admin.display(description="held", ordering="held")
+    def credits_held(self, account: CreditAccount) -> str:
+        return amount_text(account.held)
 
     def get_urls(self) -> list[URLPattern]:
         adjust = self.admin_site.admin_view(partial(adjust_view, self))
