@@ -73,6 +73,7 @@ class User(AbstractUser):
     class Role(models.TextChoices):
         USER = "user"
         DEVELOPER = "developer"
+        SUPPORT = "support"
         ADMIN = "admin"
 
     username = None  # type: ignore[assignment]  # email is the login

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models, transaction
 
 from billing.models import CreditAccount, LedgerEntry
@@ -39,12 +40,24 @@ class CreditRefused(ValueError):
 
 @transaction.atomic
 def credit_staff_adjust(
-    *, user_id: int, operation: str, amount: Decimal, reason: str, token: str
+    *,
+    user_id: int,
+    operation: str,
+    amount: Decimal,
+    reason: str,
+    token: str,
+    unlimited: bool = True,
 ) -> LedgerEntry:
     """Applies a staff operation once per `token`; refuses a non-positive amount, one finer
-    than a pico-credit, a blank reason, and a deduction larger than the balance."""
+    than a pico-credit, a blank reason, a deduction larger than the balance, and for staff
+    not `unlimited` (support), an amount over GATEWAYZ_SUPPORT_CREDIT_LIMIT."""
     if amount <= 0 or amount != amount.quantize(PLACES):
         raise CreditRefused("The amount must be positive, to at most 12 decimal places.")
+    limit = settings.GATEWAYZ_SUPPORT_CREDIT_LIMIT
+    if not unlimited and amount > limit:
+        raise CreditRefused(
+            f"Support changes at most {amount_text(limit)} credits at a time; ask an admin."
+        )
     if not reason.strip():
         raise CreditRefused("A reason is required.")
     kind = KINDS[StaffOperation(operation)]

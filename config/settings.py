@@ -40,6 +40,9 @@ GATEWAYZ_KEY_PEPPER = _secret("GATEWAYZ_KEY_PEPPER").encode()
 # What a request served with the customer's own provider key (BYOK) is charged: this share
 # of the list price (the provider bills them for the rest).
 GATEWAYZ_BYOK_FEE = env_decimal("GATEWAYZ_BYOK_FEE", "0.05")
+# The most credit support staff change at a time (a grant, refund or deduction); more needs
+# an admin (billing.staff_credit).
+GATEWAYZ_SUPPORT_CREDIT_LIMIT = env_decimal("GATEWAYZ_SUPPORT_CREDIT_LIMIT", "50")
 # Fernet keys for provider credentials at rest, the current one first (providers.credentials).
 GATEWAYZ_CREDENTIAL_KEYS = env_list("GATEWAYZ_CREDENTIAL_KEYS")
 

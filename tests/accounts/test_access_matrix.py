@@ -33,6 +33,7 @@ def people() -> dict[str, User | None]:
         "anonymous": None,
         "user": _person("u@example.com"),
         "developer": _person("d@example.com", "developer"),
+        "support": _person("s@example.com", "support"),
         "admin": _person("a@example.com", "admin"),
     }
 
@@ -44,26 +45,26 @@ def offering() -> Offering:
     return Offering.objects.create(provider=provider, model=model, upstream_model_id="one")
 
 
-ROLES = ("anonymous", "user", "developer", "admin")
+ROLES = ("anonymous", "user", "developer", "support", "admin")
 # path -> expected status per role, in ROLES order (302: sent to the admin's login page)
 ADMIN_PAGES = {
-    "/admin/": (302, 302, 200, 200),
-    "/admin/providers/provider/": (302, 302, 200, 200),
-    "/admin/providers/offering/{offering}/change/": (302, 302, 200, 200),
-    "/admin/billing/requestlog/": (302, 302, 200, 200),
-    "/admin/monitoring/healthsample/": (302, 302, 404, 404),  # not in the admin
-    "/admin/accounts/user/": (302, 302, 403, 200),
-    "/admin/accounts/apikey/": (302, 302, 403, 200),
-    "/admin/providers/providerkey/": (302, 302, 403, 200),  # customers' own keys
-    "/admin/accounts/plan/": (302, 302, 403, 200),
-    "/admin/accounts/auditentry/": (302, 302, 403, 200),
-    "/admin/billing/ledgerentry/": (302, 302, 403, 200),
-    "/admin/billing/creditaccount/": (302, 302, 403, 200),
+    "/admin/": (302, 302, 200, 200, 200),
+    "/admin/providers/provider/": (302, 302, 200, 200, 200),
+    "/admin/providers/offering/{offering}/change/": (302, 302, 200, 200, 200),
+    "/admin/billing/requestlog/": (302, 302, 200, 200, 200),
+    "/admin/monitoring/healthsample/": (302, 302, 404, 404, 404),  # not in the admin
+    "/admin/accounts/user/": (302, 302, 403, 200, 200),
+    "/admin/accounts/apikey/": (302, 302, 403, 200, 200),
+    "/admin/providers/providerkey/": (302, 302, 403, 403, 200),  # customers' own keys
+    "/admin/accounts/plan/": (302, 302, 403, 200, 200),
+    "/admin/accounts/auditentry/": (302, 302, 403, 200, 200),
+    "/admin/billing/ledgerentry/": (302, 302, 403, 200, 200),
+    "/admin/billing/creditaccount/": (302, 302, 403, 200, 200),
 }
 STAFF_APIS = {
-    ("GET", "/api/monitoring/circuit-breakers"): (401, 403, 200, 200),
-    ("POST", "/api/monitoring/circuit-breakers/p1/reset"): (401, 403, 200, 200),
-    ("GET", "/api/monitoring/health"): (200, 200, 200, 200),  # a status page's data
+    ("GET", "/api/monitoring/circuit-breakers"): (401, 403, 200, 200, 200),
+    ("POST", "/api/monitoring/circuit-breakers/p1/reset"): (401, 403, 200, 403, 200),
+    ("GET", "/api/monitoring/health"): (200, 200, 200, 200, 200),  # a status page's data
 }
 
 

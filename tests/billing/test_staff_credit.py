@@ -161,3 +161,27 @@ def test_two_deductions_racing_never_take_the_balance_below_zero():
 
     assert sorted(outcomes) == ["done"] * 3 + ["refused"] * 5
     assert _balance(customer) == Decimal("0.1")
+
+
+@pytest.mark.django_db
+def test_support_changes_credit_up_to_its_limit_and_an_admin_beyond(settings):
+    settings.GATEWAYZ_SUPPORT_CREDIT_LIMIT = Decimal(20)
+    support, _ = _admin_client(role="support")
+    admin_client, _ = _admin_client(role="admin")
+    customer = _person(credit="1")
+
+    def grant(client: Client, amount: str) -> bytes:
+        sent = {
+            "operation": "grant",
+            "amount": amount,
+            "reason": "ticket 9",
+            "token": uuid.uuid4().hex,
+        }
+        answer = client.post(_url(customer), sent)
+        return answer.content if answer.status_code == 200 else b"applied"
+
+    assert b"Grant, refund or deduct" in support.get("/admin/billing/creditaccount/").content
+    assert grant(support, "20") == b"applied"
+    assert b"ask an admin" in grant(support, "20.000000000001")
+    assert grant(admin_client, "500") == b"applied"
+    assert _balance(customer) == Decimal(521)
