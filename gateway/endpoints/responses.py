@@ -77,13 +77,13 @@ class ResponsesApi(ClientApi):
         once for every deployment (the gateway's own keys start with `_`)."""
         chain, items = await expand_input(body, identity.user_id)
         body["_chain"], body["_input"] = chain, items
+        # A continued conversation goes upstream without being in the body: its bytes bound
+        # its tokens, as the body's do (counted once, for every model of the route).
+        body["_history_bytes"] = len(orjson.dumps(chain)) if chain else 0
         body["_chat"] = responses_to_chat({**body, "input": [*conversation(chain), *items]})
 
     def referenced_tokens(self, body: dict[str, Any]) -> int:
-        # A continued conversation is sent upstream but is not in the body: its bytes bound
-        # its tokens, as the body's do.
-        history = len(orjson.dumps(body["_chain"])) if body["_chain"] else 0
-        return chat_referenced_tokens(body["_chat"]) + history
+        return chat_referenced_tokens(body["_chat"]) + body["_history_bytes"]
 
     def output_tokens(self, body: dict[str, Any], model: CatalogModel) -> int:
         return _output_tokens(body, model)

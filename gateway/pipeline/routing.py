@@ -187,7 +187,10 @@ def _strategy_order(model: CatalogModel, sort: str | None) -> list[Deployment]:
 
 
 def _fits(
-    d: Deployment, p: Preferences, body: dict[str, Any], dropped: Callable[[Deployment], list[str]]
+    d: Deployment,
+    p: Preferences,
+    body: dict[str, Any],
+    dropped: Callable[[dict[str, Any], Deployment], list[str]],
 ) -> bool:
     if p.only is not None and d.provider not in p.only:
         return False
@@ -204,7 +207,7 @@ def _fits(
     if not p.require_parameters:
         return True
     try:
-        return not dropped(d)
+        return not dropped(body, d)
     except GatewayError:
         return False
 
@@ -213,7 +216,7 @@ def deployments_for(
     model: CatalogModel,
     prefs: Preferences,
     body: dict[str, Any],
-    dropped: Callable[[Deployment], list[str]] = lambda d: [],
+    dropped: Callable[[dict[str, Any], Deployment], list[str]] = lambda body, d: [],
 ) -> tuple[Deployment, ...]:
     """The model's deployments this request may try, in the order to try them (`dropped`:
     the fields a deployment would not get, for `require_parameters`)."""

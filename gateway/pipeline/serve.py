@@ -13,7 +13,6 @@ import logging
 import time
 from asyncio import current_task
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -132,7 +131,7 @@ async def route_resolve(api: ClientApi, body: dict[str, Any], identity: KeyIdent
                 code="model_not_supported",
             )
         chosen = variant_preferences(prefs, variant)
-        deployments = deployments_for(model, chosen, body, partial(api.dropped, body))
+        deployments = deployments_for(model, chosen, body, api.dropped)
         if identity.provider_keys is not None:
             keep_order = bool(chosen.order or chosen.sort)
             deployments = with_own_keys(deployments, identity.provider_keys, keep_order=keep_order)
