@@ -82,6 +82,10 @@ class User(AbstractUser):
     plan = models.ForeignKey(
         Plan, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )
+    # While set, the account's keys are refused with a 403 (gateway.pipeline.auth) and it
+    # can still log in, pay and see its data: a payment in dispute (payments.disputes).
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    suspension_reason = models.CharField(max_length=200, blank=True)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []

@@ -23,6 +23,7 @@ SCOPES = {
     "inference": "call models (/v1/...)",
     "usage:read": "read balance, usage and transactions",
     "keys:manage": "create, change and revoke API keys",
+    "billing": "buy credits and see payments",
 }
 ALL_SCOPES = tuple(SCOPES)
 MAX_ENTRIES = 100

@@ -6,8 +6,9 @@ the group holds the permissions that the admin and the staff APIs check.
   breakers and request logs, and may reset breakers; they change no money, no users, no
   keys, no catalog.
 - `support`: staff who help customers: what developers see, and the customers' accounts
-  (users, keys, credit, the ledger, the audit log); they change a customer's credit up to
-  GATEWAYZ_SUPPORT_CREDIT_LIMIT at a time (billing.staff_credit), more needs an admin.
+  (users, keys, credit, the ledger, the audit log, payments and Stripe's events); they
+  change a customer's credit up to GATEWAYZ_SUPPORT_CREDIT_LIMIT at a time
+  (billing.staff_credit), more needs an admin.
 - `admin`: staff with every permission of Gatewayz's own apps.
 
 Superusers (`createsuperuser`) keep every permission whatever their role.
@@ -21,7 +22,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
 GROUPS = {"developer": "developers", "support": "support", "admin": "admins"}
-OUR_APPS = ("accounts", "billing", "providers", "monitoring", "gateway", "core")
+OUR_APPS = ("accounts", "billing", "providers", "monitoring", "gateway", "core", "payments")
 DEVELOPER_VIEWS = ("providers", "monitoring")  # every model of these: view only (and the
 # request log, which billing keeps)...
 ACCOUNT_DATA = ("view_providerkey",)  # ...but customers' own provider keys: admins only
@@ -40,6 +41,8 @@ def _developer_permissions() -> Any:
 SUPPORT_PERMISSIONS = {
     "accounts": ("view_user", "view_apikey", "view_plan", "view_auditentry"),
     "billing": ("view_creditaccount", "view_ledgerentry", "add_ledgerentry"),
+    # Payments, Stripe's events and disputes, seen; refunds at Stripe are for admins.
+    "payments": ("view_payment", "view_stripeevent", "view_dispute", "view_creditpack"),
 }
 
 

@@ -43,6 +43,8 @@ class LedgerEntry(models.Model):
         USAGE = "usage"
         REFUND = "refund"
         ADJUSTMENT = "adjustment"
+        # A purchase's credit taken back: its payment refunded, or a dispute lost.
+        CLAWBACK = "clawback"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "billing",
     "monitoring",
     "gateway",
+    "payments",
 ]
 
 if sys.argv[1:2] == ["runserver"]:
@@ -250,10 +251,33 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- stripe (dj-stripe) ------------------------------------------------------------------
-STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", False)
-DJSTRIPE_WEBHOOK_SECRET = env_str("DJSTRIPE_WEBHOOK_SECRET")
+# --- stripe (payments, dj-stripe) ---------------------------------------------------------
+# Payments are on when STRIPE_SECRET_KEY is set; without it (`make run`) the billing
+# endpoints answer "payments are not configured" and everything else works.
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
+# Signs the events Stripe posts to /api/stripe/webhook (the endpoint's `whsec_…`).
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET") or env_str("DJSTRIPE_WEBHOOK_SECRET")
+# Where every Stripe call goes: Stripe itself, or a local double (tests, development).
+STRIPE_API_BASE = env_str("STRIPE_API_BASE") or "https://api.stripe.com"
+STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith("sk_live_")
+# dj-stripe reads the key by mode.
+STRIPE_LIVE_SECRET_KEY = STRIPE_SECRET_KEY if STRIPE_LIVE_MODE else ""
+STRIPE_TEST_SECRET_KEY = "" if STRIPE_LIVE_MODE else STRIPE_SECRET_KEY
+DJSTRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+# A credit purchase: 1 credit = 1 US dollar. The fee is added to the price the customer
+# pays (percent of the credits bought, at least the minimum), never taken from the credits.
+GATEWAYZ_TOPUP_FEE_PERCENT = env_decimal("GATEWAYZ_TOPUP_FEE_PERCENT", "0")
+GATEWAYZ_TOPUP_FEE_MIN = env_decimal("GATEWAYZ_TOPUP_FEE_MIN", "0")
+# The range of a custom amount of credits (credit packs are edited in the admin).
+GATEWAYZ_TOPUP_MIN = env_decimal("GATEWAYZ_TOPUP_MIN", "5")
+GATEWAYZ_TOPUP_MAX = env_decimal("GATEWAYZ_TOPUP_MAX", "10000")
+# Referrals: what each of the two people gets when the referee's first purchase of at least
+# GATEWAYZ_REFERRAL_MIN_PURCHASE completes, and how many people one code may bring.
+GATEWAYZ_REFERRAL_BONUS = env_decimal("GATEWAYZ_REFERRAL_BONUS", "10")
+GATEWAYZ_REFERRAL_MIN_PURCHASE = env_decimal("GATEWAYZ_REFERRAL_MIN_PURCHASE", "10")
+GATEWAYZ_REFERRAL_MAX_USES = env_int("GATEWAYZ_REFERRAL_MAX_USES", 10, minimum=0)
 
 # --- gateway -----------------------------------------------------------------------------
 # Bodies larger than this are refused with 413 before they are parsed.
@@ -317,7 +341,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # One line per upstream call is noise at INFO; failures are logged by the gateway.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "stripe": {"level": "WARNING"},  # a line per Stripe call
+    },
 }
 
 # Failover and retries (docs/routing.md): attempts per request over every deployment and

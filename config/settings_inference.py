@@ -10,8 +10,13 @@ links to dj-stripe's models therefore lives in apps the gateway's request path n
 from config.settings import *  # noqa: F403
 from config.settings import INSTALLED_APPS
 
-# dj-stripe: billing pages and webhooks; the token blacklist: JWT logins; drf-spectacular:
-# the OpenAPI document (web side only).
-WEB_ONLY_APPS = {"djstripe", "rest_framework_simplejwt.token_blacklist", "drf_spectacular"}
+# dj-stripe and payments: Stripe, billing pages and webhooks; the token blacklist: JWT
+# logins; drf-spectacular: the OpenAPI document (web side only).
+WEB_ONLY_APPS = {
+    "djstripe",
+    "payments",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+}
 
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app not in WEB_ONLY_APPS]

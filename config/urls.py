@@ -38,6 +38,7 @@ urlpatterns = [
         CircuitBreakerReset.as_view(),
         name="circuit-breaker-reset",
     ),
+    path("", include("payments.urls")),
     path("", include("django_prometheus.urls")),
 ]
 

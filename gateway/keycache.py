@@ -53,6 +53,8 @@ class KeyIdentity:
     restrictions: KeyRestrictions | None = None  # None: unrestricted
     # The user's own provider keys (BYOK), by provider slug, decrypted; None: none.
     provider_keys: dict[str, str] | None = None
+    # Why the account is suspended (its keys refused with a 403); blank: it is not.
+    suspended: str = ""
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -73,6 +75,8 @@ LOADED_FIELDS = (
     *RESTRICTION_FIELDS,
     *PLAN_FIELDS.values(),
     "user__plan__priority",
+    "user__suspended_at",
+    "user__suspension_reason",
 )
 
 
@@ -123,6 +127,9 @@ def _record(digest: str) -> dict[str, Any] | None:
         "priority": priority,
         "restrictions": [row[name] for name in RESTRICTION_FIELDS],
         "provider_keys": provider_keys_sealed(row["user_id"]),
+        "suspended": (row["user__suspension_reason"] or "suspended")
+        if row["user__suspended_at"]
+        else "",
     }
 
 
@@ -134,7 +141,15 @@ def _identity(digest: str, record: dict[str, Any]) -> KeyIdentity:
     restrictions = restrictions_of(*record["restrictions"])
     provider_keys = provider_keys_open(record["provider_keys"]) or None
     return KeyIdentity(
-        key_id, user_id, digest, record["expires_at"], plan, priority, restrictions, provider_keys
+        key_id,
+        user_id,
+        digest,
+        record["expires_at"],
+        plan,
+        priority,
+        restrictions,
+        provider_keys,
+        record.get("suspended", ""),  # a copy shared by a process of the release before
     )
 
 

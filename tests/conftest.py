@@ -13,9 +13,13 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from tests.support.servers import Upstream, free_port, spawn, stop
+from tests.support.servers import REPO_ROOT, Upstream, free_port, spawn, stop
 
 UPSTREAM_KEY = "sk-test-upstream"
+# The Stripe double's key (dj-stripe wants 24+ characters after the prefix) and the secret
+# that signs its events.
+STRIPE_KEY = "sk_test_gatewayzStripeDouble000000"
+WEBHOOK_SECRET = "whsec_test_gatewayz_double"
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +31,36 @@ def mock_upstream() -> Iterator[Upstream]:
     )
     yield Upstream(url, UPSTREAM_KEY)
     stop(proc)
+
+
+@pytest.fixture(scope="session")
+def stripe_double() -> Iterator[str]:
+    """Stripe for the tests: mockserver.stripe in front of localstripe (tests/payments)."""
+    localstripe_port, port = free_port(), free_port()
+    localstripe = f"http://127.0.0.1:{localstripe_port}"
+    (REPO_ROOT / "var").mkdir(exist_ok=True)
+    backend = spawn(
+        ["-m", "localstripe", "--port", str(localstripe_port), "--from-scratch"],
+        f"{localstripe}/js.stripe.com/v3/",
+        log=REPO_ROOT / "var" / "localstripe.log",  # a line per call: not the test output
+    )
+    url = f"http://127.0.0.1:{port}"
+    double = spawn(
+        [
+            "-m",
+            "mockserver.stripe",
+            "--port",
+            str(port),
+            "--localstripe",
+            localstripe,
+            "--webhook-secret",
+            WEBHOOK_SECRET,
+        ],
+        f"{url}/_double/health",
+    )
+    yield url
+    stop(double)
+    stop(backend)
 
 
 @pytest.fixture(scope="session")

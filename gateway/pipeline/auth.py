@@ -85,6 +85,13 @@ async def authenticate(scope: Scope) -> KeyIdentity:
     try:
         if identity.expired(time.time()):
             raise _unauthorized("This API key has expired.")
+        if identity.suspended:
+            raise GatewayError(
+                403,
+                f"This account is suspended ({identity.suspended}); contact support.",
+                type="permission_error",
+                code="account_suspended",
+            )
         if identity.restrictions is not None:
             _check_client(identity.restrictions, scope)
     except GatewayError as refused:

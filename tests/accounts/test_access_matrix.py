@@ -60,6 +60,11 @@ ADMIN_PAGES = {
     "/admin/accounts/auditentry/": (302, 302, 403, 200, 200),
     "/admin/billing/ledgerentry/": (302, 302, 403, 200, 200),
     "/admin/billing/creditaccount/": (302, 302, 403, 200, 200),
+    "/admin/payments/payment/": (302, 302, 403, 200, 200),
+    "/admin/payments/stripeevent/": (302, 302, 403, 200, 200),
+    "/admin/payments/dispute/": (302, 302, 403, 200, 200),
+    "/admin/payments/creditpack/": (302, 302, 403, 200, 200),
+    "/admin/payments/creditpack/add/": (302, 302, 403, 403, 200),  # prices: admins only
 }
 STAFF_APIS = {
     ("GET", "/api/monitoring/circuit-breakers"): (401, 403, 200, 200, 200),
@@ -178,6 +183,7 @@ def test_nobody_else_can_touch_alices_key(alice_bob_charlie):
         "/user/api-keys/audit-logs",
         "/user/api-keys",
         "/user/provider-keys",
+        "/api/stripe/payments",
     ],
 )
 def test_every_account_endpoint_shows_the_callers_own_account_only(alice_bob_charlie, path):

@@ -49,9 +49,21 @@ def gateway_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gateway(start_gateway: Any, stop_gateway: Any, gateway_log: Path) -> Iterator[str]:
-    """A gateway of its own, whose log a failure shows (a 5xx's traceback is there)."""
-    url = str(start_gateway(log=gateway_log))
+def gateway(
+    start_gateway: Any, stop_gateway: Any, gateway_log: Path, stripe_double: str
+) -> Iterator[str]:
+    """A gateway of its own, whose log a failure shows (a 5xx's traceback is there), with
+    payments on against the Stripe double (so a purchase reaches Stripe's API)."""
+    from tests.conftest import STRIPE_KEY, WEBHOOK_SECRET
+
+    url = str(
+        start_gateway(
+            log=gateway_log,
+            STRIPE_SECRET_KEY=STRIPE_KEY,
+            STRIPE_API_BASE=stripe_double,
+            STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        )
+    )
     yield url
     stop_gateway(url)
 

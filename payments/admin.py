@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from functools import partial
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from core.readonly_admin import ReadOnlyAdmin
+from payments.events import event_process
+from payments.models import CreditPack, Dispute, Payment, StripeEvent, dollars
+from payments.staff_refund import PERMISSION as REFUND_PERMISSION
+from payments.staff_refund import REFUNDABLE, refund_view
+
+
+@admin.register(CreditPack)
+class CreditPackAdmin(admin.ModelAdmin):
+    list_display = ("name", "price", "credits", "active", "position")
+    list_editable = ("active", "position")
+
+    @admin.display(ordering="price_cents")
+    def price(self, pack: CreditPack) -> str:
+        return dollars(pack.price_cents)
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "user", "kind", "status", "paid", "credits", "refunded")
+    list_filter = ("status", "kind")
+    search_fields = ("user__email", "checkout_session_id", "payment_intent_id", "charge_id")
+    list_select_related = ("user",)
+
+    @admin.display(ordering="amount_cents")
+    def paid(self, payment: Payment) -> str:
+        return dollars(payment.amount_cents)
+
+    @admin.display(ordering="refunded_cents")
+    def refunded(self, payment: Payment) -> str:
+        return dollars(payment.refunded_cents) if payment.refunded_cents else ""
+
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        if request.user.has_perm(REFUND_PERMISSION):
+            return (*self.list_display, "refund")
+        return self.list_display
+
+    @admin.display(description="")
+    def refund(self, payment: Payment) -> str:
+        if payment.status not in REFUNDABLE:
+            return ""
+        url = reverse("admin:payments_payment_refund", args=[payment.pk])
+        return format_html('<a href="{}">Refund…</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(partial(refund_view, self))
+        own = [path("<path:object_id>/refund/", view, name="payments_payment_refund")]
+        return own + super().get_urls()
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "type", "status", "attempts", "id", "note")
+    list_filter = ("status", "type")
+    search_fields = ("id", "waiting_for")
+    actions = ("process_again",)
+
+    def get_actions(self, request: HttpRequest):  # type: ignore[no-untyped-def]  # Django's
+        actions = super().get_actions(request)
+        if not request.user.has_perm("payments.change_stripeevent"):
+            actions.pop("process_again", None)
+        return actions
+
+    @admin.action(description="Process the selected failed or waiting events again")
+    def process_again(self, request: HttpRequest, events: QuerySet[StripeEvent]) -> None:
+        retried = events.filter(status__in=(StripeEvent.Status.FAILED, StripeEvent.Status.DEFERRED))
+        outcomes = [
+            event_process(event_id).status for event_id in retried.values_list("id", flat=True)
+        ]
+        processed = outcomes.count(StripeEvent.Status.PROCESSED)
+        messages.info(
+            request,
+            f"{len(outcomes)} event(s) processed again: {processed} done, "
+            f"{len(outcomes) - processed} still failed or waiting.",
+        )
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    list_display = ("opened_at", "id", "payment", "amount", "status", "reason", "closed_at")
+    list_filter = ("status",)
+
+    @admin.display(ordering="amount_cents")
+    def amount(self, dispute: Dispute) -> str:
+        return dollars(dispute.amount_cents)

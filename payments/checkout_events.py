@@ -1,0 +1,70 @@
+"""Checkout's events (Stripe's API reference, "Checkout Session" and "Fulfill orders"): a
+session completed and paid grants the payment's credit; completed unpaid (a bank debit,
+say) waits for `async_payment_succeeded` or `_failed`; expired closes it. The amount and
+currency are checked against the payment recorded when the session was opened."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from payments.events import EventIgnored, handles
+from payments.models import Payment
+from payments.purchases import payment_locked, purchase_complete
+
+
+class PaymentMismatch(Exception):
+    """The session's amount is not the payment's: never granted, left for staff."""
+
+
+def _payment_of(session: dict[str, Any]) -> Payment:
+    if session.get("mode") != "payment":
+        raise EventIgnored(f"a Checkout Session in {session.get('mode')} mode")
+    payment = payment_locked(checkout_session_id=session.get("id", ""))
+    if payment is None:
+        raise EventIgnored("a Checkout Session Gatewayz did not open")
+    if (
+        session.get("amount_total") != payment.amount_cents
+        or (session.get("currency") or "").lower() != payment.currency
+    ):
+        raise PaymentMismatch(
+            f"the session charged {session.get('amount_total')} {session.get('currency')}; "
+            f"the payment is {payment.amount_cents} {payment.currency}"
+        )
+    intent = session.get("payment_intent")
+    if isinstance(intent, dict):
+        intent = intent.get("id")
+    if intent and payment.payment_intent_id != intent:
+        payment.payment_intent_id = intent
+        payment.save(update_fields=["payment_intent_id"])
+    return payment
+
+
+@handles("checkout.session.completed")
+def checkout_completed(session: dict[str, Any]) -> None:
+    payment = _payment_of(session)
+    if session.get("payment_status") == "paid":
+        purchase_complete(payment)
+    elif payment.status == Payment.Status.OPEN:
+        payment.status = Payment.Status.PROCESSING
+        payment.save(update_fields=["status"])
+
+
+@handles("checkout.session.async_payment_succeeded")
+def checkout_async_succeeded(session: dict[str, Any]) -> None:
+    purchase_complete(_payment_of(session))
+
+
+@handles("checkout.session.async_payment_failed")
+def checkout_async_failed(session: dict[str, Any]) -> None:
+    payment = _payment_of(session)
+    if payment.paid_at is None:
+        payment.status = Payment.Status.FAILED
+        payment.save(update_fields=["status"])
+
+
+@handles("checkout.session.expired")
+def checkout_expired(session: dict[str, Any]) -> None:
+    payment = _payment_of(session)
+    if payment.status == Payment.Status.OPEN:
+        payment.status = Payment.Status.EXPIRED
+        payment.save(update_fields=["status"])

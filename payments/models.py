@@ -1,0 +1,164 @@
+"""Money in: what customers buy (credit packs, a custom amount), what they paid (Payment),
+what Stripe told us (StripeEvent), and the promotions that give credit (coupons, referrals).
+
+1 credit = 1 US dollar. Prices are in cents, as Stripe takes them; credits are exact
+decimals, as the ledger keeps them (billing.models)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from billing.models import money_field
+
+
+def dollars(cents: int) -> str:
+    return f"${Decimal(cents) / 100:,.2f}"
+
+
+class CreditPack(models.Model):
+    """A fixed purchase on offer: `credits` for `price_cents` (before the top-up fee)."""
+
+    name = models.CharField(max_length=100)
+    price_cents = models.PositiveIntegerField(help_text="What the customer pays, in US cents.")
+    credits = money_field(help_text="What the customer gets (1 credit = 1 US dollar).")
+    active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Shown in this order.")
+
+    class Meta:
+        ordering = ("position", "price_cents")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({dollars(self.price_cents)})"
+
+
+class Payment(models.Model):
+    """One payment a customer makes (a Checkout Session, later its PaymentIntent and Charge),
+    and what it granted and took back. Its credit is granted once, from Stripe's signed
+    event (payments.handlers), never from the browser's return to the success page."""
+
+    class Kind(models.TextChoices):
+        CREDIT_PACK = "credit_pack"
+        CUSTOM = "custom"
+
+    class Status(models.TextChoices):
+        OPEN = "open"  # the Checkout Session is waiting for the customer
+        PROCESSING = "processing"  # paid by a method that settles later (a bank debit)
+        PAID = "paid"
+        FAILED = "failed"
+        EXPIRED = "expired"  # the session closed unpaid
+        REFUNDED = "refunded"
+        PARTIALLY_REFUNDED = "partially_refunded"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    pack = models.ForeignKey(CreditPack, null=True, blank=True, on_delete=models.SET_NULL)
+    credits = money_field()
+    # What the customer pays, fee included, and the fee's part of it.
+    amount_cents = models.PositiveIntegerField()
+    fee_cents = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="usd")
+    checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    refunded_cents = models.PositiveIntegerField(default=0)
+    # The credit taken back by refunds and lost disputes so far.
+    clawed_back = money_field(default=Decimal(0))
+    created_at = models.DateTimeField(default=timezone.now)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"{dollars(self.amount_cents)} by {self.user} ({self.status})"
+
+    @property
+    def ledger_reference(self) -> str:
+        """The reference of the purchase's ledger entry: one per Payment, so a second
+        event announcing the same payment grants nothing."""
+        return f"payment:{self.pk}"
+
+
+class StripeEvent(models.Model):
+    """An event Stripe posted to the webhook, kept once (its id is Stripe's), with what
+    became of it. Events are processed in a transaction, one delivery at a time."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        PROCESSED = "processed"
+        # About an object not known yet (an event overtook the one that creates it): run
+        # again when that object arrives.
+        DEFERRED = "deferred"
+        IGNORED = "ignored"  # a type no handler takes, or about something not ours
+        FAILED = "failed"  # the handler raised: its error is kept; retried from the admin
+
+    id = models.CharField(max_length=255, primary_key=True)  # evt_…
+    type = models.CharField(max_length=100, db_index=True)
+    livemode = models.BooleanField(default=False)
+    created = models.DateTimeField(help_text="When Stripe created the event.")
+    payload = models.JSONField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVED)
+    # The Stripe object the event is waiting for (a payment intent id), while DEFERRED.
+    waiting_for = models.CharField(max_length=255, blank=True, db_index=True)
+    note = models.TextField(blank=True)  # the error of a failed one, why one was ignored
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-received_at",)
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status})"
+
+    @property
+    def object(self) -> dict[str, Any]:
+        """The Stripe object the event is about (its `data.object`)."""
+        data: dict[str, Any] = self.payload.get("data", {}).get("object", {})
+        return data
+
+
+class Dispute(models.Model):
+    """A chargeback a customer opened with their bank: while one is open, the account's keys
+    are refused (accounts.User.suspended_at); a lost one takes the payment's credit back."""
+
+    id = models.CharField(max_length=255, primary_key=True)  # dp_…
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")
+    amount_cents = models.PositiveIntegerField()
+    status = models.CharField(max_length=32)  # Stripe's: needs_response, won, lost, …
+    reason = models.CharField(max_length=64, blank=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class StaffRefund(models.Model):
+    """A refund staff asked of Stripe (payments.staff_refund): one per form token, so a form
+    sent twice refunds once even where Stripe's idempotency keys are not kept."""
+
+    token = models.CharField(max_length=64, unique=True)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="staff_refunds")
+    amount_cents = models.PositiveIntegerField()
+    reason = models.CharField(max_length=200)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    stripe_refund_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{dollars(self.amount_cents)} of payment {self.payment_id}"

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from payments.api import CheckoutSession, CreditPackages, Payments
+from payments.pages import checkout_cancel, checkout_success
+from payments.webhook import StripeWebhook
+
+urlpatterns = [
+    path("api/stripe/credit-packages", CreditPackages.as_view(), name="credit-packages"),
+    path("api/stripe/checkout-session", CheckoutSession.as_view(), name="checkout-session"),
+    path("api/stripe/payments", Payments.as_view(), name="payments"),
+    path("api/stripe/webhook", StripeWebhook.as_view(), name="stripe-webhook"),
+    path("billing/success", checkout_success, name="checkout-success"),
+    path("billing/cancel", checkout_cancel, name="checkout-cancel"),
+]
