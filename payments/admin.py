@@ -10,7 +10,16 @@ from django.utils.html import format_html
 
 from core.readonly_admin import ReadOnlyAdmin
 from payments.events import event_process
-from payments.models import CreditPack, Dispute, Payment, StripeEvent, dollars
+from payments.models import (
+    Coupon,
+    CouponRedemption,
+    CreditPack,
+    Dispute,
+    Payment,
+    Referral,
+    StripeEvent,
+    dollars,
+)
 from payments.staff_refund import PERMISSION as REFUND_PERMISSION
 from payments.staff_refund import REFUNDABLE, refund_view
 
@@ -93,3 +102,26 @@ class DisputeAdmin(ReadOnlyAdmin):
     @admin.display(ordering="amount_cents")
     def amount(self, dispute: Dispute) -> str:
         return dollars(dispute.amount_cents)
+
+
+@admin.register(Coupon)
+class CouponAdmin(admin.ModelAdmin):
+    list_display = ("code", "kind", "value", "user", "uses", "max_uses", "valid_until", "active")
+    list_filter = ("kind", "active")
+    search_fields = ("code", "user__email")
+    raw_id_fields = ("user",)
+    readonly_fields = ("uses",)
+
+
+@admin.register(CouponRedemption)
+class CouponRedemptionAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "coupon", "user", "credits", "discount_cents", "payment")
+    search_fields = ("coupon__code", "user__email")
+    list_select_related = ("coupon", "user")
+
+
+@admin.register(Referral)
+class ReferralAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "referrer", "referee", "rewarded_at")
+    search_fields = ("referrer__email", "referee__email")
+    list_select_related = ("referrer", "referee")

@@ -25,7 +25,9 @@ from payments.checkout import (
     fee_cents_for,
     quote_custom,
     quote_pack,
+    quote_with_coupon,
 )
+from payments.coupons import CouponRefused
 from payments.models import CreditPack, Payment
 from payments.stripe_api import NOT_CONFIGURED, PaymentsNotConfigured, payments_configured
 
@@ -106,6 +108,9 @@ class CheckoutInput(serializers.Serializer):
     amount = serializers.CharField(
         required=False, help_text='Or a custom amount of credits (US dollars), e.g. "25.00"'
     )
+    coupon = serializers.CharField(
+        required=False, max_length=40, help_text="A percentage coupon's code"
+    )
     success_url = serializers.URLField(required=False)
     cancel_url = serializers.URLField(required=False)
 
@@ -136,6 +141,7 @@ class CheckoutSession(APIView):
                     "credits": serializers.CharField(),
                     "amount_cents": serializers.IntegerField(),
                     "fee_cents": serializers.IntegerField(),
+                    "discount_cents": serializers.IntegerField(),
                 },
             ),
             503: OpenApiResponse(description="Payments are not configured"),
@@ -155,6 +161,8 @@ class CheckoutSession(APIView):
                 if "package_id" in data
                 else quote_custom(data["amount"])
             )
+            if data.get("coupon"):
+                quote = quote_with_coupon(quote, user=request_user(request), code=data["coupon"])
             success = _return_url(
                 request,
                 data.get("success_url"),
@@ -164,12 +172,16 @@ class CheckoutSession(APIView):
             cancel = _return_url(request, data.get("cancel_url"), "/billing/cancel", "cancel_url")
         except PurchaseRefused as refused:
             return refusal(400, str(refused), "invalid_request", refused.param)
+        except CouponRefused as refused:
+            return refusal(refused.status, str(refused), refused.code, "coupon")
         # `{CHECKOUT_SESSION_ID}` is Stripe's placeholder: build_absolute_uri quotes it.
         success = success.replace("%7BCHECKOUT_SESSION_ID%7D", "{CHECKOUT_SESSION_ID}")
         try:
             payment, url = checkout_start(
                 user=request_user(request), quote=quote, success_url=success, cancel_url=cancel
             )
+        except CouponRefused as refused:  # used up since it was checked
+            return refusal(refused.status, str(refused), refused.code, "coupon")
         except PaymentsNotConfigured:
             return not_configured()
         except stripe.StripeError as error:
@@ -184,6 +196,7 @@ class CheckoutSession(APIView):
                 "credits": amount_text(payment.credits),
                 "amount_cents": payment.amount_cents,
                 "fee_cents": payment.fee_cents,
+                "discount_cents": payment.discount_cents,
             },
             status=status.HTTP_201_CREATED,
         )

@@ -4,12 +4,14 @@ Stripe's signed event says the session is paid (payments.checkout_events), never
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from django.conf import settings
+from django.db import transaction
 
 from accounts.models import User
+from payments.coupons import coupon_check, coupon_discount_cents, coupon_give_back, coupon_take
 from payments.customers import stripe_customer_id
 from payments.models import CreditPack, Payment, dollars
 from payments.stripe_api import stripe_client
@@ -29,13 +31,28 @@ class PurchaseRefused(ValueError):
 class Quote:
     kind: str
     credits: Decimal
-    price_cents: int  # of the credits
+    price_cents: int  # of the credits, before a coupon
     fee_cents: int
     pack: CreditPack | None = None
+    coupon: str = ""  # a percentage coupon's code
+    discount_cents: int = 0
 
     @property
     def amount_cents(self) -> int:
-        return self.price_cents + self.fee_cents
+        return self.price_cents - self.discount_cents + self.fee_cents
+
+
+def quote_with_coupon(quote: Quote, *, user: User, code: str) -> Quote:
+    """The quote less a percentage coupon (CouponRefused if `user` may not use it); the fee
+    is on what is left to pay."""
+    coupon = coupon_check(user=user, code=code)
+    discount = coupon_discount_cents(coupon, quote.price_cents)
+    return replace(
+        quote,
+        coupon=coupon.code,
+        discount_cents=discount,
+        fee_cents=fee_cents_for(quote.price_cents - discount),
+    )
 
 
 def fee_cents_for(price_cents: int) -> int:
@@ -91,15 +108,22 @@ def checkout_start(
     session's page. The payment's row exists before Stripe hears of it, so the event that
     announces it always finds it."""
     customer = stripe_customer_id(user)
-    payment = Payment.objects.create(
-        user=user,
-        kind=quote.kind,
-        pack=quote.pack,
-        credits=quote.credits,
-        amount_cents=quote.amount_cents,
-        fee_cents=quote.fee_cents,
-    )
-    items = [_line(f"{quote.credits.normalize():f} Gatewayz credits", quote.price_cents)]
+    with transaction.atomic():
+        payment = Payment.objects.create(
+            user=user,
+            kind=quote.kind,
+            pack=quote.pack,
+            credits=quote.credits,
+            amount_cents=quote.amount_cents,
+            fee_cents=quote.fee_cents,
+            discount_cents=quote.discount_cents,
+        )
+        if quote.coupon:  # its use is taken now: racing checkouts cannot pass its limit
+            coupon_take(payment=payment, code=quote.coupon, discount_cents=quote.discount_cents)
+    name = f"{quote.credits.normalize():f} Gatewayz credits"
+    if quote.coupon:
+        name += f" (coupon {quote.coupon})"
+    items = [_line(name, quote.price_cents - quote.discount_cents)]
     if quote.fee_cents:
         items.append(_line("Top-up fee", quote.fee_cents))
     metadata = {"gatewayz_payment": str(payment.pk), "gatewayz_user": str(user.pk)}
@@ -118,8 +142,10 @@ def checkout_start(
             options={"idempotency_key": f"gatewayz-checkout-{payment.pk}"},
         )
     except Exception:
-        payment.status = Payment.Status.FAILED
-        payment.save(update_fields=["status"])
+        with transaction.atomic():
+            payment.status = Payment.Status.FAILED
+            payment.save(update_fields=["status"])
+            coupon_give_back(payment)
         raise
     payment.checkout_session_id = session.id
     payment.save(update_fields=["checkout_session_id"])

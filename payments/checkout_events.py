@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from payments.coupons import coupon_give_back
 from payments.events import EventIgnored, handles
 from payments.models import Payment
 from payments.purchases import payment_locked, purchase_complete
@@ -60,6 +61,7 @@ def checkout_async_failed(session: dict[str, Any]) -> None:
     if payment.paid_at is None:
         payment.status = Payment.Status.FAILED
         payment.save(update_fields=["status"])
+        coupon_give_back(payment)
 
 
 @handles("checkout.session.expired")
@@ -68,3 +70,4 @@ def checkout_expired(session: dict[str, Any]) -> None:
     if payment.status == Payment.Status.OPEN:
         payment.status = Payment.Status.EXPIRED
         payment.save(update_fields=["status"])
+        coupon_give_back(payment)

@@ -61,9 +61,10 @@ class Payment(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     pack = models.ForeignKey(CreditPack, null=True, blank=True, on_delete=models.SET_NULL)
     credits = money_field()
-    # What the customer pays, fee included, and the fee's part of it.
+    # What the customer pays, fee included, and the fee's part of it; what a coupon took off.
     amount_cents = models.PositiveIntegerField()
     fee_cents = models.PositiveIntegerField(default=0)
+    discount_cents = models.PositiveIntegerField(default=0)
     currency = models.CharField(max_length=3, default="usd")
     checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
@@ -162,3 +163,93 @@ class StaffRefund(models.Model):
 
     def __str__(self) -> str:
         return f"{dollars(self.amount_cents)} of payment {self.payment_id}"
+
+
+class Coupon(models.Model):
+    """A promotion code: credits when redeemed (POST /coupons/redeem), or a percentage off a
+    credit purchase (given at checkout). For everyone, or for one user; a limited number of
+    uses in total and per user; valid within a window."""
+
+    class Kind(models.TextChoices):
+        CREDITS = "credits"
+        PERCENT = "percent", "percent off a purchase"
+
+    code = models.CharField(max_length=40, unique=True, help_text="Matched without case.")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.CREDITS)
+    value = money_field(help_text="Credits granted, or the percentage off (1–100).")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Only this user may redeem it; empty: anyone.",
+    )
+    max_uses = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
+    max_uses_per_user = models.PositiveIntegerField(default=1)
+    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    uses = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return self.code
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.code = self.code.strip().upper()
+        super().save(*args, **kwargs)
+
+
+class CouponRedemption(models.Model):
+    """One use of a coupon. A percentage coupon's use is taken when its checkout opens (so
+    racing checkouts cannot pass its limit) and given back if that payment never completes."""
+
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="redemptions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    payment = models.OneToOneField(
+        Payment, null=True, blank=True, on_delete=models.CASCADE, related_name="coupon_use"
+    )
+    credits = money_field(default=Decimal(0))  # granted by a credits coupon
+    discount_cents = models.PositiveIntegerField(default=0)  # taken off a purchase
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.coupon} by {self.user_id}"
+
+
+class ReferralCode(models.Model):
+    """A user's code to bring others (made on first asking: GET /referral/code)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="referral_code"
+    )
+    code = models.CharField(max_length=8, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Referral(models.Model):
+    """Someone who came with a referral code. When their first purchase of at least
+    GATEWAYZ_REFERRAL_MIN_PURCHASE completes, both get GATEWAYZ_REFERRAL_BONUS, once."""
+
+    referrer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="referrals_made"
+    )
+    referee = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="referred_by"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    rewarded_at = models.DateTimeField(null=True, blank=True)
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.SET_NULL)
+
+    def __str__(self) -> str:
+        return f"{self.referrer_id} → {self.referee_id}"

@@ -16,6 +16,7 @@ from billing.models import LedgerEntry
 from billing.services import ledger_entry_add
 from payments.events import events_resume
 from payments.models import Dispute, Payment, dollars
+from payments.referrals import referral_reward
 
 PLACES = Decimal("0.000000000001")
 
@@ -45,6 +46,7 @@ def purchase_complete(payment: Payment) -> None:
     payment.status = Payment.Status.PAID
     payment.paid_at = timezone.now()
     payment.save(update_fields=["status", "paid_at"])
+    referral_reward(payment)
     if payment.payment_intent_id:
         intent = payment.payment_intent_id
         transaction.on_commit(lambda: events_resume(intent))

@@ -2,6 +2,7 @@ from django.urls import path
 
 from payments.api import CheckoutSession, CreditPackages, Payments
 from payments.pages import checkout_cancel, checkout_success
+from payments.promotions_api import CouponRedeem, ReferralApply, ReferralCodeView, ReferralStats
 from payments.webhook import StripeWebhook
 
 urlpatterns = [
@@ -9,6 +10,10 @@ urlpatterns = [
     path("api/stripe/checkout-session", CheckoutSession.as_view(), name="checkout-session"),
     path("api/stripe/payments", Payments.as_view(), name="payments"),
     path("api/stripe/webhook", StripeWebhook.as_view(), name="stripe-webhook"),
+    path("coupons/redeem", CouponRedeem.as_view(), name="coupon-redeem"),
+    path("referral/code", ReferralCodeView.as_view(), name="referral-code"),
+    path("referral/stats", ReferralStats.as_view(), name="referral-stats"),
+    path("referral/apply", ReferralApply.as_view(), name="referral-apply"),
     path("billing/success", checkout_success, name="checkout-success"),
     path("billing/cancel", checkout_cancel, name="checkout-cancel"),
 ]

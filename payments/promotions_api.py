@@ -1,0 +1,166 @@
+"""Promotions on the seed's paths: redeem a coupon; a referral code, its stats, and
+applying someone's code before one's first purchase."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Sum
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import KeyScope, request_user
+from billing.models import LedgerEntry
+from core.amounts import amount_text
+from payments.api import refusal
+from payments.coupons import CouponRefused, coupon_redeem
+from payments.models import Referral
+from payments.referrals import ReferralRefused, referral_apply, referral_code_of
+
+CODE_INPUT = inline_serializer("CodeInput", {"code": serializers.CharField(max_length=40)})
+REFUSAL = inline_serializer(
+    "PromotionRefusal", {"detail": serializers.CharField(), "code": serializers.CharField()}
+)
+
+
+def _code(request: Request) -> str | None:
+    code = request.data.get("code") if isinstance(request.data, dict) else None
+    return code.strip() if isinstance(code, str) and 0 < len(code.strip()) <= 40 else None
+
+
+class CouponRedeem(APIView):
+    permission_classes = (IsAuthenticated, KeyScope)
+    required_scope = "billing"
+
+    @extend_schema(
+        request=CODE_INPUT,
+        responses={
+            200: inline_serializer(
+                "CouponRedeemed",
+                {"code": serializers.CharField(), "credits": serializers.CharField()},
+            ),
+            400: REFUSAL,
+            404: REFUSAL,
+            409: REFUSAL,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        code = _code(request)
+        if code is None:
+            return refusal(400, "Give the coupon's code.", "invalid_request", "code")
+        try:
+            redemption = coupon_redeem(user=request_user(request), code=code)
+        except CouponRefused as refused:
+            return refusal(refused.status, str(refused), refused.code)
+        return Response(
+            {"code": redemption.coupon.code, "credits": amount_text(redemption.credits)}
+        )
+
+
+class ReferralCodeView(APIView):
+    permission_classes = (IsAuthenticated, KeyScope)
+    required_scope = "billing"
+
+    @extend_schema(
+        responses=inline_serializer(
+            "ReferralCode",
+            {"code": serializers.CharField(), "max_uses": serializers.IntegerField()},
+        )
+    )
+    def get(self, request: Request) -> Response:
+        code = referral_code_of(request_user(request))
+        return Response({"code": code.code, "max_uses": settings.GATEWAYZ_REFERRAL_MAX_USES})
+
+
+class ReferralStats(APIView):
+    permission_classes = (IsAuthenticated, KeyScope)
+    required_scope = "billing"
+
+    @extend_schema(
+        responses=inline_serializer(
+            "ReferralStats",
+            {
+                "code": serializers.CharField(),
+                "uses": serializers.IntegerField(),
+                "max_uses": serializers.IntegerField(),
+                "rewarded": serializers.IntegerField(),
+                "earned": serializers.CharField(),
+                "bonus": serializers.CharField(),
+                "min_purchase": serializers.CharField(),
+                "referrals": inline_serializer(
+                    "ReferralRow",
+                    {
+                        "email": serializers.CharField(help_text="masked"),
+                        "joined_at": serializers.DateTimeField(),
+                        "rewarded_at": serializers.DateTimeField(allow_null=True),
+                    },
+                    many=True,
+                ),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        user = request_user(request)
+        code = referral_code_of(user)
+        made = Referral.objects.filter(referrer=user).select_related("referee")
+        earned = LedgerEntry.objects.filter(
+            user=user,
+            kind=LedgerEntry.Kind.GRANT,
+            reference__startswith="referral:",
+            reference__endswith=":referrer",
+        ).aggregate(total=Sum("amount"))["total"]
+        rows = [
+            {
+                "email": _masked(r.referee.email),
+                "joined_at": r.created_at,
+                "rewarded_at": r.rewarded_at,
+            }
+            for r in made.order_by("-created_at")[:100]
+        ]
+        return Response(
+            {
+                "code": code.code,
+                "uses": made.count(),
+                "max_uses": settings.GATEWAYZ_REFERRAL_MAX_USES,
+                "rewarded": made.filter(rewarded_at__isnull=False).count(),
+                "earned": amount_text(earned or Decimal(0)),
+                "bonus": amount_text(settings.GATEWAYZ_REFERRAL_BONUS),
+                "min_purchase": amount_text(settings.GATEWAYZ_REFERRAL_MIN_PURCHASE),
+                "referrals": rows,
+            }
+        )
+
+
+def _masked(email: str) -> str:
+    name, _, domain = email.partition("@")
+    return f"{name[:1]}***@{domain}"
+
+
+class ReferralApply(APIView):
+    permission_classes = (IsAuthenticated, KeyScope)
+    required_scope = "billing"
+
+    @extend_schema(
+        request=CODE_INPUT,
+        responses={
+            201: inline_serializer("ReferralApplied", {"referrer_code": serializers.CharField()}),
+            400: REFUSAL,
+            404: REFUSAL,
+            409: REFUSAL,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        code = _code(request)
+        if code is None:
+            return refusal(400, "Give the referral code.", "invalid_request", "code")
+        try:
+            referral_apply(referee=request_user(request), code=code)
+        except ReferralRefused as refused:
+            status = {"NOT_FOUND": 404, "ALREADY_REFERRED": 409, "MAX_USES_EXCEEDED": 409}
+            return refusal(status.get(refused.code, 400), str(refused), refused.code)
+        return Response({"referrer_code": code.upper()}, status=201)
