@@ -31,9 +31,20 @@ class UserAdmin(BaseUserAdmin):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name", "limit_rpm", "limit_tpm", "limit_concurrent", "priority")
+    list_display = (
+        "slug",
+        "name",
+        "price_cents",
+        "allowance",
+        "limit_rpm",
+        "limit_tpm",
+        "limit_concurrent",
+        "priority",
+        "public",
+    )
     fieldsets = (
-        (None, {"fields": ("slug", "name", "priority")}),
+        (None, {"fields": ("slug", "name", "description", "priority", "public", "position")}),
+        ("Price", {"fields": ("price_cents", "allowance", "stripe_price_id")}),
         ("Account limits (empty: the defaults; 0: none)", {"fields": LIMITS}),
     )
 

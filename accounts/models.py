@@ -53,17 +53,30 @@ class RateLimits(models.Model):
 
 class Plan(RateLimits):
     """A customer plan: the limits of every account on it (the account scope of
-    docs/limits.md, in place of the settings' `GATEWAYZ_USER_*` defaults), and the priority
-    of its keys' requests when a gateway process is at capacity. Staff assign plans today;
-    billing's subscriptions will, once it sells them."""
+    docs/limits.md, in place of the settings' `GATEWAYZ_USER_*` defaults), the priority of
+    its keys' requests when a gateway process is at capacity, and what it costs a month and
+    gives a month (its allowance, spent before purchased credit: billing.allowance).
+    Customers subscribe with Stripe (payments.subscriptions); staff may assign one."""
 
     slug = models.SlugField(max_length=32, unique=True)
     name = models.CharField(max_length=100)
     # For keys that have no priority of their own (gateway.guards.priority).
     priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES, default="default")
+    price_cents = models.PositiveIntegerField(
+        default=0, help_text="A month, in US cents; 0: free (nothing to subscribe to)."
+    )
+    allowance = models.DecimalField(
+        max_digits=24, decimal_places=12, default=0, help_text="Credits granted each month."
+    )
+    # The Stripe Price (or Plan) to subscribe with; the Billing Portal's upgrades and
+    # downgrades name it. Empty: Checkout is given the price inline.
+    stripe_price_id = models.CharField(max_length=255, blank=True)
+    public = models.BooleanField(default=True, help_text="Listed at GET /plans.")
+    position = models.PositiveSmallIntegerField(default=0)
+    description = models.CharField(max_length=200, blank=True)
 
     class Meta:
-        ordering = ("slug",)
+        ordering = ("position", "slug")
 
     def __str__(self) -> str:
         return self.name

@@ -42,7 +42,13 @@ SUPPORT_PERMISSIONS = {
     "accounts": ("view_user", "view_apikey", "view_plan", "view_auditentry"),
     "billing": ("view_creditaccount", "view_ledgerentry", "add_ledgerentry"),
     # Payments, Stripe's events and disputes, seen; refunds at Stripe are for admins.
-    "payments": ("view_payment", "view_stripeevent", "view_dispute", "view_creditpack"),
+    "payments": (
+        "view_payment",
+        "view_stripeevent",
+        "view_dispute",
+        "view_creditpack",
+        "view_subscription",
+    ),
 }
 
 

@@ -29,6 +29,9 @@ class Balance(APIView):
                 "balance": AMOUNT,
                 "held": AMOUNT,
                 "available": AMOUNT,
+                "allowance": AMOUNT,
+                "allowance_expires_at": serializers.DateTimeField(allow_null=True),
+                "purchased": AMOUNT,
                 "currency": serializers.ChoiceField(choices=("credits",)),
             },
         )
@@ -44,6 +47,11 @@ class Balance(APIView):
                 "balance": amount_text(account.balance),
                 "held": amount_text(account.balance - available),
                 "available": amount_text(available),
+                # Of the balance: the plan's allowance (spent first, gone at the period's
+                # end) and the rest, bought or granted.
+                "allowance": amount_text(account.allowance),
+                "allowance_expires_at": account.allowance_expires_at,
+                "purchased": amount_text(account.purchased),
                 "currency": "credits",
             }
         )

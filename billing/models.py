@@ -24,6 +24,10 @@ class CreditAccount(models.Model):
     )
     balance = money_field(default=ZERO)
     held = money_field(default=ZERO)
+    # The part of `balance` that is a plan's allowance: spent before purchased credit (usage
+    # takes from it first: billing.usage_writer), never rolled over (billing.allowance).
+    allowance = money_field(default=ZERO, db_default=ZERO)
+    allowance_expires_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -32,6 +36,11 @@ class CreditAccount(models.Model):
     @property
     def available(self) -> Decimal:
         return self.balance - self.held
+
+    @property
+    def purchased(self) -> Decimal:
+        """The balance beyond the allowance: bought, granted, or owed (below zero)."""
+        return self.balance - self.allowance
 
 
 class LedgerEntry(models.Model):
@@ -45,6 +54,8 @@ class LedgerEntry(models.Model):
         ADJUSTMENT = "adjustment"
         # A purchase's credit taken back: its payment refunded, or a dispute lost.
         CLAWBACK = "clawback"
+        # A plan's allowance granted for a period, or its unspent rest at the period's end.
+        ALLOWANCE = "allowance"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"

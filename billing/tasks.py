@@ -5,6 +5,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 
+from billing.allowance import allowances_expire
 from billing.lost_requests import holds_release_expired
 from billing.services import credit_pending_apply
 from billing.stored_responses import stored_expire
@@ -28,3 +29,9 @@ def mirror_pending_balance_changes() -> int:
 def expire_stored_responses() -> int:
     """Deletes the stored Responses API answers past GATEWAYZ_RESPONSES_RETENTION_DAYS."""
     return stored_expire()
+
+
+@shared_task
+def expire_allowances() -> int:
+    """Takes out of the balance what is left of allowances whose period has ended."""
+    return allowances_expire()

@@ -186,9 +186,12 @@ def _charge(cursor: Any, charges: dict[int, list[tuple[str, Decimal]]], now: Any
     for user_id in sorted(charges):
         total = sum((cost for _, cost in charges[user_id]), Decimal(0))
         cursor.execute(
-            f"UPDATE {CreditAccount._meta.db_table} SET balance = balance - %s, updated_at = %s "
-            "WHERE user_id = %s RETURNING balance",
-            [total, now, user_id],
+            # Usage spends the allowance first: what it takes from the balance comes off the
+            # allowance until none is left (the same total, whatever the order of charges).
+            f"UPDATE {CreditAccount._meta.db_table} SET balance = balance - %s, "
+            "allowance = CASE WHEN allowance > %s THEN allowance - %s ELSE 0 END, "
+            "updated_at = %s WHERE user_id = %s RETURNING balance",
+            [total, total, total, now, user_id],
         )
         found = cursor.fetchone()
         if found is None:

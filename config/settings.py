@@ -238,6 +238,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.expire_stored_responses",
         "schedule": 3600.0,
     },
+    # Plans' allowances whose period has ended (billing.allowance: no roll-over).
+    "expire-allowances": {
+        "task": "billing.tasks.expire_allowances",
+        "schedule": 300.0,
+    },
     # Health checks in tiers (monitoring.health): what serves traffic often, the rest rarely.
     "check-health-hot": {
         "task": "monitoring.tasks.check_health",

@@ -18,6 +18,7 @@ from payments.models import (
     Payment,
     Referral,
     StripeEvent,
+    Subscription,
     dollars,
 )
 from payments.staff_refund import PERMISSION as REFUND_PERMISSION
@@ -125,3 +126,18 @@ class ReferralAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "referrer", "referee", "rewarded_at")
     search_fields = ("referrer__email", "referee__email")
     list_select_related = ("referrer", "referee")
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "user",
+        "plan",
+        "status",
+        "current_period_end",
+        "cancel_at_period_end",
+    )
+    list_filter = ("status", "plan")
+    search_fields = ("user__email", "stripe_subscription_id")
+    list_select_related = ("user", "plan")

@@ -115,7 +115,7 @@ class CheckoutInput(serializers.Serializer):
     cancel_url = serializers.URLField(required=False)
 
 
-def _return_url(request: Request, given: str | None, default_path: str, param: str) -> str:
+def return_url(request: Request, given: str | None, default_path: str, param: str) -> str:
     """Where Stripe sends the customer back: this site (or a trusted origin) only."""
     if not given:
         return request.build_absolute_uri(default_path)
@@ -163,13 +163,13 @@ class CheckoutSession(APIView):
             )
             if data.get("coupon"):
                 quote = quote_with_coupon(quote, user=request_user(request), code=data["coupon"])
-            success = _return_url(
+            success = return_url(
                 request,
                 data.get("success_url"),
                 "/billing/success?session_id={CHECKOUT_SESSION_ID}",
                 "success_url",
             )
-            cancel = _return_url(request, data.get("cancel_url"), "/billing/cancel", "cancel_url")
+            cancel = return_url(request, data.get("cancel_url"), "/billing/cancel", "cancel_url")
         except PurchaseRefused as refused:
             return refusal(400, str(refused), "invalid_request", refused.param)
         except CouponRefused as refused:

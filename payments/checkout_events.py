@@ -11,6 +11,10 @@ from payments.coupons import coupon_give_back
 from payments.events import EventIgnored, handles
 from payments.models import Payment
 from payments.purchases import payment_locked, purchase_complete
+from payments.subscription_events import (
+    subscription_checkout_completed,
+    subscription_checkout_expired,
+)
 
 
 class PaymentMismatch(Exception):
@@ -42,6 +46,9 @@ def _payment_of(session: dict[str, Any]) -> Payment:
 
 @handles("checkout.session.completed")
 def checkout_completed(session: dict[str, Any]) -> None:
+    if session.get("mode") == "subscription":
+        subscription_checkout_completed(session)
+        return
     payment = _payment_of(session)
     if session.get("payment_status") == "paid":
         purchase_complete(payment)
@@ -66,6 +73,9 @@ def checkout_async_failed(session: dict[str, Any]) -> None:
 
 @handles("checkout.session.expired")
 def checkout_expired(session: dict[str, Any]) -> None:
+    if session.get("mode") == "subscription":
+        subscription_checkout_expired(session)
+        return
     payment = _payment_of(session)
     if payment.status == Payment.Status.OPEN:
         payment.status = Payment.Status.EXPIRED

@@ -44,6 +44,7 @@ class Payment(models.Model):
     class Kind(models.TextChoices):
         CREDIT_PACK = "credit_pack"
         CUSTOM = "custom"
+        SUBSCRIPTION = "subscription"  # a paid invoice: its credits are the allowance
 
     class Status(models.TextChoices):
         OPEN = "open"  # the Checkout Session is waiting for the customer
@@ -67,6 +68,7 @@ class Payment(models.Model):
     discount_cents = models.PositiveIntegerField(default=0)
     currency = models.CharField(max_length=3, default="usd")
     checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    invoice_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     charge_id = models.CharField(max_length=255, blank=True, db_index=True)
     refunded_cents = models.PositiveIntegerField(default=0)
@@ -253,3 +255,50 @@ class Referral(models.Model):
 
     def __str__(self) -> str:
         return f"{self.referrer_id} → {self.referee_id}"
+
+
+class Subscription(models.Model):
+    """A customer's subscription to a plan, as Stripe keeps it: opened by a Checkout Session
+    (mode subscription), then kept by Stripe's events (payments.subscription_events). While
+    it is active or past due the user is on its plan; each paid invoice grants the plan's
+    allowance for the invoice's period."""
+
+    class Status(models.TextChoices):
+        INCOMPLETE = "incomplete"  # its Checkout Session is open
+        ACTIVE = "active"
+        TRIALING = "trialing"
+        PAST_DUE = "past_due"
+        UNPAID = "unpaid"
+        CANCELED = "canceled"
+        EXPIRED = "incomplete_expired"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    plan = models.ForeignKey("accounts.Plan", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.INCOMPLETE)
+    checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    stripe_subscription_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    # The allowance granted for the current period (an upgrade adds the difference).
+    period_allowance = money_field(default=Decimal(0))
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.plan} ({self.status})"
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+
+LIVE_STATUSES = (
+    Subscription.Status.ACTIVE,
+    Subscription.Status.TRIALING,
+    Subscription.Status.PAST_DUE,
+)

@@ -22,15 +22,21 @@ from payments.coupons import CouponRefused, coupon_redeem
 from payments.models import Referral
 from payments.referrals import ReferralRefused, referral_apply, referral_code_of
 
-CODE_INPUT = inline_serializer("CodeInput", {"code": serializers.CharField(max_length=40)})
+
+class CodeInput(serializers.Serializer):
+    code = serializers.CharField(max_length=40)
+
+
+CODE_INPUT = CodeInput
 REFUSAL = inline_serializer(
     "PromotionRefusal", {"detail": serializers.CharField(), "code": serializers.CharField()}
 )
 
 
 def _code(request: Request) -> str | None:
-    code = request.data.get("code") if isinstance(request.data, dict) else None
-    return code.strip() if isinstance(code, str) and 0 < len(code.strip()) <= 40 else None
+    """The code given, or None (none, not text, too long, or with a NUL character)."""
+    given = CodeInput(data=request.data)
+    return given.validated_data["code"] if given.is_valid() else None
 
 
 class CouponRedeem(APIView):

@@ -9,10 +9,11 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, Decimal
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from billing.models import LedgerEntry
+from billing.models import CreditAccount, LedgerEntry
 from billing.services import ledger_entry_add
 from payments.events import events_resume
 from payments.models import Dispute, Payment, dollars
@@ -69,6 +70,10 @@ def clawback_settle(payment: Payment) -> None:
     owed = target - payment.clawed_back
     if owed <= 0:
         return
+    if payment.kind == Payment.Kind.SUBSCRIPTION:  # it took back allowance: less is left
+        CreditAccount.objects.filter(user_id=payment.user_id).update(
+            allowance=Greatest(F("allowance") - owed, Value(Decimal(0)))
+        )
     ledger_entry_add(
         user_id=payment.user_id,
         kind=LedgerEntry.Kind.CLAWBACK,

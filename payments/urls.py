@@ -2,6 +2,7 @@ from django.urls import path
 
 from payments.api import CheckoutSession, CreditPackages, Payments
 from payments.pages import checkout_cancel, checkout_success
+from payments.plans_api import Plans, PortalSession, SubscriptionCheckout, UserPlan
 from payments.promotions_api import CouponRedeem, ReferralApply, ReferralCodeView, ReferralStats
 from payments.webhook import StripeWebhook
 
@@ -9,6 +10,14 @@ urlpatterns = [
     path("api/stripe/credit-packages", CreditPackages.as_view(), name="credit-packages"),
     path("api/stripe/checkout-session", CheckoutSession.as_view(), name="checkout-session"),
     path("api/stripe/payments", Payments.as_view(), name="payments"),
+    path(
+        "api/stripe/subscription-checkout",
+        SubscriptionCheckout.as_view(),
+        name="subscription-checkout",
+    ),
+    path("api/stripe/portal-session", PortalSession.as_view(), name="portal-session"),
+    path("plans", Plans.as_view(), name="plans"),
+    path("user/plan", UserPlan.as_view(), name="user-plan"),
     path("api/stripe/webhook", StripeWebhook.as_view(), name="stripe-webhook"),
     path("coupons/redeem", CouponRedeem.as_view(), name="coupon-redeem"),
     path("referral/code", ReferralCodeView.as_view(), name="referral-code"),

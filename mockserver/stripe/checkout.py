@@ -79,6 +79,23 @@ def session_create(
     if mode != "setup" and not items:
         raise StripeError(f"line_items is required in {mode} mode.", "line_items")
     amount = _amount_of(items, plans)
+    recurring = [
+        "recurring" in (i.get("price_data") or {})
+        or "interval" in plans.get(i.get("price", ""), {})
+        for i in items
+    ]
+    if mode == "subscription" and not any(recurring):
+        raise StripeError(
+            "You must provide at least one recurring price in `subscription` mode when using "
+            "prices.",
+            "line_items",
+        )
+    if mode == "payment" and any(recurring):
+        raise StripeError(
+            "You specified `payment` mode but passed a recurring price. Either switch to "
+            "`subscription` mode or use only one-time prices.",
+            "line_items",
+        )
     currency = (items[0].get("price_data") or {}).get("currency") if items else None
     if currency is None and items:
         currency = plans[items[0]["price"]].get("currency", "usd")
@@ -102,6 +119,7 @@ def session_create(
         "mode": mode,
         "payment_intent": None,
         "payment_intent_data_": params.get("payment_intent_data") or {},
+        "subscription_data_": params.get("subscription_data") or {},
         "payment_status": "unpaid",
         "status": "open",
         "subscription": None,

@@ -15,6 +15,10 @@ Test controls, each answering ``{"event", "delivery", "delivered"}`` for the eve
   delayed payment settles: ``checkout.session.async_payment_succeeded`` or ``_failed``;
 - ``GET /_double/events``: the events made here so far, each with its delivery (a refund's
   ``charge.refunded`` is announced to no caller but the webhook);
+- ``POST /_double/subscriptions/{id}/renew``: a month passes (the next invoice, charged);
+  ``…/change`` (``price``): the customer switches plans in the portal (an upgrade's
+  difference invoiced); ``…/cancel`` (``at_period_end=1`` or now). These answer every
+  event they made under ``events`` (paying a subscription session does too);
 - ``POST /_double/charges/{id}/dispute``: the cardholder disputes the charge
   (``charge.dispute.created``); ``POST /_double/disputes/{id}/close`` (``outcome``: won |
   lost): the bank decides (``charge.dispute.closed``).
@@ -22,6 +26,7 @@ Test controls, each answering ``{"event", "delivery", "delivered"}`` for the eve
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -29,6 +34,7 @@ import httpx
 import orjson
 
 from mockserver.common import ASGIApp, Receive, Scope, Send, lifespan, read_body, send_bytes
+from mockserver.stripe import subscriptions
 from mockserver.stripe.checkout import (
     StripeError,
     portal_session_create,
@@ -66,6 +72,7 @@ class StripeDouble:
         self.base_url = base_url
         self.sessions: dict[str, dict[str, Any]] = {}
         self.disputes: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
         self.webhook_url = ""
         self.webhook_secret = webhook_secret
         self.deliveries = httpx.AsyncClient(timeout=30)
@@ -133,8 +140,11 @@ class StripeDouble:
         session = self._session(session_id)
         if session["status"] != "open":
             raise StripeError(f"This Checkout Session is {session['status']}.", status=400)
+        if session["mode"] == "subscription":
+            events = await subscriptions.subscribe(self, session, card)
+            return {**events[-1], "events": events}
         if session["mode"] != "payment":
-            raise StripeError("The double pays sessions in payment mode only.")
+            raise StripeError("The double pays sessions in payment or subscription mode.")
         method = await self.stripe(
             "POST",
             "/v1/payment_methods",
@@ -223,6 +233,18 @@ class StripeDouble:
         return await self.emit("charge.dispute.closed", dispute)
 
 
+async def _subscription_control(
+    double: StripeDouble, subscription_id: str, action: str, form: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if action == "renew":
+        return await subscriptions.renew(double, subscription_id)
+    if action == "change":
+        return await subscriptions.change(double, subscription_id, form["price"])
+    if action == "cancel":
+        return await subscriptions.cancel(double, subscription_id, form.get("at_period_end") == "1")
+    raise StripeError(f"Unrecognized subscription control: {action}", status=404)
+
+
 def create_app(localstripe: str, base_url: str, webhook_secret: str) -> ASGIApp:
     double = StripeDouble(localstripe, base_url, webhook_secret)
 
@@ -264,7 +286,12 @@ async def route(double: StripeDouble, scope: Scope, body: bytes, send: Send) -> 
             status=401,
         )
     if path == "/v1/checkout/sessions" and method == "POST":
-        session = session_create(form, double.base_url, {}, stripe_id("cs"))
+        prices = {}
+        for item in form.get("line_items") or []:
+            if isinstance(item, dict) and item.get("price"):
+                with contextlib.suppress(StripeError):  # unknown: "No such price", below
+                    prices[item["price"]] = await double.stripe("GET", f"/v1/plans/{item['price']}")
+        session = session_create(form, double.base_url, prices, stripe_id("cs"))
         double.sessions[session["id"]] = session
         return session_public(session)
     if parts[:3] == ["v1", "checkout", "sessions"] and len(parts) == 4 and method == "GET":
@@ -298,6 +325,9 @@ async def control(double: StripeDouble, method: str, parts: list[str], form: dic
         return await double.pay(parts[2], form.get("card", TEST_CARD), form.get("delayed") == "1")
     if parts[:2] == ["checkout", "sessions"] and parts[3:] == ["settle"]:
         return await double.settle(parts[2], form.get("outcome", "succeeded"))
+    if parts[0] == "subscriptions" and len(parts) == 3:
+        events = await _subscription_control(double, parts[1], parts[2], form)
+        return {**events[-1], "events": events}
     if parts[0] == "charges" and parts[2:] == ["dispute"]:
         return await double.dispute_open(parts[1])
     if parts[0] == "disputes" and parts[2:] == ["close"]:

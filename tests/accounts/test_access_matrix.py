@@ -63,6 +63,8 @@ ADMIN_PAGES = {
     "/admin/payments/payment/": (302, 302, 403, 200, 200),
     "/admin/payments/stripeevent/": (302, 302, 403, 200, 200),
     "/admin/payments/dispute/": (302, 302, 403, 200, 200),
+    "/admin/payments/subscription/": (302, 302, 403, 200, 200),
+    "/admin/payments/coupon/": (302, 302, 403, 403, 200),
     "/admin/payments/creditpack/": (302, 302, 403, 200, 200),
     "/admin/payments/creditpack/add/": (302, 302, 403, 403, 200),  # prices: admins only
 }

@@ -87,6 +87,9 @@ def test_it_reports_balance_and_transactions_exactly(alice, bob):
         "balance": "5.499999925",
         "held": "0",
         "available": "5.499999925",
+        "allowance": "0",
+        "allowance_expires_at": None,
+        "purchased": "5.499999925",
         "currency": "credits",
     }
     assert [t["reference"] for t in transactions["results"]] == ["r1", "test:alice"]

@@ -71,5 +71,43 @@ def test_it_never_spends_more_than_the_balance(gateway, make_account, stream):
         "balance": "0",
         "held": "0",
         "available": "0",
+        "allowance": "0",
+        "allowance_expires_at": None,
+        "purchased": "0",
         "currency": "credits",
     }
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_plans_allowance_is_spent_before_purchased_credit(gateway, make_account, stream):
+    """25 requests' worth of allowance and 30 of purchased credit, 50 requests at once: all
+    served; the allowance is gone and 5 requests' worth of purchased credit is left."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.allowance import allowance_grant
+
+    account = make_account(credit=COST * 30)
+    allowance_grant(
+        user_id=account.user.pk,
+        amount=COST * 25,
+        expires_at=timezone.now() + timedelta(days=30),
+        reference=f"test-allowance:{account.user.pk}",
+        memo="Pro allowance",
+    )
+
+    async def burst() -> list[str]:
+        client = openai.AsyncOpenAI(base_url=f"{gateway}/v1", api_key=account.key, max_retries=0)
+        results = await asyncio.gather(*(_one(client, stream) for _ in range(50)))
+        await client.close()
+        return results
+
+    assert asyncio.run(burst()).count("served") == 50
+    settled_count(account.user.pk, 50)
+    row = CreditAccount.objects.get(user=account.user)
+    assert (row.balance, row.allowance, row.purchased, row.held) == (COST * 5, 0, COST * 5, 0)
+    shown = httpx.get(
+        f"{gateway}/user/balance", headers={"authorization": f"Bearer {account.key}"}
+    ).json()
+    assert (shown["available"], shown["allowance"], shown["purchased"]) == ("0.05", "0", "0.05")
