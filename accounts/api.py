@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
@@ -18,9 +19,16 @@ from rest_framework.views import APIView
 
 from accounts.authentication import KeyScope, request_user
 from accounts.models import ApiKey, AuditEntry, User
-from accounts.restrictions import ips_clean, models_clean, referrers_clean, scopes_clean
+from accounts.restrictions import (
+    client_address,
+    ips_clean,
+    models_clean,
+    referrers_clean,
+    scopes_clean,
+)
 from accounts.selectors import api_key_get_for_user, api_keys_of
 from accounts.services import api_key_create, api_key_revoke, api_key_update, user_create
+from accounts.signals import user_signed_up
 from accounts.throttles import SignupThrottle
 
 
@@ -259,6 +267,12 @@ class Signup(APIView):
             raise serializers.ValidationError(
                 {"email": ["This email cannot be used for a new account."]}
             ) from None
+        address = client_address(
+            request.META.get("REMOTE_ADDR"),
+            request.META.get("HTTP_X_FORWARDED_FOR"),
+            settings.GATEWAYZ_TRUSTED_PROXIES,
+        )
+        user_signed_up.send(sender=User, user=user, ip=str(address or ""))
         refresh = RefreshToken.for_user(user)
         body = {
             "id": user.pk,

@@ -40,7 +40,7 @@ def _developer_permissions() -> Any:
 # change it makes (a ledger entry, bounded: billing.staff_credit).
 SUPPORT_PERMISSIONS = {
     "accounts": ("view_user", "view_apikey", "view_plan", "view_auditentry"),
-    "billing": ("view_creditaccount", "view_ledgerentry", "add_ledgerentry"),
+    "billing": ("view_creditaccount", "view_ledgerentry", "add_ledgerentry", "view_trial"),
     # Payments, Stripe's events and disputes, seen; refunds at Stripe are for admins.
     "payments": (
         "view_payment",

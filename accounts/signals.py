@@ -6,11 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models.signals import post_save, pre_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from accounts.models import ApiKey, Plan, User
 from accounts.roles import role_apply, staff_flag
 from core.models import CacheInvalidation, invalidation_announce, invalidations_announce
+
+# A customer signed up themselves (`POST /auth/signup`, the web signup): sent with `user`
+# and `ip` (the client's address). Users made by operators are not announced (no trial).
+user_signed_up = Signal()
 
 
 @receiver(pre_save, sender=User)

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from functools import partial
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from billing.models import CreditAccount, CreditHold, LedgerEntry, RequestLog
+from billing.models import CreditAccount, CreditHold, LedgerEntry, RequestLog, Trial
 from billing.staff_admin import PERMISSION, adjust_view
+from billing.trials import trial_end_now, trial_extend
 from core.amounts import amount_text
 from core.readonly_admin import ReadOnlyAdmin
 
@@ -77,3 +79,39 @@ class RequestLogAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(Trial)
+class TrialAdmin(ReadOnlyAdmin):
+    list_display = (
+        "user",
+        "credit",
+        "daily_cap",
+        "started_at",
+        "ends_at",
+        "ended_at",
+        "converted_at",
+    )
+    list_filter = ("ended_at", "converted_at")
+    search_fields = ("user__email", "email_key", "ip")
+    list_select_related = ("user",)
+    actions = ("end_now", "extend_week")
+
+    def get_actions(self, request: HttpRequest):  # type: ignore[no-untyped-def]  # Django's
+        actions = super().get_actions(request)
+        if not request.user.has_perm("billing.change_trial"):
+            actions.pop("end_now", None)
+            actions.pop("extend_week", None)
+        return actions
+
+    @admin.action(description="End the selected trials now (their unspent credit taken back)")
+    def end_now(self, request: HttpRequest, trials: QuerySet[Trial]) -> None:
+        for trial in trials:
+            trial_end_now(trial=trial)
+        messages.info(request, f"{len(trials)} trial(s) ended.")
+
+    @admin.action(description="Extend the selected trials by 7 days")
+    def extend_week(self, request: HttpRequest, trials: QuerySet[Trial]) -> None:
+        for trial in trials:
+            trial_extend(trial=trial, days=7)
+        messages.info(request, f"{len(trials)} trial(s) extended by 7 days.")

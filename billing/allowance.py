@@ -29,7 +29,7 @@ def allowance_grant(
     if LedgerEntry.objects.filter(kind=LedgerEntry.Kind.ALLOWANCE, reference=reference).exists():
         return False
     account, _ = CreditAccount.objects.select_for_update().get_or_create(user_id=user_id)
-    _expire_rest(account, f"{reference}:replaces")
+    allowance_end(account=account, reference=f"{reference}:replaces")
     ledger_entry_add(
         user_id=user_id,
         kind=LedgerEntry.Kind.ALLOWANCE,
@@ -62,7 +62,7 @@ def allowance_top_up(*, user_id: int, amount: Decimal, reference: str, memo: str
     CreditAccount.objects.filter(pk=account.pk).update(allowance=account.allowance + amount)
 
 
-def _expire_rest(account: CreditAccount, reference: str) -> None:
+def allowance_end(*, account: CreditAccount, reference: str) -> None:
     """Takes what is left of the allowance out of the balance (call under the row lock)."""
     account.refresh_from_db(fields=["allowance", "allowance_expires_at"])
     if account.allowance > 0:
@@ -80,15 +80,19 @@ def allowances_expire(*, now: datetime | None = None) -> int:
     """Expires every allowance whose period has ended (Celery beat); returns how many."""
     now = now or timezone.now()
     expired = 0
-    due = CreditAccount.objects.filter(allowance_expires_at__lte=now).values_list("pk", flat=True)
+    # A running trial's credit is its own to end (billing.trials: what a day left unspent
+    # goes back to the trial).
+    due = (
+        CreditAccount.objects.filter(allowance_expires_at__lte=now)
+        .exclude(user__trial__isnull=False, user__trial__ended_at__isnull=True)
+        .values_list("pk", flat=True)
+    )
     for pk in due:
         with transaction.atomic():
             account = CreditAccount.objects.select_for_update().get(pk=pk)
             if account.allowance_expires_at is None or account.allowance_expires_at > now:
                 continue  # renewed meanwhile
-            _expire_rest(
-                account,
-                f"allowance-end:{account.user_id}:{account.allowance_expires_at:%Y%m%dT%H%M%S}",
-            )
+            ends = f"{account.allowance_expires_at:%Y%m%dT%H%M%S}"
+            allowance_end(account=account, reference=f"allowance-end:{account.user_id}:{ends}")
             expired += 1
     return expired

@@ -17,3 +17,8 @@ class BillingConfig(AppConfig):
         )
         # Credits granted or adjusted by a person are audited; usage is the request log's.
         audit_ledger(LedgerEntry)
+
+        from accounts.signals import user_signed_up
+        from billing.signals import trial_for_new_customer
+
+        user_signed_up.connect(trial_for_new_customer, dispatch_uid="billing-trial")

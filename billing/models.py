@@ -180,3 +180,27 @@ class StoredResponse(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class Trial(models.Model):
+    """A new customer's free trial: GATEWAYZ_TRIAL_CREDIT credits for GATEWAYZ_TRIAL_DAYS,
+    at most GATEWAYZ_TRIAL_DAILY_CAP a day, one per person (billing.trials). Its credit is
+    kept as the account's allowance: spent first, gone when the trial (or the day) ends."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trial"
+    )
+    # The email as a person, not a mailbox alias, is (billing.trials.email_key): one trial
+    # each, whatever the case, the dots or the +tags of the address signed up with.
+    email_key = models.CharField(max_length=254, unique=True)
+    ip = models.CharField(max_length=45, blank=True, db_index=True)
+    credit = money_field()
+    daily_cap = money_field(default=ZERO)  # 0: none
+    granted = money_field(default=ZERO)  # what its slices have given so far, net of expiry
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    ends_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    converted_at = models.DateTimeField(null=True, blank=True)  # the first payment
+
+    def __str__(self) -> str:
+        return f"trial of {self.user}"

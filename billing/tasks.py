@@ -9,6 +9,7 @@ from billing.allowance import allowances_expire
 from billing.lost_requests import holds_release_expired
 from billing.services import credit_pending_apply
 from billing.stored_responses import stored_expire
+from billing.trials import trials_advance
 
 
 @shared_task
@@ -35,3 +36,9 @@ def expire_stored_responses() -> int:
 def expire_allowances() -> int:
     """Takes out of the balance what is left of allowances whose period has ended."""
     return allowances_expire()
+
+
+@shared_task
+def advance_trials() -> int:
+    """Grants capped trials their next day's credit and ends trials whose time is up."""
+    return trials_advance()

@@ -238,6 +238,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.expire_stored_responses",
         "schedule": 3600.0,
     },
+    # Customers' cards charged when their credit runs low (payments.auto_topup), and
+    # low-balance notices (payments.emails).
+    "auto-top-up": {"task": "payments.tasks.auto_topup_run", "schedule": 60.0},
+    "low-balance-notices": {"task": "payments.tasks.low_balance_notify", "schedule": 600.0},
+    # Trials: the next day's slice of a capped trial, and trials whose time is up.
+    "advance-trials": {"task": "billing.tasks.advance_trials", "schedule": 300.0},
     # Plans' allowances whose period has ended (billing.allowance: no roll-over).
     "expire-allowances": {
         "task": "billing.tasks.expire_allowances",
@@ -255,6 +261,18 @@ CELERY_BEAT_SCHEDULE = {
         "args": ("all",),
     },
 }
+
+# --- mail ----------------------------------------------------------------------------------
+# Receipts and billing notices (payments.emails), sent by Celery. The console under `make
+# run`; an ESP through django-anymail when EMAIL_ESP names one of its backends (resend,
+# postmark, sendgrid, mailgun, brevo, …) with its API key in EMAIL_ESP_API_KEY.
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "Gatewayz <billing@localhost>"
+EMAIL_ESP = env_str("EMAIL_ESP")
+if EMAIL_ESP:
+    EMAIL_BACKEND = f"anymail.backends.{EMAIL_ESP}.EmailBackend"
+    ANYMAIL = {f"{EMAIL_ESP.upper()}_API_KEY": env_str("EMAIL_ESP_API_KEY")}
+else:
+    EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.console.EmailBackend"
 
 # --- stripe (payments, dj-stripe) ---------------------------------------------------------
 # Payments are on when STRIPE_SECRET_KEY is set; without it (`make run`) the billing
@@ -283,6 +301,16 @@ GATEWAYZ_TOPUP_MAX = env_decimal("GATEWAYZ_TOPUP_MAX", "10000")
 GATEWAYZ_REFERRAL_BONUS = env_decimal("GATEWAYZ_REFERRAL_BONUS", "10")
 GATEWAYZ_REFERRAL_MIN_PURCHASE = env_decimal("GATEWAYZ_REFERRAL_MIN_PURCHASE", "10")
 GATEWAYZ_REFERRAL_MAX_USES = env_int("GATEWAYZ_REFERRAL_MAX_USES", 10, minimum=0)
+# Free trials for new customers (billing.trials): credit (0: no trials), days, the most of
+# it spent a day (0: no cap), and how many trials one client address may start a day.
+GATEWAYZ_TRIAL_CREDIT = env_decimal("GATEWAYZ_TRIAL_CREDIT", "0")
+GATEWAYZ_TRIAL_DAYS = env_int("GATEWAYZ_TRIAL_DAYS", 14, minimum=1)
+GATEWAYZ_TRIAL_DAILY_CAP = env_decimal("GATEWAYZ_TRIAL_DAILY_CAP", "0")
+GATEWAYZ_TRIAL_PER_IP_DAY = env_int("GATEWAYZ_TRIAL_PER_IP_DAY", 3, minimum=0)
+# Auto top-up: declined this many times in a row, it turns itself off (and says so by
+# mail); after a decline it waits this long before charging the card again.
+GATEWAYZ_AUTO_TOPUP_MAX_FAILURES = env_int("GATEWAYZ_AUTO_TOPUP_MAX_FAILURES", 3, minimum=1)
+GATEWAYZ_AUTO_TOPUP_RETRY_SECONDS = env_int("GATEWAYZ_AUTO_TOPUP_RETRY_SECONDS", 3600, minimum=0)
 
 # --- gateway -----------------------------------------------------------------------------
 # Bodies larger than this are refused with 413 before they are parsed.

@@ -24,3 +24,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, t
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so the gateway processes the tests start share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-gatewayz.sqlite3")}
+
+# Celery tasks run in the test's own process (mail lands in pytest-django's `mailoutbox`).
+CELERY_TASK_ALWAYS_EAGER = True

@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from core.readonly_admin import ReadOnlyAdmin
 from payments.events import event_process
 from payments.models import (
+    BillingSettings,
     Coupon,
     CouponRedemption,
     CreditPack,
@@ -141,3 +142,19 @@ class SubscriptionAdmin(ReadOnlyAdmin):
     list_filter = ("status", "plan")
     search_fields = ("user__email", "stripe_subscription_id")
     list_select_related = ("user", "plan")
+
+
+@admin.register(BillingSettings)
+class BillingSettingsAdmin(ReadOnlyAdmin):
+    list_display = (
+        "user",
+        "low_balance_threshold",
+        "auto_topup_enabled",
+        "auto_topup_threshold",
+        "auto_topup_amount",
+        "card_last4",
+        "auto_topup_failures",
+    )
+    list_filter = ("auto_topup_enabled",)
+    search_fields = ("user__email",)
+    list_select_related = ("user",)

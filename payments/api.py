@@ -111,6 +111,9 @@ class CheckoutInput(serializers.Serializer):
     coupon = serializers.CharField(
         required=False, max_length=40, help_text="A percentage coupon's code"
     )
+    save_card = serializers.BooleanField(
+        required=False, default=False, help_text="Keep the card for auto top-up"
+    )
     success_url = serializers.URLField(required=False)
     cancel_url = serializers.URLField(required=False)
 
@@ -178,7 +181,11 @@ class CheckoutSession(APIView):
         success = success.replace("%7BCHECKOUT_SESSION_ID%7D", "{CHECKOUT_SESSION_ID}")
         try:
             payment, url = checkout_start(
-                user=request_user(request), quote=quote, success_url=success, cancel_url=cancel
+                user=request_user(request),
+                quote=quote,
+                success_url=success,
+                cancel_url=cancel,
+                save_card=data["save_card"],
             )
         except CouponRefused as refused:  # used up since it was checked
             return refusal(refused.status, str(refused), refused.code, "coupon")

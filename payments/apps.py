@@ -13,4 +13,9 @@ class PaymentsConfig(AppConfig):
         stripe.api_base = settings.STRIPE_API_BASE
 
         # The event handlers register themselves (payments.events.HANDLERS).
-        from payments import charge_events, checkout_events, subscription_events  # noqa: F401
+        from payments import (  # noqa: F401
+            auto_topup,
+            charge_events,
+            checkout_events,
+            subscription_events,
+        )

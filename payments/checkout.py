@@ -102,7 +102,7 @@ def _is_id(value: object) -> bool:
 
 
 def checkout_start(
-    *, user: User, quote: Quote, success_url: str, cancel_url: str
+    *, user: User, quote: Quote, success_url: str, cancel_url: str, save_card: bool = False
 ) -> tuple[Payment, str]:
     """Records the payment and opens its Checkout Session; answers the payment and the
     session's page. The payment's row exists before Stripe hears of it, so the event that
@@ -117,6 +117,7 @@ def checkout_start(
             amount_cents=quote.amount_cents,
             fee_cents=quote.fee_cents,
             discount_cents=quote.discount_cents,
+            save_card=save_card,
         )
         if quote.coupon:  # its use is taken now: racing checkouts cannot pass its limit
             coupon_take(payment=payment, code=quote.coupon, discount_cents=quote.discount_cents)
@@ -135,7 +136,11 @@ def checkout_start(
                 "client_reference_id": str(user.pk),
                 "line_items": items,
                 "metadata": metadata,
-                "payment_intent_data": {"metadata": metadata},
+                "payment_intent_data": {
+                    "metadata": metadata,
+                    # Kept for auto top-up: Stripe saves the card to the Customer.
+                    **({"setup_future_usage": "off_session"} if save_card else {}),
+                },
                 "success_url": success_url,
                 "cancel_url": cancel_url,
             },

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
+
+from payments.auto_topup import card_save
 from payments.coupons import coupon_give_back
 from payments.events import EventIgnored, handles
 from payments.models import Payment
@@ -52,6 +55,7 @@ def checkout_completed(session: dict[str, Any]) -> None:
     payment = _payment_of(session)
     if session.get("payment_status") == "paid":
         purchase_complete(payment)
+        _card_keep(payment)
     elif payment.status == Payment.Status.OPEN:
         payment.status = Payment.Status.PROCESSING
         payment.save(update_fields=["status"])
@@ -59,7 +63,16 @@ def checkout_completed(session: dict[str, Any]) -> None:
 
 @handles("checkout.session.async_payment_succeeded")
 def checkout_async_succeeded(session: dict[str, Any]) -> None:
-    purchase_complete(_payment_of(session))
+    payment = _payment_of(session)
+    purchase_complete(payment)
+    _card_keep(payment)
+
+
+def _card_keep(payment: Payment) -> None:
+    """A purchase that asked to keep its card: the card is read from Stripe after commit."""
+    if payment.save_card and payment.payment_intent_id:
+        intent = payment.payment_intent_id
+        transaction.on_commit(lambda: card_save(payment=payment, payment_intent_id=intent))
 
 
 @handles("checkout.session.async_payment_failed")

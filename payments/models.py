@@ -45,6 +45,7 @@ class Payment(models.Model):
         CREDIT_PACK = "credit_pack"
         CUSTOM = "custom"
         SUBSCRIPTION = "subscription"  # a paid invoice: its credits are the allowance
+        AUTO_TOPUP = "auto_topup"  # charged off-session to the saved card
 
     class Status(models.TextChoices):
         OPEN = "open"  # the Checkout Session is waiting for the customer
@@ -67,6 +68,8 @@ class Payment(models.Model):
     fee_cents = models.PositiveIntegerField(default=0)
     discount_cents = models.PositiveIntegerField(default=0)
     currency = models.CharField(max_length=3, default="usd")
+    # Keep the card for auto top-up (Checkout's `setup_future_usage`).
+    save_card = models.BooleanField(default=False)
     checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     invoice_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
@@ -302,3 +305,34 @@ LIVE_STATUSES = (
     Subscription.Status.TRIALING,
     Subscription.Status.PAST_DUE,
 )
+
+
+class BillingSettings(models.Model):
+    """A customer's billing preferences: the balance under which they are told by mail, and
+    auto top-up (a saved card charged off-session when available credit falls under a
+    threshold: payments.auto_topup)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="billing_settings"
+    )
+    low_balance_threshold = money_field(null=True, blank=True)
+    low_balance_notified_at = models.DateTimeField(null=True, blank=True)
+    auto_topup_enabled = models.BooleanField(default=False)
+    auto_topup_threshold = money_field(default=Decimal(5))
+    auto_topup_amount = money_field(default=Decimal(20))
+    # The card saved at a purchase (`save_card`): a Stripe PaymentMethod of the Customer.
+    payment_method_id = models.CharField(max_length=255, blank=True)
+    card_brand = models.CharField(max_length=32, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    # The top-up being charged (at most one at a time), and the declines in a row.
+    auto_topup_payment = models.ForeignKey(
+        Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    auto_topup_failures = models.PositiveSmallIntegerField(default=0)
+    auto_topup_failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "billing settings"
+
+    def __str__(self) -> str:
+        return f"billing settings of {self.user_id}"

@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from billing.models import CreditAccount, LedgerEntry
 from billing.services import ledger_entry_add
+from billing.trials import trial_converted
+from payments.emails import email_later
 from payments.events import events_resume
 from payments.models import Dispute, Payment, dollars
 from payments.referrals import referral_reward
@@ -48,6 +50,15 @@ def purchase_complete(payment: Payment) -> None:
     payment.paid_at = timezone.now()
     payment.save(update_fields=["status", "paid_at"])
     referral_reward(payment)
+    trial_converted(user_id=payment.user_id)
+    email_later(
+        user_id=payment.user_id,
+        kind="receipt",
+        paid=dollars(payment.amount_cents),
+        credits=f"{payment.credits.normalize():f}",
+        what="Gatewayz credits" if payment.kind != Payment.Kind.AUTO_TOPUP else "an auto top-up",
+        reference=f"payment {payment.pk}",
+    )
     if payment.payment_intent_id:
         intent = payment.payment_intent_id
         transaction.on_commit(lambda: events_resume(intent))

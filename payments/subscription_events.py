@@ -24,8 +24,10 @@ from django.utils import timezone
 
 from accounts.models import Plan, User
 from billing.allowance import allowance_grant, allowance_top_up
+from billing.trials import trial_converted
+from payments.emails import email_later
 from payments.events import EventDeferred, EventIgnored, events_resume, handles
-from payments.models import Payment, Subscription
+from payments.models import Payment, Subscription, dollars
 
 
 def _id(value: Any) -> str:
@@ -195,6 +197,15 @@ def invoice_paid(invoice: dict[str, Any]) -> None:
         subscription.status = Subscription.Status.ACTIVE
     subscription.save()
     _user_plan(subscription)
+    trial_converted(user_id=subscription.user_id)
+    email_later(
+        user_id=subscription.user_id,
+        kind="receipt",
+        paid=dollars(paid),
+        credits=f"{granted.normalize():f}",
+        what=f"the {plan.name} plan" + (" (upgrade)" if upgrade else ""),
+        reference=f"invoice {invoice['id']}",
+    )
     if intent:  # a refund or dispute of this invoice's charge may be waiting
         transaction.on_commit(lambda: events_resume(intent))
 
@@ -208,6 +219,14 @@ def invoice_payment_failed(invoice: dict[str, Any]) -> None:
     if subscription.status == Subscription.Status.ACTIVE:
         subscription.status = Subscription.Status.PAST_DUE
         subscription.save(update_fields=["status", "updated_at"])
+    email_later(
+        user_id=subscription.user_id,
+        kind="payment_failed",
+        amount=dollars(int(invoice.get("amount_due") or 0)),
+        what=f"the {subscription.plan.name} plan",
+        reason="",
+        retrying="1" if invoice.get("next_payment_attempt") else "",
+    )
 
 
 def subscription_checkout_expired(session: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from payments.api import CheckoutSession, CreditPackages, Payments
 from payments.pages import checkout_cancel, checkout_success
 from payments.plans_api import Plans, PortalSession, SubscriptionCheckout, UserPlan
 from payments.promotions_api import CouponRedeem, ReferralApply, ReferralCodeView, ReferralStats
+from payments.settings_api import BillingSettingsView
 from payments.webhook import StripeWebhook
 
 urlpatterns = [
@@ -18,6 +19,7 @@ urlpatterns = [
     path("api/stripe/portal-session", PortalSession.as_view(), name="portal-session"),
     path("plans", Plans.as_view(), name="plans"),
     path("user/plan", UserPlan.as_view(), name="user-plan"),
+    path("user/billing-settings", BillingSettingsView.as_view(), name="billing-settings"),
     path("api/stripe/webhook", StripeWebhook.as_view(), name="stripe-webhook"),
     path("coupons/redeem", CouponRedeem.as_view(), name="coupon-redeem"),
     path("referral/code", ReferralCodeView.as_view(), name="referral-code"),

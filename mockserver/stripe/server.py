@@ -156,6 +156,13 @@ class StripeDouble:
                 "card[cvc]": "123",
             },
         )
+        future = session["payment_intent_data_"].get("setup_future_usage")
+        if future and session["customer"]:  # Stripe saves the card to the Customer
+            await self.stripe(
+                "POST",
+                f"/v1/payment_methods/{method['id']}/attach",
+                {"customer": session["customer"]},
+            )
         form = {
             "amount": str(session["amount_total"]),
             "currency": session["currency"],

@@ -60,6 +60,7 @@ ADMIN_PAGES = {
     "/admin/accounts/auditentry/": (302, 302, 403, 200, 200),
     "/admin/billing/ledgerentry/": (302, 302, 403, 200, 200),
     "/admin/billing/creditaccount/": (302, 302, 403, 200, 200),
+    "/admin/billing/trial/": (302, 302, 403, 200, 200),
     "/admin/payments/payment/": (302, 302, 403, 200, 200),
     "/admin/payments/stripeevent/": (302, 302, 403, 200, 200),
     "/admin/payments/dispute/": (302, 302, 403, 200, 200),
