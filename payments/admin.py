@@ -52,8 +52,8 @@ class PaymentAdmin(ReadOnlyAdmin):
         return dollars(payment.refunded_cents) if payment.refunded_cents else ""
 
     def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
-        if request.user.has_perm(REFUND_PERMISSION):
-            return (*self.list_display, "refund")
+        if request.user.has_perm(REFUND_PERMISSION):  # near the front: in view on a phone too
+            return ("created_at", "refund", *self.list_display[1:])
         return self.list_display
 
     @admin.display(description="")

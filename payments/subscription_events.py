@@ -27,6 +27,7 @@ from billing.allowance import allowance_grant, allowance_top_up
 from billing.trials import trial_converted
 from payments.emails import email_later
 from payments.events import EventDeferred, EventIgnored, events_resume, handles
+from payments.mirror import mirror_later
 from payments.models import Payment, Subscription, dollars
 
 
@@ -123,6 +124,7 @@ def subscription_updated(data: dict[str, Any]) -> None:
     subscription.cancel_at_period_end = bool(data.get("cancel_at_period_end"))
     subscription.save()
     _user_plan(subscription)
+    mirror_later("subscription", data)
 
 
 @handles("customer.subscription.deleted")
@@ -131,6 +133,7 @@ def subscription_deleted(data: dict[str, Any]) -> None:
     subscription.status = Subscription.Status.CANCELED
     subscription.save(update_fields=["status", "updated_at"])
     _user_plan(subscription)
+    mirror_later("subscription", data)
 
 
 def _subscription_of_invoice(invoice: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -206,6 +209,7 @@ def invoice_paid(invoice: dict[str, Any]) -> None:
         what=f"the {plan.name} plan" + (" (upgrade)" if upgrade else ""),
         reference=f"invoice {invoice['id']}",
     )
+    mirror_later("invoice", invoice)
     if intent:  # a refund or dispute of this invoice's charge may be waiting
         transaction.on_commit(lambda: events_resume(intent))
 

@@ -106,7 +106,10 @@ class StripeDouble:
         answer = await self.localstripe.request(
             scope["method"], path, content=body, headers=headers
         )
-        await send_bytes(send, answer.status_code, answer.content, JSON)
+        content = answer.content
+        if answer.is_success and scope["path"].startswith("/v1/subscriptions"):
+            content = orjson.dumps(subscriptions.shaped(answer.json()))
+        await send_bytes(send, answer.status_code, content, JSON)
         if scope["path"] == "/v1/refunds" and scope["method"] == "POST" and answer.is_success:
             refund = answer.json()
             charge = await self.stripe("GET", f"/v1/charges/{refund['charge']}")
@@ -307,6 +310,9 @@ async def route(double: StripeDouble, scope: Scope, body: bytes, send: Send) -> 
         return await double.expire(parts[3])
     if path == "/v1/account" and method == "GET":
         return ACCOUNT
+    if parts[:2] == ["v1", "products"] and parts[3:] == ["features"] and method == "GET":
+        # A product's entitlement features (localstripe has none): an empty list.
+        return {"object": "list", "data": [], "has_more": False, "url": path}
     if path == "/v1/billing_portal/sessions" and method == "POST":
         return portal_session_create(form, double.base_url, stripe_id("bps"))
     await double.passthrough(scope, body, send)

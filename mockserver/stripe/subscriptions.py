@@ -23,10 +23,26 @@ MONTH = 30 * 86400
 
 
 def _priced(subscription: dict[str, Any]) -> dict[str, Any]:
+    """Stripe's shape of a subscription's items: each names its subscription and carries
+    its `price` (localstripe gives only the legacy `plan`)."""
+    if subscription.get("default_tax_rates") is None:
+        subscription["default_tax_rates"] = []
     for item in subscription.get("items", {}).get("data", []):
+        item.setdefault("subscription", subscription["id"])
         if "price" not in item and item.get("plan"):
             item["price"] = {**item["plan"], "object": "price"}
     return subscription
+
+
+def shaped(answer: dict[str, Any]) -> dict[str, Any]:
+    """A subscription, or a list of them, from localstripe in Stripe's shape."""
+    if answer.get("object") == "subscription":
+        return _priced(answer)
+    if answer.get("object") == "list":
+        for item in answer.get("data", []):
+            if isinstance(item, dict) and item.get("object") == "subscription":
+                _priced(item)
+    return answer
 
 
 async def _plan_for(double: StripeDouble, item: dict[str, Any]) -> dict[str, Any]:
