@@ -137,6 +137,11 @@ class RequestLog(models.Model):
     cached_tokens = models.PositiveIntegerField(default=0)
     cache_write_tokens = models.PositiveIntegerField(default=0)
     cost = models.DecimalField(max_digits=24, decimal_places=12, default=Decimal(0))
+    # What the provider bills for it: the cost before the markup (billing.pricing); 0 on the
+    # customer's own key, and for a request settled from its journal (an estimate).
+    provider_cost = models.DecimalField(
+        max_digits=24, decimal_places=12, default=Decimal(0), db_default=Decimal(0)
+    )
     upstream_latency_ms = models.FloatField(null=True, blank=True)
     ttft_ms = models.FloatField(null=True, blank=True)
     total_latency_ms = models.FloatField()
@@ -201,6 +206,7 @@ class Trial(models.Model):
     ends_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     converted_at = models.DateTimeField(null=True, blank=True)  # the first payment
+    ending_told_at = models.DateTimeField(null=True, blank=True)  # "your trial ends soon"
 
     def __str__(self) -> str:
         return f"trial of {self.user}"

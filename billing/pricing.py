@@ -1,14 +1,20 @@
-"""What a request may cost (the hold) and what it did cost (the charge), exactly."""
+"""What a request may cost (the hold) and what it did cost (the charge), exactly.
+
+The catalog's prices are the provider's; the customer pays them times the deployment's
+markup (GATEWAYZ_MARKUP), rounded up to the ledger's pico-credit. Both figures are recorded
+per request: `provider_cost` (what the provider bills us; nothing when the customer's own
+key served it) and the cost charged."""
 
 from __future__ import annotations
 
-from decimal import ROUND_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_UP, Decimal
 
 from core.usage import Usage
 from providers.catalog import Deployment
 
 PER_MILLION = Decimal(1_000_000)
 PICO_STEP = Decimal("1e-12")  # the ledger's exactness
+ZERO = Decimal(0)
 
 
 def cache_write_1h_price(deployment: Deployment) -> Decimal:
@@ -16,7 +22,24 @@ def cache_write_1h_price(deployment: Deployment) -> Decimal:
     return max(deployment.cache_write_1h_price, deployment.cache_write_price)
 
 
+def priced(amount: Decimal, deployment: Deployment) -> Decimal:
+    """A provider's price as the customer pays it."""
+    if deployment.markup == 1:
+        return amount
+    return (amount * deployment.markup).quantize(PICO_STEP, rounding=ROUND_CEILING)
+
+
 def usage_cost(usage: Usage, deployment: Deployment) -> Decimal:
+    """What the customer is charged for `usage`."""
+    return priced(list_cost(usage, deployment), deployment)
+
+
+def provider_cost(usage: Usage, deployment: Deployment) -> Decimal:
+    """What the provider bills us for `usage` (nothing on the customer's own key)."""
+    return ZERO if deployment.byok else list_cost(usage, deployment)
+
+
+def list_cost(usage: Usage, deployment: Deployment) -> Decimal:
     cached = min(usage.cached_tokens, usage.prompt_tokens)
     written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
     written_1h = min(usage.cache_write_1h_tokens, written)
@@ -44,11 +67,16 @@ def hold_amount(*, body_bytes: int, max_output_tokens: int, deployment: Deployme
         deployment.input_price, cache_write_1h_price(deployment), deployment.cached_input_price
     )
     micro = body_bytes * prompt_price + max_output_tokens * deployment.output_price
-    return micro / PER_MILLION
+    return priced(micro / PER_MILLION, deployment)
 
 
 def image_unit_price(deployment: Deployment, *, size: str | None, quality: str | None) -> Decimal:
-    """One image's price on `deployment`: the base price × the size and quality multipliers.
+    """One image's price to the customer (the provider's, times the markup)."""
+    return priced(image_list_price(deployment, size=size, quality=quality), deployment)
+
+
+def image_list_price(deployment: Deployment, *, size: str | None, quality: str | None) -> Decimal:
+    """One image's price at the provider: the base price × the size and quality multipliers.
 
     A value the catalog lists has its multiplier; an absent one (the provider's default)
     the table's `default` entry; anything else the table's dearest, so an image is never

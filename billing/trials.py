@@ -10,7 +10,8 @@ The credit is the account's allowance (billing.allowance): spent before anything
 taken back when it ends. With a daily cap it comes in daily slices, each the cap or what is
 left of the trial, taken back at the day's end (UTC) with what was not spent; Celery beat
 grants the next slice and ends trials (`trials_advance`). The first payment a trial user
-makes is recorded as its conversion (`trial_converted`)."""
+makes is recorded as its conversion (`trial_converted`). A day before a trial ends its user
+is told by mail, with what is left of it."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.emails import email_later
 from accounts.models import User
 from billing.allowance import allowance_end, allowance_grant
 from billing.models import CreditAccount, Trial
 
+ENDING_NOTICE = timedelta(days=1)
 GMAIL = {"gmail.com", "googlemail.com"}
 # Providers that deliver user+tag@ to user@ (subaddressing).
 PLUS_TAGS = GMAIL | {
@@ -128,11 +131,28 @@ def trials_advance(*, now: datetime | None = None) -> int:
                 trial.ended_at = now
                 trial.save(update_fields=["granted", "ended_at"])
                 changed += 1
-            elif trial.daily_cap and (expiring or account.allowance_expires_at is None):
+                continue
+            if trial.daily_cap and (expiring or account.allowance_expires_at is None):
                 trial.save(update_fields=["granted"])
                 _grant_slice(trial, now)
                 changed += 1
+            if trial.ending_told_at is None and trial.ends_at - now <= ENDING_NOTICE:
+                _tell_ending(trial, now)
     return changed
+
+
+def _tell_ending(trial: Trial, now: datetime) -> None:
+    """A day before the end: what is left of the trial (unspent now, and to come)."""
+    trial.ending_told_at = now
+    trial.save(update_fields=["ending_told_at"])
+    allowance = CreditAccount.objects.values_list("allowance", flat=True).get(user_id=trial.user_id)
+    left = trial.credit - trial.granted + allowance
+    email_later(
+        user_id=trial.user_id,
+        kind="trial_ending",
+        ends=f"{trial.ends_at:%Y-%m-%d %H:%M}",
+        left=f"{left:.2f}",
+    )
 
 
 def trial_end_now(*, trial: Trial) -> None:

@@ -45,6 +45,7 @@ PG_LOG_TYPES = {
     "cached_tokens": "int",
     "cache_write_tokens": "int",
     "cost": "numeric",
+    "provider_cost": "numeric",
     "upstream_latency_ms": "float8",
     "ttft_ms": "float8",
     "total_latency_ms": "float8",
@@ -54,7 +55,7 @@ PG_LOG_TYPES = {
 LOG_COLUMNS = tuple(PG_LOG_TYPES)
 # Columns added after events were first written: an event queued by an older process (a
 # rolling deploy) lacks them and gets the default.
-LOG_DEFAULTS: dict[str, Any] = {"cache_write_tokens": 0, "attempts": "[]"}
+LOG_DEFAULTS: dict[str, Any] = {"cache_write_tokens": 0, "attempts": "[]", "provider_cost": 0}
 _PG_LOG_SELECT = ",".join(
     f"COALESCE({c}, {LOG_DEFAULTS[c]!r})" if c in LOG_DEFAULTS else c for c in LOG_COLUMNS
 )

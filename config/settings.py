@@ -37,6 +37,9 @@ SECRET_KEY = _secret("SECRET_KEY")
 # HMAC secret for API key digests: a database leak alone never reveals a usable key.
 GATEWAYZ_KEY_PEPPER = _secret("GATEWAYZ_KEY_PEPPER").encode()
 
+# What customers pay over the catalog's prices, which are the providers' (billing.pricing);
+# each request records both. Requests served with the customer's own key pay the BYOK fee.
+GATEWAYZ_MARKUP = env_decimal("GATEWAYZ_MARKUP", "1.25")
 # What a request served with the customer's own provider key (BYOK) is charged: this share
 # of the list price (the provider bills them for the rest).
 GATEWAYZ_BYOK_FEE = env_decimal("GATEWAYZ_BYOK_FEE", "0.05")
@@ -239,7 +242,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
     # Customers' cards charged when their credit runs low (payments.auto_topup), and
-    # low-balance notices (payments.emails).
+    # low-balance notices (payments.low_balance).
     "auto-top-up": {"task": "payments.tasks.auto_topup_run", "schedule": 60.0},
     "low-balance-notices": {"task": "payments.tasks.low_balance_notify", "schedule": 600.0},
     # Trials: the next day's slice of a capped trial, and trials whose time is up.
@@ -263,7 +266,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- mail ----------------------------------------------------------------------------------
-# Receipts and billing notices (payments.emails), sent by Celery. The console under `make
+# Receipts and account notices (accounts.emails), sent by Celery. The console under `make
 # run`; an ESP through django-anymail when EMAIL_ESP names one of its backends (resend,
 # postmark, sendgrid, mailgun, brevo, …) with its API key in EMAIL_ESP_API_KEY.
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "Gatewayz <billing@localhost>"

@@ -13,6 +13,9 @@ os.environ.setdefault(
 )  # a Fernet key (32 bytes, url-safe base64), for tests only
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gatewayz")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# Prices as the catalog lists them, so the tests' figures are the catalog's (the markup has
+# tests of its own: tests/billing/test_markup.py).
+os.environ.setdefault("GATEWAYZ_MARKUP", "1")
 # The mock providers listen on loopback (tests/security checks the default refuses it).
 os.environ.setdefault("GATEWAYZ_UPSTREAM_NETWORKS", "loopback")
 

@@ -35,6 +35,8 @@ class RequestOutcome:
     cached_tokens: int = 0
     cache_write_tokens: int = 0
     cost: Decimal = Decimal(0)
+    # What the provider bills us for it (billing.pricing): the cost before the markup.
+    provider_cost: Decimal = Decimal(0)
     upstream_latency_ms: float | None = None
     ttft_ms: float | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)  # see RequestLog.attempts
@@ -50,7 +52,7 @@ class RequestOutcome:
     # the cost, so that no crash can leave a told cost uncharged (not sent in the event).
     priced: bool = False
 
-    def charge(self, cost: Decimal) -> Decimal:
+    def charge(self, cost: Decimal, provider_cost: Decimal = Decimal(0)) -> Decimal:
         """Sets the cost: what the provider reported, priced exactly, even past the hold.
         The hold bounds the usage a provider may honestly report (docs/request-path.md); one
         that reports more bills us for it, so the customer pays it too and the balance may
@@ -60,13 +62,14 @@ class RequestOutcome:
         if self.held and cost > self.hold:
             log.warning("%s cost %s over its hold %s", self.request_id, cost, self.hold)
             cost = min(cost, CHARGE_CEILING)
-        self.cost, self.priced = cost, True
+        self.cost, self.provider_cost, self.priced = cost, provider_cost, True
         return cost
 
     def as_event(self) -> dict[str, Any]:
         """A JSON-ready dict (cost as an exact decimal string); cheaper than asdict()."""
         event = {name: getattr(self, name) for name in OUTCOME_FIELDS}
         event["cost"] = str(self.cost)
+        event["provider_cost"] = str(self.provider_cost)
         return event
 
     def dated_event(self) -> bytes:

@@ -19,11 +19,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.emails import email_later
 from accounts.models import User
 from billing.selectors import credit_account_of, credit_available
 from payments.checkout import fee_cents_for
 from payments.customers import stripe_customer_id
-from payments.emails import email_later
 from payments.events import EventIgnored, handles
 from payments.models import BillingSettings, Payment, dollars
 from payments.purchases import payment_locked, purchase_complete

@@ -6,9 +6,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.emails import email_later
 from billing.selectors import credit_account_of, credit_available
 from core.amounts import amount_text
-from payments.emails import email_later
 from payments.models import BillingSettings
 
 

@@ -13,10 +13,10 @@ from django.db.models import F, Q, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from accounts.emails import email_later
 from billing.models import CreditAccount, LedgerEntry
 from billing.services import ledger_entry_add
 from billing.trials import trial_converted
-from payments.emails import email_later
 from payments.events import events_resume
 from payments.models import Dispute, Payment, dollars
 from payments.referrals import referral_reward

@@ -22,10 +22,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.emails import email_later
 from accounts.models import Plan, User
 from billing.allowance import allowance_grant, allowance_top_up
 from billing.trials import trial_converted
-from payments.emails import email_later
 from payments.events import EventDeferred, EventIgnored, events_resume, handles
 from payments.mirror import mirror_later
 from payments.models import Payment, Subscription, dollars

@@ -86,6 +86,7 @@ def byok_deployment(deployment: Deployment, raw_key: str) -> Deployment:
         cache_write_price=deployment.cache_write_price * fee,
         cache_write_1h_price=deployment.cache_write_1h_price * fee,
         per_image_price=deployment.per_image_price * fee,
+        markup=Decimal(1),  # the fee is the price: the provider bills the customer
     )
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+
 from core.asyncdb import db_call
 from core.outage import DATABASE_UNREACHABLE
 from providers.credentials import CredentialUnreadable
@@ -127,6 +129,7 @@ def catalog_build() -> Catalog:
     )
     bases: dict[int, dict[str, Any] | None] = {}
     by_model: dict[int, list[Deployment]] = {}
+    markup: Decimal = settings.GATEWAYZ_MARKUP
     for o in offerings:
         if o.provider_id not in bases:
             bases[o.provider_id] = _provider_base(o.provider)
@@ -155,6 +158,7 @@ def catalog_build() -> Catalog:
                 quality_multipliers=_multipliers(o.quality_multipliers),
                 weight=o.weight,
                 structured_outputs="structured_outputs" in o.model.capabilities,
+                markup=markup,
             )
         )
     models = {
@@ -187,6 +191,7 @@ def catalog_build() -> Catalog:
                 cached_input_price=r.input_price,
                 cache_write_price=r.input_price,
                 cache_write_1h_price=r.input_price,
+                markup=markup,
             )
             routes.append((r.prefix, template))
     routes.sort(key=lambda route: -len(route[0]))

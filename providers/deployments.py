@@ -44,3 +44,6 @@ class Deployment:
     quality_multipliers: tuple[tuple[str, Decimal], ...] = ()
     weight: int = 1
     byok: bool = False  # served with the customer's own key (providers.byok)
+    # What the customer pays over the prices above, which are the provider's
+    # (GATEWAYZ_MARKUP; 1 with the customer's own key, whose fee is the price: billing.pricing).
+    markup: Decimal = Decimal(1)

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import image_unit_price
+from billing.pricing import image_list_price, image_unit_price
 from core.errors import bad_request
 from gateway.http import Receive, Scope, Send
 from gateway.pipeline.client_api import ClientApi, answer_json, send_priced
@@ -80,7 +80,12 @@ class ImagesApi(ClientApi):
         images = len(data.get("data") or [])
         # Billed per image delivered, never more than were asked for (and held).
         delivered = min(images, int(body.get("n") or 1))
-        outcome.charge(_unit_price(body, answer.deployment) * delivered)
+        size, quality = body.get("size"), body.get("quality")
+        at_provider = 0 if answer.deployment.byok else delivered
+        outcome.charge(
+            _unit_price(body, answer.deployment) * delivered,
+            image_list_price(answer.deployment, size=size, quality=quality) * at_provider,
+        )
         usage = data.get("usage")
         data["usage"] = {
             **(usage if isinstance(usage, dict) else {}),

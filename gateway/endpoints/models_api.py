@@ -28,11 +28,11 @@ def _model_object(model: CatalogModel) -> dict[str, Any]:
         "max_output_tokens": model.max_output_tokens,
         "capabilities": list(model.capabilities),
         "providers": [d.provider for d in model.deployments],
-        "pricing": {
+        "pricing": {  # what the customer pays: the provider's price times the markup
             "unit": "credits per 1M tokens",
-            "input": str(cheapest.input_price),
-            "output": str(cheapest.output_price),
-            "cached_input": str(cheapest.cached_input_price),
+            "input": str(cheapest.input_price * cheapest.markup),
+            "output": str(cheapest.output_price * cheapest.markup),
+            "cached_input": str(cheapest.cached_input_price * cheapest.markup),
         },
     }
 

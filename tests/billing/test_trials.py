@@ -118,3 +118,17 @@ def test_staff_end_or_extend_a_trial(trials_on):
     trial_end_now(trial=Trial.objects.get(user_id=first))
     assert _account(first).balance == 0
     assert Trial.objects.get(user_id=first).ended_at is not None
+
+
+def test_a_day_before_the_end_the_user_is_told_once(
+    trials_on, django_capture_on_commit_callbacks, mailoutbox
+):
+    user_id = _signup("hana@example.com")
+    usage_charge(user_id, "1.25")
+    almost = Trial.objects.get(user_id=user_id).ends_at - timedelta(hours=20)
+    with django_capture_on_commit_callbacks(execute=True):
+        trials_advance(now=almost - timedelta(days=1))  # too early
+        trials_advance(now=almost)
+        trials_advance(now=almost + timedelta(hours=1))
+    ending = [m for m in mailoutbox if m.subject == "Your Gatewayz trial ends soon"]
+    assert len(ending) == 1 and "3.75 credits of it are left" in ending[0].body

@@ -1,4 +1,4 @@
-"""Auto top-up (payments.auto_topup) and billing mail (payments.emails): a card kept at a
+"""Auto top-up (payments.auto_topup) and billing mail (accounts.emails): a card kept at a
 purchase is charged off-session at the Stripe double when available credit falls under the
 threshold, once however many runs race; a declining card is retried after a pause and, after
 three declines in a row, auto top-up turns itself off and says so by mail; receipts and the
