@@ -4,6 +4,8 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
 
 from accounts.models import ApiKey, AuditEntry, Plan, User
 from accounts.services import api_key_revoke
@@ -24,9 +26,36 @@ class UserAdmin(BaseUserAdmin):
     fieldsets = (
         (None, {"fields": ("email", "password", "role", "plan")}),
         ("Status", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
+        (
+            "Suspension (keys refused with a 403; a disputed payment sets it)",
+            {"fields": ("suspended_at", "suspension_reason")},
+        ),
+        ("Money", {"fields": ("money_links",)}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
+    readonly_fields = ("money_links",)
     add_fieldsets = ((None, {"fields": ("email", "role", "password1", "password2")}),)
+
+    @admin.display(description="Their records")
+    def money_links(self, user: User) -> str:
+        """Where staff see what this customer paid and spent (the pages are the billing and
+        payments apps'; named here by URL only)."""
+        if user.pk is None:
+            return ""
+        pages = (
+            ("Credit and ledger", "admin:billing_ledgerentry_changelist"),
+            ("Payments and invoices", "admin:payments_payment_changelist"),
+            ("Subscriptions", "admin:payments_subscription_changelist"),
+            ("Trial", "admin:billing_trial_changelist"),
+        )
+        links = []
+        for label, name in pages:
+            try:
+                url = reverse(name)
+            except NoReverseMatch:
+                continue  # an app this process does not run
+            links.append(format_html('<a href="{}?user__id__exact={}">{}</a>', url, user.pk, label))
+        return format_html_join(" · ", "{}", ((link,) for link in links))
 
 
 @admin.register(Plan)

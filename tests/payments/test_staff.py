@@ -118,3 +118,16 @@ def test_staff_process_a_waiting_event_again(stripe_on, customer):
     assert answer.status_code == 302
     assert StripeEvent.objects.get(pk="evt_test_waiting").status == StripeEvent.Status.PROCESSED
     assert balance(user) == 0  # granted, then refunded in full
+
+
+def test_a_users_page_links_to_their_payments_ledger_and_subscriptions(stripe_on, customer):
+    user, _, _ = _paid(stripe_on, customer)
+    admin = _staff("admin")
+    page = admin.get(f"/admin/accounts/user/{user.pk}/change/")
+    assert page.status_code == 200
+    link = f"/admin/payments/payment/?user__id__exact={user.pk}"
+    assert link.encode() in page.content
+    listing = admin.get(link)
+    assert listing.status_code == 200 and b"1 payment" in listing.content
+    assert admin.get(f"/admin/billing/ledgerentry/?user__id__exact={user.pk}").status_code == 200
+    assert admin.get(f"/admin/billing/trial/?user__id__exact={user.pk}").status_code == 200
