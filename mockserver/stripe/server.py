@@ -79,6 +79,22 @@ class StripeDouble:
         self.emitted: list[dict[str, Any]] = []  # every event made here, with its delivery
 
     # --- localstripe ---------------------------------------------------------------------
+    async def card(self, number: str) -> dict[str, Any]:
+        """A card PaymentMethod, as the hosted page makes from what the customer typed."""
+        return dict(
+            await self.stripe(
+                "POST",
+                "/v1/payment_methods",
+                {
+                    "type": "card",
+                    "card[number]": number,
+                    "card[exp_month]": "12",
+                    "card[exp_year]": "2040",
+                    "card[cvc]": "123",
+                },
+            )
+        )
+
     async def stripe(self, method: str, path: str, form: dict[str, str] | None = None) -> Any:
         answer = await self.localstripe.request(
             method, path, data=form, auth=("sk_test_double", "")
@@ -148,17 +164,7 @@ class StripeDouble:
             return {**events[-1], "events": events}
         if session["mode"] != "payment":
             raise StripeError("The double pays sessions in payment or subscription mode.")
-        method = await self.stripe(
-            "POST",
-            "/v1/payment_methods",
-            {
-                "type": "card",
-                "card[number]": card,
-                "card[exp_month]": "12",
-                "card[exp_year]": "2040",
-                "card[cvc]": "123",
-            },
-        )
+        method = await self.card(card)
         future = session["payment_intent_data_"].get("setup_future_usage")
         if future and session["customer"]:  # Stripe saves the card to the Customer
             await self.stripe(

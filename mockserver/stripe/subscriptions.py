@@ -69,17 +69,7 @@ async def _plan_for(double: StripeDouble, item: dict[str, Any]) -> dict[str, Any
 
 
 async def _card_saved(double: StripeDouble, customer: str, card: str) -> str:
-    method = await double.stripe(
-        "POST",
-        "/v1/payment_methods",
-        {
-            "type": "card",
-            "card[number]": card,
-            "card[exp_month]": "12",
-            "card[exp_year]": "2040",
-            "card[cvc]": "123",
-        },
-    )
+    method = await double.card(card)
     await double.stripe(
         "POST", f"/v1/payment_methods/{method['id']}/attach", {"customer": customer}
     )

@@ -13,31 +13,13 @@ from accounts.services import user_create
 from billing.models import CreditAccount, LedgerEntry, RequestLog
 from billing.services import credit_grant
 from billing.usage_writer import usage_batch_apply
+from tests.support.usage import usage_event
 
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
 
 def _event(user_id: int, request_id: str, cost: str) -> dict:
-    return {
-        "request_id": request_id,
-        "user_id": user_id,
-        "api_key_id": None,
-        "endpoint": "chat.completions",
-        "requested_model": "m",
-        "served_model": "m",
-        "provider": "p",
-        "status": 200,
-        "error_type": "",
-        "prompt_tokens": 3,
-        "completion_tokens": 4,
-        "cached_tokens": 0,
-        "cost": cost,
-        "upstream_latency_ms": 1.0,
-        "ttft_ms": None,
-        "total_latency_ms": 2.0,
-        "stream": False,
-        "held": True,
-    }
+    return usage_event(user_id, request_id, cost)
 
 
 def test_it_writes_a_replayed_batch_once():

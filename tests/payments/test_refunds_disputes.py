@@ -46,6 +46,13 @@ def _refund(double: str, payment: Payment, cents: int) -> dict[str, str]:
     return matching[-1]["delivery"]
 
 
+def _charge_id(double: str, payment: Payment) -> str:
+    """The payment's charge at Stripe (localstripe expands it; Stripe names it)."""
+    client = stripe.StripeClient(STRIPE_KEY, base_addresses={"api": double})
+    charge = client.v1.payment_intents.retrieve(payment.payment_intent_id).latest_charge
+    return charge if isinstance(charge, str) else charge["id"]
+
+
 def _ledger_sum(user: User) -> Decimal:
     return LedgerEntry.objects.filter(user=user).aggregate(s=Sum("amount"))["s"]
 
@@ -135,12 +142,7 @@ def test_a_dispute_suspends_the_keys_until_won(stripe_on, customer, gateway, liv
     deliver(Client(), paid["delivery"])
     assert _status(gateway, key)[0] == 200
     payment.refresh_from_db()
-    charge = (
-        stripe.StripeClient(STRIPE_KEY, base_addresses={"api": stripe_on})
-        .v1.payment_intents.retrieve(payment.payment_intent_id)
-        .latest_charge
-    )
-    charge_id = charge if isinstance(charge, str) else charge["id"]
+    charge_id = _charge_id(stripe_on, payment)
 
     opened = control(stripe_on, f"charges/{charge_id}/dispute")
     deliver(Client(), opened["delivery"])
@@ -171,12 +173,7 @@ def test_a_lost_dispute_takes_the_credit_back_and_a_negative_balance_gets_402(
     deliver(Client(), paid["delivery"])
     payment.refresh_from_db()
     assert _status(gateway, key)[0] == 200  # some credit spent
-    charge = (
-        stripe.StripeClient(STRIPE_KEY, base_addresses={"api": stripe_on})
-        .v1.payment_intents.retrieve(payment.payment_intent_id)
-        .latest_charge
-    )
-    charge_id = charge if isinstance(charge, str) else charge["id"]
+    charge_id = _charge_id(stripe_on, payment)
     opened = control(stripe_on, f"charges/{charge_id}/dispute")
     deliver(Client(), opened["delivery"])
     lost = control(

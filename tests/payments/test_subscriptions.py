@@ -20,9 +20,9 @@ from django.utils import timezone
 from accounts.models import Plan, User
 from billing.allowance import allowance_grant, allowances_expire
 from billing.models import CreditAccount, LedgerEntry
-from billing.usage_writer import usage_batch_apply
 from payments.models import Payment, StripeEvent, Subscription
 from tests.payments.conftest import balance, control, deliver
+from tests.support.usage import usage_charge
 
 
 @pytest.fixture
@@ -151,27 +151,7 @@ def test_an_invoice_before_anything_links_it_waits(
 
 
 def _usage(user: User, cost: str) -> None:
-    event = {
-        "request_id": uuid.uuid4().hex,
-        "user_id": user.pk,
-        "api_key_id": None,
-        "endpoint": "chat.completions",
-        "requested_model": "m",
-        "served_model": "m",
-        "provider": "p",
-        "status": 200,
-        "error_type": "",
-        "prompt_tokens": 1,
-        "completion_tokens": 1,
-        "cached_tokens": 0,
-        "cost": cost,
-        "upstream_latency_ms": 1.0,
-        "ttft_ms": None,
-        "total_latency_ms": 1.0,
-        "stream": False,
-        "held": True,
-    }
-    usage_batch_apply(events=[orjson.dumps(event)])
+    usage_charge(user.pk, cost)
 
 
 @pytest.mark.django_db

@@ -4,15 +4,17 @@ a plan's or a trial's allowance first)."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import orjson
 
 from billing.usage_writer import usage_batch_apply
 
 
-def usage_charge(user_id: int, cost: str) -> None:
-    event = {
-        "request_id": uuid.uuid4().hex,
+def usage_event(user_id: int, request_id: str, cost: str) -> dict[str, Any]:
+    """A usage event as the gateway queues it for `usage_batch_apply`."""
+    return {
+        "request_id": request_id,
         "user_id": user_id,
         "api_key_id": None,
         "endpoint": "chat.completions",
@@ -31,4 +33,7 @@ def usage_charge(user_id: int, cost: str) -> None:
         "stream": False,
         "held": True,
     }
-    usage_batch_apply(events=[orjson.dumps(event)])
+
+
+def usage_charge(user_id: int, cost: str) -> None:
+    usage_batch_apply(events=[orjson.dumps(usage_event(user_id, uuid.uuid4().hex, cost))])
