@@ -46,6 +46,7 @@ class UserAdmin(BaseUserAdmin):
             ("Credit and ledger", "admin:billing_ledgerentry_changelist"),
             ("Payments and invoices", "admin:payments_payment_changelist"),
             ("Subscriptions", "admin:payments_subscription_changelist"),
+            ("Stripe events", "admin:payments_stripeevent_changelist"),
             ("Trial", "admin:billing_trial_changelist"),
         )
         links = []

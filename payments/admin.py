@@ -71,9 +71,10 @@ class PaymentAdmin(ReadOnlyAdmin):
 
 @admin.register(StripeEvent)
 class StripeEventAdmin(ReadOnlyAdmin):
-    list_display = ("received_at", "type", "status", "attempts", "id", "note")
+    list_display = ("received_at", "type", "status", "user", "attempts", "id", "note")
     list_filter = ("status", "type")
-    search_fields = ("id", "waiting_for")
+    search_fields = ("id", "waiting_for", "user__email")
+    list_select_related = ("user",)
     actions = ("process_again",)
 
     def get_actions(self, request: HttpRequest):  # type: ignore[no-untyped-def]  # Django's

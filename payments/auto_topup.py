@@ -24,7 +24,7 @@ from accounts.models import User
 from billing.selectors import credit_account_of, credit_available
 from payments.checkout import fee_cents_for
 from payments.customers import stripe_customer_id
-from payments.events import EventIgnored, handles
+from payments.events import EventIgnored, event_concerns, handles
 from payments.models import BillingSettings, Payment, dollars
 from payments.purchases import payment_locked, purchase_complete
 from payments.stripe_api import stripe_client
@@ -149,6 +149,7 @@ def _auto_topup_of(intent: dict[str, Any]) -> Payment:
         )
     if payment is None or payment.kind != Payment.Kind.AUTO_TOPUP:
         raise EventIgnored("not an auto top-up (Checkout's payments come with its events)")
+    event_concerns(payment.user_id)
     return payment
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from django.utils import timezone
 
 from accounts.models import User
-from payments.events import EventDeferred, EventIgnored, handles
+from payments.events import EventDeferred, EventIgnored, event_concerns, handles
 from payments.models import Dispute, Payment
 from payments.purchases import clawback_settle, disputes_open, payment_locked
 
@@ -31,6 +31,7 @@ def _payment_of(obj: dict[str, Any], charge_id: str) -> Payment:
         if not intent:
             raise EventIgnored("a charge without a payment intent")
         raise EventDeferred(intent)
+    event_concerns(payment.user_id)
     if charge_id and payment.charge_id != charge_id:
         payment.charge_id = charge_id
         payment.save(update_fields=["charge_id"])

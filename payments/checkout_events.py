@@ -11,7 +11,7 @@ from django.db import transaction
 
 from payments.auto_topup import card_save
 from payments.coupons import coupon_give_back
-from payments.events import EventIgnored, handles
+from payments.events import EventIgnored, event_concerns, handles
 from payments.models import Payment
 from payments.purchases import payment_locked, purchase_complete
 from payments.subscription_events import (
@@ -30,6 +30,7 @@ def _payment_of(session: dict[str, Any]) -> Payment:
     payment = payment_locked(checkout_session_id=session.get("id", ""))
     if payment is None:
         raise EventIgnored("a Checkout Session Gatewayz did not open")
+    event_concerns(payment.user_id)
     if (
         session.get("amount_total") != payment.amount_cents
         or (session.get("currency") or "").lower() != payment.currency

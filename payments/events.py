@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,13 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {}
+# The customer the event being processed concerns, as its handler finds out (event_concerns).
+_concerns: ContextVar[int | None] = ContextVar("stripe_event_user", default=None)
+
+
+def event_concerns(user_id: int) -> None:
+    """Called by a handler once it knows whose payment or subscription the event is about."""
+    _concerns.set(user_id)
 
 
 class EventDeferred(Exception):
@@ -69,6 +77,7 @@ def event_process(event_id: str) -> StripeEvent:
         event.attempts += 1
         event.waiting_for = ""
         handler = HANDLERS.get(event.type)
+        concerns = _concerns.set(None)
         try:
             if handler is None:
                 raise EventIgnored(f"no handler for {event.type}")
@@ -85,6 +94,8 @@ def event_process(event_id: str) -> StripeEvent:
         else:
             event.status, event.note = StripeEvent.Status.PROCESSED, ""
             event.processed_at = timezone.now()
+        event.user_id = _concerns.get() or event.user_id
+        _concerns.reset(concerns)
         event.save()
     return event
 

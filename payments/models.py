@@ -114,6 +114,10 @@ class StripeEvent(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVED)
     # The Stripe object the event is waiting for (a payment intent id), while DEFERRED.
     waiting_for = models.CharField(max_length=255, blank=True, db_index=True)
+    # The customer it turned out to concern (set by its handler), for staff.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     note = models.TextField(blank=True)  # the error of a failed one, why one was ignored
     attempts = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -26,7 +26,7 @@ from accounts.emails import email_later
 from accounts.models import Plan, User
 from billing.allowance import allowance_grant, allowance_top_up
 from billing.trials import trial_converted
-from payments.events import EventDeferred, EventIgnored, events_resume, handles
+from payments.events import EventDeferred, EventIgnored, event_concerns, events_resume, handles
 from payments.mirror import mirror_later
 from payments.models import Payment, Subscription, dollars
 
@@ -68,6 +68,7 @@ def _linked(subscription_id: str, metadata: dict[str, Any]) -> Subscription:
         if found is not None:
             found.stripe_subscription_id = subscription_id
             found.save(update_fields=["stripe_subscription_id"])
+            event_concerns(found.user_id)
             transaction.on_commit(lambda: events_resume(subscription_id))
             return found
     raise EventDeferred(subscription_id)
@@ -81,6 +82,7 @@ def subscription_checkout_completed(session: dict[str, Any]) -> None:
     )
     if subscription is None:
         raise EventIgnored("a Checkout Session Gatewayz did not open")
+    event_concerns(subscription.user_id)
     stripe_id = _id(session.get("subscription"))
     if not stripe_id:
         raise EventIgnored("a subscription Checkout Session with no subscription")

@@ -131,3 +131,5 @@ def test_a_users_page_links_to_their_payments_ledger_and_subscriptions(stripe_on
     assert listing.status_code == 200 and b"1 payment" in listing.content
     assert admin.get(f"/admin/billing/ledgerentry/?user__id__exact={user.pk}").status_code == 200
     assert admin.get(f"/admin/billing/trial/?user__id__exact={user.pk}").status_code == 200
+    events = admin.get(f"/admin/payments/stripeevent/?user__id__exact={user.pk}")
+    assert b"checkout.session.completed" in events.content  # the purchase's event is theirs
