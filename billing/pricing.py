@@ -34,9 +34,11 @@ def usage_cost(usage: Usage, deployment: Deployment) -> Decimal:
     return priced(list_cost(usage, deployment), deployment)
 
 
-def provider_cost(usage: Usage, deployment: Deployment) -> Decimal:
-    """What the provider bills us for `usage` (nothing on the customer's own key)."""
-    return ZERO if deployment.byok else list_cost(usage, deployment)
+def usage_costs(usage: Usage, deployment: Deployment) -> tuple[Decimal, Decimal]:
+    """What the customer is charged for `usage`, and what the provider bills us for it
+    (nothing on the customer's own key): the usage priced once."""
+    at_provider = list_cost(usage, deployment)
+    return priced(at_provider, deployment), ZERO if deployment.byok else at_provider
 
 
 def list_cost(usage: Usage, deployment: Deployment) -> Decimal:

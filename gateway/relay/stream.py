@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from billing.pricing import provider_cost, usage_cost
+from billing.pricing import usage_costs
 from core.errors import GatewayError
 from core.outcome import RequestOutcome
 from core.usage import Usage, usage_estimate
@@ -90,7 +90,7 @@ def usage_record(outcome: RequestOutcome, usage: Usage, deployment: Deployment) 
     outcome.completion_tokens = usage.completion_tokens
     outcome.cached_tokens = usage.cached_tokens
     outcome.cache_write_tokens = usage.cache_write_tokens
-    return outcome.charge(usage_cost(usage, deployment), provider_cost(usage, deployment))
+    return outcome.charge(*usage_costs(usage, deployment))
 
 
 class _Relay:

@@ -12,7 +12,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from billing.pricing import hold_amount, image_unit_price, provider_cost, usage_cost
+from billing.pricing import hold_amount, image_unit_price, usage_cost, usage_costs
 from core.usage import Usage
 from providers.byok import byok_deployment
 from providers.deployments import Deployment
@@ -37,7 +37,7 @@ LISTED = Deployment(
 def test_the_customer_pays_the_providers_price_times_the_markup():
     usage = Usage(prompt_tokens=1000, completion_tokens=500)
     at_provider = Decimal("0.00045")  # 1000 × 0.15/1M + 500 × 0.6/1M
-    assert provider_cost(usage, LISTED) == at_provider
+    assert usage_costs(usage, LISTED) == (Decimal("0.0005625"), at_provider)
     assert usage_cost(usage, LISTED) == Decimal("0.0005625")
 
 
@@ -45,16 +45,14 @@ def test_a_cost_finer_than_a_pico_credit_is_rounded_up():
     odd = replace(LISTED, markup=Decimal("1.333"), input_price=Decimal("0.000007"))
     usage = Usage(prompt_tokens=1, completion_tokens=0)
     # 7e-12 × 1.333 = 9.331e-12: charged 1e-11, never less than the markup asks.
-    assert usage_cost(usage, odd) == Decimal("1E-11")
-    assert provider_cost(usage, odd) == Decimal("7E-12")
+    assert usage_costs(usage, odd) == (Decimal("1E-11"), Decimal("7E-12"))
 
 
 def test_the_customers_own_key_pays_the_fee_and_costs_us_nothing(settings):
     settings.GATEWAYZ_BYOK_FEE = Decimal("0.05")
     own = byok_deployment(LISTED, "sk-customer")
     usage = Usage(prompt_tokens=1000, completion_tokens=500)
-    assert usage_cost(usage, own) == Decimal("0.0000225")  # 5 % of the list price
-    assert provider_cost(usage, own) == 0
+    assert usage_costs(usage, own) == (Decimal("0.0000225"), 0)  # 5 % of the list price
 
 
 def test_holds_and_images_include_the_markup():
