@@ -252,6 +252,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.expire_allowances",
         "schedule": 300.0,
     },
+    # The request log's hourly and daily rollups (monitoring.rollups): the current ones.
+    "refresh-rollups": {"task": "monitoring.tasks.refresh_rollups", "schedule": 60.0},
     # Health checks in tiers (monitoring.health): what serves traffic often, the rest rarely.
     "check-health-hot": {
         "task": "monitoring.tasks.check_health",

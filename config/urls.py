@@ -8,6 +8,7 @@ from accounts.provider_keys_api import ProviderKeyDetail, ProviderKeyListCreate
 from accounts.throttles import LoginThrottle, TokenRefreshThrottle
 from billing.api import Balance, CreditTransactions
 from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth
+from monitoring.usage_api import UserUsage
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -31,6 +32,7 @@ urlpatterns = [
     path("user/balance", Balance.as_view(), name="balance"),
     path("user/profile", Profile.as_view(), name="profile"),
     path("user/credit-transactions", CreditTransactions.as_view(), name="credit-transactions"),
+    path("user/usage", UserUsage.as_view(), name="user-usage"),
     path("api/monitoring/health", ProviderHealth.as_view(), name="provider-health"),
     path("api/monitoring/circuit-breakers", CircuitBreakers.as_view(), name="circuit-breakers"),
     path(

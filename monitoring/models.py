@@ -27,3 +27,45 @@ class HealthSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.model} {self.status}"
+
+
+# Upper bounds (ms) of the latency and time-to-first-token histogram buckets; the last bucket
+# has no bound. Counts per bucket add across rows, so percentiles of any grouping and window
+# come from summed buckets (monitoring.rollups.percentile), never from averaged percentiles.
+LATENCY_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+
+
+class UsageRollup(models.Model):
+    """The request log summed by hour or day, per user, key, model and provider: what the
+    usage, monitoring and discovery views read instead of scanning the log. Written by
+    monitoring.rollups (the current hour every minute), recomputable for any window."""
+
+    class Granularity(models.TextChoices):
+        HOUR = "hour"
+        DAY = "day"
+
+    granularity = models.CharField(max_length=4, choices=Granularity.choices)
+    bucket = models.DateTimeField(help_text="The hour's or the day's start (UTC).")
+    user_id = models.BigIntegerField(null=True)  # ids, not keys: rows outlive what they name
+    api_key_id = models.BigIntegerField(null=True)
+    model = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=64, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    errors_by_type = models.JSONField(default=dict)  # error_type -> count
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cached_tokens = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=24, decimal_places=12, default=0)
+    provider_cost = models.DecimalField(max_digits=24, decimal_places=12, default=0)
+    latency_buckets = models.JSONField(default=list)  # counts per LATENCY_BUCKETS_MS (+1)
+    ttft_buckets = models.JSONField(default=list)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=("granularity", "bucket")),
+            models.Index(fields=("user_id", "granularity", "bucket")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} {self.model} {self.provider}"

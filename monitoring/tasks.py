@@ -3,6 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from monitoring.health import health_check
+from monitoring.rollups import rollups_refresh
 
 
 @shared_task
@@ -12,3 +13,9 @@ def check_health(tier: str = "all") -> dict[str, int]:
     for sample in health_check(tier):
         counts[sample.status] = counts.get(sample.status, 0) + 1
     return counts
+
+
+@shared_task
+def refresh_rollups() -> int:
+    """Recomputes the current hour's and day's rollups of the request log."""
+    return rollups_refresh()

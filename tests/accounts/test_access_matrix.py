@@ -187,6 +187,7 @@ def test_nobody_else_can_touch_alices_key(alice_bob_charlie):
         "/user/api-keys",
         "/user/provider-keys",
         "/api/stripe/payments",
+        "/user/usage",
     ],
 )
 def test_every_account_endpoint_shows_the_callers_own_account_only(alice_bob_charlie, path):

@@ -1,0 +1,155 @@
+"""GET /user/usage: the customer's usage over time, from the rollups (never the request log):
+`from`, `to` (ISO dates or times, UTC; default the last 7 days), `granularity` (hour | day,
+default day) and `group_by` (model | key | provider, or none: one series)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import KeyScope, request_user
+from core.amounts import amount_text
+from monitoring.models import UsageRollup
+from monitoring.rollups import bucket_start
+
+GROUPS = {"model": "model", "key": "api_key_id", "provider": "provider"}
+MAX_POINTS = {"hour": 24 * 31, "day": 2 * 366}  # hours in a month, days in two years
+
+
+class UsageRefused(ValueError):
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def _moment(raw: str | None, param: str, default: datetime) -> datetime:
+    if not raw:
+        return default
+    moment = parse_datetime(raw)
+    if moment is None:
+        day = parse_date(raw) if len(raw) == 10 else None
+        if day is None:
+            raise UsageRefused(f"'{param}' must be an ISO date or time, e.g. 2026-12-01.", param)
+        moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def usage_query(params: Any) -> tuple[datetime, datetime, str, str | None]:
+    now = timezone.now()
+    end = _moment(params.get("to"), "to", now)
+    start = _moment(params.get("from"), "from", end - timedelta(days=7))
+    granularity = params.get("granularity") or "day"
+    if granularity not in MAX_POINTS:
+        raise UsageRefused("'granularity' must be hour or day.", "granularity")
+    group = params.get("group_by") or None
+    if group is not None and group not in GROUPS:
+        raise UsageRefused("'group_by' must be model, key or provider.", "group_by")
+    if start >= end:
+        raise UsageRefused("'from' must be before 'to'.", "from")
+    step = timedelta(hours=1) if granularity == "hour" else timedelta(days=1)
+    if (end - start) / step > MAX_POINTS[granularity]:
+        raise UsageRefused(f"At most {MAX_POINTS[granularity]} {granularity}s at a time.", "from")
+    return start, end, granularity, group
+
+
+def usage_series(
+    *, user_id: int, start: datetime, end: datetime, granularity: str, group: str | None
+) -> list[dict[str, Any]]:
+    first = bucket_start(start, granularity)  # the bucket holding `from`, whole
+    rows = UsageRollup.objects.filter(
+        user_id=user_id, granularity=granularity, bucket__gte=first, bucket__lt=end
+    )
+    fields = ["bucket"] + ([GROUPS[group]] if group else [])
+    sums = (
+        rows.values(*fields)
+        .annotate(
+            n=Sum("requests"),
+            failed=Sum("errors"),
+            prompt=Sum("prompt_tokens"),
+            completion=Sum("completion_tokens"),
+            cached=Sum("cached_tokens"),
+            spent=Sum("cost"),
+        )
+        .order_by(*fields)
+    )
+    points = []
+    for row in sums:
+        point: dict[str, Any] = {
+            "bucket": row["bucket"],
+            "requests": row["n"],
+            "errors": row["failed"],
+            "prompt_tokens": row["prompt"],
+            "completion_tokens": row["completion"],
+            "cached_tokens": row["cached"],
+            "cost": amount_text(row["spent"] or Decimal(0)),
+        }
+        if group:
+            point[group] = row[GROUPS[group]]
+        points.append(point)
+    return points
+
+
+class UserUsage(APIView):
+    permission_classes = (IsAuthenticated, KeyScope)
+    required_scope = "usage:read"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", str, description="ISO date or time (UTC)"),
+            OpenApiParameter("to", str, description="ISO date or time (UTC); default now"),
+            OpenApiParameter("granularity", str, enum=["hour", "day"]),
+            OpenApiParameter("group_by", str, enum=["model", "key", "provider"]),
+        ],
+        responses=inline_serializer(
+            "Usage",
+            {
+                "from": serializers.DateTimeField(),
+                "to": serializers.DateTimeField(),
+                "granularity": serializers.CharField(),
+                "group_by": serializers.CharField(allow_null=True),
+                "data": inline_serializer(
+                    "UsagePoint",
+                    {
+                        "bucket": serializers.DateTimeField(),
+                        "requests": serializers.IntegerField(),
+                        "errors": serializers.IntegerField(),
+                        "prompt_tokens": serializers.IntegerField(),
+                        "completion_tokens": serializers.IntegerField(),
+                        "cached_tokens": serializers.IntegerField(),
+                        "cost": serializers.CharField(),
+                        "model": serializers.CharField(required=False),
+                        "key": serializers.IntegerField(required=False, allow_null=True),
+                        "provider": serializers.CharField(required=False),
+                    },
+                    many=True,
+                ),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            start, end, granularity, group = usage_query(request.query_params)
+        except UsageRefused as refused:
+            body = {"detail": str(refused), "code": "invalid_request", "param": refused.param}
+            return Response(body, status=400)
+        data = usage_series(
+            user_id=request_user(request).pk,
+            start=start,
+            end=end,
+            granularity=granularity,
+            group=group,
+        )
+        return Response(
+            {"from": start, "to": end, "granularity": granularity, "group_by": group, "data": data}
+        )
