@@ -13,6 +13,9 @@ from payments.models import BillingSettings
 
 
 def low_balance_notify() -> int:
+    """Mails each customer whose available credit fell under their threshold since the last
+    run; returns how many. A conditional UPDATE decides who is told (once, however many runs
+    race); a row whose state did not change is only read."""
     sent = 0
     watched = BillingSettings.objects.filter(low_balance_threshold__isnull=False)
     for row in watched.select_related("user"):
@@ -20,12 +23,17 @@ def low_balance_notify() -> int:
         if threshold is None:
             continue
         available = credit_available(user=row.user, account=credit_account_of(user=row.user))
-        low = available < threshold
+        mine = BillingSettings.objects.filter(pk=row.pk)
+        if available >= threshold:
+            if row.low_balance_notified_at is not None:  # recovered: the next fall is told
+                mine.update(low_balance_notified_at=None)
+            continue
+        if row.low_balance_notified_at is not None:
+            continue  # told already
         with transaction.atomic():
-            locked = BillingSettings.objects.select_for_update().get(pk=row.pk)
-            if low and locked.low_balance_notified_at is None:
-                locked.low_balance_notified_at = timezone.now()
-                locked.save(update_fields=["low_balance_notified_at"])
+            if mine.filter(low_balance_notified_at__isnull=True).update(
+                low_balance_notified_at=timezone.now()
+            ):
                 email_later(
                     user_id=row.user_id,
                     kind="low_balance",
@@ -33,7 +41,4 @@ def low_balance_notify() -> int:
                     threshold=amount_text(threshold),
                 )
                 sent += 1
-            elif not low and locked.low_balance_notified_at is not None:
-                locked.low_balance_notified_at = None  # recovered: the next fall is told
-                locked.save(update_fields=["low_balance_notified_at"])
     return sent
