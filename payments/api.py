@@ -104,7 +104,10 @@ class CreditPackages(APIView):
 
 
 class CheckoutInput(serializers.Serializer):
-    package_id = serializers.IntegerField(required=False, help_text="A credit package's id")
+    # Bounded: an id past the database's integer range is no package, not a database error.
+    package_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1, help_text="A credit package's id"
+    )
     amount = serializers.CharField(
         required=False, help_text='Or a custom amount of credits (US dollars), e.g. "25.00"'
     )

@@ -65,10 +65,8 @@ def fee_cents_for(price_cents: int) -> int:
     return max(int(fee), int(settings.GATEWAYZ_TOPUP_FEE_MIN * 100))
 
 
-def quote_pack(pack_id: object) -> Quote:
-    pack = (
-        CreditPack.objects.filter(pk=str(pack_id), active=True).first() if _is_id(pack_id) else None
-    )
+def quote_pack(pack_id: int) -> Quote:
+    pack = CreditPack.objects.filter(pk=pack_id, active=True).first()
     if pack is None:
         raise PurchaseRefused(f"There is no credit package {pack_id!r} on sale.", "package_id")
     return Quote(
@@ -93,12 +91,6 @@ def quote_custom(amount: object) -> Quote:
         raise PurchaseRefused(f"The amount must be in dollars and cents, {range_text}.", "amount")
     price_cents = int(credits * 100)
     return Quote(Payment.Kind.CUSTOM, credits, price_cents, fee_cents_for(price_cents))
-
-
-def _is_id(value: object) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, str) and value.isdigit()
-    )
 
 
 def checkout_start(
