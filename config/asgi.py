@@ -26,13 +26,16 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set
 from gateway.app import gateway_app  # noqa: E402
 from gateway.http import Receive, Scope, Send  # noqa: E402
 from gateway.runtime import lifespan  # noqa: E402
+from monitoring.public_api import with_public_endpoints  # noqa: E402
 
 GATEWAY_PREFIXES = ("/v1/", "/health")
+# The gateway, with the public discovery and uptime endpoints matched before its own paths.
+api_app = with_public_endpoints(gateway_app)
 
 
 async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["path"].startswith(GATEWAY_PREFIXES):
-        await gateway_app(scope, receive, send)
+        await api_app(scope, receive, send)
     else:
         await django_app(scope, receive, send)  # type: ignore[arg-type]  # same ASGI types, spelt narrower
 

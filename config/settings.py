@@ -254,6 +254,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     # The request log's hourly and daily rollups (monitoring.rollups): the current ones.
     "refresh-rollups": {"task": "monitoring.tasks.refresh_rollups", "schedule": 60.0},
+    "evaluate-incidents": {"task": "monitoring.tasks.evaluate_incidents", "schedule": 60.0},
     # Health checks in tiers (monitoring.health): what serves traffic often, the rest rarely.
     "check-health-hot": {
         "task": "monitoring.tasks.check_health",

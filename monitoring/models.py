@@ -52,6 +52,9 @@ class UsageRollup(models.Model):
     provider = models.CharField(max_length=64, blank=True)
     requests = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
+    # 5xx answers: the gateway or its providers failed (uptime counts these, not the
+    # client's own mistakes or departures).
+    server_errors = models.PositiveIntegerField(default=0)
     errors_by_type = models.JSONField(default=dict)  # error_type -> count
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
@@ -69,3 +72,47 @@ class UsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} {self.model} {self.provider}"
+
+
+class Incident(models.Model):
+    """A stretch of trouble at a provider (model blank: the provider as a whole), opened and
+    closed by monitoring.incidents from traffic, checks and anomalies; staff add a note. The
+    uptime timelines mark the buckets an incident overlaps."""
+
+    class Kind(models.TextChoices):
+        DOWNTIME = "downtime", "checks failing"
+        ERROR_SURGE = "error_surge", "error rate over the threshold"
+        ERROR_ANOMALY = "error_anomaly", "error rate unusual for the hour"
+        LATENCY_ANOMALY = "latency_anomaly", "latency unusual for the hour"
+
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    opened_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # The worst figure seen while open: an error rate (0-1) or a z-score, by kind.
+    peak = models.FloatField(default=0)
+    detail = models.CharField(max_length=300, blank=True)
+    note = models.TextField(blank=True, help_text="Staff's account: cause, action, follow-up.")
+
+    class Meta:
+        ordering = ("-opened_at",)
+        indexes = [models.Index(fields=("provider", "-opened_at"))]
+        constraints = [
+            # One open incident per provider, model and kind: evaluation updates it.
+            models.UniqueConstraint(
+                fields=("provider", "model", "kind"),
+                condition=models.Q(closed_at__isnull=True),
+                name="incident_one_open",
+            )
+        ]
+
+    def __str__(self) -> str:
+        where = f"{self.provider} {self.model}".strip()
+        return f"{where}: {self.get_kind_display()}"
+
+    @property
+    def minutes(self) -> float | None:
+        if self.closed_at is None:
+            return None
+        return (self.closed_at - self.opened_at).total_seconds() / 60

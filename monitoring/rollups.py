@@ -70,6 +70,7 @@ def rollups_compute(*, start: datetime, end: datetime, granularity: str) -> int:
         .annotate(
             n=Count("id"),
             failed=Count("id", filter=~Q(status=200)),
+            failing=Count("id", filter=Q(status__gte=500)),
             prompt=Sum("prompt_tokens"),
             completion=Sum("completion_tokens"),
             cached=Sum("cached_tokens"),
@@ -99,6 +100,7 @@ def rollups_compute(*, start: datetime, end: datetime, granularity: str) -> int:
             provider=row["provider"],
             requests=row["n"],
             errors=row["failed"],
+            server_errors=row["failing"],
             errors_by_type=errors.get((row["at"], *(row[g] for g in GROUP)), {}),
             prompt_tokens=row["prompt"] or 0,
             completion_tokens=row["completion"] or 0,
@@ -144,6 +146,7 @@ def rollup_day_from_hours(day: datetime) -> int:
             )
         row.requests += hour.requests
         row.errors += hour.errors
+        row.server_errors += hour.server_errors
         for kind, count in hour.errors_by_type.items():
             row.errors_by_type[kind] = row.errors_by_type.get(kind, 0) + count
         row.prompt_tokens += hour.prompt_tokens

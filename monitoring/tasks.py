@@ -3,6 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from monitoring.health import health_check
+from monitoring.incidents import incidents_evaluate
 from monitoring.rollups import rollups_refresh
 
 
@@ -19,3 +20,9 @@ def check_health(tier: str = "all") -> dict[str, int]:
 def refresh_rollups() -> int:
     """Recomputes the current hour's and day's rollups of the request log."""
     return rollups_refresh()
+
+
+@shared_task
+def evaluate_incidents() -> None:
+    """Opens and closes incidents from the last minutes' traffic and checks."""
+    incidents_evaluate()

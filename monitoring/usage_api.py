@@ -4,13 +4,12 @@ default day) and `group_by` (model | key | provider, or none: one series)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import Sum
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
@@ -21,45 +20,28 @@ from rest_framework.views import APIView
 from accounts.authentication import KeyScope, request_user
 from core.amounts import amount_text
 from monitoring.models import UsageRollup
+from monitoring.params import ParamRefused, moment
 from monitoring.rollups import bucket_start
 
 GROUPS = {"model": "model", "key": "api_key_id", "provider": "provider"}
 MAX_POINTS = {"hour": 24 * 31, "day": 2 * 366}  # hours in a month, days in two years
 
 
-class UsageRefused(ValueError):
-    def __init__(self, message: str, param: str) -> None:
-        super().__init__(message)
-        self.param = param
-
-
-def _moment(raw: str | None, param: str, default: datetime) -> datetime:
-    if not raw:
-        return default
-    moment = parse_datetime(raw)
-    if moment is None:
-        day = parse_date(raw) if len(raw) == 10 else None
-        if day is None:
-            raise UsageRefused(f"'{param}' must be an ISO date or time, e.g. 2026-12-01.", param)
-        moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def usage_query(params: Any) -> tuple[datetime, datetime, str, str | None]:
     now = timezone.now()
-    end = _moment(params.get("to"), "to", now)
-    start = _moment(params.get("from"), "from", end - timedelta(days=7))
+    end = moment(params, "to", now)
+    start = moment(params, "from", end - timedelta(days=7))
     granularity = params.get("granularity") or "day"
     if granularity not in MAX_POINTS:
-        raise UsageRefused("'granularity' must be hour or day.", "granularity")
+        raise ParamRefused("'granularity' must be hour or day.", "granularity")
     group = params.get("group_by") or None
     if group is not None and group not in GROUPS:
-        raise UsageRefused("'group_by' must be model, key or provider.", "group_by")
+        raise ParamRefused("'group_by' must be model, key or provider.", "group_by")
     if start >= end:
-        raise UsageRefused("'from' must be before 'to'.", "from")
+        raise ParamRefused("'from' must be before 'to'.", "from")
     step = timedelta(hours=1) if granularity == "hour" else timedelta(days=1)
     if (end - start) / step > MAX_POINTS[granularity]:
-        raise UsageRefused(f"At most {MAX_POINTS[granularity]} {granularity}s at a time.", "from")
+        raise ParamRefused(f"At most {MAX_POINTS[granularity]} {granularity}s at a time.", "from")
     return start, end, granularity, group
 
 
@@ -140,7 +122,7 @@ class UserUsage(APIView):
     def get(self, request: Request) -> Response:
         try:
             start, end, granularity, group = usage_query(request.query_params)
-        except UsageRefused as refused:
+        except ParamRefused as refused:
             body = {"detail": str(refused), "code": "invalid_request", "param": refused.param}
             return Response(body, status=400)
         data = usage_series(

@@ -1,0 +1,218 @@
+"""Figures over the rollups (monitoring.models.UsageRollup): what the staff monitoring API,
+the public discovery endpoints and the uptime timelines compute, never from the request log.
+
+A window is read at hour granularity up to a week and at day granularity beyond (a week of
+hours is at most 168 buckets per group; a quarter of hours would be 2,160). Rows are summed
+in Python, histograms included: the buckets of any set of rows add up, so percentiles of a
+provider over a week come from its summed buckets (monitoring.rollups.percentile).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from core.amounts import amount_text
+from monitoring.models import LATENCY_BUCKETS_MS, UsageRollup
+from monitoring.rollups import bucket_start, percentile
+
+HOURS_READ_AS_HOURS = 24 * 7
+BUCKETS = len(LATENCY_BUCKETS_MS) + 1
+# The columns a Totals needs: fetched as tuples, not model instances (a week of a busy
+# gateway's hours is tens of thousands of rows).
+COLUMNS = (
+    "bucket",
+    "user_id",
+    "api_key_id",
+    "model",
+    "provider",
+    "requests",
+    "errors",
+    "server_errors",
+    "errors_by_type",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost",
+    "provider_cost",
+    "latency_buckets",
+    "ttft_buckets",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: datetime
+    end: datetime
+    granularity: str
+
+    @property
+    def step(self) -> timedelta:
+        return timedelta(hours=1) if self.granularity == "hour" else timedelta(days=1)
+
+    def buckets(self) -> list[datetime]:
+        """Every bucket's start, from the one holding `start` to the one before `end`."""
+        at, out = bucket_start(self.start, self.granularity), []
+        while at < self.end:
+            out.append(at)
+            at += self.step
+        return out
+
+
+def window_last(hours: int, *, now: datetime | None = None) -> Window:
+    """The last `hours` up to now, in whole buckets (the current one included, as far as
+    it has been rolled up)."""
+    now = now or timezone.now()
+    granularity = "hour" if hours <= HOURS_READ_AS_HOURS else "day"
+    start = bucket_start(now - timedelta(hours=hours), granularity)
+    if granularity == "hour":
+        start += timedelta(hours=1)  # `hours` buckets, the current one the last
+    return Window(start, now, granularity)
+
+
+def rollups_in(window: Window, **filters: Any) -> QuerySet[UsageRollup]:
+    return UsageRollup.objects.filter(
+        granularity=window.granularity,
+        bucket__gte=bucket_start(window.start, window.granularity),
+        bucket__lt=window.end,
+        **filters,
+    )
+
+
+@dataclass(slots=True)
+class Totals:
+    """Rollup rows summed: counts, money, and the histograms they carry."""
+
+    requests: int = 0
+    errors: int = 0
+    server_errors: int = 0  # 5xx: the gateway's or a provider's failing, not the client's
+    errors_by_type: dict[str, int] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost: Decimal = field(default_factory=Decimal)
+    provider_cost: Decimal = field(default_factory=Decimal)
+    latency: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    ttft: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    users: set[int] = field(default_factory=set)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.requests += row["requests"]
+        self.errors += row["errors"]
+        self.server_errors += row["server_errors"]
+        for kind, count in row["errors_by_type"].items():
+            self.errors_by_type[kind] = self.errors_by_type.get(kind, 0) + count
+        self.prompt_tokens += row["prompt_tokens"]
+        self.completion_tokens += row["completion_tokens"]
+        self.cached_tokens += row["cached_tokens"]
+        self.cost += row["cost"]
+        self.provider_cost += row["provider_cost"]
+        _add_into(self.latency, row["latency_buckets"])
+        _add_into(self.ttft, row["ttft_buckets"])
+        if row["user_id"] is not None:
+            self.users.add(row["user_id"])
+
+    def merge(self, other: Totals) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        self.server_errors += other.server_errors
+        for kind, count in other.errors_by_type.items():
+            self.errors_by_type[kind] = self.errors_by_type.get(kind, 0) + count
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cached_tokens += other.cached_tokens
+        self.cost += other.cost
+        self.provider_cost += other.provider_cost
+        _add_into(self.latency, other.latency)
+        _add_into(self.ttft, other.ttft)
+        self.users |= other.users
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def error_rate(self) -> float:
+        return round(self.errors / self.requests, 4) if self.requests else 0.0
+
+    @property
+    def successes(self) -> int:
+        return self.requests - self.errors
+
+    def latency_ms(self, fraction: float) -> int | None:
+        return percentile(self.latency, fraction)
+
+    def ttft_ms(self, fraction: float) -> int | None:
+        return percentile(self.ttft, fraction)
+
+    def view(self) -> dict[str, Any]:
+        """The figures every grouping shows (money as exact decimal strings)."""
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": self.error_rate,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
+            "total_tokens": self.tokens,
+            "cost": amount_text(self.cost),
+            "provider_cost": amount_text(self.provider_cost),
+            "unique_users": len(self.users),
+            "latency_p50_ms": self.latency_ms(0.5),
+            "latency_p95_ms": self.latency_ms(0.95),
+            "ttft_p50_ms": self.ttft_ms(0.5),
+        }
+
+
+def _add_into(into: list[int], counts: list[int]) -> None:
+    for i, count in enumerate(counts[:BUCKETS]):
+        into[i] += count
+
+
+def totals(rows: QuerySet[UsageRollup]) -> Totals:
+    out = Totals()
+    for row in rows.values(*COLUMNS).iterator(chunk_size=5000):
+        out.add(row)
+    return out
+
+
+def totals_by(
+    rows: QuerySet[UsageRollup], key: Callable[[dict[str, Any]], Hashable]
+) -> dict[Any, Totals]:
+    """The rows summed per `key(row)` (a column, a pair of them, the bucket...)."""
+    out: dict[Any, Totals] = {}
+    for row in rows.values(*COLUMNS).iterator(chunk_size=5000):
+        group = key(row)
+        summed = out.get(group)
+        if summed is None:
+            summed = out[group] = Totals()
+        summed.add(row)
+    return out
+
+
+def column(name: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda row: row[name]
+
+
+def ranked(
+    groups: dict[Any, Totals], sort_by: str, *, limit: int, descending: bool = True
+) -> list[tuple[Any, Totals]]:
+    """The groups ordered by requests, tokens, users, cost or latency (p50), ties by name."""
+    keys: dict[str, Callable[[Totals], Any]] = {
+        "requests": lambda t: t.requests,
+        "tokens": lambda t: t.tokens,
+        "users": lambda t: len(t.users),
+        "cost": lambda t: t.cost,
+        "latency": lambda t: t.latency_ms(0.5) or LATENCY_BUCKETS_MS[-1] * 10,
+        "error_rate": lambda t: t.error_rate,
+    }
+    figure = keys[sort_by]
+    items = sorted(groups.items(), key=lambda item: str(item[0]))
+    items.sort(key=lambda item: figure(item[1]), reverse=descending)
+    return items[:limit]
