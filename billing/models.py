@@ -156,7 +156,14 @@ class RequestLog(models.Model):
         db_table = "monitoring_requestlog"
         ordering = ("-created_at",)
         indexes = [
-            models.Index(fields=("user", "-created_at"), name="monitoring__user_id_f320f8_idx")
+            models.Index(fields=("user", "-created_at"), name="monitoring__user_id_f320f8_idx"),
+            # A provider's latest failures (staff's errors/{provider}): failures only, so
+            # the index costs nothing on the requests that succeed.
+            models.Index(
+                fields=("provider", "-created_at"),
+                condition=~models.Q(status=200),
+                name="requestlog_failures_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,7 +8,48 @@ from accounts.provider_keys_api import ProviderKeyDetail, ProviderKeyListCreate
 from accounts.throttles import LoginThrottle, TokenRefreshThrottle
 from billing.api import Balance, CreditTransactions
 from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth
+from monitoring.requests_api import (
+    ChatRequestCounts,
+    ChatRequestModels,
+    ChatRequestPlotData,
+    ChatRequestProviders,
+    ChatRequests,
+    UserRequests,
+)
+from monitoring.staff_api import (
+    Anomalies,
+    CostAnalysis,
+    ErrorRates,
+    HourlyStats,
+    LatencyTrends,
+    ModelLatency,
+    ProviderErrors,
+    ProvidersComparison,
+    RealtimeStats,
+    TokenEfficiency,
+)
 from monitoring.usage_api import UserUsage
+
+# The staff monitoring API (monitoring.staff_api, monitoring.requests_api): the seed's paths.
+# Model ids hold slashes (`openai/gpt-4o`): `path:` takes the rest of the URL.
+MONITORING = [
+    path("stats/realtime", RealtimeStats.as_view()),
+    path("stats/hourly/<slug:provider>", HourlyStats.as_view()),
+    path("errors/<slug:provider>", ProviderErrors.as_view()),
+    path("error-rates", ErrorRates.as_view()),
+    path("providers/comparison", ProvidersComparison.as_view()),
+    path("latency/<slug:provider>/<path:model>", ModelLatency.as_view()),
+    path("latency-trends/<slug:provider>", LatencyTrends.as_view()),
+    path("cost-analysis", CostAnalysis.as_view()),
+    path("token-efficiency", TokenEfficiency.as_view()),
+    path("token-efficiency/<slug:provider>/<path:model>", TokenEfficiency.as_view()),
+    path("anomalies", Anomalies.as_view()),
+    path("chat-requests", ChatRequests.as_view()),
+    path("chat-requests/counts", ChatRequestCounts.as_view()),
+    path("chat-requests/models", ChatRequestModels.as_view()),
+    path("chat-requests/providers", ChatRequestProviders.as_view()),
+    path("chat-requests/plot-data", ChatRequestPlotData.as_view()),
+]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -33,6 +74,7 @@ urlpatterns = [
     path("user/profile", Profile.as_view(), name="profile"),
     path("user/credit-transactions", CreditTransactions.as_view(), name="credit-transactions"),
     path("user/usage", UserUsage.as_view(), name="user-usage"),
+    path("user/requests", UserRequests.as_view(), name="user-requests"),
     path("api/monitoring/health", ProviderHealth.as_view(), name="provider-health"),
     path("api/monitoring/circuit-breakers", CircuitBreakers.as_view(), name="circuit-breakers"),
     path(
@@ -40,6 +82,7 @@ urlpatterns = [
         CircuitBreakerReset.as_view(),
         name="circuit-breaker-reset",
     ),
+    path("api/monitoring/", include(MONITORING)),
     path("", include("payments.urls")),
     path("", include("django_prometheus.urls")),
 ]

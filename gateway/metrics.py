@@ -183,6 +183,20 @@ def metrics_page() -> bytes:
     return generate_latest()
 
 
+def requests_in_flight() -> int | None:
+    """Requests being served by every worker (multiprocess mode, reading their files: call
+    it off the event loop), or by this process alone; None if this process serves none."""
+    if not MULTIPROCESS:
+        value = REQUESTS_IN_FLIGHT._value.get()  # no public reader of one gauge's value
+        return int(value)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    for family in registry.collect():
+        if family.name == "gatewayz_requests_in_flight":
+            return int(sum(sample.value for sample in family.samples))
+    return None
+
+
 def _forget_live_gauges() -> None:
     # The pid is read at exit, not at import: a worker forked from a parent that imported
     # this module must drop its own files.

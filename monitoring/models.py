@@ -61,6 +61,7 @@ class UsageRollup(models.Model):
     cached_tokens = models.PositiveBigIntegerField(default=0)
     cost = models.DecimalField(max_digits=24, decimal_places=12, default=0)
     provider_cost = models.DecimalField(max_digits=24, decimal_places=12, default=0)
+    latency_ms_sum = models.FloatField(default=0)  # for averages, beside the percentiles
     latency_buckets = models.JSONField(default=list)  # counts per LATENCY_BUCKETS_MS (+1)
     ttft_buckets = models.JSONField(default=list)
 

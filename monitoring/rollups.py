@@ -76,6 +76,7 @@ def rollups_compute(*, start: datetime, end: datetime, granularity: str) -> int:
             cached=Sum("cached_tokens"),
             spent=Sum("cost"),
             at_provider=Sum("provider_cost"),
+            latency_sum=Sum("total_latency_ms"),
             **_histogram("total_latency_ms"),
             **_histogram("ttft_ms"),
         )
@@ -107,6 +108,7 @@ def rollups_compute(*, start: datetime, end: datetime, granularity: str) -> int:
             cached_tokens=row["cached"] or 0,
             cost=row["spent"] or Decimal(0),
             provider_cost=row["at_provider"] or Decimal(0),
+            latency_ms_sum=row["latency_sum"] or 0.0,
             latency_buckets=_buckets(row, "total_latency_ms", row["n"]),
             ttft_buckets=_buckets(row, "ttft_ms", row["n"]),
         )
@@ -141,6 +143,7 @@ def rollup_day_from_hours(day: datetime) -> int:
                 errors_by_type={},
                 cost=Decimal(0),
                 provider_cost=Decimal(0),
+                latency_ms_sum=0.0,
                 latency_buckets=[0] * len(hour.latency_buckets),
                 ttft_buckets=[0] * len(hour.ttft_buckets),
             )
@@ -154,6 +157,7 @@ def rollup_day_from_hours(day: datetime) -> int:
         row.cached_tokens += hour.cached_tokens
         row.cost += hour.cost
         row.provider_cost += hour.provider_cost
+        row.latency_ms_sum += hour.latency_ms_sum
         row.latency_buckets = _added(row.latency_buckets, hour.latency_buckets)
         row.ttft_buckets = _added(row.ttft_buckets, hour.ttft_buckets)
     UsageRollup.objects.filter(granularity=UsageRollup.Granularity.DAY, bucket=start).delete()

@@ -41,6 +41,7 @@ COLUMNS = (
     "cached_tokens",
     "cost",
     "provider_cost",
+    "latency_ms_sum",
     "latency_buckets",
     "ttft_buckets",
 )
@@ -98,6 +99,7 @@ class Totals:
     cached_tokens: int = 0
     cost: Decimal = field(default_factory=Decimal)
     provider_cost: Decimal = field(default_factory=Decimal)
+    latency_ms_sum: float = 0.0
     latency: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     ttft: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     users: set[int] = field(default_factory=set)
@@ -113,6 +115,7 @@ class Totals:
         self.cached_tokens += row["cached_tokens"]
         self.cost += row["cost"]
         self.provider_cost += row["provider_cost"]
+        self.latency_ms_sum += row["latency_ms_sum"]
         _add_into(self.latency, row["latency_buckets"])
         _add_into(self.ttft, row["ttft_buckets"])
         if row["user_id"] is not None:
@@ -129,6 +132,7 @@ class Totals:
         self.cached_tokens += other.cached_tokens
         self.cost += other.cost
         self.provider_cost += other.provider_cost
+        self.latency_ms_sum += other.latency_ms_sum
         _add_into(self.latency, other.latency)
         _add_into(self.ttft, other.ttft)
         self.users |= other.users
@@ -147,6 +151,10 @@ class Totals:
 
     def latency_ms(self, fraction: float) -> int | None:
         return percentile(self.latency, fraction)
+
+    @property
+    def latency_avg_ms(self) -> float | None:
+        return round(self.latency_ms_sum / self.requests, 2) if self.requests else None
 
     def ttft_ms(self, fraction: float) -> int | None:
         return percentile(self.ttft, fraction)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from monitoring.anomalies import anomalies_sync
 from monitoring.health import health_check
 from monitoring.incidents import incidents_evaluate
 from monitoring.rollups import rollups_refresh
@@ -24,5 +25,7 @@ def refresh_rollups() -> int:
 
 @shared_task
 def evaluate_incidents() -> None:
-    """Opens and closes incidents from the last minutes' traffic and checks."""
+    """Opens and closes incidents from the last minutes' traffic and checks, and from this
+    hour's anomalies."""
     incidents_evaluate()
+    anomalies_sync()

@@ -18,6 +18,7 @@ from monitoring.models import HealthSample
 from monitoring.tasks import check_health
 from providers.models import Provider
 from tests.support.staff import breaker_put
+from tests.support.waits import settled_count
 
 pytestmark = pytest.mark.smoke
 
@@ -58,6 +59,7 @@ def test_the_hot_tier_probes_only_what_served_requests_in_the_last_hour(
         json={"model": "test/claude", "messages": [{"role": "user", "content": "hi"}]},
         headers={"authorization": f"Bearer {account.key}"},
     ).raise_for_status()
+    settled_count(account.user.pk, 1)  # the hot tier reads the log, written after the answer
 
     hot = probes("hot")
     everything = {(p.provider, p.model) for p in probes("all")}
