@@ -119,7 +119,10 @@ class RequestLog(models.Model):
     the request cost, the usage behind it and how it was served. Billing writes it with the
     ledger (billing.usage_writer, billing.settlement); monitoring and the limits read it."""
 
-    request_id = models.CharField(max_length=64, unique=True)
+    # Unique in fact, but not by an index: on Postgres the table is partitioned by month
+    # (billing.retention), which keeps unique indexes per partition; SettledRequest is what
+    # makes writing it idempotent.
+    request_id = models.CharField(max_length=64, db_index=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -168,6 +171,19 @@ class RequestLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.status}"
+
+
+class SettledRequest(models.Model):
+    """A request settled: written once, by the usage writer, in the transaction that logs
+    and charges it, so a replayed usage event (a redelivery, a spool, a lost request's
+    journal) is recognised and changes nothing. Kept as long as the request log
+    (billing.retention)."""
+
+    request_id = models.CharField(max_length=64, primary_key=True)
+    settled_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.request_id
 
 
 class StoredResponse(models.Model):

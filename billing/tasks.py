@@ -7,6 +7,7 @@ from django.conf import settings
 
 from billing.allowance import allowances_expire
 from billing.lost_requests import holds_release_expired
+from billing.retention import log_retain
 from billing.services import credit_pending_apply
 from billing.stored_responses import stored_expire
 from billing.trials import trials_advance
@@ -42,3 +43,15 @@ def expire_allowances() -> int:
 def advance_trials() -> int:
     """Grants capped trials their next day's credit and ends trials whose time is up."""
     return trials_advance()
+
+
+@shared_task
+def retain_request_log() -> dict[str, int]:
+    """Months of the request log made ahead, and those past retention dropped."""
+    pruned = log_retain()
+    return {
+        "partitions_created": pruned.partitions_created,
+        "partitions_dropped": pruned.partitions_dropped,
+        "rows_deleted": pruned.rows_deleted,
+        "settled_ids_deleted": pruned.settled_ids_deleted,
+    }

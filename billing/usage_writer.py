@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import KEY_USE_RESOLUTION, api_keys_mark_used
-from billing.models import CreditAccount, LedgerEntry, RequestLog, StoredResponse
+from billing.models import CreditAccount, LedgerEntry, RequestLog, SettledRequest, StoredResponse
 from billing.services import avail_changes_record
 
 # On Postgres a whole batch travels as one JSON parameter that the server unpacks
@@ -85,17 +85,22 @@ def _chunks(items: list[Any], size: int = CHUNK) -> list[list[Any]]:
 
 def _insert_request_logs_pg(cursor: Any, events: list[bytes], now: Any) -> list[tuple[Any, ...]]:
     """Inserts the rows not written yet, and marks their keys used, in one statement whose
-    text never changes; returns (request_id, user_id, cost) of each row written.
+    text never changes; returns (request_id, user_id, cost) of each row written. A request
+    is new when its id goes into SettledRequest (the log's own indexes are per month:
+    billing.retention); a replay within the batch counts once.
 
     The events go to Postgres as the stream holds them, one JSON array, never parsed in
     Python: the server checks them (an entry that is not a usage event fails the statement,
     and the consumer sets it aside)."""
     cursor.execute(
-        f"WITH fresh AS ("
-        f"INSERT INTO {RequestLog._meta.db_table} ({','.join(LOG_COLUMNS)}, created_at) "
-        f"SELECT {_PG_LOG_SELECT}, COALESCE(created_at, %(now)s) "
-        f"FROM {_pg_recordset(PG_EVENT_TYPES, 'events')} "
-        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id, user_id, api_key_id, cost"
+        f"WITH batch AS (SELECT * FROM {_pg_recordset(PG_EVENT_TYPES, 'events')}), "
+        f"settled AS (INSERT INTO {SettledRequest._meta.db_table} (request_id, settled_at) "
+        "SELECT request_id, %(now)s FROM batch "
+        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id), "
+        f"fresh AS (INSERT INTO {RequestLog._meta.db_table} ({','.join(LOG_COLUMNS)}, created_at) "
+        f"SELECT DISTINCT ON (request_id) {_PG_LOG_SELECT}, COALESCE(created_at, %(now)s) "
+        "FROM batch JOIN settled USING (request_id) "
+        "RETURNING request_id, user_id, api_key_id, cost"
         f"), used AS (UPDATE {ApiKey._meta.db_table} SET last_used_at = %(now)s "
         "WHERE id IN (SELECT api_key_id FROM fresh) "
         "AND (last_used_at IS NULL OR last_used_at <= %(stale)s)) "
@@ -118,10 +123,18 @@ def _json_array(events: list[bytes]) -> str:
 
 def _insert_request_logs(cursor: Any, events: list[dict[str, Any]], now: Any) -> set[str]:
     """Elsewhere (SQLite): inserts the rows not written yet; returns their request ids."""
-    columns = (*LOG_COLUMNS, "created_at")
-    row = "(" + ",".join(["%s"] * len(columns)) + ")"
     fresh: set[str] = set()
     for chunk in _chunks(events):
+        cursor.execute(
+            f"INSERT INTO {SettledRequest._meta.db_table} (request_id, settled_at) "
+            f"VALUES {','.join(['(%s, %s)'] * len(chunk))} "
+            "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+            [value for event in chunk for value in (event["request_id"], now)],
+        )
+        fresh.update(r[0] for r in cursor.fetchall())
+    columns = (*LOG_COLUMNS, "created_at")
+    row = "(" + ",".join(["%s"] * len(columns)) + ")"
+    for chunk in _chunks([e for e in events if e["request_id"] in fresh]):
         params: list[Any] = []
         for event in chunk:
             params.extend([event.get(c, LOG_DEFAULTS.get(c)) for c in LOG_COLUMNS[:-1]])
@@ -130,11 +143,9 @@ def _insert_request_logs(cursor: Any, events: list[dict[str, Any]], now: Any) ->
             params.append(datetime.fromisoformat(arrived) if arrived else now)
         cursor.execute(
             f"INSERT INTO {RequestLog._meta.db_table} ({','.join(columns)}) "
-            f"VALUES {','.join([row] * len(chunk))} "
-            "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+            f"VALUES {','.join([row] * len(chunk))}",
             params,
         )
-        fresh.update(r[0] for r in cursor.fetchall())
     return fresh
 
 
@@ -257,7 +268,7 @@ def usage_batch_apply(*, events: list[bytes], mirror: bool = False) -> int:
 def usage_batch_write(*, events: list[bytes]) -> tuple[int, Charges]:
     """Writes the request log rows not written yet and charges their costs (call inside a
     transaction); returns how many rows were new and what was charged. A concurrent writer
-    inserting the same request waits on the unique index and then skips it, so each
+    settling the same request waits on SettledRequest's key and then skips it, so each
     request is charged by exactly one writer."""
     now = timezone.now()
     charges: Charges = defaultdict(list)

@@ -237,6 +237,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.mirror_pending_balance_changes",
         "schedule": 60.0,
     },
+    # The request log's months (billing.retention) and the rollups' two years.
+    "retain-request-log": {"task": "billing.tasks.retain_request_log", "schedule": 6 * 3600.0},
+    "prune-rollups": {"task": "monitoring.tasks.prune_rollups", "schedule": 24 * 3600.0},
     "expire-stored-responses": {
         "task": "billing.tasks.expire_stored_responses",
         "schedule": 3600.0,
@@ -326,6 +329,10 @@ GATEWAYZ_MAX_BODY_BYTES = env_int("GATEWAYZ_MAX_BODY_BYTES", 4 * 1024 * 1024, mi
 GATEWAYZ_HOLD_TTL_SECONDS = env_int("GATEWAYZ_HOLD_TTL_SECONDS", 900, minimum=60)
 # How long a stored Responses API answer is kept (OpenAI keeps them 30 days).
 GATEWAYZ_RESPONSES_RETENTION_DAYS = env_int("GATEWAYZ_RESPONSES_RETENTION_DAYS", 30, minimum=1)
+# The request log's rows (billing.retention: whole months dropped on Postgres) and the
+# rollups' (monitoring.rollups, two years: what usage and monitoring read).
+GATEWAYZ_REQUEST_LOG_RETENTION_DAYS = env_int("GATEWAYZ_REQUEST_LOG_RETENTION_DAYS", 90, minimum=1)
+GATEWAYZ_ROLLUP_RETENTION_DAYS = env_int("GATEWAYZ_ROLLUP_RETENTION_DAYS", 731, minimum=1)
 # How often a stream records what it has delivered in its journal, and so how much a crash
 # can leave unbilled (one Redis command per stream per period, no wait for its reply).
 GATEWAYZ_JOURNAL_SECONDS = env_float("GATEWAYZ_JOURNAL_SECONDS", 1.0)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDay, TruncHour
@@ -194,3 +195,10 @@ def percentile(buckets: list[int], fraction: float) -> int | None:
         if seen >= fraction * total:
             return bound
     return None
+
+
+def rollups_prune(*, now: datetime | None = None) -> int:
+    """Rollups past GATEWAYZ_ROLLUP_RETENTION_DAYS (two years by default) deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.GATEWAYZ_ROLLUP_RETENTION_DAYS)
+    deleted, _ = UsageRollup.objects.filter(bucket__lt=cutoff).delete()
+    return deleted

@@ -5,7 +5,7 @@ from celery import shared_task
 from monitoring.anomalies import anomalies_sync
 from monitoring.health import health_check
 from monitoring.incidents import incidents_evaluate
-from monitoring.rollups import rollups_refresh
+from monitoring.rollups import rollups_prune, rollups_refresh
 
 
 @shared_task
@@ -29,3 +29,9 @@ def evaluate_incidents() -> None:
     hour's anomalies."""
     incidents_evaluate()
     anomalies_sync()
+
+
+@shared_task
+def prune_rollups() -> int:
+    """Rollups past their retention (two years) deleted."""
+    return rollups_prune()

@@ -96,6 +96,11 @@ def django_db_setup(
             keepdb=keepdb,
             aliases={"default"},
         )
+        # The request log as production has it (tables made straight from the models are
+        # not partitioned: the migration does that).
+        from billing.retention import log_partition
+
+        log_partition()
     yield
     if not django_db_keepdb:
         with django_db_blocker.unblock():
