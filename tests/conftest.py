@@ -121,6 +121,10 @@ def test_catalog(
     mock_upstream: Upstream,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    """The catalog the gateway processes serve, committed once a session. Ask for it from
+    tests that serve through a gateway, not from `django_db` ones: a transactional test's
+    flush would take it away from every later test (tests/support/catalogs.py loads it
+    into a test's own transaction instead)."""
     from providers.catalog_file import catalog_file_load
 
     text = (Path(__file__).parent / "data" / "catalog.toml").read_text()

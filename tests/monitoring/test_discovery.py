@@ -13,16 +13,15 @@ from accounts.services import user_create
 from core.errors import GatewayError
 from monitoring import discovery
 from monitoring.params import ParamRefused
-from providers.catalog import catalog_build
+from tests.support.catalogs import catalog_loaded
 from tests.support.request_logs import request_logged, rolled_up
 
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
 
 @pytest.fixture
-def catalog(test_catalog, monkeypatch):
-    monkeypatch.setenv("GATEWAYZ_TEST_UPSTREAM_KEY", "sk-test")  # as the gateway runs
-    return catalog_build()
+def catalog(tmp_path, monkeypatch):
+    return catalog_loaded(tmp_path, monkeypatch)
 
 
 @pytest.fixture

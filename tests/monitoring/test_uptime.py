@@ -13,16 +13,15 @@ from monitoring.incidents import incidents_evaluate
 from monitoring.models import HealthSample, Incident
 from monitoring.params import ParamRefused
 from monitoring.rollups import bucket_start
-from providers.catalog import catalog_build
+from tests.support.catalogs import catalog_loaded
 from tests.support.request_logs import request_logged, rolled_up
 
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
 
 @pytest.fixture
-def catalog(test_catalog, monkeypatch):
-    monkeypatch.setenv("GATEWAYZ_TEST_UPSTREAM_KEY", "sk-test")
-    return catalog_build()
+def catalog(tmp_path, monkeypatch):
+    return catalog_loaded(tmp_path, monkeypatch)
 
 
 def _check(provider: str, status: str, at, model: str = "") -> None:
