@@ -1,7 +1,8 @@
 """ASGI entry point: Channels' protocol router in front of two HTTP apps.
 
 /v1/* (inference, model list) and /health* go to the gateway's raw ASGI app, which never enters the
-Django middleware stack; everything else (API, admin, pages) goes to Django.
+Django middleware stack; everything else (API, admin, pages) goes to Django. Websockets
+(staff's live monitoring feed) go to Channels' consumers.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ if settings.DEBUG:
 
     django_app = ASGIStaticFilesHandler(django_app)
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
+from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import path  # noqa: E402
 
 from gateway.app import gateway_app  # noqa: E402
 from gateway.http import Receive, Scope, Send  # noqa: E402
 from gateway.runtime import lifespan  # noqa: E402
+from monitoring.live import MonitoringFeed  # noqa: E402
 from monitoring.public_api import with_public_endpoints  # noqa: E402
 
 GATEWAY_PREFIXES = ("/v1/", "/health")
@@ -40,4 +45,9 @@ async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
         await django_app(scope, receive, send)  # type: ignore[arg-type]  # same ASGI types, spelt narrower
 
 
-application = ProtocolTypeRouter({"http": http_app, "lifespan": lifespan})
+# Websockets: staff's live monitoring feed, by their session (monitoring.live).
+websockets = AllowedHostsOriginValidator(
+    AuthMiddlewareStack(URLRouter([path("ws/monitoring/", MonitoringFeed.as_asgi())]))
+)
+
+application = ProtocolTypeRouter({"http": http_app, "websocket": websockets, "lifespan": lifespan})

@@ -186,6 +186,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "accounts.openapi.add_error_responses",
         "gateway.endpoints.openapi.add_inference_routes",
+        "monitoring.openapi.add_public_routes",
     ],
 }
 

@@ -10,25 +10,23 @@ name customers' usage and the business's margins.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, Sum
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.models import RequestLog
 from core.amounts import amount_text
-from gateway.metrics import requests_in_flight
 from monitoring.anomalies import anomalies_detect
 from monitoring.api import staff_may
 from monitoring.models import LATENCY_BUCKETS_MS
 from monitoring.params import ParamRefused, integer
-from monitoring.rollups import percentile
+from monitoring.realtime import realtime_stats
 from monitoring.stats import Totals, column, ranked, rollups_in, totals, totals_by, window_last
 
 Body = dict[str, Any]
@@ -86,62 +84,8 @@ def _hour_stats(t: Totals) -> Body:
 
 
 class RealtimeStats(StaffView):
-    """The last minute and the last five: request rate, errors, latency, tokens per second,
-    from the newest rows of the log (five minutes of it; never a scan of the rest)."""
-
     def answer(self, params: Mapping[str, str], **path: str) -> Body:
-        now = timezone.now()
-        recent = RequestLog.objects.filter(created_at__gte=now - timedelta(minutes=5))
-        buckets = {
-            f"le_{bound}": Count("id", filter=Q(total_latency_ms__lt=bound))
-            for bound in LATENCY_BUCKETS_MS
-        }
-        windows = {}
-        for name, minutes in (("1m", 1), ("5m", 5)):
-            rows = recent.filter(created_at__gte=now - timedelta(minutes=minutes))
-            got = rows.aggregate(
-                n=Count("id"),
-                failed=Count("id", filter=~Q(status=200)),
-                tokens=Sum("prompt_tokens") + Sum("completion_tokens"),
-                spent=Sum("cost"),
-                **buckets,
-            )
-            n, seconds = got["n"], minutes * 60
-            cumulative = [got[f"le_{b}"] for b in LATENCY_BUCKETS_MS]
-            counts = [b - a for a, b in zip([0, *cumulative[:-1]], cumulative, strict=True)]
-            counts.append(n - (cumulative[-1] if cumulative else 0))
-            windows[name] = {
-                "requests": n,
-                "requests_per_second": round(n / seconds, 3),
-                "error_rate": round(got["failed"] / n, 4) if n else 0.0,
-                "latency_p50_ms": percentile(counts, 0.5),
-                "latency_p95_ms": percentile(counts, 0.95),
-                "tokens_per_second": round((got["tokens"] or 0) / seconds, 2),
-                "cost": _money(got["spent"] or Decimal(0)),
-            }
-        hour = totals_by(rollups_in(window_last(1)), column("provider"))
-        scores = {
-            p: round(100 * (1 - t.server_errors / t.requests), 2)
-            for p, t in sorted(hour.items())
-            if p and t.requests
-        }
-        providers = {
-            p: {
-                "total_requests": hour[p].requests,
-                "total_cost": _money(hour[p].cost),
-                "health_score": score,
-            }
-            for p, score in scores.items()
-        }
-        return {
-            "timestamp": _now(),
-            "windows": windows,
-            "in_flight": requests_in_flight(),
-            "providers": providers,
-            "total_requests": sum(t.requests for t in hour.values()),
-            "total_cost": _money(sum((t.cost for t in hour.values()), Decimal(0))),
-            "avg_health_score": round(sum(scores.values()) / len(scores), 2) if scores else 0.0,
-        }
+        return realtime_stats()
 
 
 class HourlyStats(StaffView):
@@ -398,6 +342,11 @@ class TokenEfficiency(StaffView):
             for (p, m), t in ranked(per, "tokens", limit=len(per))
         ]
         return {"timestamp": _now(), "hours": hours, "data": data}
+
+
+@extend_schema_view(get=extend_schema(operation_id="api_monitoring_token_efficiency_model"))
+class ModelTokenEfficiency(TokenEfficiency):
+    """One model at one provider (its own class: one operation per path in the OpenAPI)."""
 
 
 class Anomalies(StaffView):
