@@ -381,11 +381,25 @@ GATEWAYZ_RATE_LIMITS = {
 # Credit granted to an account created by `make run`'s demo set-up.
 GATEWAYZ_DEMO_CREDIT = env_decimal("GATEWAYZ_DEMO_CREDIT", "10")
 
+# LOG_FORMAT=json: one JSON object a line (time, level, logger, message, and a request's
+# fields: request_id, user_id, key_id, model, provider, status, latency_ms…; trace_id with
+# tracing on), for a log pipeline to index; plain text otherwise.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.orjson.OrjsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "timestamp": False,
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # One line per upstream call is noise at INFO; failures are logged by the gateway.
     "loggers": {
@@ -434,3 +448,16 @@ GATEWAYZ_TRUSTED_PROXIES = tuple(
 GATEWAYZ_UPSTREAM_NETWORKS = env_str("GATEWAYZ_UPSTREAM_NETWORKS", "public")
 if GATEWAYZ_UPSTREAM_NETWORKS not in ("public", "loopback", "private"):
     raise ImproperlyConfigured("GATEWAYZ_UPSTREAM_NETWORKS: public, loopback or private")
+
+# Errors to Sentry (or GlitchTip, self-hosted Sentry) when SENTRY_DSN is set: scrubbed of
+# prompts, completions, keys and emails before they leave (config.sentry).
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from config.sentry import sentry_init
+
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "production"),
+        release=env_str("SENTRY_RELEASE", ""),
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+    )

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from core.outcome import RequestOutcome
 
 log = logging.getLogger(__name__)
+# One line per request (LOG_FORMAT=json makes its fields JSON keys): the access log. Off
+# when the level is above INFO, as the benchmark runs.
+access = logging.getLogger("gatewayz.access")
 
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ
 # As django-prometheus serves the web side's /metrics.
@@ -159,8 +162,42 @@ def request_record(outcome: RequestOutcome, model: str) -> None:
         # Last: a scrape (another thread or process) that sees the request counted sees
         # all of it.
         _requests_child(outcome.endpoint, model, provider, outcome.status).inc()
+        if access.isEnabledFor(logging.INFO):
+            _access_line(outcome, model)
     except Exception:
         log.exception("recording the metrics of %s failed", outcome.request_id)
+
+
+def _access_line(outcome: RequestOutcome, model: str) -> None:
+    """The request's line: who (user and key ids, never a key), what (endpoint, model,
+    provider), how it went (status, error, latency, first token, tokens, cost)."""
+    access.info(
+        "%s %s %s %s %d %.0fms",
+        outcome.request_id,
+        outcome.endpoint,
+        model or "-",
+        outcome.provider or "-",
+        outcome.status,
+        outcome.total_latency_ms,
+        extra={
+            "request_id": outcome.request_id,
+            "user_id": outcome.user_id,
+            "key_id": outcome.api_key_id,
+            "endpoint": outcome.endpoint,
+            "model": model,
+            "requested_model": outcome.requested_model,
+            "provider": outcome.provider,
+            "status": outcome.status,
+            "error_type": outcome.error_type or None,
+            "latency_ms": round(outcome.total_latency_ms, 1),
+            "ttft_ms": None if outcome.ttft_ms is None else round(outcome.ttft_ms, 1),
+            "prompt_tokens": outcome.prompt_tokens,
+            "completion_tokens": outcome.completion_tokens,
+            "cost": str(outcome.cost),
+            "stream": outcome.stream,
+            "attempts": len(outcome.attempts),
+        },
+    )
 
 
 def request_record_unsettled(endpoint: str, status: int, seconds: float) -> None:
@@ -169,6 +206,14 @@ def request_record_unsettled(endpoint: str, status: int, seconds: float) -> None
     try:
         _duration_child(endpoint, False).observe(seconds)
         _requests_child(endpoint, "", "", status).inc()
+        if access.isEnabledFor(logging.INFO):
+            access.info(
+                "- %s - - %d %.0fms",
+                endpoint,
+                status,
+                seconds * 1000,
+                extra={"endpoint": endpoint, "status": status, "latency_ms": seconds * 1000},
+            )
     except Exception:
         log.exception("recording the metrics of a %s request failed", endpoint)
 
