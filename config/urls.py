@@ -7,7 +7,7 @@ from accounts.api import ApiKeyDetail, ApiKeyListCreate, AuditLog, Profile, Sign
 from accounts.provider_keys_api import ProviderKeyDetail, ProviderKeyListCreate
 from accounts.throttles import LoginThrottle, TokenRefreshThrottle
 from billing.api import Balance, CreditTransactions
-from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth
+from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth, metrics_view
 from monitoring.requests_api import (
     ChatRequestCounts,
     ChatRequestModels,
@@ -85,7 +85,9 @@ urlpatterns = [
     ),
     path("api/monitoring/", include(MONITORING)),
     path("", include("payments.urls")),
-    path("", include("django_prometheus.urls")),
+    # Prometheus: the gateway's page (gateway.metrics), which holds django-prometheus's
+    # figures too, and the ones read at scrape time, in multiprocess mode as well.
+    path("metrics", metrics_view, name="prometheus-metrics"),
 ]
 
 # Unmatched URLs under the APIs answer in the APIs' format (JSON), not Django's HTML page.

@@ -26,6 +26,13 @@ REDIS_UP = Gauge(
     "1 while this process reaches Redis; 0 while it serves on the database and in-process limits",
 )
 REDIS_OUTAGES = Counter("gatewayz_redis_outages", "Times this process lost Redis")
+# The processes serving on the fallback now (livesum: those alive); 0 on the embedded
+# default, which has no Redis to fall back from.
+REDIS_FALLBACK = Gauge(
+    "gatewayz_redis_fallback_active",
+    "Processes serving on database credit holds and in-process limits because Redis is away",
+    multiprocess_mode="livesum",
+)
 
 
 class RedisLink:
@@ -44,6 +51,7 @@ class RedisLink:
         self.down_since = time.time()
         self.reason = f"{type(exc).__name__}: {exc}"[:200]
         REDIS_UP.set(0)
+        REDIS_FALLBACK.set(1)
         REDIS_OUTAGES.inc()
         log.error(
             "Redis is unreachable (%s): serving with database credit holds and in-process "
@@ -61,6 +69,7 @@ class RedisLink:
         self.down_since = None
         self.reason = ""
         REDIS_UP.set(1)
+        REDIS_FALLBACK.set(0)
 
     def describe(self) -> dict[str, object]:
         """For readiness: how this process is counting limits and credit right now."""

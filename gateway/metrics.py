@@ -22,10 +22,12 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -33,6 +35,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from core.outcome import RequestOutcome
@@ -83,6 +87,12 @@ UPSTREAM_ATTEMPTS = Counter(
     "Calls to providers, failovers and retries included, by outcome: ok or the error code",
     ("provider", "outcome"),
 )
+# Credit reserved at admission (the hold) and charged at settlement: their ratio is how much
+# of what requests reserve they spend; a hold is released, unspent, when a request ends.
+CREDIT_ADMITTED = Counter(
+    "gatewayz_credit_admitted_credits", "Credit reserved by admitted requests (their holds)"
+)
+CREDIT_SETTLED = Counter("gatewayz_credit_settled_credits", "Credit charged for requests")
 # livesum: the sum over the processes alive, a dead worker's last value dropped (its file is
 # removed at exit below; a killed worker's stays until the directory is emptied on deploy).
 REQUESTS_IN_FLIGHT = Gauge(
@@ -148,6 +158,7 @@ def request_record(outcome: RequestOutcome, model: str) -> None:
                 usage.cached_tokens.inc(outcome.cached_tokens)
             if outcome.cost > 0:
                 usage.cost.inc(float(outcome.cost))
+                CREDIT_SETTLED.inc(float(outcome.cost))
             if outcome.ttft_ms is not None:
                 ttft = _ttfts.get(provider)
                 if ttft is None:
@@ -218,14 +229,36 @@ def request_record_unsettled(endpoint: str, status: int, seconds: float) -> None
         log.exception("recording the metrics of a %s request failed", endpoint)
 
 
+# Figures read when scraped rather than counted as they happen (breakers, queues, health):
+# registered by the apps that know them (monitoring.collectors), so this module, below them,
+# needs not import them.
+scrape_collectors: list[Collector] = []
+
+
+def scrape_collector_add(collector: Collector) -> None:
+    if collector not in scrape_collectors:
+        scrape_collectors.append(collector)
+
+
+class _Scraped(Collector):
+    def collect(self) -> Iterable[Metric]:
+        for collector in scrape_collectors:
+            try:
+                yield from collector.collect()
+            except Exception:  # a figure that cannot be read is missing, not a failed scrape
+                log.exception("collecting %s failed", type(collector).__name__)
+
+
 def metrics_page() -> bytes:
-    """The scrape page: every process's values in multiprocess mode, else this process's.
-    Reads files in multiprocess mode: call it off the event loop."""
+    """The scrape page: every process's values in multiprocess mode, else this process's;
+    with the figures read at scrape time. Reads files and Redis: call it off the event
+    loop."""
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(_Scraped())
         return generate_latest(registry)
-    return generate_latest()
+    return generate_latest(REGISTRY)
 
 
 def requests_in_flight() -> int | None:
@@ -250,3 +283,5 @@ def _forget_live_gauges() -> None:
 
 if MULTIPROCESS:
     atexit.register(_forget_live_gauges)
+else:
+    REGISTRY.register(_Scraped())

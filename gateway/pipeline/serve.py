@@ -34,7 +34,7 @@ from gateway.http import (
     read_body,
 )
 from gateway.keycache import KeyIdentity
-from gateway.metrics import request_record, request_record_unsettled
+from gateway.metrics import CREDIT_ADMITTED, request_record, request_record_unsettled
 from gateway.pipeline.auth import KeyRefused, authenticate, key_allows_model
 from gateway.pipeline.client_api import ClientApi
 from gateway.pipeline.routing import (
@@ -85,6 +85,7 @@ async def admit(
             admission=admission,
             journal=admission_entry(outcome) if outcome is not None else b"",
         )
+        CREDIT_ADMITTED.inc(float(amount))
     except InsufficientCredit:
         raise GatewayError(
             402,

@@ -52,3 +52,15 @@ def rolled_up(days: int = 3) -> None:
     now = timezone.now()
     rollups_compute(start=now - timedelta(days=days), end=now, granularity="hour")
     rollups_compute(start=now - timedelta(days=days), end=now, granularity="day")
+
+
+def log_emptied() -> None:
+    """The log, rollups, checks and incidents emptied inside the test's transaction (rolled
+    back after it): figures over everything see only the test's own rows, not those the
+    gateway processes of other tests committed."""
+    from monitoring.models import HealthSample, Incident, UsageRollup
+
+    RequestLog.objects.all().delete()
+    UsageRollup.objects.all().delete()
+    HealthSample.objects.all().delete()
+    Incident.objects.all().delete()
