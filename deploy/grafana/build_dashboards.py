@@ -75,7 +75,10 @@ def dashboard(uid: str, title: str, panels: list[Panel], tags: list[str]) -> dic
 RATE = "sum(rate(gatewayz_requests_total[5m]))"
 ERRORS = 'sum(rate(gatewayz_requests_total{status=~"5.."}[5m])) / clamp_min(' + RATE + ", 1e-9)"
 P = "histogram_quantile({q}, sum(rate(gatewayz_request_duration_seconds_bucket[5m])) by (le{by}))"
-TTFT = "histogram_quantile({q}, sum(rate(gatewayz_time_to_first_token_seconds_bucket[5m])) by (le{by}))"
+TTFT = (
+    "histogram_quantile({q}, "
+    "sum(rate(gatewayz_time_to_first_token_seconds_bucket[5m])) by (le{by}))"
+)
 
 DASHBOARDS = [
     dashboard(
@@ -112,7 +115,8 @@ DASHBOARDS = [
             chart(
                 "5xx share by model",
                 (
-                    'sum(rate(gatewayz_requests_total{status=~"5.."}[5m])) by (model) / clamp_min(sum(rate(gatewayz_requests_total[5m])) by (model), 1e-9)',
+                    'sum(rate(gatewayz_requests_total{status=~"5.."}[5m])) by (model)'
+                    " / clamp_min(sum(rate(gatewayz_requests_total[5m])) by (model), 1e-9)",
                     "{{model}}",
                 ),
                 unit="percentunit",
@@ -202,7 +206,8 @@ DASHBOARDS = [
                 "Revenue, provider cost and margin by day",
                 "SELECT bucket AS time, sum(cost) AS revenue, sum(provider_cost) AS provider_cost, "
                 "sum(cost) - sum(provider_cost) AS margin FROM monitoring_usagerollup "
-                "WHERE granularity = 'day' AND $__timeFilter(bucket) GROUP BY bucket ORDER BY bucket",
+                "WHERE granularity = 'day' AND $__timeFilter(bucket) "
+                "GROUP BY bucket ORDER BY bucket",
                 kind="timeseries",
             ),
             table(
@@ -231,7 +236,8 @@ DASHBOARDS = [
             chart(
                 "Upstream failures by code",
                 (
-                    'sum(rate(gatewayz_upstream_attempts_total{outcome!="ok"}[5m])) by (provider, outcome)',
+                    'sum(rate(gatewayz_upstream_attempts_total{outcome!="ok"}[5m]))'
+                    " by (provider, outcome)",
                     "{{provider}} {{outcome}}",
                 ),
                 unit="reqps",
@@ -249,7 +255,8 @@ DASHBOARDS = [
             table(
                 "Incidents",
                 "SELECT opened_at AS time, provider, model, kind, peak, detail, closed_at, note "
-                "FROM monitoring_incident WHERE $__timeFilter(opened_at) ORDER BY opened_at DESC LIMIT 100",
+                "FROM monitoring_incident WHERE $__timeFilter(opened_at) "
+                "ORDER BY opened_at DESC LIMIT 100",
             ),
         ],
         ["incidents"],
@@ -276,7 +283,8 @@ DASHBOARDS = [
             chart(
                 "Cached share of input tokens",
                 (
-                    'sum(rate(gatewayz_tokens_total{kind="cached"}[1h])) / clamp_min(sum(rate(gatewayz_tokens_total{kind="prompt"}[1h])), 1e-9)',
+                    'sum(rate(gatewayz_tokens_total{kind="cached"}[1h])) / clamp_min('
+                    'sum(rate(gatewayz_tokens_total{kind="prompt"}[1h])), 1e-9)',
                     "cached",
                 ),
                 unit="percentunit",

@@ -84,6 +84,6 @@ def test_promql_counts_what_the_gateway_served(own_gateway, make_account, promet
         time.sleep(0.5)
     up = _query(server, 'up{job="gatewayz"}')["result"]
     assert up[0]["value"][1] == "1"
-    for board, title, target in dashboard_targets():
+    for _, _, target in dashboard_targets():
         if "expr" in target:  # parsed and evaluated by the real engine
             _query(server, target["expr"])
