@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
@@ -83,12 +84,13 @@ def _queues() -> list[Metric]:
         return []
     client: Any = sync_client()  # redis-py's sync client, typed for both of its modes
     found: list[Metric] = []
-    if settings.CELERY_BROKER_URL == settings.REDIS_URL:  # a broker elsewhere: its own metrics
+    broker = _broker(client)
+    if broker is not None:
         depth = GaugeMetricFamily(
             "gatewayz_queue_depth", "Celery tasks waiting, per queue", labels=("queue",)
         )
         queue = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
-        depth.add_metric((queue,), float(client.llen(queue)))
+        depth.add_metric((queue,), float(broker.llen(queue)))
         found.append(depth)
     length = float(client.xlen(USAGE_STREAM))
     found.append(
@@ -106,6 +108,22 @@ def _queues() -> list[Metric]:
             )
         )
     return found
+
+
+_brokers: dict[str, Any] = {}
+
+
+def _broker(client: Any) -> Any:
+    """Celery's Redis broker (a list per queue): the gateway's Redis or another database or
+    server; None for a broker of another kind, which has its own metrics."""
+    url = settings.CELERY_BROKER_URL
+    if url == settings.REDIS_URL:
+        return client
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    if url not in _brokers:
+        _brokers[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return _brokers[url]
 
 
 def _stream_lag(client: Any) -> float | None:
