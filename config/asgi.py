@@ -12,6 +12,11 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from core.tracing import tracing_start
+
+# Before Django builds its middleware: the instrumentation adds its own (core.tracing).
+tracing_start("gatewayz-web", django=True)
 django_app = get_asgi_application()  # sets Django up before the gateway imports models
 
 from django.conf import settings  # noqa: E402

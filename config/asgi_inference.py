@@ -17,6 +17,10 @@ import django
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings_inference"
 django.setup()
 
+from core.tracing import tracing_start  # noqa: E402
+
+tracing_start("gatewayz-inference")
+
 from gateway.app import gateway_app  # noqa: E402  (needs Django set up)
 from gateway.http import Receive, Scope, Send  # noqa: E402
 from gateway.runtime import gc_tune, lifespan  # noqa: E402

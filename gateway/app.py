@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from core import tracing
 from core.errors import GatewayError, anthropic_error_body
 from core.ids import request_id_new
 from core.outage import database_unavailable, database_unreachable
@@ -63,51 +64,53 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
     in_flight = path in INFERENCE_PATHS
     if in_flight:
         REQUESTS_IN_FLIGHT.inc()
+    traced = tracing.server_span(method, path, scope["headers"]) if tracing.ON else tracing.NULL
     try:
-        if path == "/v1/chat/completions":
-            if method != "POST":
-                raise _method_not_allowed("POST")
-            await chat_completions(scope, receive, send)
-        elif path == "/v1/embeddings":
-            if method != "POST":
-                raise _method_not_allowed("POST")
-            await embeddings(scope, receive, send)
-        elif path == "/v1/images/generations":
-            if method != "POST":
-                raise _method_not_allowed("POST")
-            await images_generations(scope, receive, send)
-        elif path == "/v1/responses":
-            if method != "POST":
-                raise _method_not_allowed("POST")
-            await responses(scope, receive, send)
-        elif path.startswith("/v1/responses/"):
-            await stored_response(scope, send, path[len("/v1/responses/") :])
-        elif path == "/v1/messages":
-            if method != "POST":
-                raise _method_not_allowed("POST")
-            await messages(scope, receive, send)
-        elif path == "/v1/messages/count_tokens":
-            if method != "POST":
-                raise _method_not_allowed("POST")
-            await count_tokens(scope, receive, send)
-        elif path == "/v1/models":
-            if method != "GET":
-                raise _method_not_allowed("GET")
-            await models_list(scope, send)
-        elif path.startswith("/v1/models/"):
-            if method != "GET":
-                raise _method_not_allowed("GET")
-            await model_retrieve(scope, send, path[len("/v1/models/") :])
-        elif path == "/health":
-            await health_live(send)
-        elif path == "/health/readiness":
-            await health_ready(send)
-        elif path == "/metrics":
-            if method != "GET":
-                raise _method_not_allowed("GET")
-            await _metrics(send)
-        else:
-            raise GatewayError(404, f"Unknown endpoint {method} {path}.", code="unknown_url")
+        with traced:  # the request's root span while tracing is on (core.tracing)
+            if path == "/v1/chat/completions":
+                if method != "POST":
+                    raise _method_not_allowed("POST")
+                await chat_completions(scope, receive, send)
+            elif path == "/v1/embeddings":
+                if method != "POST":
+                    raise _method_not_allowed("POST")
+                await embeddings(scope, receive, send)
+            elif path == "/v1/images/generations":
+                if method != "POST":
+                    raise _method_not_allowed("POST")
+                await images_generations(scope, receive, send)
+            elif path == "/v1/responses":
+                if method != "POST":
+                    raise _method_not_allowed("POST")
+                await responses(scope, receive, send)
+            elif path.startswith("/v1/responses/"):
+                await stored_response(scope, send, path[len("/v1/responses/") :])
+            elif path == "/v1/messages":
+                if method != "POST":
+                    raise _method_not_allowed("POST")
+                await messages(scope, receive, send)
+            elif path == "/v1/messages/count_tokens":
+                if method != "POST":
+                    raise _method_not_allowed("POST")
+                await count_tokens(scope, receive, send)
+            elif path == "/v1/models":
+                if method != "GET":
+                    raise _method_not_allowed("GET")
+                await models_list(scope, send)
+            elif path.startswith("/v1/models/"):
+                if method != "GET":
+                    raise _method_not_allowed("GET")
+                await model_retrieve(scope, send, path[len("/v1/models/") :])
+            elif path == "/health":
+                await health_live(send)
+            elif path == "/health/readiness":
+                await health_ready(send)
+            elif path == "/metrics":
+                if method != "GET":
+                    raise _method_not_allowed("GET")
+                await _metrics(send)
+            else:
+                raise GatewayError(404, f"Unknown endpoint {method} {path}.", code="unknown_url")
     except Exception as exc:
         if isinstance(exc, GatewayError):
             error = exc

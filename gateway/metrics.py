@@ -38,6 +38,8 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from core import tracing
+
 if TYPE_CHECKING:
     from core.outcome import RequestOutcome
 
@@ -175,6 +177,16 @@ def request_record(outcome: RequestOutcome, model: str) -> None:
         _requests_child(outcome.endpoint, model, provider, outcome.status).inc()
         if access.isEnabledFor(logging.INFO):
             _access_line(outcome, model)
+        if tracing.ON:
+            tracing.request_attributes(
+                {
+                    "gatewayz.request_id": outcome.request_id,
+                    "gatewayz.model": model,
+                    "gatewayz.provider": outcome.provider,
+                    "http.response.status_code": outcome.status,
+                    "gatewayz.user_id": outcome.user_id,
+                }
+            )
     except Exception:
         log.exception("recording the metrics of %s failed", outcome.request_id)
 
@@ -207,6 +219,7 @@ def _access_line(outcome: RequestOutcome, model: str) -> None:
             "cost": str(outcome.cost),
             "stream": outcome.stream,
             "attempts": len(outcome.attempts),
+            "trace_id": tracing.trace_id(),
         },
     )
 

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from billing.services import InsufficientCredit
+from core import tracing
 from core.errors import GatewayError, not_found
 from core.ids import request_id_new
 from core.outage import database_unavailable, database_unreachable
@@ -181,14 +182,16 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
             await api.prepare(body, identity)
         outcome.requested_model = loggable(body["model"])
         outcome.stream = bool(body.get("stream"))
-        route = await route_resolve(api, body, identity)
+        with tracing.span("gatewayz.route"):
+            route = await route_resolve(api, body, identity)
         model = route[0][0]
         outcome.served_model = loggable(model.id)  # a prefix route's is the client's name
         family = model.family
         tokens = max(api.token_estimate(body, len(raw), m) for m, _ in route)
         hold = max(api.hold(body, len(raw), m) for m, _ in route)
         candidate = admission_new(request_id, identity.limits, tokens, hold)
-        await admit(identity, request_id, hold, candidate, outcome)
+        with tracing.span("gatewayz.admit"):
+            await admit(identity, request_id, hold, candidate, outcome)
         admission = candidate
         outcome.held, outcome.hold = True, hold
         watch = ClientWatch(receive)
@@ -262,9 +265,10 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
         started,
     )
     try:
-        await api.relay(
-            RelayContext(delivery.send, body, len(raw), answer, outcome, headers, started)
-        )
+        with tracing.span("gatewayz.relay"):
+            await api.relay(
+                RelayContext(delivery.send, body, len(raw), answer, outcome, headers, started)
+            )
     except Exception as exc:
         # The request is still settled, for what was metered so far. The client hears of it
         # in its protocol if nothing was sent yet; else its response is at least ended.
@@ -279,7 +283,8 @@ async def serve(api: ClientApi, scope: Scope, receive: Receive, send: Send) -> N
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         upstream_slots.release()
-        await delivery.settle()
+        with tracing.span("gatewayz.settle"):
+            await delivery.settle()
         if outcome.error_type == "upstream_stream_interrupted":
             await stream_broke(served, answer.deployment)
         else:

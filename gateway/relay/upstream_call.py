@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from core import tracing
 from core.errors import GatewayError
 from gateway.guards.breaker_board import Board, board
 from gateway.guards.breaker_rules import Breaker, breaker_key
@@ -209,7 +210,10 @@ class _Call:
         stats = stats_of(deployment.provider, model.family)
         stats.in_flight += 1
         try:
-            outcome, status = await try_deployment(deployment, model.id, request, self.stream)
+            with tracing.span("gatewayz.upstream") as attempt:
+                if attempt is not None:
+                    attempt.set_attributes({"provider": deployment.provider, "model": model.id})
+                outcome, status = await try_deployment(deployment, model.id, request, self.stream)
         except asyncio.CancelledError:  # its client left (gateway.relay.client_watch)
             if probe:  # a probe that said nothing: the next request may probe at once
                 await asyncio.shield(self.breakers.return_probe(key))
