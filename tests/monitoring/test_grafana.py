@@ -32,9 +32,8 @@ def test_six_dashboards_as_their_generator_writes_them():
         )
 
 
-@pytest.mark.smoke
 def test_every_query_names_only_exported_metrics(own_gateway, make_account):
-    gateway = own_gateway()
+    gateway = own_gateway()  # the production stack's (Redis: the queue and stream gauges)
     httpx.post(  # a served request: every labelled family has a series to show
         f"{gateway}/v1/chat/completions",
         json={"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]},
