@@ -66,9 +66,7 @@ def _seed(requests: int) -> list[str]:
     catalog_file_load(path=BUNDLED_CATALOG)
     for env in Provider.objects.exclude(credential_env="").values_list("credential_env", flat=True):
         os.environ.setdefault(env, "sk-bench")
-    served = sorted(
-        (m.id, m.deployments[0].provider) for m in catalog_build().models.values()
-    )[:60]
+    served = sorted((m.id, m.deployments[0].provider) for m in catalog_build().models.values())[:60]
     if RequestLog.objects.count() == requests and UsageRollup.objects.exists():
         print(f"the log already holds {requests:,} requests", flush=True)
         return [m for m, _ in served]
@@ -177,7 +175,14 @@ def _measure(models: list[str], rounds: int) -> list[tuple[str, float, float]]:
     endpoints: list[tuple[str, Callable[[], object]]] = [
         ("GET /user/profile (baseline)", get(as_customer, "/user/profile")),
         ("GET /user/usage (7 days by day)", get(as_customer, "/user/usage")),
-        ("GET /user/usage (a month by hour, per model)", get(as_customer, "/user/usage?granularity=hour&group_by=model&from=" + (datetime.now(UTC) - timedelta(days=30)).date().isoformat())),
+        (
+            "GET /user/usage (a month by hour, per model)",
+            get(
+                as_customer,
+                "/user/usage?granularity=hour&group_by=model&from="
+                + (datetime.now(UTC) - timedelta(days=30)).date().isoformat(),
+            ),
+        ),
         ("GET /user/requests", get(as_customer, "/user/requests")),
         ("GET /user/requests?status=failed", get(as_customer, "/user/requests?status=failed")),
     ]
@@ -199,17 +204,34 @@ def _measure(models: list[str], rounds: int) -> list[tuple[str, float, float]]:
         "chat-requests/providers",
         "chat-requests/plot-data",
     ]
-    endpoints += [(f"GET /api/monitoring/{p}", get(as_staff, f"/api/monitoring/{p}")) for p in staff_paths]
+    endpoints += [
+        (f"GET /api/monitoring/{p}", get(as_staff, f"/api/monitoring/{p}")) for p in staff_paths
+    ]
     public: list[tuple[str, Callable[[], object]]] = [
         ("/v1/models/trending (24h)", lambda: discovery.models_trending({}, catalog)),
-        ("/v1/models/trending (30d)", lambda: discovery.models_trending({"time_range": "30d"}, catalog)),
+        (
+            "/v1/models/trending (30d)",
+            lambda: discovery.models_trending({"time_range": "30d"}, catalog),
+        ),
         ("/v1/models/low-latency", lambda: discovery.models_low_latency({}, catalog)),
-        ("/v1/models/search (popularity)", lambda: discovery.models_search({"sort_by": "popularity"}, catalog)),
+        (
+            "/v1/models/search (popularity)",
+            lambda: discovery.models_search({"sort_by": "popularity"}, catalog),
+        ),
         ("/v1/provider", lambda: discovery.providers_list({}, catalog)),
-        (f"/v1/provider/{provider}/stats (7d)", lambda: discovery.provider_stats({"time_range": "7d"}, catalog, provider)),
-        (f"/v1/provider/{provider}/top-models", lambda: discovery.provider_top_models({}, catalog, provider)),
+        (
+            f"/v1/provider/{provider}/stats (7d)",
+            lambda: discovery.provider_stats({"time_range": "7d"}, catalog, provider),
+        ),
+        (
+            f"/v1/provider/{provider}/top-models",
+            lambda: discovery.provider_top_models({}, catalog, provider),
+        ),
         ("/v1/gateways/summary", lambda: discovery.gateways_summary({}, catalog)),
-        ("/health/providers/uptime (7d)", lambda: uptime.providers_uptime({"period": "7d"}, catalog)),
+        (
+            "/health/providers/uptime (7d)",
+            lambda: uptime.providers_uptime({"period": "7d"}, catalog),
+        ),
         ("/health/models/uptime (30d)", lambda: uptime.models_uptime({"period": "30d"}, catalog)),
     ]
     endpoints += [(f"{name}, uncached", call) for name, call in public]
