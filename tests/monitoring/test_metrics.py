@@ -329,6 +329,8 @@ def test_any_inference_worker_shows_every_workers_requests(inference_workers, ma
     )
     # Gauges are summed over the live workers, not listed per process.
     assert ("gatewayz_requests_in_flight", frozenset()) in after
+    # The figures read at scrape time are on the multiprocess page too.
+    assert any(name == "gatewayz_incidents_open" for name, _ in after)
 
 
 def test_a_prefix_routed_model_is_labelled_by_its_prefix(gateway, make_account):
