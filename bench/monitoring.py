@@ -33,6 +33,7 @@ def _setup_django() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings_test"
     os.environ["DATABASE_URL"] = f"{SERVER}/{DB}"
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost")
     exists = subprocess.run(
         ["psql", f"{SERVER}/postgres", "-Atc", f"SELECT 1 FROM pg_database WHERE datname='{DB}'"],
         capture_output=True,
@@ -67,7 +68,7 @@ def _seed(requests: int) -> list[str]:
     for env in Provider.objects.exclude(credential_env="").values_list("credential_env", flat=True):
         os.environ.setdefault(env, "sk-bench")
     served = sorted((m.id, m.deployments[0].provider) for m in catalog_build().models.values())[:60]
-    if RequestLog.objects.count() == requests and UsageRollup.objects.exists():
+    if RequestLog.objects.count() == requests and UsageRollup.objects.filter(total=True).exists():
         print(f"the log already holds {requests:,} requests", flush=True)
         return [m for m, _ in served]
     print(f"seeding {requests:,} requests over 30 days...", flush=True)
@@ -76,6 +77,7 @@ def _seed(requests: int) -> list[str]:
         cursor.execute(
             "TRUNCATE monitoring_requestlog, billing_settledrequest, monitoring_usagerollup"
         )
+        cursor.execute("DELETE FROM monitoring_requestlog_default")
         cursor.execute("DELETE FROM accounts_user WHERE email LIKE 'bench-%%@example.com'")
         User.objects.bulk_create(
             [User(email=f"bench-{i}@example.com", password="!") for i in range(1, 1001)]
@@ -84,22 +86,28 @@ def _seed(requests: int) -> list[str]:
         first_user = cursor.fetchone()[0]
         models = ",".join(f"'{m}'" for m, _ in served)
         providers = ",".join(f"'{p}'" for _, p in served)
+        # Customers as they are: a few heavy, most light (activity skewed toward low ids),
+        # each using three models of their own.
+        n = len(served)
+        cursor.execute("SELECT setseed(0.42)")
         cursor.execute(
             f"""
             INSERT INTO monitoring_requestlog (request_id, user_id, api_key_id, endpoint,
                 requested_model, served_model, provider, status, error_type, prompt_tokens,
                 completion_tokens, cached_tokens, cache_write_tokens, cost, provider_cost,
                 upstream_latency_ms, ttft_ms, total_latency_ms, stream, attempts, created_at)
-            SELECT 'bench-' || g, {first_user} + (g % 1000), NULL, 'chat.completions',
-                (ARRAY[{models}])[1 + g % {len(served)}], (ARRAY[{models}])[1 + g % {len(served)}],
-                (ARRAY[{providers}])[1 + g % {len(served)}],
+            SELECT 'bench-' || g, {first_user} + u, NULL, 'chat.completions',
+                (ARRAY[{models}])[1 + (u * 7 + g % 3) % {n}],
+                (ARRAY[{models}])[1 + (u * 7 + g % 3) % {n}],
+                (ARRAY[{providers}])[1 + (u * 7 + g % 3) % {n}],
                 CASE WHEN g % 33 = 0 THEN 502 ELSE 200 END,
                 CASE WHEN g % 33 = 0 THEN 'upstream_error' ELSE '' END,
                 100 + g % 900, 20 + g % 300, g % 50, 0, (g % 1000) * 0.000001,
                 (g % 1000) * 0.0000008, 50 + g % 3000, 20 + g % 800, 60 + g % 3000,
                 g % 4 = 0, '[]'::jsonb,
                 now() - (g::float / {requests} * interval '30 days')
-            FROM generate_series(1, {requests}) g
+            FROM (SELECT g, floor(power(random(), 2.5) * 1000)::int AS u
+                  FROM generate_series(1, {requests}) g) AS seeded
             """
         )
         cursor.execute(

@@ -71,7 +71,9 @@ def _figure(totals: Totals, metric: str) -> float | None:
 def _hours(hour: datetime) -> dict[tuple[str, str, datetime], Totals]:
     """This hour's rows and those of the same hour on the days before, per provider × model."""
     wanted = [hour - timedelta(days=d) for d in range(BASELINE_DAYS + 1)]
-    rows = UsageRollup.objects.filter(granularity="hour", bucket__in=wanted).exclude(provider="")
+    rows = UsageRollup.objects.filter(total=True, granularity="hour", bucket__in=wanted).exclude(
+        provider=""
+    )
     out: dict[tuple[str, str, datetime], Totals] = {}
     for row in rows.values(*COLUMNS):
         key = (row["provider"], row["model"], row["bucket"])

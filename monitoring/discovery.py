@@ -20,7 +20,17 @@ from core.amounts import amount_text
 from core.errors import not_found
 from monitoring.models import HealthSample
 from monitoring.params import TIME_RANGES, choice, decimal, integer
-from monitoring.stats import Totals, column, ranked, rollups_in, totals_by, window_last
+from monitoring.stats import (
+    Totals,
+    column,
+    ranked,
+    rollups_in,
+    totals_by,
+    users_by,
+    users_count,
+    window_last,
+    with_users,
+)
 from providers.catalog import Catalog, CatalogModel
 from providers.models import Provider
 
@@ -69,7 +79,7 @@ def _figures(summed: Totals) -> dict[str, Any]:
     return {
         "requests": summed.requests,
         "total_tokens": summed.tokens,
-        "unique_users": len(summed.users),
+        "unique_users": summed.users,
         "total_cost": amount_text(summed.cost),
         "error_rate": summed.error_rate,
         "latency_p50_ms": summed.latency_ms(0.5),
@@ -93,7 +103,9 @@ def models_trending(params: Params, catalog: Catalog) -> dict[str, Any]:
     sort_by = choice(params, "sort_by", ("requests", "tokens", "users"), "requests")
     limit = integer(params, "limit", 10, 1, 100)
     offset = integer(params, "offset", 0, 0, 100_000)
-    per_model = totals_by(rollups_in(window_last(hours)), column("model"))
+    window = window_last(hours)
+    per_model = totals_by(rollups_in(window), column("model"))
+    with_users(per_model, users_by(window, "model"))
     used = {m: t for m, t in per_model.items() if m in catalog.models and t.requests}
     order = ranked(used, sort_by, limit=offset + limit)[offset:]
     data = [
@@ -123,7 +135,9 @@ def models_low_latency(params: Params, catalog: Catalog) -> dict[str, Any]:
     limit = integer(params, "limit", 50, 1, 500)
     offset = integer(params, "offset", 0, 0, 100_000)
     least = integer(params, "min_requests", 10, 1, 1_000_000)
-    per_model = totals_by(rollups_in(window_last(hours)), column("model"))
+    window = window_last(hours)
+    per_model = totals_by(rollups_in(window), column("model"))
+    with_users(per_model, users_by(window, "model"))
     measured = {
         m: t
         for m, t in per_model.items()
@@ -283,11 +297,12 @@ def _per_request(summed: Totals) -> dict[str, Any]:
 def provider_stats(params: Params, catalog: Catalog, name: str) -> dict[str, Any]:
     models = _provider_models(name, catalog)
     span, hours = _span(params)
-    rows = rollups_in(window_last(hours), provider=name)
-    per_model = totals_by(rows, column("model"))
+    window = window_last(hours)
+    per_model = totals_by(rollups_in(window, provider=name), column("model"))
     summed = Totals()
     for part in per_model.values():
         summed.merge(part)
+    summed.users = users_count(window, provider=name)
     top = next(iter(ranked(per_model, "requests", limit=1)), None)
     data = {
         "provider": name,
@@ -297,7 +312,7 @@ def provider_stats(params: Params, catalog: Catalog, name: str) -> dict[str, Any
         "total_requests": summed.requests,
         "total_tokens": summed.tokens,
         "total_cost": amount_text(summed.cost),
-        "unique_users": len(summed.users),
+        "unique_users": summed.users,
         "unique_models": sum(1 for t in per_model.values() if t.requests),
         "top_model": top[0] if top else None,
         "model_breakdown": {
@@ -344,7 +359,8 @@ def gateways_summary(params: Params, catalog: Catalog) -> dict[str, Any]:
     """The gateway at a glance over the window: each provider's part and the totals."""
     span, hours = _span(params)
     served = _served_providers(catalog)
-    rows = rollups_in(window_last(hours))
+    window = window_last(hours)
+    rows = rollups_in(window)
     per_provider: dict[str, Totals] = {}
     models_used: dict[str, set[str]] = {}
     for (provider, model), part in totals_by(rows, lambda r: (r["provider"], r["model"])).items():
@@ -354,6 +370,8 @@ def gateways_summary(params: Params, catalog: Catalog) -> dict[str, Any]:
     whole = Totals()
     for part in per_provider.values():
         whole.merge(part)
+    with_users(per_provider, users_by(window, "provider"))
+    whole.users = users_count(window)
     status = _latest_status()
     gateways = {
         slug: {
@@ -363,7 +381,7 @@ def gateways_summary(params: Params, catalog: Catalog) -> dict[str, Any]:
             "total_requests": part.requests,
             "total_tokens": part.tokens,
             "total_cost": amount_text(part.cost),
-            "unique_users": len(part.users),
+            "unique_users": part.users,
             "unique_models": len(models_used.get(slug, ())),
             "error_rate": part.error_rate,
             **_per_request(part),
@@ -375,7 +393,7 @@ def gateways_summary(params: Params, catalog: Catalog) -> dict[str, Any]:
         "requests": whole.requests,
         "tokens": whole.tokens,
         "cost": amount_text(whole.cost),
-        "unique_users": len(whole.users),
+        "unique_users": whole.users,
         "models": len(set().union(*models_used.values())) if models_used else 0,
         "providers_serving": len(served),
         "models_served": len(catalog.models),

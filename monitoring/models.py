@@ -46,6 +46,9 @@ class UsageRollup(models.Model):
 
     granularity = models.CharField(max_length=4, choices=Granularity.choices)
     bucket = models.DateTimeField(help_text="The hour's or the day's start (UTC).")
+    # Every customer's requests of the bucket summed per model and provider (user and key
+    # empty): what staff, discovery and uptime read. Else one customer's key's.
+    total = models.BooleanField(default=False)
     user_id = models.BigIntegerField(null=True)  # ids, not keys: rows outlive what they name
     api_key_id = models.BigIntegerField(null=True)
     model = models.CharField(max_length=200, blank=True)
@@ -69,6 +72,7 @@ class UsageRollup(models.Model):
         indexes = [
             models.Index(fields=("granularity", "bucket")),
             models.Index(fields=("user_id", "granularity", "bucket")),
+            models.Index(fields=("total", "granularity", "bucket"), name="rollup_total_idx"),
         ]
 
     def __str__(self) -> str:

@@ -115,8 +115,59 @@ def rollups_compute(*, start: datetime, end: datetime, granularity: str) -> int:
         )
         for row in rows
     ]
+    made += _totals_of(made)
     UsageRollup.objects.bulk_create(made, batch_size=1000)
     return len(made)
+
+
+def _totals_of(rows: list[UsageRollup]) -> list[UsageRollup]:
+    """Every customer's rows of a bucket summed per model and provider: the rows the staff,
+    discovery and uptime views read (a few per model an hour, where the customers' rows are
+    one per customer, key and model)."""
+    summed: dict[tuple[Any, ...], UsageRollup] = {}
+    for row in rows:
+        key = (row.granularity, row.bucket, row.model, row.provider)
+        total = summed.get(key)
+        if total is None:
+            total = summed[key] = _empty(row, total=True)
+        _add(total, row)
+    return list(summed.values())
+
+
+def _empty(
+    like: UsageRollup, *, total: bool, granularity: str = "", bucket: Any = None
+) -> UsageRollup:
+    return UsageRollup(
+        granularity=granularity or like.granularity,
+        bucket=bucket or like.bucket,
+        total=total,
+        user_id=None if total else like.user_id,
+        api_key_id=None if total else like.api_key_id,
+        model=like.model,
+        provider=like.provider,
+        errors_by_type={},
+        cost=Decimal(0),
+        provider_cost=Decimal(0),
+        latency_ms_sum=0.0,
+        latency_buckets=[0] * len(like.latency_buckets),
+        ttft_buckets=[0] * len(like.ttft_buckets),
+    )
+
+
+def _add(into: UsageRollup, row: UsageRollup) -> None:
+    into.requests += row.requests
+    into.errors += row.errors
+    into.server_errors += row.server_errors
+    for kind, count in row.errors_by_type.items():
+        into.errors_by_type[kind] = into.errors_by_type.get(kind, 0) + count
+    into.prompt_tokens += row.prompt_tokens
+    into.completion_tokens += row.completion_tokens
+    into.cached_tokens += row.cached_tokens
+    into.cost += row.cost
+    into.provider_cost += row.provider_cost
+    into.latency_ms_sum += row.latency_ms_sum
+    into.latency_buckets = _added(into.latency_buckets, row.latency_buckets)
+    into.ttft_buckets = _added(into.ttft_buckets, row.ttft_buckets)
 
 
 @transaction.atomic
@@ -130,37 +181,14 @@ def rollup_day_from_hours(day: datetime) -> int:
         bucket__lt=start + timedelta(days=1),
     )
     merged: dict[tuple[Any, ...], UsageRollup] = {}
-    for hour in hours:
-        key = (hour.user_id, hour.api_key_id, hour.model, hour.provider)
+    for hour in hours:  # the customers' rows and the totals alike, each into its own
+        key = (hour.total, hour.user_id, hour.api_key_id, hour.model, hour.provider)
         row = merged.get(key)
         if row is None:
-            row = merged[key] = UsageRollup(
-                granularity=UsageRollup.Granularity.DAY,
-                bucket=start,
-                user_id=hour.user_id,
-                api_key_id=hour.api_key_id,
-                model=hour.model,
-                provider=hour.provider,
-                errors_by_type={},
-                cost=Decimal(0),
-                provider_cost=Decimal(0),
-                latency_ms_sum=0.0,
-                latency_buckets=[0] * len(hour.latency_buckets),
-                ttft_buckets=[0] * len(hour.ttft_buckets),
+            row = merged[key] = _empty(
+                hour, total=hour.total, granularity=UsageRollup.Granularity.DAY, bucket=start
             )
-        row.requests += hour.requests
-        row.errors += hour.errors
-        row.server_errors += hour.server_errors
-        for kind, count in hour.errors_by_type.items():
-            row.errors_by_type[kind] = row.errors_by_type.get(kind, 0) + count
-        row.prompt_tokens += hour.prompt_tokens
-        row.completion_tokens += hour.completion_tokens
-        row.cached_tokens += hour.cached_tokens
-        row.cost += hour.cost
-        row.provider_cost += hour.provider_cost
-        row.latency_ms_sum += hour.latency_ms_sum
-        row.latency_buckets = _added(row.latency_buckets, hour.latency_buckets)
-        row.ttft_buckets = _added(row.ttft_buckets, hour.ttft_buckets)
+        _add(row, hour)
     UsageRollup.objects.filter(granularity=UsageRollup.Granularity.DAY, bucket=start).delete()
     UsageRollup.objects.bulk_create(merged.values(), batch_size=1000)
     return len(merged)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from core.amounts import amount_text
@@ -28,8 +28,6 @@ BUCKETS = len(LATENCY_BUCKETS_MS) + 1
 # gateway's hours is tens of thousands of rows).
 COLUMNS = (
     "bucket",
-    "user_id",
-    "api_key_id",
     "model",
     "provider",
     "requests",
@@ -78,12 +76,48 @@ def window_last(hours: int, *, now: datetime | None = None) -> Window:
 
 
 def rollups_in(window: Window, **filters: Any) -> QuerySet[UsageRollup]:
+    """The window's total rows (every customer summed per model and provider)."""
     return UsageRollup.objects.filter(
+        total=True,
         granularity=window.granularity,
         bucket__gte=bucket_start(window.start, window.granularity),
         bucket__lt=window.end,
         **filters,
     )
+
+
+def _customers_rows(window: Window, **filters: Any) -> QuerySet[UsageRollup]:
+    return UsageRollup.objects.filter(
+        total=False,
+        granularity=window.granularity,
+        bucket__gte=bucket_start(window.start, window.granularity),
+        bucket__lt=window.end,
+        user_id__isnull=False,
+        **filters,
+    )
+
+
+def users_by(window: Window, group: str, **filters: Any) -> dict[Any, int]:
+    """Distinct customers per `group` (a column) over the window, counted by the database
+    from the customers' own rows (distinct counts do not add up across rows)."""
+    counted = (
+        _customers_rows(window, **filters)
+        .values(group)
+        .annotate(users=Count("user_id", distinct=True))
+        .order_by()
+    )
+    return {row[group]: row["users"] for row in counted}
+
+
+def users_count(window: Window, **filters: Any) -> int:
+    counted = _customers_rows(window, **filters).aggregate(n=Count("user_id", distinct=True))
+    return int(counted["n"])
+
+
+def with_users(groups: dict[Any, Totals], users: dict[Any, int]) -> dict[Any, Totals]:
+    for key, summed in groups.items():
+        summed.users = users.get(key, 0)
+    return groups
 
 
 @dataclass(slots=True)
@@ -102,7 +136,7 @@ class Totals:
     latency_ms_sum: float = 0.0
     latency: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     ttft: list[int] = field(default_factory=lambda: [0] * BUCKETS)
-    users: set[int] = field(default_factory=set)
+    users: int = 0  # distinct customers, when counted (users_by): not summed from rows
 
     def add(self, row: dict[str, Any]) -> None:
         self.requests += row["requests"]
@@ -118,8 +152,6 @@ class Totals:
         self.latency_ms_sum += row["latency_ms_sum"]
         _add_into(self.latency, row["latency_buckets"])
         _add_into(self.ttft, row["ttft_buckets"])
-        if row["user_id"] is not None:
-            self.users.add(row["user_id"])
 
     def merge(self, other: Totals) -> None:
         self.requests += other.requests
@@ -135,7 +167,6 @@ class Totals:
         self.latency_ms_sum += other.latency_ms_sum
         _add_into(self.latency, other.latency)
         _add_into(self.ttft, other.ttft)
-        self.users |= other.users
 
     @property
     def tokens(self) -> int:
@@ -171,7 +202,7 @@ class Totals:
             "total_tokens": self.tokens,
             "cost": amount_text(self.cost),
             "provider_cost": amount_text(self.provider_cost),
-            "unique_users": len(self.users),
+            "unique_users": self.users,
             "latency_p50_ms": self.latency_ms(0.5),
             "latency_p95_ms": self.latency_ms(0.95),
             "ttft_p50_ms": self.ttft_ms(0.5),
@@ -215,7 +246,7 @@ def ranked(
     keys: dict[str, Callable[[Totals], Any]] = {
         "requests": lambda t: t.requests,
         "tokens": lambda t: t.tokens,
-        "users": lambda t: len(t.users),
+        "users": lambda t: t.users,
         "cost": lambda t: t.cost,
         "latency": lambda t: t.latency_ms(0.5) or LATENCY_BUCKETS_MS[-1] * 10,
         "error_rate": lambda t: t.error_rate,

@@ -104,7 +104,7 @@ def _fill(timelines: dict[tuple[str, str], Timeline], window: Window, per_model:
         if line.last_checked is None or row["last"] > line.last_checked:
             line.last_checked = row["last"]
     traffic = UsageRollup.objects.filter(
-        granularity=window.granularity, bucket__gte=window.start, bucket__lt=window.end
+        total=True, granularity=window.granularity, bucket__gte=window.start, bucket__lt=window.end
     ).exclude(provider="")
     fields = ("provider", "model", "bucket") if per_model else ("provider", "bucket")
     for row in traffic.values(*fields).annotate(n=Sum("requests"), failing=Sum("server_errors")):
