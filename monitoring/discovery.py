@@ -25,6 +25,7 @@ from monitoring.stats import (
     column,
     ranked,
     rollups_in,
+    sums_by,
     totals_by,
     users_by,
     users_count,
@@ -105,9 +106,13 @@ def models_trending(params: Params, catalog: Catalog) -> dict[str, Any]:
     offset = integer(params, "offset", 0, 0, 100_000)
     window = window_last(hours)
     per_model = totals_by(rollups_in(window), column("model"))
-    with_users(per_model, users_by(window, "model"))
     used = {m: t for m, t in per_model.items() if m in catalog.models and t.requests}
+    if sort_by == "users":
+        with_users(used, users_by(window, "model"))
     order = ranked(used, sort_by, limit=offset + limit)[offset:]
+    if sort_by != "users":  # counted for the page's models only: the costly figure
+        shown = [m for m, _ in order]
+        with_users(dict(order), users_by(window, "model", model__in=shown))
     data = [
         {
             "rank": rank,
@@ -183,7 +188,7 @@ def models_search(params: Params, catalog: Catalog) -> dict[str, Any]:
     found = [m for m in catalog.models.values() if matches(m)]
     popularity: dict[str, int] = {}
     if sort_by == "popularity":
-        week = totals_by(rollups_in(window_last(24 * 7)), column("model"))
+        week = sums_by(rollups_in(window_last(24 * 7)), "model")
         popularity = {m: t.requests for m, t in week.items()}
     keys: dict[str, Any] = {
         "name": lambda m: (m.name or m.id).lower(),
@@ -257,7 +262,7 @@ def providers_list(params: Params, catalog: Catalog) -> dict[str, Any]:
     slugs = sorted(served)
     page = slugs[offset : offset + limit]
     names = dict(Provider.objects.filter(slug__in=page).values_list("slug", "name"))
-    day = totals_by(rollups_in(window_last(24), provider__in=page), column("provider"))
+    day = sums_by(rollups_in(window_last(24), provider__in=page), "provider")
     status = _latest_status()
     data = [
         {
@@ -332,7 +337,7 @@ def provider_top_models(params: Params, catalog: Catalog, name: str) -> dict[str
     limit = integer(params, "limit", 5, 1, 20)
     offset = integer(params, "offset", 0, 0, 100_000)
     rows = rollups_in(window_last(hours), provider=name)
-    used = {m: t for m, t in totals_by(rows, column("model")).items() if t.requests}
+    used = {m: t for m, t in sums_by(rows, "model").items() if t.requests}
     order = ranked(used, "requests", limit=offset + limit)[offset:]
     data = [
         {

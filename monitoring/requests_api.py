@@ -27,10 +27,11 @@ from billing.models import RequestLog
 from core.amounts import amount_text
 from monitoring.params import ParamRefused, choice, integer, moment_or_none
 from monitoring.staff_api import Body, StaffView
-from monitoring.stats import Totals, Window, column, ranked, rollups_in, totals_by
+from monitoring.stats import Totals, Window, column, ranked, rollups_in, sums_by, totals_by
 from providers.models import Provider
 
 CSV_MAX_ROWS = 100_000
+COUNT_CAP = 1_000
 OUTCOMES = {"completed": True, "failed": False}
 CUSTOMER_COLUMNS = (
     "request_id",
@@ -186,10 +187,15 @@ class ChatRequests(StaffView):
             rows = rows.filter(user_id=integer(params, "user_id", 0, 1, 2**62))
         limit, offset = _page(params)
         data = [_row(r) for r in rows.values(*STAFF_COLUMNS)[offset : offset + limit]]
+        # Counted up to COUNT_CAP past the page: an exact count of a million rows is a
+        # scan of them all on every page turn.
+        reach = offset + COUNT_CAP
+        counted = rows.order_by()[: reach + 1].count()
         return {
             "data": data,
             "metadata": {
-                "total_count": rows.count(),
+                "total_count": min(counted, reach),
+                "total_count_exact": counted <= reach,
                 "limit": limit,
                 "offset": offset,
                 "returned_count": len(data),
@@ -207,7 +213,7 @@ def _all_time() -> Window:
 
 class ChatRequestCounts(StaffView):
     def answer(self, params: Mapping[str, str], **path: str) -> Body:
-        per = totals_by(rollups_in(_all_time()), lambda r: (r["model"], r["provider"]))
+        per = sums_by(rollups_in(_all_time()), "model", "provider")
         data = [
             {"model": m, "provider": p, "request_count": t.requests}
             for (m, p), t in ranked(per, "requests", limit=len(per))
@@ -223,7 +229,7 @@ class ChatRequestModels(StaffView):
         rows = rollups_in(_all_time()).exclude(model="")
         if params.get("provider") or params.get("provider_id"):
             rows = rows.filter(provider=params.get("provider") or params.get("provider_id"))
-        per = totals_by(rows, lambda r: (r["model"], r["provider"]))
+        per = sums_by(rows, "model", "provider")
         data = [
             {
                 "model": m,
@@ -250,7 +256,7 @@ class ChatRequestProviders(StaffView):
         per_provider: dict[str, Totals] = {}
         models: dict[str, int] = {}
         rows = rollups_in(_all_time()).exclude(provider="")
-        for (p, _), part in totals_by(rows, lambda r: (r["provider"], r["model"])).items():
+        for (p, _), part in sums_by(rows, "provider", "model").items():
             per_provider.setdefault(p, Totals()).merge(part)
             models[p] = models.get(p, 0) + (1 if part.requests else 0)
         names = dict(Provider.objects.values_list("slug", "name"))

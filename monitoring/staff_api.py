@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.request import Request
@@ -27,7 +28,16 @@ from monitoring.api import staff_may
 from monitoring.models import LATENCY_BUCKETS_MS
 from monitoring.params import ParamRefused, integer
 from monitoring.realtime import realtime_stats
-from monitoring.stats import Totals, column, ranked, rollups_in, totals, totals_by, window_last
+from monitoring.stats import (
+    Totals,
+    column,
+    ranked,
+    rollups_in,
+    sums_by,
+    totals,
+    totals_by,
+    window_last,
+)
 
 Body = dict[str, Any]
 
@@ -273,14 +283,14 @@ class CostAnalysis(StaffView):
     def answer(self, params: Mapping[str, str], **path: str) -> Body:
         days = integer(params, "days", 7, 1, 90)
         window = window_last(days * 24)
-        by: dict[str, dict[Any, Totals]] = {"provider": {}, "model": {}, "day": {}}
+        rows = rollups_in(window)
+        by: dict[str, dict[Any, Totals]] = {
+            "provider": sums_by(rows, "provider"),
+            "model": sums_by(rows, "model"),
+            "day": sums_by(rows.annotate(day=TruncDate("bucket")), "day"),
+        }
         whole = Totals()
-        for (provider, model, at), part in totals_by(
-            rollups_in(window), lambda r: (r["provider"], r["model"], r["bucket"])
-        ).items():
-            day = at.date().isoformat()
-            for group, key in (("provider", provider), ("model", model), ("day", day)):
-                by[group].setdefault(key, Totals()).merge(part)
+        for part in by["provider"].values():
             whole.merge(part)
 
         def costliest(groups: dict[Any, Totals]) -> Body:
@@ -296,7 +306,7 @@ class CostAnalysis(StaffView):
             "end_date": window.end.isoformat(),
             "providers": costliest(by["provider"]),
             "models": costliest(by["model"]),
-            "days": {k: _margin(t) for k, t in sorted(by["day"].items())},
+            "days": {k.isoformat(): _margin(t) for k, t in sorted(by["day"].items())},
             "total_cost": _money(whole.cost),
             "total_requests": whole.requests,
             **{k: v for k, v in _margin(whole).items() if k != "total_requests"},
@@ -328,7 +338,8 @@ class TokenEfficiency(StaffView):
         hours = _hours(params, default=168)
         rows = rollups_in(window_last(hours)).exclude(model="")
         if "provider" in path:
-            t = totals(rows.filter(provider=path["provider"], model=path["model"]))
+            one = sums_by(rows.filter(provider=path["provider"], model=path["model"]), "model")
+            t = next(iter(one.values()), Totals())
             figures = _efficiency(t) if t.requests else {"data": None}
             return {
                 "timestamp": _now(),
@@ -336,7 +347,7 @@ class TokenEfficiency(StaffView):
                 "model": path["model"],
                 **figures,
             }
-        per = totals_by(rows, lambda r: (r["provider"], r["model"]))
+        per = sums_by(rows, "provider", "model")
         data = [
             {"provider": p, "model": m, **_efficiency(t)}
             for (p, m), t in ranked(per, "tokens", limit=len(per))

@@ -123,6 +123,9 @@ def test_errors_and_chat_requests(staff, customer, traffic):
     assert [(e["status"], e["error_type"]) for e in errors["data"]] == [(502, "upstream_error")]
     page = staff.get("/api/monitoring/chat-requests", {"limit": 2, "model": "test/echo"}).json()
     assert page["metadata"]["total_count"] == 3 and page["metadata"]["returned_count"] == 2
+    assert (
+        page["metadata"]["total_count_exact"] is True
+    )  # counted exactly up to 1,000 past the page
     assert page["metadata"]["filters"]["model"] == "test/echo"
     failed = staff.get("/api/monitoring/chat-requests", {"status": "failed"}).json()
     assert [r["status"] for r in failed["data"]] == [502]
