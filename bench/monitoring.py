@@ -77,7 +77,6 @@ def _seed(requests: int) -> list[str]:
         cursor.execute(
             "TRUNCATE monitoring_requestlog, billing_settledrequest, monitoring_usagerollup"
         )
-        cursor.execute("DELETE FROM monitoring_requestlog_default")
         cursor.execute("DELETE FROM accounts_user WHERE email LIKE 'bench-%%@example.com'")
         User.objects.bulk_create(
             [User(email=f"bench-{i}@example.com", password="!") for i in range(1, 1001)]
