@@ -33,7 +33,7 @@ from core.redis_sync import sync_client
 from gateway.guards.breaker_staff import breaker_view, breakers_list
 from gateway.usage_consumer import GROUP
 from monitoring.models import HealthSample, Incident
-from monitoring.stats import column, rollups_in, totals_by, window_last
+from monitoring.stats import rollups_in, sums_by, window_last
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _health() -> list[Metric]:
     ).order_by("-checked_at")
     for provider, status in recent.values_list("provider", "status"):
         scores.setdefault(provider, CHECK_SCORES[status])
-    for provider, hour in totals_by(rollups_in(window_last(1)), column("provider")).items():
+    for provider, hour in sums_by(rollups_in(window_last(1)), "provider").items():
         if provider and hour.requests:
             scores[provider] = round(100 * (1 - hour.server_errors / hour.requests), 2)
     for provider, score in sorted(scores.items()):

@@ -22,11 +22,9 @@ from monitoring.models import HealthSample
 from monitoring.params import TIME_RANGES, choice, decimal, integer
 from monitoring.stats import (
     Totals,
-    column,
     ranked,
     rollups_in,
     sums_by,
-    totals_by,
     users_by,
     users_count,
     window_last,
@@ -105,7 +103,7 @@ def models_trending(params: Params, catalog: Catalog) -> dict[str, Any]:
     limit = integer(params, "limit", 10, 1, 100)
     offset = integer(params, "offset", 0, 0, 100_000)
     window = window_last(hours)
-    per_model = totals_by(rollups_in(window), column("model"))
+    per_model = sums_by(rollups_in(window), "model", histograms=True)
     used = {m: t for m, t in per_model.items() if m in catalog.models and t.requests}
     if sort_by == "users":
         with_users(used, users_by(window, "model"))
@@ -141,7 +139,7 @@ def models_low_latency(params: Params, catalog: Catalog) -> dict[str, Any]:
     offset = integer(params, "offset", 0, 0, 100_000)
     least = integer(params, "min_requests", 10, 1, 1_000_000)
     window = window_last(hours)
-    per_model = totals_by(rollups_in(window), column("model"))
+    per_model = sums_by(rollups_in(window), "model", histograms=True)
     with_users(per_model, users_by(window, "model"))
     measured = {
         m: t
@@ -303,7 +301,7 @@ def provider_stats(params: Params, catalog: Catalog, name: str) -> dict[str, Any
     models = _provider_models(name, catalog)
     span, hours = _span(params)
     window = window_last(hours)
-    per_model = totals_by(rollups_in(window, provider=name), column("model"))
+    per_model = sums_by(rollups_in(window, provider=name), "model", histograms=True)
     summed = Totals()
     for part in per_model.values():
         summed.merge(part)
@@ -368,7 +366,7 @@ def gateways_summary(params: Params, catalog: Catalog) -> dict[str, Any]:
     rows = rollups_in(window)
     per_provider: dict[str, Totals] = {}
     models_used: dict[str, set[str]] = {}
-    for (provider, model), part in totals_by(rows, lambda r: (r["provider"], r["model"])).items():
+    for (provider, model), part in sums_by(rows, "provider", "model").items():
         per_provider.setdefault(provider, Totals()).merge(part)
         if part.requests:
             models_used.setdefault(provider, set()).add(model)

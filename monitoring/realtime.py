@@ -18,7 +18,7 @@ from core.amounts import amount_text
 from gateway.metrics import requests_in_flight
 from monitoring.models import LATENCY_BUCKETS_MS
 from monitoring.rollups import percentile
-from monitoring.stats import column, rollups_in, totals_by, window_last
+from monitoring.stats import rollups_in, sums_by, window_last
 
 
 def realtime_stats() -> dict[str, Any]:
@@ -51,7 +51,7 @@ def realtime_stats() -> dict[str, Any]:
             "tokens_per_second": round((got["tokens"] or 0) / seconds, 2),
             "cost": amount_text(got["spent"] or Decimal(0)),
         }
-    hour = totals_by(rollups_in(window_last(1)), column("provider"))
+    hour = sums_by(rollups_in(window_last(1)), "provider")
     scores = {
         p: round(100 * (1 - t.server_errors / t.requests), 2)
         for p, t in sorted(hour.items())

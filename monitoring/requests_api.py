@@ -27,7 +27,7 @@ from billing.models import RequestLog
 from core.amounts import amount_text
 from monitoring.params import ParamRefused, choice, integer, moment_or_none
 from monitoring.staff_api import Body, StaffView
-from monitoring.stats import Totals, Window, column, ranked, rollups_in, sums_by, totals_by
+from monitoring.stats import Totals, Window, ranked, rollups_in, sums_by
 from providers.models import Provider
 
 CSV_MAX_ROWS = 100_000
@@ -291,7 +291,7 @@ class ChatRequestPlotData(StaffView):
             if value:
                 filters[param] = value
         rows = rollups_in(Window(start, end, granularity), **filters)
-        per_bucket = totals_by(rows, column("bucket"))
+        per_bucket = sums_by(rows, "bucket", histograms=True)
         ordered = sorted(per_bucket.items())
         recent, _ = requests_filtered(RequestLog.objects.order_by("-created_at"), params)
         latest = [_row(r) for r in recent.values(*CUSTOMER_COLUMNS)[:10]]

@@ -30,7 +30,6 @@ from monitoring.params import ParamRefused, integer
 from monitoring.realtime import realtime_stats
 from monitoring.stats import (
     Totals,
-    column,
     ranked,
     rollups_in,
     sums_by,
@@ -102,7 +101,7 @@ class HourlyStats(StaffView):
     def answer(self, params: Mapping[str, str], **path: str) -> Body:
         provider, hours = path["provider"], _hours(params)
         rows = rollups_in(window_last(hours), provider=provider)
-        per_hour = totals_by(rows, column("bucket"))
+        per_hour = sums_by(rows, "bucket", histograms=True)
         data = {_hour_key(at): _hour_stats(t) for at, t in sorted(per_hour.items())}
         return {"provider": provider, "hours": hours, "data": data}
 
@@ -174,9 +173,7 @@ class ProvidersComparison(StaffView):
         rows = rollups_in(window_last(hours)).exclude(provider="")
         per_provider: dict[str, Totals] = {}
         models: dict[str, set[str]] = {}
-        for (provider, model), part in totals_by(
-            rows, lambda r: (r["provider"], r["model"])
-        ).items():
+        for (provider, model), part in sums_by(rows, "provider", "model", histograms=True).items():
             per_provider.setdefault(provider, Totals()).merge(part)
             if part.requests:
                 models.setdefault(provider, set()).add(model)
@@ -241,7 +238,9 @@ class ModelLatency(StaffView):
 class LatencyTrends(StaffView):
     def answer(self, params: Mapping[str, str], **path: str) -> Body:
         provider, hours = path["provider"], _hours(params)
-        per_hour = totals_by(rollups_in(window_last(hours), provider=provider), column("bucket"))
+        per_hour = sums_by(
+            rollups_in(window_last(hours), provider=provider), "bucket", histograms=True
+        )
         overall = Totals()
         for part in per_hour.values():
             overall.merge(part)

@@ -15,7 +15,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, IntegerField, QuerySet, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from core.amounts import amount_text
@@ -253,17 +255,34 @@ SUMMED = (
 )
 
 
-def sums_by(rows: QuerySet[UsageRollup], *columns: str) -> dict[Any, Totals]:
-    """The rows' counts and money summed per `columns` by the database: what needs no
-    histogram (no percentile) is never read row by row in Python. Keys are the column's
-    value, or a tuple of them for several."""
+def _bucket_sums(field: str, prefix: str) -> dict[str, Sum]:
+    """Each histogram bucket summed by the database (the JSON array's i-th item, on
+    Postgres and SQLite alike)."""
+    return {
+        f"{prefix}{i}": Sum(Cast(KeyTextTransform(str(i), field), IntegerField()))
+        for i in range(BUCKETS)
+    }
+
+
+def sums_by(
+    rows: QuerySet[UsageRollup], *columns: str, histograms: bool = False
+) -> dict[Any, Totals]:
+    """The rows summed per `columns` by the database, their latency and time-to-first-token
+    histograms too if asked (for percentiles): nothing read row by row in Python. Keys are
+    the column's value, or a tuple of them for several. Errors by type are not summed
+    (totals_by sums them)."""
+    sums: dict[str, Any] = {f"s_{f}": Sum(f) for f in SUMMED}
+    if histograms:
+        sums |= _bucket_sums("latency_buckets", "l") | _bucket_sums("ttft_buckets", "t")
     out: dict[Any, Totals] = {}
-    summed = rows.values(*columns).annotate(**{f"s_{f}": Sum(f) for f in SUMMED}).order_by()
-    for row in summed:
+    for row in rows.values(*columns).annotate(**sums).order_by():
         key = row[columns[0]] if len(columns) == 1 else tuple(row[c] for c in columns)
         part = out[key] = Totals()
         for name in SUMMED:
             setattr(part, name, row[f"s_{name}"] or type(getattr(part, name))())
+        if histograms:
+            part.latency = [row[f"l{i}"] or 0 for i in range(BUCKETS)]
+            part.ttft = [row[f"t{i}"] or 0 for i in range(BUCKETS)]
     return out
 
 
