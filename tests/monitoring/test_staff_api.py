@@ -16,14 +16,13 @@ from accounts.services import api_key_create, user_create
 from monitoring.anomalies import anomalies_sync
 from monitoring.models import Incident
 from monitoring.rollups import bucket_start
-from tests.support.request_logs import log_emptied, request_logged, rolled_up
+from tests.support.request_logs import request_logged, rolled_up
 
-pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
-
-
-@pytest.fixture(autouse=True)
-def _only_this_tests_rows(db):
-    log_emptied()
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.smoke,
+    pytest.mark.usefixtures("only_this_tests_rows"),
+]
 
 
 STAFF_PATHS = (

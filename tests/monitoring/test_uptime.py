@@ -13,20 +13,13 @@ from monitoring.incidents import incidents_evaluate
 from monitoring.models import HealthSample, Incident
 from monitoring.params import ParamRefused
 from monitoring.rollups import bucket_start
-from tests.support.catalogs import catalog_loaded
-from tests.support.request_logs import log_emptied, request_logged, rolled_up
+from tests.support.request_logs import request_logged, rolled_up
 
-pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
-
-
-@pytest.fixture(autouse=True)
-def _only_this_tests_rows(db):
-    log_emptied()
-
-
-@pytest.fixture
-def catalog(tmp_path, monkeypatch):
-    return catalog_loaded(tmp_path, monkeypatch)
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.smoke,
+    pytest.mark.usefixtures("only_this_tests_rows"),
+]
 
 
 def _check(provider: str, status: str, at, model: str = "") -> None:
