@@ -36,16 +36,21 @@ from gateway.app import gateway_app  # noqa: E402
 from gateway.http import Receive, Scope, Send  # noqa: E402
 from gateway.runtime import lifespan  # noqa: E402
 from monitoring.live import MonitoringFeed  # noqa: E402
-from monitoring.public_api import with_public_endpoints  # noqa: E402
+from monitoring.public_api import public_route, public_serve  # noqa: E402
 
 GATEWAY_PREFIXES = ("/v1/", "/health")
-# The gateway, with the public discovery and uptime endpoints matched before its own paths.
-api_app = with_public_endpoints(gateway_app)
 
 
 async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["path"].startswith(GATEWAY_PREFIXES):
-        await api_app(scope, receive, send)
+    url_path = scope["path"]
+    if url_path.startswith(GATEWAY_PREFIXES):
+        # The public discovery and uptime endpoints first: /v1/models/trending is not a
+        # model (monitoring.public_api).
+        public = public_route(url_path)
+        if public is None:
+            await gateway_app(scope, receive, send)
+        else:
+            await public_serve(scope, send, public)
     else:
         await django_app(scope, receive, send)  # type: ignore[arg-type]  # same ASGI types, spelt narrower
 

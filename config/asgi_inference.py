@@ -24,16 +24,18 @@ tracing_start("gatewayz-inference")
 from gateway.app import gateway_app  # noqa: E402  (needs Django set up)
 from gateway.http import Receive, Scope, Send  # noqa: E402
 from gateway.runtime import gc_tune, lifespan  # noqa: E402
-from monitoring.public_api import with_public_endpoints  # noqa: E402
+from monitoring.public_api import public_route, public_serve  # noqa: E402
 
 gc_tune()  # all imported, nothing served yet
-# The gateway, with the public discovery and uptime endpoints matched before its own paths.
-api_app = with_public_endpoints(gateway_app)
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http":
-        await api_app(scope, receive, send)
+        public = public_route(scope["path"])  # discovery and uptime (monitoring.public_api)
+        if public is None:
+            await gateway_app(scope, receive, send)
+        else:
+            await public_serve(scope, send, public)
     elif scope["type"] == "lifespan":
         await lifespan(scope, receive, send)
     # Websockets are served by the web workers (`config.asgi`).

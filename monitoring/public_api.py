@@ -1,10 +1,11 @@
 """The public read-only endpoints served beside the gateway's /v1 and /health paths:
 discovery (monitoring.discovery) and uptime (monitoring.uptime).
 
-`with_public_endpoints(app)` wraps the gateway's raw ASGI app: these paths are answered
-here, everything else goes on to the gateway. Matching them first is what keeps
-`/v1/models/{id}` from shadowing `/v1/models/trending`. Answers are the same for everyone,
-so each is kept CACHE_SECONDS per worker (keyed by path and query) and marked cacheable:
+The ASGI entry points ask `public_route(path)` before the gateway's raw app: these paths
+are answered here (`public_serve`), everything else goes on to the gateway. Matching them
+first is what keeps `/v1/models/{id}` from shadowing `/v1/models/trending`. Answers are
+the same for everyone, so each is kept CACHE_SECONDS per worker (keyed by path and query)
+and marked cacheable:
 a burst of status-page or catalog-browser visits costs one computation per worker.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,7 +24,7 @@ from core.asyncdb import db_call
 from core.errors import GatewayError, bad_request
 from core.ids import request_id_new
 from core.outage import database_unavailable, database_unreachable
-from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
+from gateway.http import JSON_HEADERS, Scope, Send, send_bytes, send_error
 from monitoring import discovery, uptime
 from monitoring.params import ParamRefused
 from providers.catalog import Catalog, catalog_holder
@@ -113,26 +114,22 @@ async def _serve(scope: Scope, send: Send, answer: Answer) -> None:
     await send_bytes(send, 200, body, JSON_HEADERS + CACHEABLE)
 
 
-def with_public_endpoints(
-    app: Callable[[Scope, Receive, Send], Awaitable[None]],
-) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    async def public_or_gateway(scope: Scope, receive: Receive, send: Send) -> None:
-        answer = _route(scope["path"]) if scope["type"] == "http" else None
-        if answer is None:
-            await app(scope, receive, send)
-            return
-        try:
-            await _serve(scope, send, answer)
-        except Exception as exc:
-            if isinstance(exc, GatewayError):
-                error = exc
-            elif database_unreachable(exc):
-                error = database_unavailable()
-            else:
-                log.exception("%s failed", scope["path"])
-                error = GatewayError(
-                    500, "The gateway failed on this request.", type="server_error"
-                )
-            await send_error(send, error, [(b"x-request-id", request_id_new().encode())])
+def public_route(path: str) -> Answer | None:
+    """The public endpoint `path` names, if any: the ASGI entry points ask before handing a
+    request to the gateway (config.asgi, config.asgi_inference), so that these paths cost
+    the gateway's own requests a dict lookup and no extra coroutine."""
+    return _route(path)
 
-    return public_or_gateway
+
+async def public_serve(scope: Scope, send: Send, answer: Answer) -> None:
+    try:
+        await _serve(scope, send, answer)
+    except Exception as exc:
+        if isinstance(exc, GatewayError):
+            error = exc
+        elif database_unreachable(exc):
+            error = database_unavailable()
+        else:
+            log.exception("%s failed", scope["path"])
+            error = GatewayError(500, "The gateway failed on this request.", type="server_error")
+        await send_error(send, error, [(b"x-request-id", request_id_new().encode())])
