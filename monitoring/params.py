@@ -52,10 +52,6 @@ def decimal(params: Mapping[str, str], name: str) -> Decimal | None:
     return value
 
 
-def hours(params: Mapping[str, str], name: str = "time_range", default: str = "24h") -> int:
-    return TIME_RANGES[choice(params, name, tuple(TIME_RANGES), default)]
-
-
 def moment(params: Mapping[str, str], name: str, default: datetime) -> datetime:
     return moment_or_none(params, name) or default
 

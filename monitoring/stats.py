@@ -20,7 +20,6 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from core.amounts import amount_text
 from monitoring.models import LATENCY_BUCKETS_MS, UsageRollup
 from monitoring.rollups import bucket_start, percentile
 
@@ -56,14 +55,6 @@ class Window:
     @property
     def step(self) -> timedelta:
         return timedelta(hours=1) if self.granularity == "hour" else timedelta(days=1)
-
-    def buckets(self) -> list[datetime]:
-        """Every bucket's start, from the one holding `start` to the one before `end`."""
-        at, out = bucket_start(self.start, self.granularity), []
-        while at < self.end:
-            out.append(at)
-            at += self.step
-        return out
 
 
 def window_last(hours: int, *, now: datetime | None = None) -> Window:
@@ -197,24 +188,6 @@ class Totals:
     def ttft_ms(self, fraction: float) -> int | None:
         return percentile(self.ttft, fraction)
 
-    def view(self) -> dict[str, Any]:
-        """The figures every grouping shows (money as exact decimal strings)."""
-        return {
-            "requests": self.requests,
-            "errors": self.errors,
-            "error_rate": self.error_rate,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "cached_tokens": self.cached_tokens,
-            "total_tokens": self.tokens,
-            "cost": amount_text(self.cost),
-            "provider_cost": amount_text(self.provider_cost),
-            "unique_users": self.users,
-            "latency_p50_ms": self.latency_ms(0.5),
-            "latency_p95_ms": self.latency_ms(0.95),
-            "ttft_p50_ms": self.ttft_ms(0.5),
-        }
-
 
 def _add_into(into: list[int], counts: list[int]) -> None:
     for i, count in enumerate(counts[:BUCKETS]):
@@ -284,10 +257,6 @@ def sums_by(
             part.latency = [row[f"l{i}"] or 0 for i in range(BUCKETS)]
             part.ttft = [row[f"t{i}"] or 0 for i in range(BUCKETS)]
     return out
-
-
-def column(name: str) -> Callable[[dict[str, Any]], Any]:
-    return lambda row: row[name]
 
 
 def ranked(
