@@ -129,6 +129,15 @@ class JSONAnswers(DefaultContentNegotiation):
         return JSONRenderer(), JSONRenderer.media_type
 
 
+def _counted(rows: QuerySet[RequestLog], offset: int) -> tuple[int, bool]:
+    """The rows counted up to COUNT_CAP past the page, and whether that is all of them: an
+    exact count of a heavy customer's (or everyone's) million rows is a scan of them all on
+    every page turn."""
+    reach = offset + COUNT_CAP
+    counted = rows.order_by()[: reach + 1].count()
+    return min(counted, reach), counted <= reach
+
+
 class UserRequests(APIView):
     """The caller's requests, newest first: `limit`/`offset`, filters `model`, `provider`,
     `status` (completed | failed | an HTTP status), `from`/`to`, `key`; `format=csv` for all
@@ -161,12 +170,13 @@ class UserRequests(APIView):
             stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
             answer["Content-Disposition"] = f'attachment; filename="requests-{stamp}.csv"'
             return answer
-        total = rows.count()
         data = [_row(r) for r in rows.values(*CUSTOMER_COLUMNS)[offset : offset + limit]]
+        total, exact = _counted(rows, offset)
         return Response(
             {
                 "data": data,
                 "total": total,
+                "total_exact": exact,
                 "limit": limit,
                 "offset": offset,
                 "has_more": offset + len(data) < total,
@@ -187,15 +197,12 @@ class ChatRequests(StaffView):
             rows = rows.filter(user_id=integer(params, "user_id", 0, 1, 2**62))
         limit, offset = _page(params)
         data = [_row(r) for r in rows.values(*STAFF_COLUMNS)[offset : offset + limit]]
-        # Counted up to COUNT_CAP past the page: an exact count of a million rows is a
-        # scan of them all on every page turn.
-        reach = offset + COUNT_CAP
-        counted = rows.order_by()[: reach + 1].count()
+        total, exact = _counted(rows, offset)
         return {
             "data": data,
             "metadata": {
-                "total_count": min(counted, reach),
-                "total_count_exact": counted <= reach,
+                "total_count": total,
+                "total_count_exact": exact,
                 "limit": limit,
                 "offset": offset,
                 "returned_count": len(data),

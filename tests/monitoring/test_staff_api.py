@@ -13,8 +13,10 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.services import api_key_create, user_create
+from billing.models import RequestLog
 from monitoring.anomalies import anomalies_sync
 from monitoring.models import Incident
+from monitoring.requests_api import COUNT_CAP
 from monitoring.rollups import bucket_start
 from tests.support.request_logs import request_logged, rolled_up
 
@@ -195,3 +197,29 @@ def test_a_key_needs_the_usage_scope(customer, traffic):
     _, raw = api_key_create(user=customer, name="inference only", scopes=["inference"])
     answer = Client().get("/user/requests", headers={"authorization": f"Bearer {raw}"})
     assert answer.status_code == 403
+
+
+def test_a_heavy_customers_count_stops_past_the_page(customer):
+    """Counted up to 1,000 past the page, and said to be a floor past that: an exact count
+    of a heavy customer's whole log would be paid on every page turn."""
+    logged = timezone.now() - timedelta(minutes=5)
+    RequestLog.objects.bulk_create(
+        RequestLog(
+            request_id=f"heavy-{i}",
+            user=customer,
+            endpoint="chat.completions",
+            served_model="test/echo",
+            provider="mock",
+            status=200,
+            total_latency_ms=100,
+            created_at=logged,
+        )
+        for i in range(COUNT_CAP + 5)
+    )
+    client = Client()
+    client.force_login(customer)
+    first = client.get("/user/requests", {"limit": 2}).json()
+    assert (first["total"], first["total_exact"], first["has_more"]) == (COUNT_CAP, False, True)
+    last = client.get("/user/requests", {"limit": 10, "offset": COUNT_CAP}).json()
+    assert (last["total"], last["total_exact"]) == (COUNT_CAP + 5, True)
+    assert len(last["data"]) == 5 and last["has_more"] is False
