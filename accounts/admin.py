@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
@@ -8,7 +10,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import ApiKey, AuditEntry, Plan, User
-from accounts.services import api_key_revoke
+from accounts.services import api_key_revoke, user_email_verified
 from core.readonly_admin import ReadOnlyAdmin
 
 # Groups of fields in the forms below; a plan and a key have the same limit fields.
@@ -35,6 +37,11 @@ class UserAdmin(BaseUserAdmin):
     )
     readonly_fields = ("money_links",)
     add_fieldsets = ((None, {"fields": ("email", "role", "password1", "password2")}),)
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:  # staff vouch for the address of an account they create
+            user_email_verified(obj)
 
     @admin.display(description="Their records")
     def money_links(self, user: User) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
@@ -55,8 +56,9 @@ def _check_client(api_key: ApiKey, request: Request) -> None:
         raise exceptions.PermissionDenied(error.message) from None
 
 
-def request_user(request: Request) -> User:
-    """The authenticated customer of a DRF view (IsAuthenticated has already run)."""
+def request_user(request: Request | HttpRequest) -> User:
+    """The authenticated customer of a DRF view (IsAuthenticated has already run) or of a
+    page (login_required has)."""
     user = request.user
     assert isinstance(user, User)
     return user

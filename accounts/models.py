@@ -30,7 +30,11 @@ class UserManager(BaseUserManager["User"]):
         extra.setdefault("is_staff", True)
         extra.setdefault("is_superuser", True)
         extra.setdefault("role", User.Role.ADMIN)
-        return self.create_user(email, password, **extra)
+        user = self.create_user(email, password, **extra)
+        from accounts.services import user_email_verified  # services import this module
+
+        user_email_verified(user)
+        return user
 
 
 PRIORITY_CHOICES = [(p, p) for p in ("critical", "high", "default", "low")]

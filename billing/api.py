@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import KeyScope, request_user
 from billing.models import LedgerEntry
-from billing.selectors import credit_account_of, credit_available, ledger_entries_of
+from billing.selectors import balance_of, ledger_entries_of
 from core.amounts import amount_text
 
 AMOUNT = serializers.CharField(help_text="An exact decimal, as a string.")
@@ -37,21 +37,16 @@ class Balance(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        user = request_user(request)
-        account = credit_account_of(user=user)
-        available = credit_available(user=user, account=account)
-        # Amounts as strings: exact decimals survive JSON that way. `held` is what in-flight
-        # requests reserve (and, with Redis, charges a moment from reaching the ledger).
+        shown = balance_of(user=request_user(request))
+        # Amounts as strings: exact decimals survive JSON that way.
         return Response(
             {
-                "balance": amount_text(account.balance),
-                "held": amount_text(account.balance - available),
-                "available": amount_text(available),
-                # Of the balance: the plan's allowance (spent first, gone at the period's
-                # end) and the rest, bought or granted.
-                "allowance": amount_text(account.allowance),
-                "allowance_expires_at": account.allowance_expires_at,
-                "purchased": amount_text(account.purchased),
+                "balance": amount_text(shown.balance),
+                "held": amount_text(shown.held),
+                "available": amount_text(shown.available),
+                "allowance": amount_text(shown.allowance),
+                "allowance_expires_at": shown.allowance_expires_at,
+                "purchased": amount_text(shown.purchased),
                 "currency": "credits",
             }
         )

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import cast
 
@@ -36,3 +38,31 @@ def credit_available(*, user: User, account: CreditAccount) -> Decimal:
 
 def ledger_entries_of(*, user: User) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(user=user)
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    """A customer's credit as they are shown it (GET /user/balance, the dashboard)."""
+
+    balance: Decimal
+    available: Decimal  # what can be spent now
+    allowance: Decimal  # of the balance: the plan's, spent first, gone at the period's end
+    allowance_expires_at: datetime | None
+    purchased: Decimal  # of the balance: bought or granted
+
+    @property
+    def held(self) -> Decimal:
+        """Reserved by requests in flight (with Redis, also charges a moment from reaching
+        the ledger)."""
+        return self.balance - self.available
+
+
+def balance_of(*, user: User) -> BalanceView:
+    account = credit_account_of(user=user)
+    return BalanceView(
+        balance=account.balance,
+        available=credit_available(user=user, account=account),
+        allowance=account.allowance,
+        allowance_expires_at=account.allowance_expires_at,
+        purchased=account.purchased,
+    )

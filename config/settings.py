@@ -59,12 +59,18 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "channels",
     "django_prometheus",
     "djstripe",
+    # The web pages' sign-up, e-mail verification, login, password reset and TOTP (docs/web.md).
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "django_htmx",
     "core",
     "accounts",
     "providers",
@@ -82,6 +88,9 @@ if sys.argv[1:2] == ["runserver"]:
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the process itself, compressed and cached forever by their hashed
+    # names (collectstatic), or straight from the apps' folders under DEBUG.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -89,6 +98,8 @@ MIDDLEWARE = [
     "accounts.audit.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -105,6 +116,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "core.web.site",
             ],
         },
     },
@@ -190,6 +202,33 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# The address customers call, as the pages' code samples write it (`https://api.example.com`);
+# empty: the host the page was asked from.
+GATEWAYZ_PUBLIC_URL = env_str("GATEWAYZ_PUBLIC_URL").rstrip("/")
+
+# The dashboard warns under this much available credit.
+GATEWAYZ_LOW_BALANCE_BANNER = env_decimal("GATEWAYZ_LOW_BALANCE_BANNER", "1")
+
+# The web pages' accounts (django-allauth): e-mail and password, a verified address before
+# the first login (the mail goes to the console under `make run`), TOTP as a second factor.
+# Its rate limits (signup, login failures, password resets) count in the cache.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "/login"
+LOGIN_REDIRECT_URL = "/dashboard"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "Gatewayz: "
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Gatewayz"
+
 # API sessions: short access tokens; each refresh rotates the refresh token and retires the
 # old one, so a stolen refresh token works once at most (and its theft shows).
 # Per client address (accounts.throttles).
@@ -212,6 +251,16 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# Hashed, compressed copies made by collectstatic; under DEBUG (`make run`) the files are
+# served from their folders as they are edited.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 # --- celery ------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"

@@ -8,15 +8,22 @@ links to dj-stripe's models therefore lives in apps the gateway's request path n
 """
 
 from config.settings import *  # noqa: F403
-from config.settings import INSTALLED_APPS
+from config.settings import INSTALLED_APPS, MIDDLEWARE
 
 # dj-stripe and payments: Stripe, billing pages and webhooks; the token blacklist: JWT
-# logins; drf-spectacular: the OpenAPI document (web side only).
+# logins; drf-spectacular: the OpenAPI document; allauth and htmx: the web pages (web side
+# only).
 WEB_ONLY_APPS = {
     "djstripe",
     "payments",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "django_htmx",
 }
 
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app not in WEB_ONLY_APPS]
+# The raw gateway app never enters Django's middleware; the pages' own stay on the web side.
+MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith(("allauth.", "django_htmx."))]

@@ -30,3 +30,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # Celery tasks run in the test's own process (mail lands in pytest-django's `mailoutbox`).
 CELERY_TASK_ALWAYS_EAGER = True
+
+# Pages served by the tests' own processes find static files in their folders (no
+# collectstatic before each run); tests/web/test_static.py builds the production manifest.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

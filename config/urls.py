@@ -1,12 +1,17 @@
+from allauth.account import views as auth_pages
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from accounts import pages as account_pages
 from accounts.api import ApiKeyDetail, ApiKeyListCreate, AuditLog, Profile, Signup
 from accounts.provider_keys_api import ProviderKeyDetail, ProviderKeyListCreate
 from accounts.throttles import LoginThrottle, TokenRefreshThrottle
 from billing.api import Balance, CreditTransactions
+from config.pages import home
+from monitoring import catalog_pages
+from monitoring import pages as monitoring_pages
 from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth, metrics_view
 from monitoring.requests_api import (
     ChatRequestCounts,
@@ -52,7 +57,28 @@ MONITORING = [
     path("chat-requests/plot-data", ChatRequestPlotData.as_view()),
 ]
 
+# The web pages (docs/web.md). The account pages are allauth's, under /account/; the four
+# everyone types are short, named as allauth names them so its links and redirects use them.
+PAGES = [
+    path("", home, name="home"),
+    path("login", auth_pages.login, name="account_login"),
+    path("signup", auth_pages.signup, name="account_signup"),
+    path("logout", auth_pages.logout, name="account_logout"),
+    path("password/reset", auth_pages.password_reset, name="account_reset_password"),
+    path("account/", include("allauth.urls")),
+    path("dashboard", monitoring_pages.dashboard, name="dashboard"),
+    path("status", monitoring_pages.status, name="status"),
+    path("models", catalog_pages.models, name="models"),
+    path("models/<path:model_id>", catalog_pages.model, name="model"),
+    path("keys", account_pages.keys, name="keys"),
+    path("keys/usage", monitoring_pages.key_usage, name="key-usage"),
+    path("keys/<int:key_id>", account_pages.key, name="key"),
+    path("keys/<int:key_id>/revoke", account_pages.key_revoke, name="key-revoke"),
+    path("settings", account_pages.settings_page, name="settings"),
+]
+
 urlpatterns = [
+    *PAGES,
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("auth/signup", Signup.as_view(), name="signup"),

@@ -163,6 +163,7 @@ def models_low_latency(params: Params, catalog: Catalog) -> dict[str, Any]:
 
 def models_search(params: Params, catalog: Catalog) -> dict[str, Any]:
     text = (params.get("q") or "").strip().lower()
+    provider = (params.get("provider") or "").strip()
     modality = choice(params, "modality", MODALITIES, "any")
     min_context = integer(params, "min_context", 0, 0, 100_000_000)
     max_context = integer(params, "max_context", 0, 0, 100_000_000) or None
@@ -176,6 +177,7 @@ def models_search(params: Params, catalog: Catalog) -> dict[str, Any]:
         price_in = _price(model)[0]
         return (
             (not text or text in model.id.lower() or text in model.name.lower())
+            and (not provider or any(d.provider == provider for d in model.deployments))
             and (modality == "any" or modality in _modalities(model))
             and model.context_length >= min_context
             and (max_context is None or model.context_length <= max_context)
@@ -200,6 +202,7 @@ def models_search(params: Params, catalog: Catalog) -> dict[str, Any]:
     page = found[offset : offset + limit]
     applied = {
         "query": text or None,
+        "provider": provider or None,
         "modality": None if modality == "any" else modality,
         "min_context": min_context or None,
         "max_context": max_context,

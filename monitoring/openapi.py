@@ -77,6 +77,7 @@ PATHS: dict[str, Schema] = {
         "Search the catalog",
         [
             _query("q", {"type": "string"}),
+            _query("provider", {"type": "string"}),
             _query("modality", {"type": "string", "enum": list(MODALITIES)}),
             _query("min_context", _number(0, 100_000_000)),
             _query("max_context", _number(0, 100_000_000)),

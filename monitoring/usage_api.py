@@ -45,15 +45,23 @@ def usage_query(params: Any) -> tuple[datetime, datetime, str, str | None]:
     return start, end, granularity, group
 
 
-def usage_series(
-    *, user_id: int, start: datetime, end: datetime, granularity: str, group: str | None
+def usage_sums(
+    *,
+    user_id: int,
+    start: datetime,
+    end: datetime,
+    granularity: str,
+    group: str | None,
+    by_bucket: bool = True,
 ) -> list[dict[str, Any]]:
+    """The customer's rollups summed per bucket (unless not `by_bucket`) and `group`: rows
+    of `bucket`, the group's column, n, failed, prompt, completion, cached, spent (Decimal)."""
     first = bucket_start(start, granularity)  # the bucket holding `from`, whole
     rows = UsageRollup.objects.filter(
         user_id=user_id, granularity=granularity, bucket__gte=first, bucket__lt=end
     )
-    fields = ["bucket"] + ([GROUPS[group]] if group else [])
-    sums = (
+    fields = (["bucket"] if by_bucket else []) + ([GROUPS[group]] if group else [])
+    return list(
         rows.values(*fields)
         .annotate(
             n=Sum("requests"),
@@ -65,6 +73,12 @@ def usage_series(
         )
         .order_by(*fields)
     )
+
+
+def usage_series(
+    *, user_id: int, start: datetime, end: datetime, granularity: str, group: str | None
+) -> list[dict[str, Any]]:
+    sums = usage_sums(user_id=user_id, start=start, end=end, granularity=granularity, group=group)
     points = []
     for row in sums:
         point: dict[str, Any] = {

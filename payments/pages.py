@@ -1,13 +1,37 @@
-"""Where Stripe's Checkout sends the customer back. The page only reports: credit is
-granted by Stripe's signed event (payments.checkout_events), never by this visit, which
-anyone can make with a session id in the address."""
+"""The pages payments owns: pricing (plans and credit packs), billing (buy credit, the
+customer's payments), and where Stripe's Checkout sends the customer back. The return page
+only reports: credit is granted by Stripe's signed event (payments.checkout_events), never
+by a visit, which anyone can make with a session id in the address."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+import logging
 
-from payments.models import Payment
+import stripe
+from django import forms
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts.authentication import request_user
+from accounts.models import Plan, User
+from billing.selectors import balance_of
+from payments.checkout import (
+    PurchaseRefused,
+    Quote,
+    checkout_start,
+    quote_custom,
+    quote_pack,
+    quote_with_coupon,
+)
+from payments.coupons import CouponRefused
+from payments.models import CreditPack, Payment
+from payments.stripe_api import PaymentsNotConfigured, payments_configured
+
+log = logging.getLogger(__name__)
+PAYMENTS_SHOWN = 20
 
 
 def checkout_success(request: HttpRequest) -> HttpResponse:
@@ -18,3 +42,82 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
 
 def checkout_cancel(request: HttpRequest) -> HttpResponse:
     return render(request, "payments/checkout_return.html", {"payment": None, "paid": False})
+
+
+def pricing(request: HttpRequest) -> HttpResponse:
+    """Plans and credit packs as staff set them up (the admin), with the top-up fee."""
+    context = {
+        "plans": Plan.objects.filter(public=True).order_by("position", "price_cents"),
+        "packs": CreditPack.objects.filter(active=True),
+        "fee_percent": settings.GATEWAYZ_TOPUP_FEE_PERCENT,
+        "fee_min": settings.GATEWAYZ_TOPUP_FEE_MIN,
+        "topup_min": settings.GATEWAYZ_TOPUP_MIN,
+        "topup_max": settings.GATEWAYZ_TOPUP_MAX,
+    }
+    return render(request, "payments/pricing.html", context)
+
+
+class BuyForm(forms.Form):
+    package = forms.IntegerField(required=False, widget=forms.RadioSelect)
+    amount = forms.DecimalField(
+        label="Or an amount of your choice",
+        required=False,
+        max_digits=10,
+        decimal_places=2,
+        help_text="In dollars: 1 credit is 1 dollar.",
+    )
+    coupon = forms.CharField(label="Coupon code", required=False, max_length=64)
+    save_card = forms.BooleanField(
+        label="Save my card for auto top-up", required=False, initial=False
+    )
+
+
+def _quote(form: BuyForm, user: User) -> Quote:
+    data = form.cleaned_data
+    if (data["package"] is None) == (data["amount"] is None):
+        raise PurchaseRefused("Choose a package or type an amount (not both).", "package")
+    quote = quote_pack(data["package"]) if data["package"] else quote_custom(data["amount"])
+    if data["coupon"]:
+        quote = quote_with_coupon(quote, user=user, code=data["coupon"].strip())
+    return quote
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def billing(request: HttpRequest) -> HttpResponse:
+    """Buy credit (Stripe Checkout), and the customer's payments. Credit is granted by
+    Stripe's signed event when the payment succeeds, never by this page."""
+    user = request_user(request)
+    form = BuyForm(data=request.POST or None)
+    configured = payments_configured()
+    if request.method == "POST" and configured and form.is_valid():
+        try:
+            quote = _quote(form, user)
+            success = request.build_absolute_uri("/billing/success?session_id=")
+            _, url = checkout_start(
+                user=user,
+                quote=quote,
+                success_url=success + "{CHECKOUT_SESSION_ID}",
+                cancel_url=request.build_absolute_uri("/billing/cancel"),
+                save_card=form.cleaned_data["save_card"],
+            )
+            return redirect(url)
+        except PurchaseRefused as refused:
+            form.add_error(refused.param if refused.param in form.fields else None, str(refused))
+        except CouponRefused as refused:
+            form.add_error("coupon", str(refused))
+        except PaymentsNotConfigured:
+            configured = False
+        except stripe.StripeError as error:
+            log.warning("Stripe refused a Checkout Session: %s", error)
+            form.add_error(None, "Stripe did not open the payment page; try again in a moment.")
+    context = {
+        "form": form,
+        "configured": configured,
+        "balance": balance_of(user=user),
+        "packs": CreditPack.objects.filter(active=True),
+        "payments": Payment.objects.filter(user=user).order_by("-created_at")[:PAYMENTS_SHOWN],
+        "topup_min": settings.GATEWAYZ_TOPUP_MIN,
+        "topup_max": settings.GATEWAYZ_TOPUP_MAX,
+    }
+    return render(request, "payments/billing.html", context, status=422 if form.errors else 200)

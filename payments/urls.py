@@ -1,7 +1,7 @@
 from django.urls import path
 
 from payments.api import CheckoutSession, CreditPackages, Payments
-from payments.pages import checkout_cancel, checkout_success
+from payments.pages import billing, checkout_cancel, checkout_success, pricing
 from payments.plans_api import Plans, PortalSession, SubscriptionCheckout, UserPlan
 from payments.promotions_api import CouponRedeem, ReferralApply, ReferralCodeView, ReferralStats
 from payments.settings_api import BillingSettingsView
@@ -25,6 +25,8 @@ urlpatterns = [
     path("referral/code", ReferralCodeView.as_view(), name="referral-code"),
     path("referral/stats", ReferralStats.as_view(), name="referral-stats"),
     path("referral/apply", ReferralApply.as_view(), name="referral-apply"),
+    path("pricing", pricing, name="pricing"),
+    path("billing", billing, name="billing"),
     path("billing/success", checkout_success, name="checkout-success"),
     path("billing/cancel", checkout_cancel, name="checkout-cancel"),
 ]

@@ -256,3 +256,19 @@ class CatalogHolder:
 
 
 catalog_holder = CatalogHolder()
+
+
+PAGE_CATALOG_SECONDS = 30.0
+_page_catalog: tuple[float, Catalog] | None = None
+
+
+def catalog_recent() -> Catalog:
+    """The catalog for the web pages (sync views): built at most every
+    PAGE_CATALOG_SECONDS per process, so a page view costs no catalog queries. An edit by
+    staff shows on the pages within that time; the gateway's own catalog is invalidated at
+    once (CatalogHolder)."""
+    global _page_catalog
+    kept = _page_catalog
+    if kept is None or kept[0] < time.monotonic():
+        kept = _page_catalog = (time.monotonic() + PAGE_CATALOG_SECONDS, catalog_build())
+    return kept[1]

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from accounts.models import User
-from accounts.services import api_key_create, user_create
+from accounts.services import api_key_create, user_create, user_email_verified
 from billing.selectors import credit_account_of
 from billing.services import credit_grant
 
@@ -29,6 +29,7 @@ class Command(BaseCommand):
         user = User.objects.filter(email=options["email"].lower()).first()
         if user is None:
             user = user_create(email=options["email"], role=options["role"])
+            user_email_verified(user)
         api_key, raw = api_key_create(user=user, name=options["key_name"])
         amount = options["credit"]
         if options["top_up_to"] is not None:
