@@ -332,6 +332,9 @@ if EMAIL_ESP:
     ANYMAIL = {f"{EMAIL_ESP.upper()}_API_KEY": env_str("EMAIL_ESP_API_KEY")}
 else:
     EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.console.EmailBackend"
+# Where Django's file backend (EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend)
+# writes each message: a local run's inbox.
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH") or str(VAR_DIR / "mail")
 
 # --- stripe (payments, dj-stripe) ---------------------------------------------------------
 # Payments are on when STRIPE_SECRET_KEY is set; without it (`make run`) the billing

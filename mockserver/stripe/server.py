@@ -295,6 +295,9 @@ async def route(double: StripeDouble, scope: Scope, body: bytes, send: Send) -> 
         return {"status": "ok"}
     if parts[0] == "_double":
         return await control(double, method, parts[1:], form)
+    if parts[0] == "pay" and len(parts) == 2:  # the hosted page a session's `url` names
+        await hosted_checkout(double, method, parts[1], send)
+        return None
     if not _authorized(scope):
         raise StripeError(
             "You did not provide an API key. You need to provide your API key in the "
@@ -323,6 +326,28 @@ async def route(double: StripeDouble, scope: Scope, body: bytes, send: Send) -> 
         return portal_session_create(form, double.base_url, stripe_id("bps"))
     await double.passthrough(scope, body, send)
     return None
+
+
+async def hosted_checkout(double: StripeDouble, method: str, session_id: str, send: Send) -> None:
+    """Stripe's hosted Checkout page, as a browser meets it: what is bought and a button to
+    pay with the test card (GET); paying (POST) confirms as ``/_double/…/pay`` does, then
+    sends the browser to the session's ``success_url`` with its id, as Stripe does."""
+    session = double._session(session_id)
+    if method == "POST":
+        await double.pay(session_id, TEST_CARD, False)
+        back = str(session["success_url"]).replace("{CHECKOUT_SESSION_ID}", session_id)
+        await send_bytes(send, 303, b"", [(b"location", back.encode())])
+        return
+    total = f"${session.get('amount_total', 0) / 100:,.2f}"
+    page = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width, initial-scale=1'>"
+        f"<title>Pay {total} (Stripe double)</title></head><body>"
+        f"<main><h1>Pay {total}</h1><p>Test card 4242 4242 4242 4242.</p>"
+        f"<form method=post action='/pay/{session_id}'><button type=submit>Pay</button></form>"
+        f"<p><a href='{session.get('cancel_url') or '/'}'>Cancel</a></p></main></body></html>"
+    )
+    await send_bytes(send, 200, page.encode(), [(b"content-type", b"text/html; charset=utf-8")])
 
 
 async def control(double: StripeDouble, method: str, parts: list[str], form: dict[str, Any]) -> Any:
