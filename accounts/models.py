@@ -149,6 +149,14 @@ class ApiKey(RateLimits):
     # (gateway.guards.priority); only staff set it.
     priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES, default="default")
 
+    class Purpose(models.TextChoices):
+        API = "", "API"
+        # Made for the web playground's browser tab: inference only, an hour long, one
+        # alive per customer (chats.playground); not listed among the customer's keys.
+        PLAYGROUND = "playground", "Playground"
+
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, blank=True, default="")
+
     class Meta:
         ordering = ("-created_at",)
 

@@ -39,9 +39,9 @@ def add_error_responses(
     which drf-spectacular leaves out (the inference routes document their own)."""
     result.setdefault("components", {}).setdefault("schemas", {})["ApiError"] = API_ERROR
     ref = {"$ref": "#/components/schemas/ApiError"}
-    for path, operations in result.get("paths", {}).items():
-        if path.startswith("/v1/"):
-            continue
+    # Runs before the inference routes are added (SPECTACULAR_SETTINGS' hook order): every
+    # path here is DRF's, the chats API under /v1/ included.
+    for operations in result.get("paths", {}).values():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             for code, why in API_ERRORS.items():

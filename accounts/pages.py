@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.authentication import request_user
 from accounts.forms import KeyForm
+from accounts.models import ApiKey
 from accounts.selectors import api_key_get_for_user, api_keys_of
 from accounts.services import api_key_create, api_key_revoke, api_key_update
 
@@ -28,7 +29,11 @@ def keys(request: HttpRequest) -> HttpResponse:
         created = {"key": api_key, "raw": raw}  # shown on this answer, and never again
         form = KeyForm()
     status = 422 if form.errors else 200
-    context = {"form": form, "keys": api_keys_of(user=request_user(request)), "created": created}
+    context = {
+        "form": form,
+        "keys": api_keys_of(user=request_user(request)).filter(purpose=ApiKey.Purpose.API),
+        "created": created,
+    }
     return render(request, "accounts/keys.html", context, status=status)
 
 

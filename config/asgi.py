@@ -39,11 +39,13 @@ from monitoring.live import MonitoringFeed  # noqa: E402
 from monitoring.public_api import public_route, public_serve  # noqa: E402
 
 GATEWAY_PREFIXES = ("/v1/", "/health")
+# Under /v1/ but Django's: the chats API (chats.api), kept at the seed's paths.
+DJANGO_UNDER_V1 = ("/v1/chat/sessions", "/v1/chat/messages/", "/v1/chat/search")
 
 
 async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
     url_path = scope["path"]
-    if url_path.startswith(GATEWAY_PREFIXES):
+    if url_path.startswith(GATEWAY_PREFIXES) and not url_path.startswith(DJANGO_UNDER_V1):
         # The public discovery and uptime endpoints first: /v1/models/trending is not a
         # model (monitoring.public_api).
         public = public_route(url_path)

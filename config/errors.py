@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
-API_PREFIXES = ("/api/", "/user/", "/auth/")
+API_PREFIXES = ("/api/", "/user/", "/auth/", "/v1/")
 
 
 def _is_api(request: HttpRequest) -> bool:

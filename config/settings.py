@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "monitoring",
     "gateway",
     "payments",
+    "chats",
 ]
 
 if sys.argv[1:2] == ["runserver"]:
@@ -194,6 +195,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two `role` fields (an account's, a chat message's): each its own enum name.
+    "ENUM_NAME_OVERRIDES": {
+        "AccountRoleEnum": "accounts.models.User.Role",
+        "ChatRoleEnum": "chats.models.ChatMessage.Role",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "accounts.openapi.add_error_responses",

@@ -22,6 +22,7 @@ WEB_ONLY_APPS = {
     "allauth.account",
     "allauth.mfa",
     "django_htmx",
+    "chats",
 }
 
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app not in WEB_ONLY_APPS]

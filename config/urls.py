@@ -9,6 +9,9 @@ from accounts.api import ApiKeyDetail, ApiKeyListCreate, AuditLog, Profile, Sign
 from accounts.provider_keys_api import ProviderKeyDetail, ProviderKeyListCreate
 from accounts.throttles import LoginThrottle, TokenRefreshThrottle
 from billing.api import Balance, CreditTransactions
+from chats import api as chats_api
+from chats import pages as chat_pages
+from chats import playground
 from config.pages import home
 from monitoring import catalog_pages
 from monitoring import pages as monitoring_pages
@@ -75,10 +78,37 @@ PAGES = [
     path("keys/<int:key_id>", account_pages.key, name="key"),
     path("keys/<int:key_id>/revoke", account_pages.key_revoke, name="key-revoke"),
     path("settings", account_pages.settings_page, name="settings"),
+    path("playground", playground.playground, name="playground"),
+    path("playground/<int:session_id>", playground.playground, name="playground-session"),
+    path("playground/key", playground.playground_key, name="playground-key"),
+    path("playground/save", playground.playground_save, name="playground-save"),
+    path("chats", chat_pages.chats, name="chats"),
+    path("chats/<int:session_id>", chat_pages.chat_settings, name="chat-settings"),
+    path("chats/<int:session_id>/rename", chat_pages.chat_rename, name="chat-rename"),
+    path("chats/<int:session_id>/delete", chat_pages.chat_delete, name="chat-delete"),
+    path("chats/<int:session_id>/share", chat_pages.chat_share, name="chat-share"),
+    path(
+        "chats/messages/<int:message_id>/feedback",
+        chat_pages.message_feedback,
+        name="message-feedback",
+    ),
+    path("share/<str:token>", chat_pages.shared, name="chat-shared"),
+]
+
+# The chats as an API (chats.api), under /v1/ beside the gateway's routes (config.asgi
+# sends these paths to Django).
+CHATS_API = [
+    path("v1/chat/sessions", chats_api.Sessions.as_view()),
+    path("v1/chat/sessions/<int:session_id>", chats_api.SessionDetail.as_view()),
+    path("v1/chat/sessions/<int:session_id>/messages", chats_api.SessionMessages.as_view()),
+    path("v1/chat/sessions/<int:session_id>/share", chats_api.SessionShare.as_view()),
+    path("v1/chat/messages/<int:message_id>/feedback", chats_api.MessageFeedback.as_view()),
+    path("v1/chat/search", chats_api.Search.as_view()),
 ]
 
 urlpatterns = [
     *PAGES,
+    *CHATS_API,
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("auth/signup", Signup.as_view(), name="signup"),

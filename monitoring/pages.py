@@ -77,6 +77,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     length, granularity, label = RANGES[span]
     end = timezone.now()
     start = end - length
+    if granularity == "day":  # whole days: "7 days" is today and the six before it
+        start = bucket_start(end, "day") - length + timedelta(days=1)
 
     def sums(group: str | None, by_bucket: bool = False) -> list[dict[str, Any]]:
         return usage_sums(

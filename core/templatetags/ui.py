@@ -32,7 +32,9 @@ def dollars(value: Any) -> str:
     if amount is None:
         return "—"
     rounded = amount.quantize(CENTS, rounding=ROUND_HALF_UP)
-    sign = "-" if rounded < 0 else ""
+    sign = "-" if amount < 0 else ""
+    if not rounded and amount:  # spent, but under a cent: not "$0.00"
+        return f"{sign}< $0.01"
     return f"{sign}${abs(rounded):,.2f}"
 
 

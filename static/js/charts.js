@@ -6,7 +6,7 @@ function drawUsage(canvas, data) {
       labels: data.labels,
       datasets: [
         { type: "bar", label: "Requests", data: data.requests, backgroundColor: "#4f46e5", yAxisID: "requests" },
-        { type: "line", label: "Cost ($)", data: data.cost, borderColor: "#f59f00", backgroundColor: "#f59f00", yAxisID: "cost", tension: 0.25, pointRadius: 2 },
+        { type: "line", label: "Cost ($)", data: data.cost, borderColor: "#f59f00", backgroundColor: "#f59f00", yAxisID: "cost", tension: 0, pointRadius: 2 },
       ],
     },
     options: {
@@ -14,7 +14,10 @@ function drawUsage(canvas, data) {
       interaction: { mode: "index", intersect: false },
       scales: {
         requests: { type: "linear", position: "left", beginAtZero: true, ticks: { precision: 0 } },
-        cost: { type: "linear", position: "right", beginAtZero: true, grid: { drawOnChartArea: false } },
+        cost: {
+          type: "linear", position: "right", beginAtZero: true, grid: { drawOnChartArea: false },
+          ticks: { callback: (value) => `$${Number(value).toLocaleString(undefined, { maximumSignificantDigits: 3 })}` },
+        },
       },
     },
   });

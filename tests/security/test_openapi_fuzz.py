@@ -8,6 +8,7 @@ time, so the fuzzer reaches providers (the mock) and not only validation."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
@@ -162,7 +163,7 @@ def test_every_protected_operation_refuses_a_request_without_credentials(gateway
     ]
     assert len(protected) >= 15
     for method, path in protected:
-        url = gateway + path.replace("{key_id}", "1").replace("{provider}", "mock")
+        url = gateway + re.sub(r"\{[a-z_]+\}", "1", path.replace("{provider}", "mock"))
         answer = httpx.request(method.upper(), url, json={}, timeout=30)
         assert answer.status_code == 401, (method, path, answer.status_code, answer.text)
 

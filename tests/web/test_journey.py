@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import User
 from accounts.services import user_create, user_email_verified
+from tests.support.request_logs import rolled_up
 from tests.web.conftest import Site, axe_violations, screenshot
 
 PASSWORD = "a long and private passphrase"
@@ -98,6 +99,10 @@ def test_sign_up_pay_call_and_see_it(page: Page, site: Site):
     page.goto(f"{site.url}/dashboard")
     _reload_until(page, "recent-requests", "test/echo")
     expect(page.get_by_test_id("recent-requests")).to_contain_text("200")
+    rolled_up(days=1)  # what beat does every minute: the figures come from the rollups
+    page.reload()
+    expect(page.get_by_test_id("requests")).to_have_text("1")
+    expect(page.locator("#usage-chart")).to_be_visible()
     screenshot(page, "dashboard")
     assert not axe_violations(page), axe_violations(page)
 

@@ -58,3 +58,18 @@ def test_other_customer_pages_are_a_few_queries(busy_customer, django_assert_max
     with django_assert_max_num_queries(12):
         answer = busy_customer.get(path)
     assert answer.status_code == 200
+
+
+@pytest.mark.smoke
+def test_money_on_summaries_never_reads_zero_when_something_was_spent():
+    from decimal import Decimal
+
+    from core.templatetags.ui import cents, dollars, dollars_precise
+
+    assert dollars(Decimal("1234.565")) == "$1,234.57"
+    assert dollars(Decimal("0.000022")) == "< $0.01"
+    assert dollars(Decimal(0)) == "$0.00"
+    assert dollars(Decimal("-2.5")) == "-$2.50"
+    assert dollars_precise(Decimal("0.0000224")) == "$0.000022"
+    assert dollars_precise(Decimal("3")) == "$3.00"
+    assert cents(1999) == "$19.99"

@@ -22,7 +22,9 @@ def test_models_are_searched_and_filtered_by_the_address(page: Page, site: Site)
     expect(table).to_contain_text("test/echo")
     page.get_by_label("Search").fill("echo")
     page.get_by_role("button", name="Filter").click()
-    expect(page).to_have_url(f"{site.url}/models?q=echo&provider=&modality=&min_context=&max_price=&sort_by=name&order=")
+    expect(page).to_have_url(
+        f"{site.url}/models?q=echo&provider=&modality=&min_context=&max_price=&sort_by=name&order="
+    )
     expect(table).to_contain_text("test/echo")
     assert "test/output-only" not in table.inner_text()
     screenshot(page, "models")
@@ -42,8 +44,19 @@ def test_a_model_page_shows_its_providers_and_how_to_call_it(page: Page, site: S
     expect(page.get_by_role("heading", name="There is no page here.")).to_be_visible()
 
 
-@pytest.mark.parametrize(("path", "heading"), [("/", None), ("/pricing", "Pricing"), ("/status", "Status"), ("/login", "Sign In"), ("/signup", "Sign Up")])
-def test_public_pages_read_well_and_pass_axe(page: Page, site: Site, path: str, heading: str | None):
+@pytest.mark.parametrize(
+    ("path", "heading"),
+    [
+        ("/", None),
+        ("/pricing", "Pricing"),
+        ("/status", "Status"),
+        ("/login", "Sign In"),
+        ("/signup", "Sign Up"),
+    ],
+)
+def test_public_pages_read_well_and_pass_axe(
+    page: Page, site: Site, path: str, heading: str | None
+):
     answer = page.goto(f"{site.url}{path}")
     assert answer is not None and answer.status == 200
     if heading:

@@ -16,6 +16,11 @@ def test_collectstatic_builds_the_production_manifest(settings, tmp_path):
     }
     call_command("collectstatic", "--noinput", verbosity=0)
     manifest = (tmp_path / "staticfiles.json").read_text()
-    for name in ("vendor/tabler/tabler.min.css", "vendor/htmx/htmx.min.js", "css/site.css", "admin/css/base.css"):
+    for name in (
+        "vendor/tabler/tabler.min.css",
+        "vendor/htmx/htmx.min.js",
+        "css/site.css",
+        "admin/css/base.css",
+    ):
         assert f'"{name}"' in manifest
     assert list(tmp_path.glob("vendor/tabler/tabler.min.*.css.gz"))
