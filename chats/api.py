@@ -153,9 +153,7 @@ class SessionDetail(ChatView):
 
 
 class SessionMessages(ChatView):
-    @extend_schema(
-        responses=inline_serializer("ChatMessages", {"data": MessageOutput(many=True)})
-    )
+    @extend_schema(responses=inline_serializer("ChatMessages", {"data": MessageOutput(many=True)}))
     def get(self, request: Request, session_id: int) -> Response:
         session = self.session(request, session_id)
         return Response({"data": MessageOutput(session.messages.all(), many=True).data})
