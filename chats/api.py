@@ -50,7 +50,7 @@ class SessionOutput(serializers.ModelSerializer):
 
     class Meta:
         model = ChatSession
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "title",
             "model",
