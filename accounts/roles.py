@@ -22,7 +22,16 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
 GROUPS = {"developer": "developers", "support": "support", "admin": "admins"}
-OUR_APPS = ("accounts", "billing", "providers", "monitoring", "gateway", "core", "payments")
+OUR_APPS = (
+    "accounts",
+    "billing",
+    "providers",
+    "monitoring",
+    "gateway",
+    "core",
+    "payments",
+    "chats",
+)
 DEVELOPER_VIEWS = ("providers", "monitoring")  # every model of these: view only (and the
 # request log, which billing keeps)...
 ACCOUNT_DATA = ("view_providerkey",)  # ...but customers' own provider keys: admins only
@@ -49,6 +58,8 @@ SUPPORT_PERMISSIONS = {
         "view_creditpack",
         "view_subscription",
     ),
+    # Customers' playground chats, read when one asks about an answer.
+    "chats": ("view_chatsession", "view_chatmessage"),
 }
 
 

@@ -15,6 +15,7 @@ from chats import playground
 from config.pages import home
 from monitoring import catalog_pages
 from monitoring import pages as monitoring_pages
+from monitoring.admin_analytics import analytics
 from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth, metrics_view
 from monitoring.requests_api import (
     ChatRequestCounts,
@@ -109,6 +110,7 @@ CHATS_API = [
 urlpatterns = [
     *PAGES,
     *CHATS_API,
+    path("admin/analytics/", admin.site.admin_view(analytics), name="admin-analytics"),
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("auth/signup", Signup.as_view(), name="signup"),

@@ -80,3 +80,11 @@ def cents(value: Any) -> str:
     if value is None or value == "":
         return "—"
     return dollars(Decimal(int(value)) / 100)
+
+
+@register.filter
+def percent(value: Any) -> str:
+    """A rate (0-1) as people read it: `2.5%`."""
+    if value is None or value == "":
+        return "—"
+    return f"{float(value) * 100:.1f}%"

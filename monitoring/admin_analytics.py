@@ -1,0 +1,122 @@
+"""The staff console's analytics page (/admin/analytics/): requests, tokens, revenue,
+provider cost and margin per day over the last 30 days, the top models and customers, error
+rates per provider, all from the rollups; and the live figures of the last minute, pushed by
+the websocket feed (monitoring.live) once a second. Staff with the monitoring view
+permission (developers, support, admins: accounts.roles)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Sum
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from accounts.models import User
+from core.amounts import amount_text
+from monitoring.models import UsageRollup
+from monitoring.rollups import bucket_start
+from monitoring.stats import Totals, Window, ranked, rollups_in, sums_by
+
+DAYS = 30
+TOP = 10
+MONEY = ("revenue", "provider_cost", "margin")
+PERMISSION = "monitoring.view_usagerollup"
+
+
+def _day_rows(window: Window) -> list[dict[str, Any]]:
+    per_day = sums_by(rollups_in(window), "bucket")
+    rows = []
+    day = window.start
+    while day < window.end:
+        part = per_day.get(day, Totals())
+        rows.append(
+            {
+                "day": day,
+                "requests": part.requests,
+                "errors": part.errors,
+                "tokens": part.tokens,
+                "revenue": part.cost,
+                "provider_cost": part.provider_cost,
+                "margin": part.cost - part.provider_cost,
+            }
+        )
+        day += timedelta(days=1)
+    return rows
+
+
+def _top_customers(window: Window) -> list[dict[str, Any]]:
+    spent = list(
+        UsageRollup.objects.filter(
+            total=False,
+            granularity="day",
+            bucket__gte=window.start,
+            bucket__lt=window.end,
+            user_id__isnull=False,
+        )
+        .values("user_id")
+        .annotate(revenue=Sum("cost"), requests=Sum("requests"))
+        .order_by("-revenue", "user_id")[:TOP]
+    )
+    emails = dict(
+        User.objects.filter(pk__in=[r["user_id"] for r in spent]).values_list("pk", "email")
+    )
+    for row in spent:
+        row["email"] = emails.get(row["user_id"], f"(user {row['user_id']})")
+    return spent
+
+
+def analytics(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm(PERMISSION):
+        raise PermissionDenied
+    now = timezone.now()
+    window = Window(bucket_start(now, "day") - timedelta(days=DAYS - 1), now, "day")
+    days = _day_rows(window)
+    per_model = sums_by(rollups_in(window), "model")
+    per_provider = sums_by(rollups_in(window), "provider")
+    totals = {
+        name: sum((d[name] for d in days), Decimal(0) if name in MONEY else 0)
+        for name in ("requests", "errors", "tokens", *MONEY)
+    }
+    chart = {
+        "labels": [d["day"].strftime("%b %d") for d in days],
+        "datasets": [
+            {
+                "label": "Revenue",
+                "data": [amount_text(d["revenue"]) for d in days],
+                "backgroundColor": "#4f46e5",
+            },
+            {
+                "label": "Provider cost",
+                "data": [amount_text(d["provider_cost"]) for d in days],
+                "backgroundColor": "#f59f00",
+            },
+        ],
+    }
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Analytics, last {DAYS} days",
+        "days": days,
+        "totals": totals,
+        "models": [
+            {
+                "model": m,
+                "requests": t.requests,
+                "revenue": t.cost,
+                "margin": t.cost - t.provider_cost,
+            }
+            for m, t in ranked({m: t for m, t in per_model.items() if m}, "cost", limit=TOP)
+        ],
+        "providers": sorted(
+            ((p, t) for p, t in per_provider.items() if p),
+            key=lambda item: (-item[1].error_rate, item[0]),
+        ),
+        "customers": _top_customers(window),
+        "chart": chart,
+    }
+    return TemplateResponse(request, "admin/analytics.html", context)

@@ -1,0 +1,74 @@
+"""The staff console's analytics page: figures per day from the rollups (revenue, provider
+cost, margin), top models and customers, error rates; the live panel fed by the websocket;
+refused to customers and to staff without the monitoring permission."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from playwright.sync_api import Page, expect
+
+from accounts.models import User
+from accounts.services import user_create, user_email_verified
+from tests.support.request_logs import log_emptied, request_logged, rolled_up
+from tests.web.conftest import Site, screenshot
+from tests.web.test_journey import PASSWORD, _log_in
+
+
+def _staff(role: str) -> User:
+    # Its group and staff flag follow from the role (accounts.signals).
+    user = user_create(
+        email=f"{role}-{uuid.uuid4().hex[:8]}@example.com", password=PASSWORD, role=role
+    )
+    return user
+
+
+@pytest.mark.django_db
+@pytest.mark.smoke
+def test_analytics_figures_come_from_the_rollups(django_assert_max_num_queries):
+    log_emptied()
+    customer = user_create(email=f"buyer-{uuid.uuid4().hex[:8]}@example.com")
+    for status in (200, 200, 502):
+        request_logged(
+            model="test/echo",
+            provider="mock",
+            user=customer,
+            status=status,
+            cost="0.5",
+            provider_cost="0.4",
+        )
+    rolled_up(days=2)
+    client = Client()
+    client.force_login(_staff("support"))
+    with django_assert_max_num_queries(15):
+        page = client.get("/admin/analytics/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert customer.email in body and "test/echo" in body
+    assert page.context["totals"]["revenue"] == Decimal("1.5")
+    assert page.context["totals"]["margin"] == Decimal("0.3")
+    assert "33.3%" in body  # mock's error rate
+
+
+@pytest.mark.django_db
+@pytest.mark.smoke
+def test_analytics_is_refused_to_customers():
+    customer = Client()
+    customer.force_login(user_create(email=f"c-{uuid.uuid4().hex[:8]}@example.com"))
+    assert customer.get("/admin/analytics/").status_code == 302  # to the admin's login
+    assert Client().get("/admin/analytics/").status_code == 302
+
+
+@pytest.mark.usefixtures("live_db")
+def test_the_live_panel_updates_over_the_websocket(page: Page, site: Site):
+    staff = _staff("admin")
+    user_email_verified(staff)
+    _log_in(page, site, staff.email)
+    page.goto(f"{site.url}/admin/")
+    page.get_by_role("link", name="Analytics").click()
+    expect(page.locator("#gz-live-state")).to_have_text("(live, every second)", timeout=10000)
+    expect(page.locator('[data-figure="error_rate"]')).to_contain_text("%")
+    screenshot(page, "admin-analytics")
