@@ -23,6 +23,7 @@ def _staff(role: str) -> User:
     user = user_create(
         email=f"{role}-{uuid.uuid4().hex[:8]}@example.com", password=PASSWORD, role=role
     )
+    user_email_verified(user)  # staff accounts are made by operators
     return user
 
 
@@ -65,10 +66,54 @@ def test_analytics_is_refused_to_customers():
 @pytest.mark.usefixtures("live_db")
 def test_the_live_panel_updates_over_the_websocket(page: Page, site: Site):
     staff = _staff("admin")
-    user_email_verified(staff)
     _log_in(page, site, staff.email)
     page.goto(f"{site.url}/admin/")
     page.get_by_role("link", name="Analytics").click()
     expect(page.locator("#gz-live-state")).to_have_text("(live, every second)", timeout=10000)
     expect(page.locator('[data-figure="error_rate"]')).to_contain_text("%")
     screenshot(page, "admin-analytics")
+
+
+@pytest.mark.usefixtures("live_db")
+def test_staff_suspend_with_a_reason_and_the_keys_stop(page: Page, site: Site, make_account):
+    import time
+
+    import httpx
+
+    customer = make_account()
+    staff = _staff("admin")
+
+    def status() -> int:
+        return httpx.post(
+            f"{site.url}/v1/chat/completions",
+            json={"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": f"Bearer {customer.key}"},
+        ).status_code
+
+    def until(expected: int) -> float:
+        started = time.monotonic()
+        while (got := status()) != expected:
+            assert time.monotonic() - started < 5, got
+            time.sleep(0.05)
+        return time.monotonic() - started
+
+    assert status() == 200
+    _log_in(page, site, staff.email)
+    page.goto(f"{site.url}/admin/accounts/user/?q={customer.user.email}")
+    page.locator("input[name=_selected_action]").first.check()
+    page.locator("select[name=action]").select_option("suspend")
+    page.get_by_role("button", name="Go", exact=True).click()
+    page.get_by_label("Reason").fill("Card testing from this account")
+    page.get_by_role("button", name="Suspend").click()
+    expect(page.locator(".messagelist")).to_contain_text("Suspended 1 account(s)")
+    until(403)
+    user = User.objects.get(pk=customer.user.pk)
+    assert user.suspension_reason == "Card testing from this account"
+
+    page.goto(f"{site.url}/admin/accounts/user/?q={customer.user.email}")
+    page.locator("input[name=_selected_action]").first.check()
+    page.locator("select[name=action]").select_option("unsuspend")
+    page.get_by_role("button", name="Go", exact=True).click()
+    page.get_by_label("Reason").fill("Cleared by the bank")
+    page.get_by_role("button", name="Lift the suspension").click()
+    until(200)
