@@ -95,8 +95,11 @@ class ChatView(APIView):
     permission_classes = (IsAuthenticated, ChatScope)
 
     def sessions(self, request: Request) -> QuerySet[ChatSession]:
-        return ChatSession.objects.filter(user=request_user(request)).annotate(
-            message_count=Count("messages")
+        # Ordered again: a grouped query drops the model's default order.
+        return (
+            ChatSession.objects.filter(user=request_user(request))
+            .annotate(message_count=Count("messages"))
+            .order_by("-updated_at", "-id")
         )
 
     def session(self, request: Request, session_id: int) -> ChatSession:

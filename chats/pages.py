@@ -37,7 +37,7 @@ def chats(request: HttpRequest) -> HttpResponse:
             Q(title__icontains=query) | Q(messages__content__icontains=query)
         ).values("pk")
         found = found.filter(pk__in=matching)
-    found = found.annotate(turns=Count("messages"))
+    found = found.annotate(turns=Count("messages")).order_by("-updated_at", "-id")
     page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "chats/chats.html", {"page": page, "query": query})
 

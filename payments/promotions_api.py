@@ -3,10 +3,7 @@ applying someone's code before one's first purchase."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.conf import settings
-from django.db.models import Sum
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
@@ -15,12 +12,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import KeyScope, request_user
-from billing.models import LedgerEntry
 from core.amounts import amount_text
 from payments.api import refusal
 from payments.coupons import CouponRefused, coupon_redeem
-from payments.models import Referral
-from payments.referrals import ReferralRefused, referral_apply, referral_code_of
+from payments.referrals import ReferralRefused, referral_apply, referral_code_of, referral_stats
 
 
 class CodeInput(serializers.Serializer):
@@ -111,40 +106,7 @@ class ReferralStats(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        user = request_user(request)
-        code = referral_code_of(user)
-        made = Referral.objects.filter(referrer=user).select_related("referee")
-        earned = LedgerEntry.objects.filter(
-            user=user,
-            kind=LedgerEntry.Kind.GRANT,
-            reference__startswith="referral:",
-            reference__endswith=":referrer",
-        ).aggregate(total=Sum("amount"))["total"]
-        rows = [
-            {
-                "email": _masked(r.referee.email),
-                "joined_at": r.created_at,
-                "rewarded_at": r.rewarded_at,
-            }
-            for r in made.order_by("-created_at")[:100]
-        ]
-        return Response(
-            {
-                "code": code.code,
-                "uses": made.count(),
-                "max_uses": settings.GATEWAYZ_REFERRAL_MAX_USES,
-                "rewarded": made.filter(rewarded_at__isnull=False).count(),
-                "earned": amount_text(earned or Decimal(0)),
-                "bonus": amount_text(settings.GATEWAYZ_REFERRAL_BONUS),
-                "min_purchase": amount_text(settings.GATEWAYZ_REFERRAL_MIN_PURCHASE),
-                "referrals": rows,
-            }
-        )
-
-
-def _masked(email: str) -> str:
-    name, _, domain = email.partition("@")
-    return f"{name[:1]}***@{domain}"
+        return Response(referral_stats(request_user(request)))
 
 
 class ReferralApply(APIView):

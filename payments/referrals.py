@@ -7,14 +7,18 @@ GATEWAYZ_REFERRAL_MAX_USES people; nobody refers themselves."""
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
 from billing.models import LedgerEntry
 from billing.services import ledger_entry_add
+from core.amounts import amount_text
 from payments.models import Payment, Referral, ReferralCode
 
 # No 0/O or 1/I/L: a code read aloud or copied by hand still works.
@@ -90,3 +94,38 @@ def referral_reward(payment: Payment) -> None:
         )
     referral.rewarded_at, referral.payment = timezone.now(), payment
     referral.save(update_fields=["rewarded_at", "payment"])
+
+
+def _masked(email: str) -> str:
+    name, _, domain = email.partition("@")
+    return f"{name[:1]}***@{domain}"
+
+
+def referral_stats(user: User, *, listed: bool = True) -> dict[str, Any]:
+    """The user's code, who joined with it (masked, unless not `listed`), and what it
+    earned them."""
+    code = referral_code_of(user)
+    made = Referral.objects.filter(referrer=user).select_related("referee")
+    counted = made.aggregate(
+        uses=Count("id"), rewarded=Count("id", filter=Q(rewarded_at__isnull=False))
+    )
+    earned = LedgerEntry.objects.filter(
+        user=user,
+        kind=LedgerEntry.Kind.GRANT,
+        reference__startswith="referral:",
+        reference__endswith=":referrer",
+    ).aggregate(total=Sum("amount"))["total"]
+    rows = [
+        {"email": _masked(r.referee.email), "joined_at": r.created_at, "rewarded_at": r.rewarded_at}
+        for r in (made.order_by("-created_at")[:100] if listed else ())
+    ]
+    return {
+        "code": code.code,
+        "uses": counted["uses"],
+        "max_uses": settings.GATEWAYZ_REFERRAL_MAX_USES,
+        "rewarded": counted["rewarded"],
+        "earned": amount_text(earned or Decimal(0)),
+        "bonus": amount_text(settings.GATEWAYZ_REFERRAL_BONUS),
+        "min_purchase": amount_text(settings.GATEWAYZ_REFERRAL_MIN_PURCHASE),
+        "referrals": rows,
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
@@ -16,6 +15,7 @@ from rest_framework.views import APIView
 from accounts.authentication import KeyScope, request_user
 from core.amounts import amount_text
 from payments.api import refusal
+from payments.billing_settings import SettingsRefused, billing_settings_of, billing_settings_update
 from payments.models import BillingSettings
 
 
@@ -68,31 +68,14 @@ class BillingSettingsView(APIView):
 
     @extend_schema(responses=BillingSettingsOutput)
     def get(self, request: Request) -> Response:
-        row, _ = BillingSettings.objects.get_or_create(user=request_user(request))
-        return Response(_shown(row))
+        return Response(_shown(billing_settings_of(request_user(request))))
 
     @extend_schema(request=BillingSettingsInput, responses=BillingSettingsOutput)
     def patch(self, request: Request) -> Response:
         given = BillingSettingsInput(data=request.data)
         given.is_valid(raise_exception=True)
-        data = given.validated_data
-        row, _ = BillingSettings.objects.get_or_create(user=request_user(request))
-        if "low_balance_threshold" in data:
-            row.low_balance_threshold = data["low_balance_threshold"]
-            row.low_balance_notified_at = None
-        low, high = settings.GATEWAYZ_TOPUP_MIN, settings.GATEWAYZ_TOPUP_MAX
-        amount = data.get("auto_topup_amount", row.auto_topup_amount)
-        if not low <= amount <= high:
-            message = f"The amount must be between {amount_text(low)} and {amount_text(high)}."
-            return refusal(400, message, "invalid_request", "auto_topup_amount")
-        row.auto_topup_amount = amount
-        row.auto_topup_threshold = data.get("auto_topup_threshold", row.auto_topup_threshold)
-        enabled = data.get("auto_topup_enabled", row.auto_topup_enabled)
-        if enabled and not row.payment_method_id:
-            message = "No card is saved: buy credits once with save_card first."
-            return refusal(400, message, "no_saved_card", "auto_topup_enabled")
-        if enabled and not row.auto_topup_enabled:
-            row.auto_topup_failures, row.auto_topup_failed_at = 0, None  # a fresh start
-        row.auto_topup_enabled = enabled
-        row.save()
+        try:
+            row = billing_settings_update(user=request_user(request), **given.validated_data)
+        except SettingsRefused as refused:
+            return refusal(400, str(refused), refused.code, refused.param)
         return Response(_shown(row))

@@ -1,7 +1,17 @@
 from django.urls import path
 
 from payments.api import CheckoutSession, CreditPackages, Payments
-from payments.pages import billing, checkout_cancel, checkout_success, pricing
+from payments.pages import (
+    billing,
+    billing_coupon,
+    billing_plan,
+    billing_portal,
+    billing_referral,
+    billing_settings_save,
+    checkout_cancel,
+    checkout_success,
+    pricing,
+)
 from payments.plans_api import Plans, PortalSession, SubscriptionCheckout, UserPlan
 from payments.promotions_api import CouponRedeem, ReferralApply, ReferralCodeView, ReferralStats
 from payments.settings_api import BillingSettingsView
@@ -27,6 +37,11 @@ urlpatterns = [
     path("referral/apply", ReferralApply.as_view(), name="referral-apply"),
     path("pricing", pricing, name="pricing"),
     path("billing", billing, name="billing"),
+    path("billing/plan", billing_plan, name="billing-plan"),
+    path("billing/portal", billing_portal, name="billing-portal"),
+    path("billing/settings", billing_settings_save, name="billing-settings-save"),
+    path("billing/coupon", billing_coupon, name="billing-coupon"),
+    path("billing/referral", billing_referral, name="billing-referral"),
     path("billing/success", checkout_success, name="checkout-success"),
     path("billing/cancel", checkout_cancel, name="checkout-cancel"),
 ]
