@@ -29,11 +29,19 @@ AXE = Path(__file__).parents[1] / "support" / "axe" / "axe.min.js"
 WIDTHS = {"desktop": 1280, "phone": 390}
 
 
+def _in_browser(item: pytest.Item) -> bool:
+    return "page" in getattr(item, "fixturenames", ())
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests last, whatever else is collected: Playwright's sync API keeps an
+    event loop running in the main thread from the first of them to the session's end, and
+    a later test's asyncio.run() would meet it."""
+    items.sort(key=_in_browser)  # stable: each part keeps its order
     if not Path(CHROMIUM).exists():
         skip = pytest.mark.skip(reason="needs Debian's chromium (apt-get install chromium)")
         for item in items:
-            if "page" in getattr(item, "fixturenames", ()):
+            if _in_browser(item):
                 item.add_marker(skip)
 
 
