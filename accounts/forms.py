@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.restrictions import SCOPES, ips_clean, models_clean, referrers_clean
+from providers.models import Provider
 
 LISTS = {
     "allowed_ips": ips_clean,
@@ -109,3 +110,50 @@ class KeyForm(forms.Form):
             datetime.combine(day, time.max, tzinfo=timezone.get_current_timezone()) if day else None
         )
         return data
+
+
+class ProviderKeyForm(forms.Form):
+    """One of the customer's own provider keys (BYOK), as `POST /user/provider-keys` takes it."""
+
+    provider = forms.ModelChoiceField(
+        queryset=Provider.objects.filter(enabled=True).order_by("name"), to_field_name="slug"
+    )
+    key = forms.CharField(
+        label="Their API key",
+        min_length=8,
+        max_length=500,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+        help_text="Kept encrypted and shown only as its last characters.",
+    )
+
+    def clean_key(self) -> str:
+        value = str(self.cleaned_data["key"]).strip()
+        if any(c.isspace() or not c.isprintable() for c in value):
+            raise ValidationError("A provider key has no spaces or control characters.")
+        return value
+
+
+class AccountDeletionForm(forms.Form):
+    CONFIRMATION = "delete my account"
+
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Your password, to prove it is you.",
+    )
+    confirmation = forms.CharField(label=f"Type “{CONFIRMATION}”", help_text="It cannot be undone.")
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password = str(self.cleaned_data["password"])
+        if not self.user.check_password(password):
+            raise ValidationError("That is not your password.")
+        return password
+
+    def clean_confirmation(self) -> str:
+        typed = str(self.cleaned_data["confirmation"]).strip().lower()
+        if typed != self.CONFIRMATION:
+            raise ValidationError(f"Type “{self.CONFIRMATION}” to go on.")
+        return typed

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.keys import DISPLAY_PREFIX_LENGTH, key_digest, key_generate
 from accounts.models import ApiKey, User
+from providers.models import ProviderKey
 
 
 @transaction.atomic
@@ -27,6 +28,30 @@ def user_email_verified(user: User) -> None:
     EmailAddress.objects.update_or_create(
         user=user, email=user.email, defaults={"verified": True, "primary": True}
     )
+
+
+@transaction.atomic
+def user_anonymise(*, user: User) -> None:
+    """Deletes what identifies the customer and keeps what the books need: the ledger,
+    payments, invoices and request log stay, under an account no one can log into. Every
+    key is revoked (refused within a second), their own provider keys are deleted, and
+    other apps drop their data on `user_anonymised` (chats)."""
+    from allauth.account.models import EmailAddress  # web side only
+    from allauth.mfa.models import Authenticator
+
+    from accounts.signals import user_anonymised
+
+    for api_key in ApiKey.objects.filter(user=user, revoked_at__isnull=True):
+        api_key_revoke(api_key=api_key)
+    ProviderKey.objects.filter(user_id=user.pk).delete()
+    EmailAddress.objects.filter(user=user).delete()
+    Authenticator.objects.filter(user=user).delete()
+    user.email = f"deleted-{user.pk}@deleted.invalid"
+    user.first_name = user.last_name = ""
+    user.is_active = False
+    user.set_unusable_password()
+    user.save()
+    user_anonymised.send(sender=User, user=user)
 
 
 @transaction.atomic

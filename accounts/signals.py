@@ -16,6 +16,10 @@ from core.models import CacheInvalidation, invalidation_announce, invalidations_
 # and `ip` (the client's address). Users made by operators are not announced (no trial).
 user_signed_up = Signal()
 
+# A customer deleted their account (accounts.services.user_anonymise): sent with `user`
+# once their personal data is gone from accounts; other apps drop theirs (chats).
+user_anonymised = Signal()
+
 
 @receiver(pre_save, sender=User)
 def user_role_staff_flag(sender: type[User], instance: User, **kwargs: Any) -> None:

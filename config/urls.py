@@ -79,6 +79,12 @@ PAGES = [
     path("keys/<int:key_id>", account_pages.key, name="key"),
     path("keys/<int:key_id>/revoke", account_pages.key_revoke, name="key-revoke"),
     path("settings", account_pages.settings_page, name="settings"),
+    path(
+        "settings/provider-keys/<int:key_id>/delete",
+        account_pages.provider_key_remove,
+        name="provider-key-remove",
+    ),
+    path("settings/delete", account_pages.account_delete, name="account-delete"),
     path("playground", playground.playground, name="playground"),
     path("playground/<int:session_id>", playground.playground, name="playground-session"),
     path("playground/key", playground.playground_key, name="playground-key"),
