@@ -4,9 +4,10 @@
 Seeds `gatewayz_bench_monitoring` (Postgres, migrated on first use) with N logged requests
 over 30 days (1,000 customers, 2,000 keys, the bundled catalog's models, 3% failures),
 rolls them up as beat does (the hours, then the days from them), then times every endpoint
-in-process through Django's test client (no network: the view, its queries and the JSON)
-and the public ones' computations (their 30 s cache off). Beside them, in the same run,
-`GET /user/profile` as the baseline: a DRF view with one small query. Reports p50 and p95
+and the dashboard's pages in-process through Django's test client (no network: the view,
+its queries and the JSON or template), and the public ones' computations (their 30 s cache
+off). Beside them, in the same run, `GET /user/profile` as the baseline: a DRF view with
+one small query. Reports p50 and p95
 per endpoint in ms and as a ratio to the baseline's p95; the target is p95 ≤ 50 ms.
 Writes bench/results/<UTC time>-monitoring.md.
 """
@@ -193,6 +194,10 @@ def _measure(models: list[str], rounds: int) -> list[tuple[str, float, float]]:
             ),
         ),
         ("GET /user/requests", get(as_customer, "/user/requests")),
+        # The web pages that read the same data (docs/web.md): rendered templates included.
+        ("page /dashboard (7 days)", get(as_customer, "/dashboard")),
+        ("page /dashboard (30 days)", get(as_customer, "/dashboard?range=30d")),
+        ("page /keys/usage", get(as_customer, "/keys/usage")),
         ("GET /user/requests?status=failed", get(as_customer, "/user/requests?status=failed")),
     ]
     staff_paths = [
