@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from accounts.models import ApiKey, AuditEntry, Plan, User
 from accounts.services import api_key_revoke, user_email_verified
 from core.readonly_admin import ReadOnlyAdmin
+from core.templatetags.ui import dollars
 
 # Groups of fields in the forms below; a plan and a key have the same limit fields.
 LIMITS = ("limit_rpm", "limit_rph", "limit_rpd", "limit_tpm", "limit_tpd", "limit_concurrent")
@@ -32,7 +33,7 @@ class SuspensionForm(forms.Form):
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     ordering = ("email",)
-    list_display = ("email", "role", "plan", "is_active", "is_staff", "date_joined")
+    list_display = ("email", "role", "plan", "balance", "suspended", "is_active", "date_joined")
     list_filter = ("role", "plan", "is_active", "is_staff")
     search_fields = ("email",)
     fieldsets = (
@@ -53,6 +54,23 @@ class UserAdmin(BaseUserAdmin):
         super().save_model(request, obj, form, change)
         if not change:  # staff vouch for the address of an account they create
             user_email_verified(obj)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        # The ledger's balance, by the relation's name (billing's model, not imported here).
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("plan")
+            .annotate(ledger_balance=F("credit_account__balance"))
+        )
+
+    @admin.display(description="Balance", ordering="ledger_balance")
+    def balance(self, user: User) -> str:
+        return dollars(getattr(user, "ledger_balance", None))
+
+    @admin.display(description="Suspended", boolean=True, ordering="suspended_at")
+    def suspended(self, user: User) -> bool:
+        return user.suspended_at is not None
 
     def _suspension_form(
         self, request: HttpRequest, queryset: QuerySet[User], action: str, title: str
@@ -108,6 +126,12 @@ class UserAdmin(BaseUserAdmin):
         payments apps'; named here by URL only)."""
         if user.pk is None:
             return ""
+        links = []
+        try:  # their usage: the analytics page for one customer (monitoring's)
+            usage = reverse("admin-analytics")
+            links.append(format_html('<a href="{}?user={}">Usage</a>', usage, user.pk))
+        except NoReverseMatch:
+            pass
         pages = (
             ("Credit and ledger", "admin:billing_ledgerentry_changelist"),
             ("Payments and invoices", "admin:payments_payment_changelist"),
@@ -115,7 +139,6 @@ class UserAdmin(BaseUserAdmin):
             ("Stripe events", "admin:payments_stripeevent_changelist"),
             ("Trial", "admin:billing_trial_changelist"),
         )
-        links = []
         for label, name in pages:
             try:
                 url = reverse(name)

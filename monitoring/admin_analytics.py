@@ -12,8 +12,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Sum
-from django.http import HttpRequest, HttpResponse
+from django.db.models import QuerySet, Sum
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
@@ -29,13 +29,26 @@ MONEY = ("revenue", "provider_cost", "margin")
 PERMISSION = "monitoring.view_usagerollup"
 
 
-def _day_rows(window: Window) -> list[dict[str, Any]]:
-    per_day = sums_by(rollups_in(window), "bucket")
-    rows = []
+def _rows(window: Window, customer: User | None) -> QuerySet[UsageRollup]:
+    """Everyone's total rows, or one customer's own."""
+    if customer is None:
+        return rollups_in(window)
+    return UsageRollup.objects.filter(
+        total=False,
+        user_id=customer.pk,
+        granularity=window.granularity,
+        bucket__gte=window.start,
+        bucket__lt=window.end,
+    )
+
+
+def _day_rows(rows: QuerySet[UsageRollup], window: Window) -> list[dict[str, Any]]:
+    per_day = sums_by(rows, "bucket")
+    days = []
     day = window.start
     while day < window.end:
         part = per_day.get(day, Totals())
-        rows.append(
+        days.append(
             {
                 "day": day,
                 "requests": part.requests,
@@ -47,7 +60,7 @@ def _day_rows(window: Window) -> list[dict[str, Any]]:
             }
         )
         day += timedelta(days=1)
-    return rows
+    return days
 
 
 def _top_customers(window: Window) -> list[dict[str, Any]]:
@@ -74,11 +87,16 @@ def _top_customers(window: Window) -> list[dict[str, Any]]:
 def analytics(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm(PERMISSION):
         raise PermissionDenied
+    # ?user=<id>: one customer's usage, read-only, linked from their page in the admin.
+    chosen = request.GET.get("user", "")
+    customer = User.objects.filter(pk=int(chosen)).first() if chosen.isdigit() else None
+    if chosen and customer is None:
+        raise Http404("No such user.")
     now = timezone.now()
     window = Window(bucket_start(now, "day") - timedelta(days=DAYS - 1), now, "day")
-    days = _day_rows(window)
-    per_model = sums_by(rollups_in(window), "model")
-    per_provider = sums_by(rollups_in(window), "provider")
+    days = _day_rows(_rows(window, customer), window)
+    per_model = sums_by(_rows(window, customer), "model")
+    per_provider = sums_by(_rows(window, customer), "provider")
     totals = {
         name: sum((d[name] for d in days), Decimal(0) if name in MONEY else 0)
         for name in ("requests", "errors", "tokens", *MONEY)
@@ -100,7 +118,10 @@ def analytics(request: HttpRequest) -> HttpResponse:
     }
     context = {
         **admin.site.each_context(request),
-        "title": f"Analytics, last {DAYS} days",
+        "title": f"Usage of {customer.email}, last {DAYS} days"
+        if customer
+        else f"Analytics, last {DAYS} days",
+        "customer": customer,
         "days": days,
         "totals": totals,
         "models": [
@@ -116,7 +137,7 @@ def analytics(request: HttpRequest) -> HttpResponse:
             ((p, t) for p, t in per_provider.items() if p),
             key=lambda item: (-item[1].error_rate, item[0]),
         ),
-        "customers": _top_customers(window),
+        "customers": [] if customer else _top_customers(window),
         "chart": chart,
     }
     return TemplateResponse(request, "admin/analytics.html", context)

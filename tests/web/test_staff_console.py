@@ -117,3 +117,27 @@ def test_staff_suspend_with_a_reason_and_the_keys_stop(page: Page, site: Site, m
     page.get_by_label("Reason").fill("Cleared by the bank")
     page.get_by_role("button", name="Lift the suspension").click()
     until(200)
+
+
+@pytest.mark.django_db
+@pytest.mark.smoke
+def test_a_customers_usage_and_balance_for_staff():
+    from billing.services import credit_grant
+
+    customer = user_create(email=f"u-{uuid.uuid4().hex[:8]}@example.com")
+    other = user_create(email=f"o-{uuid.uuid4().hex[:8]}@example.com")
+    credit_grant(user=customer, amount=Decimal("7.5"), reference=f"seed:{customer.pk}")
+    request_logged(model="test/echo", provider="mock", user=customer, cost="0.25")
+    request_logged(model="test/other", provider="mock", user=other, cost="9")
+    rolled_up(days=2)
+    staff = Client()
+    staff.force_login(_staff("support"))
+    listed = staff.get("/admin/accounts/user/", {"q": customer.email}).content.decode()
+    assert "$7.50" in listed
+    page = staff.get(f"/admin/analytics/?user={customer.pk}")
+    assert page.status_code == 200
+    assert page.context["totals"]["revenue"] == Decimal("0.25")  # theirs, not everyone's
+    assert "test/other" not in page.content.decode()
+    assert staff.get("/admin/analytics/?user=999999999").status_code == 404
+    change = staff.get(f"/admin/accounts/user/{customer.pk}/change/").content.decode()
+    assert f"/admin/analytics/?user={customer.pk}" in change
