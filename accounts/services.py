@@ -91,6 +91,18 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     return api_key
 
 
+PLAYGROUND_KEYS_KEPT = timedelta(days=7)
+
+
+def playground_keys_prune(*, now: datetime | None = None) -> int:
+    """Deletes playground keys (one an hour per customer at most) a week past their end:
+    their requests stay in the log and the rollups, named by id only."""
+    cutoff = (now or timezone.now()) - PLAYGROUND_KEYS_KEPT
+    ended = ApiKey.objects.filter(purpose=ApiKey.Purpose.PLAYGROUND, expires_at__lt=cutoff)
+    _, deleted = ended.delete()
+    return deleted.get(ApiKey._meta.label, 0)
+
+
 # Enough to show a key is in use, and spares a write per request.
 KEY_USE_RESOLUTION = timedelta(minutes=1)
 

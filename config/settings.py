@@ -296,6 +296,10 @@ CELERY_BEAT_SCHEDULE = {
     # The request log's months (billing.retention) and the rollups' two years.
     "retain-request-log": {"task": "billing.tasks.retain_request_log", "schedule": 6 * 3600.0},
     "prune-rollups": {"task": "monitoring.tasks.prune_rollups", "schedule": 24 * 3600.0},
+    "prune-playground-keys": {
+        "task": "accounts.tasks.prune_playground_keys",
+        "schedule": 24 * 3600.0,
+    },
     "expire-stored-responses": {
         "task": "billing.tasks.expire_stored_responses",
         "schedule": 3600.0,

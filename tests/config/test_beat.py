@@ -22,4 +22,5 @@ def test_every_scheduled_task_is_registered():
         "billing.tasks.retain_request_log",
         "monitoring.tasks.prune_rollups",
         "monitoring.tasks.refresh_rollups",
+        "accounts.tasks.prune_playground_keys",
     } <= scheduled

@@ -84,3 +84,25 @@ def test_a_web_sign_up_gets_the_same_trial_as_an_api_one(db, settings, mailoutbo
     user = User.objects.get(email=email)
     assert Trial.objects.filter(user=user).exists()
     assert "confirm-email" in mailoutbox[0].body  # the verification link, mailed
+
+
+@pytest.mark.smoke
+def test_ended_playground_keys_are_pruned_a_week_on(customer):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.services import playground_keys_prune
+
+    user, _ = customer
+    now = timezone.now()
+    old, _ = api_key_create(
+        user=user, name="Playground", purpose="playground", expires_at=now - timedelta(days=8)
+    )
+    recent, _ = api_key_create(
+        user=user, name="Playground", purpose="playground", expires_at=now - timedelta(days=1)
+    )
+    own, _ = api_key_create(user=user, name="mine", expires_at=now - timedelta(days=30))
+    assert playground_keys_prune(now=now) == 1
+    assert set(ApiKey.objects.filter(user=user).values_list("pk", flat=True)) == {recent.pk, own.pk}
+    assert old.pk not in ApiKey.objects.values_list("pk", flat=True)
