@@ -10,13 +10,32 @@ from typing import Any
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from gateway.guards.breaker_staff import breakers_reset
+from gateway.guards.breaker_rules import CLOSED
+from gateway.guards.breaker_staff import breakers_list, breakers_reset
 from providers.admin import ProviderAdmin
 from providers.models import Provider
 
 
 class ProviderBreakersAdmin(ProviderAdmin):
     actions = ("reset_circuit_breakers",)
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return (*super().get_list_display(request), "breakers")
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        # Read once a page (one Redis HGETALL), not once a row.
+        self._open = {}
+        for key, breaker in breakers_list().items():
+            if breaker.state != CLOSED:
+                self._open.setdefault(key.split("|", 1)[0], []).append(breaker.state)
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Circuit breakers")
+    def breakers(self, provider: Provider) -> str:
+        states = getattr(self, "_open", {}).get(provider.slug, [])
+        if not states:
+            return "all closed"
+        return ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
 
     def has_reset_breakers_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("providers.reset_breakers")

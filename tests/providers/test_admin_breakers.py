@@ -78,3 +78,10 @@ def test_staff_with_the_permission_reset_breakers(open_breaker):
 
     assert b"reset_circuit_breakers" in page.content
     assert key not in breakers_list()
+
+
+def test_the_providers_list_shows_their_breakers_state(open_breaker):
+    provider, _ = open_breaker
+    page = _staff("view_provider").get(CHANGELIST, {"q": provider.slug})
+    assert page.status_code == 200
+    assert b"1 open" in page.content  # and every other provider's "all closed"
