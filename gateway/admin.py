@@ -24,7 +24,7 @@ class ProviderBreakersAdmin(ProviderAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         # Read once a page (one Redis HGETALL), not once a row.
-        self._open = {}
+        self._open: dict[str, list[str]] = {}
         for key, breaker in breakers_list().items():
             if breaker.state != CLOSED:
                 self._open.setdefault(key.split("|", 1)[0], []).append(breaker.state)
