@@ -99,23 +99,22 @@ def test_staff_suspend_with_a_reason_and_the_keys_stop(page: Page, site: Site, m
 
     assert status() == 200
     _log_in(page, site, staff.email)
-    page.goto(f"{site.url}/admin/accounts/user/?q={customer.user.email}")
-    page.locator("input[name=_selected_action]").first.check()
-    page.locator("select[name=action]").select_option("suspend")
-    page.get_by_role("button", name="Go", exact=True).click()
-    page.get_by_label("Reason").fill("Card testing from this account")
-    page.get_by_role("button", name="Suspend").click()
+    def act(action: str, reason: str, button: str) -> None:
+        """The users list, the customer selected, the action run with its reason."""
+        page.goto(f"{site.url}/admin/accounts/user/?q={customer.user.email}")
+        page.locator("input[name=_selected_action]").first.check()
+        page.locator("select[name=action]").select_option(action)
+        page.get_by_role("button", name="Go", exact=True).click()
+        page.get_by_label("Reason").fill(reason)
+        page.get_by_role("button", name=button).click()
+
+    act("suspend", "Card testing from this account", "Suspend")
     expect(page.locator(".messagelist")).to_contain_text("Suspended 1 account(s)")
     until(403)
     user = User.objects.get(pk=customer.user.pk)
     assert user.suspension_reason == "Card testing from this account"
 
-    page.goto(f"{site.url}/admin/accounts/user/?q={customer.user.email}")
-    page.locator("input[name=_selected_action]").first.check()
-    page.locator("select[name=action]").select_option("unsuspend")
-    page.get_by_role("button", name="Go", exact=True).click()
-    page.get_by_label("Reason").fill("Cleared by the bank")
-    page.get_by_role("button", name="Lift the suspension").click()
+    act("unsuspend", "Cleared by the bank", "Lift the suspension")
     until(200)
 
 
