@@ -8,6 +8,8 @@ export DEBUG="${DEBUG:-1}"
 export GATEWAYZ_DEMO_PROVIDER_KEY="${GATEWAYZ_DEMO_PROVIDER_KEY:-offline-demo}"
 # The offline demo provider listens on loopback, which upstream calls may not reach otherwise.
 export GATEWAYZ_UPSTREAM_NETWORKS="${GATEWAYZ_UPSTREAM_NETWORKS:-loopback}"
+# A web sign-up gets a small trial (billing.trials), so the playground answers at once.
+export GATEWAYZ_TRIAL_CREDIT="${GATEWAYZ_TRIAL_CREDIT:-2}"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 mkdir -p var

@@ -99,6 +99,7 @@ def test_staff_suspend_with_a_reason_and_the_keys_stop(page: Page, site: Site, m
 
     assert status() == 200
     _log_in(page, site, staff.email)
+
     def act(action: str, reason: str, button: str) -> None:
         """The users list, the customer selected, the action run with its reason."""
         page.goto(f"{site.url}/admin/accounts/user/?q={customer.user.email}")
