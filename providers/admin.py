@@ -6,6 +6,8 @@ from django import forms
 from django.contrib import admin
 from django.db import transaction
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
 
 from providers.byok import provider_key_delete
 from providers.catalog_file import catalog_changed
@@ -13,7 +15,27 @@ from providers.models import Alias, Model, Offering, Provider, ProviderKey
 
 
 class CatalogAdmin(admin.ModelAdmin):
-    """Every edit tells all gateway processes to reload the catalog."""
+    """Every edit tells all gateway processes to reload the catalog, and is kept in the audit
+    log with the values before and after (accounts.audit): the page links to that history."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return (*super().get_readonly_fields(request, obj), "edit_history")
+
+    @admin.display(description="Edit history")
+    def edit_history(self, obj: Any) -> str:
+        if obj is None or obj.pk is None:
+            return ""
+        try:  # the audit log's page (accounts', named by URL only: it sits above providers)
+            url = reverse("admin:accounts_auditentry_changelist")
+        except NoReverseMatch:
+            return ""
+        return format_html(
+            '<a href="{}?target_type={}&amp;target_id={}">Every change to it: who, when, the '
+            "values before and after</a>",
+            url,
+            obj._meta.label_lower,
+            obj.pk,
+        )
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         with transaction.atomic():

@@ -85,3 +85,49 @@ def test_the_providers_list_shows_their_breakers_state(open_breaker):
     page = _staff("view_provider").get(CHANGELIST, {"q": provider.slug})
     assert page.status_code == 200
     assert b"1 open" in page.content  # and every other provider's "all closed"
+
+
+def test_a_price_edit_is_kept_with_its_before_and_after(django_capture_on_commit_callbacks):
+    """Catalog edits in the admin are audited; the offering's page links to its history."""
+    from decimal import Decimal
+
+    from accounts.models import AuditEntry
+    from providers.models import Model, Offering
+
+    provider = Provider.objects.create(
+        slug=f"h{uuid.uuid4().hex[:6]}", name="H", base_url="https://api.example.com"
+    )
+    model = Model.objects.create(canonical_id=f"h/{uuid.uuid4().hex[:6]}", name="H model")
+    offering = Offering.objects.create(
+        model=model,
+        provider=provider,
+        upstream_model_id="h-1",
+        input_price=Decimal(1),
+        output_price=Decimal(2),
+    )
+    staff = user_create(email=f"{uuid.uuid4().hex[:8]}@example.com", password="long pass!")
+    staff.is_superuser = True
+    staff.role = "admin"
+    staff.save()
+    client = Client()
+    client.force_login(staff)
+    page = client.get(f"/admin/providers/offering/{offering.pk}/change/")
+    form = {k: v for k, v in page.context["adminform"].form.initial.items() if v is not None}
+    form.update({"model": model.pk, "provider": provider.pk, "input_price": "1.5"})
+    with django_capture_on_commit_callbacks(execute=True):  # the audit is written on commit
+        saved = client.post(f"/admin/providers/offering/{offering.pk}/change/", form)
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    entry = AuditEntry.objects.filter(
+        target_type="providers.offering", target_id=str(offering.pk)
+    ).latest("created_at")
+    assert entry.actor_id == staff.pk
+    assert Decimal(entry.before["input_price"]) == 1 and Decimal(
+        entry.after["input_price"]
+    ) == Decimal("1.5")
+    link = f"target_type=providers.offering&amp;target_id={offering.pk}"
+    assert link in client.get(f"/admin/providers/offering/{offering.pk}/change/").content.decode()
+    history = client.get(
+        "/admin/accounts/auditentry/",
+        {"target_type": "providers.offering", "target_id": offering.pk},
+    )
+    assert history.status_code == 200 and len(history.context["cl"].result_list) >= 1
