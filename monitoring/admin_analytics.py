@@ -116,6 +116,25 @@ def analytics(request: HttpRequest) -> HttpResponse:
             },
         ],
     }
+    providers = sorted(
+        ((p, t) for p, t in per_provider.items() if p),
+        key=lambda item: (-item[1].error_rate, item[0]),
+    )
+    errors_chart = {
+        "labels": [p for p, _ in providers],
+        "datasets": [
+            {
+                "label": "Client errors (4xx)",
+                "data": [t.errors - t.server_errors for _, t in providers],
+                "backgroundColor": "#f59f00",
+            },
+            {
+                "label": "Server errors (5xx)",
+                "data": [t.server_errors for _, t in providers],
+                "backgroundColor": "#d63939",
+            },
+        ],
+    }
     context = {
         **admin.site.each_context(request),
         "title": f"Usage of {customer.email}, last {DAYS} days"
@@ -133,10 +152,8 @@ def analytics(request: HttpRequest) -> HttpResponse:
             }
             for m, t in ranked({m: t for m, t in per_model.items() if m}, "cost", limit=TOP)
         ],
-        "providers": sorted(
-            ((p, t) for p, t in per_provider.items() if p),
-            key=lambda item: (-item[1].error_rate, item[0]),
-        ),
+        "providers": providers,
+        "errors_chart": errors_chart,
         "customers": [] if customer else _top_customers(window),
         "chart": chart,
     }

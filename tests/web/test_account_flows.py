@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import User
 from accounts.services import user_create, user_email_verified
-from tests.web.conftest import Site
+from tests.web.conftest import Site, axe_violations, screenshot
 from tests.web.test_journey import PASSWORD, _log_in
 
 
@@ -45,6 +45,8 @@ def test_a_new_address_counts_once_verified(page: Page, site: Site):
     page.goto(f"{site.url}/settings")
     page.get_by_role("link", name="Change").first.click()
     new = f"new-{uuid.uuid4().hex[:8]}@example.com"
+    screenshot(page, "email")
+    assert not axe_violations(page), axe_violations(page)
     page.locator("input[name=email]").fill(new)  # beside the current one, shown disabled
     page.get_by_role("button", name="Change Email").click()
     assert User.objects.get(pk=user.pk).email == user.email  # not before the link

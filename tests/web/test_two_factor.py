@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from accounts.services import user_create, user_email_verified
-from tests.web.conftest import Site, axe_violations
+from tests.web.conftest import Site, axe_violations, screenshot
 from tests.web.test_journey import PASSWORD, _log_in
 
 
@@ -43,6 +43,7 @@ def test_an_authenticator_then_guards_the_login(page: Page, site: Site):
         page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_role("heading", name="Activate Authenticator App")).to_be_visible()
     assert not axe_violations(page), axe_violations(page)
+    screenshot(page, "two-factor")
     secret = page.locator("#authenticator_secret").input_value()
     page.get_by_label("Authenticator code").fill(totp(secret))
     page.get_by_role("button", name="Activate").click()
