@@ -269,6 +269,15 @@ def _measure(models: list[str], rounds: int) -> list[tuple[str, float, float]]:
         ("/health/models/uptime (30d)", lambda: uptime.models_uptime({"period": "30d"}, catalog)),
     ]
     endpoints += [(f"{name}, uncached", call) for name, call in public]
+    # The dashboard reads rollups, whatever the customer's history: its queries are counted
+    # here, for the heaviest customer of a million-request log (docs/web.md: at most 10).
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as counted:
+        get(as_customer, "/dashboard?range=30d")()
+    print(f"  /dashboard: {len(counted)} queries", flush=True)
+    assert len(counted) <= 10, [q["sql"][:120] for q in counted.captured_queries]
     results = []
     for name, call in endpoints:
         p50, p95 = _timed(call, rounds)
