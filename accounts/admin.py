@@ -15,8 +15,8 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.models import ApiKey, AuditEntry, Plan, User
 from accounts.services import api_key_revoke, user_email_verified
+from core.amounts import dollars_text
 from core.readonly_admin import ReadOnlyAdmin
-from core.templatetags.ui import dollars
 
 # Groups of fields in the forms below; a plan and a key have the same limit fields.
 LIMITS = ("limit_rpm", "limit_rph", "limit_rpd", "limit_tpm", "limit_tpd", "limit_concurrent")
@@ -66,7 +66,8 @@ class UserAdmin(BaseUserAdmin):
 
     @admin.display(description="Balance", ordering="ledger_balance")
     def balance(self, user: User) -> str:
-        return dollars(getattr(user, "ledger_balance", None))
+        balance = getattr(user, "ledger_balance", None)
+        return "—" if balance is None else dollars_text(balance)
 
     @admin.display(description="Suspended", boolean=True, ordering="suspended_at")
     def suspended(self, user: User) -> bool:

@@ -27,22 +27,26 @@ from monitoring.rollups import bucket_start, percentile
 
 HOURS_READ_AS_HOURS = 24 * 7
 BUCKETS = len(LATENCY_BUCKETS_MS) + 1
-# The columns a Totals needs: fetched as tuples, not model instances (a week of a busy
-# gateway's hours is tens of thousands of rows).
-COLUMNS = (
-    "bucket",
-    "model",
-    "provider",
+# Summed across rows, by the database (sums_by) or in Python (Totals.add).
+SUMMED = (
     "requests",
     "errors",
     "server_errors",
-    "errors_by_type",
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
     "cost",
     "provider_cost",
     "latency_ms_sum",
+)
+# The columns a Totals needs: fetched as tuples, not model instances (a week of a busy
+# gateway's hours is tens of thousands of rows).
+COLUMNS = (
+    "bucket",
+    "model",
+    "provider",
+    *SUMMED,
+    "errors_by_type",
     "latency_buckets",
     "ttft_buckets",
 )
@@ -144,34 +148,23 @@ class Totals:
     users: int = 0  # distinct customers, when counted (users_by): not summed from rows
 
     def add(self, row: dict[str, Any]) -> None:
-        self.requests += row["requests"]
-        self.errors += row["errors"]
-        self.server_errors += row["server_errors"]
-        for kind, count in row["errors_by_type"].items():
-            self.errors_by_type[kind] = self.errors_by_type.get(kind, 0) + count
-        self.prompt_tokens += row["prompt_tokens"]
-        self.completion_tokens += row["completion_tokens"]
-        self.cached_tokens += row["cached_tokens"]
-        self.cost += row["cost"]
-        self.provider_cost += row["provider_cost"]
-        self.latency_ms_sum += row["latency_ms_sum"]
-        _add_into(self.latency, row["latency_buckets"])
-        _add_into(self.ttft, row["ttft_buckets"])
+        """A rollup row (its COLUMNS) added in."""
+        for name in SUMMED:
+            setattr(self, name, getattr(self, name) + row[name])
+        self._add_counts(row["errors_by_type"], row["latency_buckets"], row["ttft_buckets"])
 
     def merge(self, other: Totals) -> None:
-        self.requests += other.requests
-        self.errors += other.errors
-        self.server_errors += other.server_errors
-        for kind, count in other.errors_by_type.items():
+        for name in SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self._add_counts(other.errors_by_type, other.latency, other.ttft)
+
+    def _add_counts(
+        self, errors_by_type: dict[str, int], latency: list[int], ttft: list[int]
+    ) -> None:
+        for kind, count in errors_by_type.items():
             self.errors_by_type[kind] = self.errors_by_type.get(kind, 0) + count
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.cached_tokens += other.cached_tokens
-        self.cost += other.cost
-        self.provider_cost += other.provider_cost
-        self.latency_ms_sum += other.latency_ms_sum
-        _add_into(self.latency, other.latency)
-        _add_into(self.ttft, other.ttft)
+        _add_into(self.latency, latency)
+        _add_into(self.ttft, ttft)
 
     @property
     def tokens(self) -> int:
@@ -220,19 +213,6 @@ def totals_by(
             summed = out[group] = Totals()
         summed.add(row)
     return out
-
-
-SUMMED = (
-    "requests",
-    "errors",
-    "server_errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cost",
-    "provider_cost",
-    "latency_ms_sum",
-)
 
 
 def _bucket_sums(field: str, prefix: str) -> dict[str, Sum]:

@@ -14,10 +14,9 @@ from django.db import models
 from django.utils import timezone
 
 from billing.models import money_field
+from core.amounts import cents_text
 
-
-def dollars(cents: int) -> str:
-    return f"${Decimal(cents) / 100:,.2f}"
+dollars = cents_text  # payments' mails and messages name it so
 
 
 class CreditPack(models.Model):

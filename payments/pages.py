@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.authentication import request_user
 from accounts.models import Plan, User
 from billing.selectors import balance_of
-from core.templatetags.ui import dollars as dollars_of
+from core.amounts import dollars_text
 from payments.billing_settings import SettingsRefused, billing_settings_of, billing_settings_update
 from payments.checkout import (
     PurchaseRefused,
@@ -238,7 +238,8 @@ def billing_coupon(request: HttpRequest) -> HttpResponse:
         redeemed = coupon_redeem(user=request_user(request), code=code)
     except CouponRefused as refused:
         return _back(request, str(refused), error=True)
-    return _back(request, f"Coupon {code.upper()}: {dollars_of(redeemed.credits)} of credit added.")
+    added = dollars_text(redeemed.credits)
+    return _back(request, f"Coupon {code.upper()}: {added} of credit added.")
 
 
 @login_required

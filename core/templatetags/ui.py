@@ -1,19 +1,19 @@
-"""Template filters of the web pages: money as people read it, and form fields in the UI
-kit's markup (Tabler's classes, the error tied to its input for screen readers)."""
+"""Template filters of the web pages: money as people read it (core.amounts; "—" for
+none), and form fields in the UI kit's markup (Tabler's classes, the error tied to its
+input for screen readers)."""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import template
 from django.forms import BoundField, CheckboxInput, Select, SelectMultiple
 from django.utils.safestring import SafeString
 
-register = template.Library()
+from core.amounts import cents_text, dollars_precise_text, dollars_text
 
-CENTS = Decimal("0.01")
-MICRO = Decimal("0.000001")
+register = template.Library()
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -27,28 +27,14 @@ def _decimal(value: Any) -> Decimal | None:
 
 @register.filter
 def dollars(value: Any) -> str:
-    """A balance or a total: `$1,234.56` (credits are dollars), rounded to the cent."""
     amount = _decimal(value)
-    if amount is None:
-        return "—"
-    rounded = amount.quantize(CENTS, rounding=ROUND_HALF_UP)
-    sign = "-" if amount < 0 else ""
-    if not rounded and amount:  # spent, but under a cent: not "$0.00"
-        return f"{sign}< $0.01"
-    return f"{sign}${abs(rounded):,.2f}"
+    return "—" if amount is None else dollars_text(amount)
 
 
 @register.filter
 def dollars_precise(value: Any) -> str:
-    """One request's cost: up to six decimals (`$0.000042`), at least two."""
     amount = _decimal(value)
-    if amount is None:
-        return "—"
-    rounded = amount.quantize(MICRO, rounding=ROUND_HALF_UP)
-    sign = "-" if rounded < 0 else ""
-    text = f"{abs(rounded):,.6f}".rstrip("0")
-    whole, _, fraction = text.partition(".")
-    return f"{sign}${whole}.{fraction.ljust(2, '0')}"
+    return "—" if amount is None else dollars_precise_text(amount)
 
 
 def _kit_class(field: BoundField) -> str:
@@ -76,10 +62,7 @@ def input_for(field: BoundField) -> SafeString:
 
 @register.filter
 def cents(value: Any) -> str:
-    """A price kept in cents (Stripe's unit): `$19.99`."""
-    if value is None or value == "":
-        return "—"
-    return dollars(Decimal(int(value)) / 100)
+    return "—" if value is None or value == "" else cents_text(int(value))
 
 
 @register.filter
