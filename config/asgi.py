@@ -1,8 +1,8 @@
 """ASGI entry point: Channels' protocol router in front of two HTTP apps.
 
-/v1/* (inference, model list) and /health* go to the gateway's raw ASGI app, which never enters the
-Django middleware stack; everything else (API, admin, pages) goes to Django. Websockets
-(staff's live monitoring feed) go to Channels' consumers.
+/v1/* (inference, model list), /health* and /metrics go to the gateway's raw ASGI app, which
+never enters the Django middleware stack; everything else (API, admin, pages) goes to
+Django. Websockets (staff's live monitoring feed) go to Channels' consumers.
 """
 
 from __future__ import annotations
@@ -45,7 +45,12 @@ DJANGO_UNDER_V1 = ("/v1/chat/sessions", "/v1/chat/messages/", "/v1/chat/search")
 
 async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
     url_path = scope["path"]
-    if url_path.startswith(GATEWAY_PREFIXES) and not url_path.startswith(DJANGO_UNDER_V1):
+    if url_path == "/metrics":
+        # The gateway's page, which holds django-prometheus's figures too. Not through
+        # Django: scrapes and probes come by internal names and addresses (web:8000, a pod's
+        # IP) that ALLOWED_HOSTS rightly does not list.
+        await gateway_app(scope, receive, send)
+    elif url_path.startswith(GATEWAY_PREFIXES) and not url_path.startswith(DJANGO_UNDER_V1):
         # The public discovery and uptime endpoints first: /v1/models/trending is not a
         # model (monitoring.public_api).
         public = public_route(url_path)

@@ -52,6 +52,24 @@ GATEWAYZ_CREDENTIAL_KEYS = env_list("GATEWAYZ_CREDENTIAL_KEYS")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
+# --- HTTPS (docs/deployment.md) ----------------------------------------------------------
+# GATEWAYZ_HTTPS=1: the site is served over HTTPS only, by a proxy in front (Caddy in the
+# compose file, an ingress in Kubernetes) that terminates TLS and sets X-Forwarded-Proto.
+# It turns on what `check --deploy` asks for; each can still be set on its own.
+GATEWAYZ_HTTPS = env_bool("GATEWAYZ_HTTPS", False)
+if GATEWAYZ_HTTPS:
+    # Believed only because the proxy overwrites the header a client sent: a proxy that
+    # passes it through would let any client claim HTTPS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", GATEWAYZ_HTTPS)
+# Probes and scrapes come from inside, over plain HTTP: redirecting them would fail them.
+SECURE_REDIRECT_EXEMPT = [r"^health(/|$)", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if GATEWAYZ_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", GATEWAYZ_HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", GATEWAYZ_HTTPS)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", GATEWAYZ_HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", GATEWAYZ_HTTPS)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -262,7 +280,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 # Hashed, compressed copies made by collectstatic; under DEBUG (`make run`) the files are
 # served from their folders as they are edited.
 STORAGES = {
@@ -507,6 +525,16 @@ GATEWAYZ_BREAKER = {
 GATEWAYZ_PROCESS_MAX_IN_FLIGHT = env_int("GATEWAYZ_PROCESS_MAX_IN_FLIGHT", 4096, minimum=1)
 GATEWAYZ_QUEUE_MAX_WAITING = env_int("GATEWAYZ_QUEUE_MAX_WAITING", 1024, minimum=0)
 GATEWAYZ_QUEUE_WAIT_SECONDS = env_float("GATEWAYZ_QUEUE_WAIT_SECONDS", 10.0)
+# /metrics (gateway.metrics_access): served with this bearer token, or to these networks
+# when the request did not come through the front proxy.
+GATEWAYZ_METRICS_TOKEN = env_str("GATEWAYZ_METRICS_TOKEN")
+GATEWAYZ_METRICS_NETWORKS = tuple(
+    ipaddress.ip_network(n, strict=False)
+    for n in env_list(
+        "GATEWAYZ_METRICS_NETWORKS",
+        "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+    )
+)
 # The proxies whose X-Forwarded-For is believed for the client's address (key IP allowlists,
 # audit log): addresses or networks. Empty: the connection's peer is the client.
 GATEWAYZ_TRUSTED_PROXIES = tuple(

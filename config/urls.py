@@ -16,7 +16,7 @@ from config.pages import home
 from monitoring import catalog_pages
 from monitoring import pages as monitoring_pages
 from monitoring.admin_analytics import analytics
-from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth, metrics_view
+from monitoring.api import CircuitBreakerReset, CircuitBreakers, ProviderHealth
 from monitoring.requests_api import (
     ChatRequestCounts,
     ChatRequestModels,
@@ -149,9 +149,7 @@ urlpatterns = [
     ),
     path("api/monitoring/", include(MONITORING)),
     path("", include("payments.urls")),
-    # Prometheus: the gateway's page (gateway.metrics), which holds django-prometheus's
-    # figures too, and the ones read at scrape time, in multiprocess mode as well.
-    path("metrics", metrics_view, name="prometheus-metrics"),
+    # /metrics is the gateway's page, served before Django (config.asgi).
 ]
 
 # Unmatched URLs under the APIs answer in the APIs' format (JSON), not Django's HTML page.

@@ -25,6 +25,7 @@ from gateway.endpoints.responses import responses
 from gateway.endpoints.responses_stored import stored_response
 from gateway.http import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
 from gateway.metrics import CONTENT_TYPE, REQUESTS_IN_FLIGHT, metrics_page
+from gateway.metrics_access import REFUSAL, scrape_allowed_asgi
 from gateway.runtime import runtime_ensure_started
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,10 @@ def _method_not_allowed(allowed: str) -> GatewayError:
     )
 
 
-async def _metrics(send: Send) -> None:
+async def _metrics(scope: Scope, send: Send) -> None:
+    if not scrape_allowed_asgi(scope):
+        await send_bytes(send, 403, REFUSAL, [(b"content-type", b"text/plain; charset=utf-8")])
+        return
     # Off the event loop: in multiprocess mode a scrape reads every worker's files.
     page = await asyncio.to_thread(metrics_page)
     await send_bytes(send, 200, page, [(b"content-type", CONTENT_TYPE)])
@@ -108,7 +112,7 @@ async def gateway_app(scope: Scope, receive: Receive, send: Send) -> None:
             elif path == "/metrics":
                 if method != "GET":
                     raise _method_not_allowed("GET")
-                await _metrics(send)
+                await _metrics(scope, send)
             else:
                 raise GatewayError(404, f"Unknown endpoint {method} {path}.", code="unknown_url")
     except Exception as exc:

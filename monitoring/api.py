@@ -7,7 +7,6 @@ import time
 from datetime import timedelta
 
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -17,7 +16,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gateway.guards.breaker_staff import breaker_view, breakers_list, breakers_reset
-from gateway.metrics import CONTENT_TYPE, metrics_page
 from monitoring.models import HealthSample
 from providers.models import Provider
 
@@ -168,8 +166,3 @@ class ProviderHealth(APIView):
                 }
             )
         return Response({"data": data})
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """/metrics on the web side (the inference workers serve the same page themselves)."""
-    return HttpResponse(metrics_page(), content_type=CONTENT_TYPE.decode())

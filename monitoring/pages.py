@@ -188,11 +188,13 @@ def status(request: HttpRequest) -> HttpResponse:
             closed_at__isnull=False, closed_at__gte=timezone.now() - timedelta(days=7)
         ).order_by("-opened_at")[:20]
     )
-    worst = "operational"
-    if open_incidents:
-        worst = "degraded"
-    if any(i.kind == Incident.Kind.DOWNTIME for i in open_incidents):
-        worst = "downtime"
+    # The banner says the worst of what the page shows: an open incident or a provider's
+    # latest bar (downtime can show before an incident is opened, or after it closed).
+    shown = {row["current"] for row in board["rows"]}
+    shown.update(
+        "downtime" if i.kind == Incident.Kind.DOWNTIME else "degraded" for i in open_incidents
+    )
+    worst = next((s for s in ("downtime", "degraded") if s in shown), "operational")
     context = {**board, "open_incidents": open_incidents, "recent": recent, "overall": worst}
     return render(request, "monitoring/status.html", context)
 

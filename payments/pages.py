@@ -6,6 +6,7 @@ by a visit, which anyone can make with a session id in the address."""
 from __future__ import annotations
 
 import logging
+from decimal import ROUND_HALF_UP, Decimal
 
 import stripe
 from django import forms
@@ -19,7 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.authentication import request_user
 from accounts.models import Plan, User
 from billing.selectors import balance_of
-from core.amounts import dollars_text
+from core.amounts import CENTS, dollars_text
 from payments.billing_settings import SettingsRefused, billing_settings_of, billing_settings_update
 from payments.checkout import (
     PurchaseRefused,
@@ -131,10 +132,11 @@ def billing(request: HttpRequest) -> HttpResponse:
         "subscription": subscription_live(user),
         "settings_form": BillingSettingsForm(
             initial={
-                "low_balance_threshold": settings_row.low_balance_threshold,
+                # Stored to the micro-dollar; asked and shown in cents.
+                "low_balance_threshold": _cents(settings_row.low_balance_threshold),
                 "auto_topup_enabled": settings_row.auto_topup_enabled,
-                "auto_topup_threshold": settings_row.auto_topup_threshold,
-                "auto_topup_amount": settings_row.auto_topup_amount,
+                "auto_topup_threshold": _cents(settings_row.auto_topup_threshold),
+                "auto_topup_amount": _cents(settings_row.auto_topup_amount),
             }
         ),
         "card": (
@@ -149,6 +151,10 @@ def billing(request: HttpRequest) -> HttpResponse:
         "topup_max": settings.GATEWAYZ_TOPUP_MAX,
     }
     return render(request, "payments/billing.html", context, status=422 if form.errors else 200)
+
+
+def _cents(amount: Decimal | None) -> Decimal | None:
+    return None if amount is None else amount.quantize(CENTS, rounding=ROUND_HALF_UP)
 
 
 class BillingSettingsForm(forms.Form):

@@ -239,20 +239,7 @@ class Topology:
         """A migrated database: from a cached template when the migrations are unchanged
         (migrating from zero takes ~90 s here, dj-stripe's mostly), then `migrate` (a no-op
         then) and the catalog, as docker-compose's one-shot `migrate` service runs them."""
-        template = TEMPLATES / f"pg-template-{_migrations_hash()}"
-        if template.exists():
-            self.pg.init(template)
-        else:
-            self.pg.init()
-            self.pg.create_db(DB)
-            self.manage("migrate", "--noinput", "-v", "0")
-            self.pg.stop()
-            TEMPLATES.mkdir(parents=True, exist_ok=True)
-            partial = template.with_suffix(".partial")
-            subprocess.run(["rm", "-rf", str(partial)], check=True)
-            subprocess.run(["cp", "-a", str(self.pg.data), str(partial)], check=True)
-            partial.rename(template)
-            self.pg.up()
+        cluster_migrated(self.pg, self.env())
         self.manage("migrate", "--noinput", "-v", "0")
         catalog = (HERE / "catalog.toml").read_text()
         dead = f"http://127.0.0.1:{free_port()}"
@@ -272,6 +259,32 @@ class Topology:
         credit = {spec["name"]: spec["credit"] for spec in plan}
         rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
         return [Account(r["name"], r["user_id"], r["key"], credit[r["name"]]) for r in rows]
+
+
+def cluster_migrated(pg: OwnPostgres, env: dict[str, str]) -> None:
+    """Starts `pg` with database DB migrated: a copy of the cached template when the
+    migrations are unchanged, else migrated from zero (and cached). `env` points
+    DATABASE_URL at it. The production smoke test (tests/production) shares the cache."""
+    template = TEMPLATES / f"pg-template-{_migrations_hash()}"
+    if template.exists():
+        pg.init(template)
+        return
+    pg.init()
+    pg.create_db(DB)
+    subprocess.run(
+        [PY, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    pg.stop()
+    TEMPLATES.mkdir(parents=True, exist_ok=True)
+    partial = template.with_suffix(".partial")
+    subprocess.run(["rm", "-rf", str(partial)], check=True)
+    subprocess.run(["cp", "-a", str(pg.data), str(partial)], check=True)
+    partial.rename(template)
+    pg.up()
 
 
 def _migrations_hash() -> str:

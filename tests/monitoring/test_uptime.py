@@ -117,3 +117,16 @@ def test_a_few_failures_open_nothing(catalog):
         request_logged(model="test/echo", provider="mock", status=502, at=now)
     incidents_evaluate(now=now + timedelta(seconds=1))
     assert not Incident.objects.exists()
+
+
+def test_the_status_banner_says_the_worst_the_page_shows(catalog, client):
+    """A provider whose bar shows downtime before any incident is opened: the banner must
+    not say all is well under it."""
+    from django.core.cache import cache
+
+    _check("mock", "down", timezone.now() - timedelta(minutes=1))
+    cache.delete("pages:status:board")
+    page = client.get("/status").content.decode()
+    assert not Incident.objects.filter(closed_at__isnull=True).exists()
+    assert "All systems operational" not in page
+    assert "A provider is down" in page

@@ -75,6 +75,10 @@ def test_top_up_settings_follow_the_apis_rules(customer):
         "/billing/settings", {"auto_topup_threshold": "x", "auto_topup_amount": "20"}, follow=True
     )
     assert "Not saved" in _messages(bad)
+    # Shown back as asked: in cents, not the stored micro-dollars ("20.000000000000").
+    shown = client.get("/billing").content.decode()
+    assert 'value="20.00"' in shown and 'value="3.50"' in shown
+    assert "000000" not in shown
 
 
 @pytest.mark.smoke
