@@ -20,9 +20,10 @@ COPY . .
 # workers). The settings demand secrets even for this; these two are used for nothing else.
 RUN DEBUG=0 SECRET_KEY=collectstatic GATEWAYZ_KEY_PEPPER=collectstatic \
         python manage.py collectstatic --noinput --verbosity 0 \
-    && useradd --system gatewayz \
+    && useradd --system --uid 10001 --user-group gatewayz \
     && mkdir -p var/usage-spool var/beat && chown -R gatewayz var
-USER gatewayz
+# Numeric, so Kubernetes can tell it is not root (runAsNonRoot).
+USER 10001
 EXPOSE 8000
 # The web workers; the other services give their own command (docker-compose.yml).
 CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", \

@@ -8,9 +8,9 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.databases import databases
 from core.env import env_bool, env_decimal, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -142,29 +142,10 @@ TEMPLATES = [
 ]
 
 # --- storage -----------------------------------------------------------------------------
-DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'gatewayz.sqlite3'}"
-try:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
-except ValueError as exc:
-    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    # WAL lets the gateway read while the settlement writer commits. IMMEDIATE transactions
-    # take the write lock at BEGIN, so a transaction that reads then writes waits its turn
-    # (up to `timeout`) instead of failing at once with "database is locked" when another
-    # process wrote in between.
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL;",
-        "timeout": 20,
-        "transaction_mode": "IMMEDIATE",
-    }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # A database host that drops packets must not hold a thread (and the request or poll
-    # waiting on it) for the minutes the kernel's own connect timeout takes.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env_int("GATEWAYZ_DB_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)
-    )
+# The primary, a read replica for dashboards and monitoring (DATABASE_REPLICA_URL), and
+# how connections reach Postgres (GATEWAYZ_DB_POOL_SIZE, GATEWAYZ_DB_PGBOUNCER,
+# GATEWAYZ_DB_STATEMENT_TIMEOUT_MS): config/databases.py.
+DATABASES = databases(VAR_DIR)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.amounts import amount_text
+from core.replica import read_alias
 from monitoring.models import UsageRollup
 from monitoring.rollups import bucket_start
 from monitoring.stats import Totals, Window, ranked, rollups_in, sums_by
@@ -33,7 +34,7 @@ def _rows(window: Window, customer: User | None) -> QuerySet[UsageRollup]:
     """Everyone's total rows, or one customer's own."""
     if customer is None:
         return rollups_in(window)
-    return UsageRollup.objects.filter(
+    return UsageRollup.objects.using(read_alias()).filter(
         total=False,
         user_id=customer.pk,
         granularity=window.granularity,
@@ -65,7 +66,8 @@ def _day_rows(rows: QuerySet[UsageRollup], window: Window) -> list[dict[str, Any
 
 def _top_customers(window: Window) -> list[dict[str, Any]]:
     spent = list(
-        UsageRollup.objects.filter(
+        UsageRollup.objects.using(read_alias())
+        .filter(
             total=False,
             granularity="day",
             bucket__gte=window.start,

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from core.amounts import amount_text
 from core.errors import not_found
+from core.replica import read_alias
 from monitoring.models import HealthSample
 from monitoring.params import TIME_RANGES, choice, decimal, integer
 from monitoring.stats import (
@@ -242,7 +243,9 @@ def _latest_status(provider: str | None = None) -> dict[str, str]:
     (unknown, which is not good news)."""
     worst: dict[str, str] = {}
     seen: set[tuple[str, str]] = set()
-    recent = HealthSample.objects.filter(checked_at__gte=timezone.now() - timedelta(hours=1))
+    recent = HealthSample.objects.using(read_alias()).filter(
+        checked_at__gte=timezone.now() - timedelta(hours=1)
+    )
     if provider:
         recent = recent.filter(provider=provider)
     for sample in recent.order_by("-checked_at").values("provider", "model", "status"):

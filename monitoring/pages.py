@@ -18,6 +18,7 @@ from accounts.models import ApiKey
 from billing.models import RequestLog
 from billing.selectors import balance_of
 from core.amounts import amount_text
+from core.replica import read_alias
 from core.web import cached
 from monitoring.models import Incident
 from monitoring.rollups import bucket_start
@@ -102,7 +103,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         row["name"] = names.get(row["api_key_id"], "(deleted key)")
     shown = balance_of(user=user)
     recent = list(
-        RequestLog.objects.filter(user=user)
+        RequestLog.objects.using(read_alias())
+        .filter(user=user)
         .order_by("-created_at")
         .values(
             "created_at",

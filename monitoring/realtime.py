@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from billing.models import RequestLog
 from core.amounts import amount_text
+from core.replica import read_alias
 from gateway.metrics import requests_in_flight
 from monitoring.models import LATENCY_BUCKETS_MS
 from monitoring.rollups import percentile
@@ -23,7 +24,9 @@ from monitoring.stats import rollups_in, sums_by, window_last
 
 def realtime_stats() -> dict[str, Any]:
     now = timezone.now()
-    recent = RequestLog.objects.filter(created_at__gte=now - timedelta(minutes=5))
+    recent = RequestLog.objects.using(read_alias()).filter(
+        created_at__gte=now - timedelta(minutes=5)
+    )
     buckets = {
         f"le_{bound}": Count("id", filter=Q(total_latency_ms__lt=bound))
         for bound in LATENCY_BUCKETS_MS

@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 from accounts.authentication import KeyScope, request_user
 from billing.models import RequestLog
 from core.amounts import amount_text
+from core.replica import read_alias
 from monitoring.params import ParamRefused, choice, integer, moment_or_none
 from monitoring.staff_api import Body, StaffView
 from monitoring.stats import Totals, Window, ranked, rollups_in, sums_by
@@ -157,7 +158,11 @@ class UserRequests(APIView):
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:
         params = request.query_params
-        mine = RequestLog.objects.filter(user=request_user(request)).order_by("-created_at")
+        mine = (
+            RequestLog.objects.using(read_alias())
+            .filter(user=request_user(request))
+            .order_by("-created_at")
+        )
         try:
             rows, applied = requests_filtered(mine, params)
             limit, offset = _page(params)
@@ -190,7 +195,9 @@ class ChatRequests(StaffView):
     customer's, and `user_id`."""
 
     def answer(self, params: Mapping[str, str], **path: str) -> Body:
-        rows, applied = requests_filtered(RequestLog.objects.order_by("-created_at"), params)
+        rows, applied = requests_filtered(
+            RequestLog.objects.using(read_alias()).order_by("-created_at"), params
+        )
         user = params.get("user_id") or None
         applied["user_id"] = user
         if user:
@@ -300,7 +307,9 @@ class ChatRequestPlotData(StaffView):
         rows = rollups_in(Window(start, end, granularity), **filters)
         per_bucket = sums_by(rows, "bucket", histograms=True)
         ordered = sorted(per_bucket.items())
-        recent, _ = requests_filtered(RequestLog.objects.order_by("-created_at"), params)
+        recent, _ = requests_filtered(
+            RequestLog.objects.using(read_alias()).order_by("-created_at"), params
+        )
         latest = [_row(r) for r in recent.values(*CUSTOMER_COLUMNS)[:10]]
         return {
             "recent_requests": latest,

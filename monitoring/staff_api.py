@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 
 from billing.models import RequestLog
 from core.amounts import amount_text
+from core.replica import read_alias
 from monitoring.anomalies import anomalies_detect
 from monitoring.api import staff_may
 from monitoring.models import LATENCY_BUCKETS_MS
@@ -112,7 +113,8 @@ class ProviderErrors(StaffView):
     def answer(self, params: Mapping[str, str], **path: str) -> Body:
         limit = integer(params, "limit", 100, 1, 1000)
         failed = (
-            RequestLog.objects.filter(provider=path["provider"])
+            RequestLog.objects.using(read_alias())
+            .filter(provider=path["provider"])
             .exclude(status=200)
             .order_by("-created_at")
         )

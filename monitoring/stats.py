@@ -16,12 +16,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
+from django.db import connections
 from django.db.models import Count, IntegerField, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from core.replica import read_alias
 from monitoring.models import LATENCY_BUCKETS_MS, UsageRollup
 from monitoring.rollups import bucket_start, percentile
 
@@ -74,7 +75,7 @@ def window_last(hours: int, *, now: datetime | None = None) -> Window:
 
 def rollups_in(window: Window, **filters: Any) -> QuerySet[UsageRollup]:
     """The window's total rows (every customer summed per model and provider)."""
-    return UsageRollup.objects.filter(
+    return UsageRollup.objects.using(read_alias()).filter(
         total=True,
         granularity=window.granularity,
         bucket__gte=bucket_start(window.start, window.granularity),
@@ -89,7 +90,7 @@ def _customers_rows(window: Window, **filters: Any) -> QuerySet[UsageRollup]:
     granularity = window.granularity
     if window.end - window.start > timedelta(hours=25):
         granularity = "day"
-    return UsageRollup.objects.filter(
+    return UsageRollup.objects.using(read_alias()).filter(
         total=False,
         granularity=granularity,
         bucket__gte=bucket_start(window.start, granularity),
@@ -109,8 +110,9 @@ def users_by(window: Window, group: str, **filters: Any) -> dict[Any, int]:
         inner, params = pairs.query.sql_with_params()
     except EmptyResultSet:  # a filter no row can match (`model__in=[]`)
         return {}
-    column = connection.ops.quote_name(group)
-    with connection.cursor() as cursor:
+    db = connections[pairs.db]  # where the queryset reads: the replica, if there is one
+    column = db.ops.quote_name(group)
+    with db.cursor() as cursor:
         cursor.execute(
             f"SELECT pairs.{column}, COUNT(*) FROM ({inner}) pairs GROUP BY pairs.{column}",
             params,

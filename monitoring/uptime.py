@@ -21,6 +21,7 @@ from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
+from core.replica import read_alias
 from monitoring.models import HealthSample, Incident, UsageRollup
 from monitoring.params import choice, integer
 from monitoring.rollups import bucket_start
@@ -87,7 +88,9 @@ def _window(params: Params) -> tuple[str, Window]:
 def _fill(timelines: dict[tuple[str, str], Timeline], window: Window, per_model: bool) -> None:
     """Checks and traffic into the timelines (keyed by provider and model, "" for the
     provider as a whole)."""
-    checks = HealthSample.objects.filter(checked_at__gte=window.start, checked_at__lt=window.end)
+    checks = HealthSample.objects.using(read_alias()).filter(
+        checked_at__gte=window.start, checked_at__lt=window.end
+    )
     checks = checks.exclude(model="") if per_model else checks.filter(model="")
     grouped = (
         checks.annotate(at=TRUNC[window.granularity]("checked_at"))
@@ -103,9 +106,16 @@ def _fill(timelines: dict[tuple[str, str], Timeline], window: Window, per_model:
         bucket.checks_ok += row["ok"]
         if line.last_checked is None or row["last"] > line.last_checked:
             line.last_checked = row["last"]
-    traffic = UsageRollup.objects.filter(
-        total=True, granularity=window.granularity, bucket__gte=window.start, bucket__lt=window.end
-    ).exclude(provider="")
+    traffic = (
+        UsageRollup.objects.using(read_alias())
+        .filter(
+            total=True,
+            granularity=window.granularity,
+            bucket__gte=window.start,
+            bucket__lt=window.end,
+        )
+        .exclude(provider="")
+    )
     fields = ("provider", "model", "bucket") if per_model else ("provider", "bucket")
     for row in traffic.values(*fields).annotate(n=Sum("requests"), failing=Sum("server_errors")):
         line = timelines.get((row["provider"], row.get("model", "")))
@@ -118,9 +128,9 @@ def _fill(timelines: dict[tuple[str, str], Timeline], window: Window, per_model:
 
 def _incidents(window: Window) -> list[Incident]:
     return list(
-        Incident.objects.filter(opened_at__lt=window.end).filter(
-            Q(closed_at__isnull=True) | Q(closed_at__gt=window.start)
-        )
+        Incident.objects.using(read_alias())
+        .filter(opened_at__lt=window.end)
+        .filter(Q(closed_at__isnull=True) | Q(closed_at__gt=window.start))
     )
 
 

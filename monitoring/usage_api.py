@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import KeyScope, request_user
 from core.amounts import amount_text
+from core.replica import read_alias
 from monitoring.models import UsageRollup
 from monitoring.params import ParamRefused, moment
 from monitoring.rollups import bucket_start
@@ -57,7 +58,7 @@ def usage_sums(
     """The customer's rollups summed per bucket (unless not `by_bucket`) and `group`: rows
     of `bucket`, the group's column, n, failed, prompt, completion, cached, spent (Decimal)."""
     first = bucket_start(start, granularity)  # the bucket holding `from`, whole
-    rows = UsageRollup.objects.filter(
+    rows = UsageRollup.objects.using(read_alias()).filter(
         user_id=user_id, granularity=granularity, bucket__gte=first, bucket__lt=end
     )
     fields = (["bucket"] if by_bucket else []) + ([GROUPS[group]] if group else [])
