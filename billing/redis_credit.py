@@ -21,13 +21,13 @@ through a record of the change that makes it safe to apply again: billing.servic
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
 from billing.redis_scripts import ADMIT, APPLY_PENDING, RELEASE_EXPIRED, SETTLE
-from core.redis_sync import sync_client
+from core.redis_sync import replicated, sync_client
 from core.redis_wire import RedisWire
 
 PICO = Decimal(10) ** 12
@@ -59,19 +59,34 @@ def journal_key(request_id: str) -> str:
 
 
 # Replies of a Redis that is there but cannot serve: loading its data after a restart, a
-# replica after a failover, a script running too long, no master.
-UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "BUSY", "MASTERDOWN", "TRYAGAIN")
+# replica after a failover, a script running too long, no master, a master without the
+# replicas in sync that its min-replicas-to-write asks for.
+UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "BUSY", "MASTERDOWN", "TRYAGAIN", "NOREPLICAS")
 
 
 @cache
-def sync_script(source: str) -> Any:
+def _registered(source: str) -> Any:
     return sync_client().register_script(source)
+
+
+def sync_script(source: str) -> Callable[..., Any]:
+    """A money script for sync code: run, then held by the replicas (core.redis_sync)."""
+    script = _registered(source)
+
+    def run(**kwargs: Any) -> Any:
+        answer = script(**kwargs)
+        replicated(sync_client())
+        return answer
+
+    return run
 
 
 def credit_avail_seed(*, user_id: int, balance: Decimal) -> bool:
     """Creates the user's `avail` from the balance (call under the account row's lock);
     False if it existed already."""
-    return bool(sync_client().set(avail_key(user_id), to_pico(balance), nx=True))
+    created = bool(sync_client().set(avail_key(user_id), to_pico(balance), nx=True))
+    replicated(sync_client())
+    return created
 
 
 def credit_pending_mirror(*, user_id: int, changes: Sequence[tuple[int, Decimal, str]]) -> int:

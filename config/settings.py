@@ -7,11 +7,13 @@ import secrets
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from config.databases import databases
 from core.env import env_bool, env_decimal, env_float, env_int, env_list, env_str
+from core.redis_topology import Sentinels, redis_url_at, sentinel_broker_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("GATEWAYZ_VAR_DIR", str(BASE_DIR / "var")))
@@ -149,6 +151,27 @@ DATABASES = databases(VAR_DIR)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
+# Redis behind Sentinels (core/redis_topology.py): every client asks them for the master.
+try:
+    REDIS_SENTINELS = Sentinels.parse(
+        env_list("REDIS_SENTINELS"),
+        env_str("REDIS_SENTINEL_MASTER", "mymaster"),
+        env_str("REDIS_SENTINEL_PASSWORD"),
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+# Money scripts (credit holds, settlements, journals) are answered only once this many
+# replicas hold them too (Redis' WAIT, once per batch): a failover then loses none of them
+# (core/redis_wire.py, docs/deployment.md). On by default behind Sentinels.
+GATEWAYZ_REDIS_WAIT_REPLICAS = env_int(
+    "GATEWAYZ_REDIS_WAIT_REPLICAS", 1 if REDIS_SENTINELS else 0, minimum=0
+)
+GATEWAYZ_REDIS_WAIT_MS = env_int("GATEWAYZ_REDIS_WAIT_MS", 100, minimum=1)
+if REDIS_SENTINELS and not REDIS_URL:
+    raise ImproperlyConfigured(
+        "REDIS_SENTINELS needs REDIS_URL for the database and password (redis://:pw@mymaster/0)"
+    )
+CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -160,6 +183,17 @@ if REDIS_URL:
         },
         "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     }
+    if REDIS_SENTINELS:
+        DJANGO_REDIS_CONNECTION_FACTORY = "django_redis.pool.SentinelConnectionFactory"
+        CACHES["default"]["OPTIONS"].update(
+            {
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_POOL_CLASS": "redis.sentinel.SentinelConnectionPool",
+                "SENTINELS": list(REDIS_SENTINELS.addresses),
+                "SENTINEL_KWARGS": {"password": REDIS_SENTINELS.password, "socket_timeout": 1},
+            }
+        )
+        CACHES["default"]["LOCATION"] = redis_url_at(REDIS_URL, REDIS_SENTINELS.master)
 else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -274,7 +308,16 @@ STORAGES = {
 }
 
 # --- celery ------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = (
+    env_str("CELERY_BROKER_URL")
+    or (sentinel_broker_url(REDIS_URL, REDIS_SENTINELS) if REDIS_SENTINELS else REDIS_URL)
+    or "filesystem://"
+)
+if CELERY_BROKER_URL.startswith("sentinel://") and REDIS_SENTINELS:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "master_name": REDIS_SENTINELS.master,
+        "sentinel_kwargs": {"password": REDIS_SENTINELS.password},
+    }
 if CELERY_BROKER_URL == "filesystem://":
     # Embedded default: a broker in a folder, so `make run` needs no server.
     _queue = VAR_DIR / "celery-queue"

@@ -25,9 +25,19 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import hiredis
+from django.conf import settings
+from prometheus_client import Counter
 from redis.connection import SSLConnection, parse_url
 
+from core.redis_topology import NoMaster, master_address, sentinels
+
 Arg = str | bytes | int | float
+
+
+REPLICA_WAITS_SHORT = Counter(
+    "gatewayz_redis_replica_waits_short",
+    "Scripts answered though fewer replicas than GATEWAYZ_REDIS_WAIT_REPLICAS confirmed them",
+)
 
 
 class RedisWireError(ConnectionError):
@@ -79,9 +89,24 @@ class _Protocol(asyncio.Protocol):
         # Digests of the scripts Redis is known to hold since this connection opened (a
         # Redis that restarted comes back on a new connection, without them).
         self.scripts: set[str] = set()
+        # ("WAIT", replicas, ms) when scripts must reach replicas before they are answered
+        # (RedisWire, "Replicas"); the WAIT that follows this turn's scripts, if any.
+        self.wait: tuple[Arg, ...] | None = None
+        self.turn_wait: asyncio.Future[Any] | None = None
 
     def flush(self) -> None:
-        if self.outgoing and self.transport is not None and self.lost is None:
+        turn_wait, self.turn_wait = self.turn_wait, None
+        if self.transport is None or self.lost is not None:
+            if turn_wait is not None and not turn_wait.done():
+                turn_wait.set_exception(self.lost or RedisWireError("Redis connection lost"))
+            self.outgoing.clear()
+            return
+        if turn_wait is not None:
+            assert self.wait is not None
+            # One WAIT after all of this turn's scripts: it answers once replicas hold them.
+            self.outgoing.append(hiredis.pack_command(self.wait))  # type: ignore[arg-type]
+            self.waiting.append((turn_wait, time.monotonic()))
+        if self.outgoing:
             self.transport.write(b"".join(self.outgoing))
         self.outgoing.clear()
 
@@ -91,14 +116,21 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
+        demoted = False
         while (reply := self.reader.gets()) is not False:
             future, _ = self.waiting.popleft()
+            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("READONLY"):
+                # A replica: the master this connection reached was demoted by a failover.
+                # Dropped below, so that the next call asks the Sentinels again.
+                demoted = True
             if future.done():  # its caller was cancelled; the reply still had to be read
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
+        if demoted and self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = RedisWireError(f"Redis connection lost: {exc or 'closed'}")
@@ -108,9 +140,12 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(self.lost)
 
 
-def _send(protocol: _Protocol, args: tuple[Arg, ...], now: bool = False) -> asyncio.Future[Any]:
+def _send(
+    protocol: _Protocol, args: tuple[Arg, ...], now: bool = False, durable: bool = False
+) -> asyncio.Future[Any]:
     """Queues a command for the end of this event-loop turn's write, or (`now`) writes it,
-    with what the turn had queued, at once."""
+    with what the turn had queued, at once. `durable`: answered only once the turn's WAIT
+    says replicas hold it too (when the connection asks for replicas)."""
     if protocol.lost is not None:
         raise protocol.lost
     assert protocol.transport is not None
@@ -121,6 +156,10 @@ def _send(protocol: _Protocol, args: tuple[Arg, ...], now: bool = False) -> asyn
     loop = asyncio.get_running_loop()
     future = loop.create_future()
     protocol.waiting.append((future, time.monotonic()))
+    if durable and protocol.wait is not None:
+        if protocol.turn_wait is None:
+            protocol.turn_wait = loop.create_future()
+        future = _after_wait(future, protocol.turn_wait, int(protocol.wait[1]))
     if now:
         protocol.outgoing.append(packed)
         protocol.flush()  # a flush the turn had scheduled finds nothing left to write
@@ -129,6 +168,35 @@ def _send(protocol: _Protocol, args: tuple[Arg, ...], now: bool = False) -> asyn
             loop.call_soon(protocol.flush)
         protocol.outgoing.append(packed)
     return future
+
+
+def _after_wait(
+    command: asyncio.Future[Any], wait: asyncio.Future[Any], replicas: int
+) -> asyncio.Future[Any]:
+    """The command's reply, given once the WAIT after it has answered too. A WAIT that ran
+    out of time with fewer replicas is counted and the reply given (Redis' own
+    min-replicas-to-write refuses writes once replicas are gone for long); a connection lost
+    before the WAIT answered leaves the outcome unknown, as any lost reply does."""
+    answered = asyncio.get_running_loop().create_future()
+
+    def finish(_: asyncio.Future[Any]) -> None:
+        if answered.done() or not (command.done() and wait.done()):
+            return
+        if command.cancelled() or wait.cancelled():
+            answered.cancel()
+            return
+        failed, wait_failed = command.exception(), wait.exception()  # both retrieved
+        error = failed or wait_failed
+        if error is not None:
+            answered.set_exception(error)
+            return
+        if int(wait.result()) < replicas:
+            REPLICA_WAITS_SHORT.inc()
+        answered.set_result(command.result())
+
+    command.add_done_callback(finish)
+    wait.add_done_callback(finish)
+    return answered
 
 
 def _loaded(done: asyncio.Future[Any], protocol: _Protocol, sha: str) -> None:
@@ -145,11 +213,23 @@ class RedisWire:
 
     `timeout` bounds how long a reply may take: past it the connection is dropped (failing
     every command on it), since a reply that late means Redis or the network is stuck.
+
+    Replicas: Redis replicates asynchronously, so a master that dies may take its last
+    writes with it, and a failover would forget a credit hold or a settlement the gateway
+    had acted on (an overspend, a lost usage record). With GATEWAYZ_REDIS_WAIT_REPLICAS,
+    every script (the money writes) is answered only after a WAIT for that many replicas,
+    sent once after all the scripts of an event-loop turn: group commit, one round trip to
+    a replica per batch, not per request. Behind Sentinels the master is asked of them at
+    each connection (core.redis_topology) and a connection that meets READONLY is dropped.
     """
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         self.endpoint = Endpoint.from_url(url)
         self.timeout = timeout
+        replicas = settings.GATEWAYZ_REDIS_WAIT_REPLICAS
+        self._wait: tuple[Arg, ...] | None = (
+            ("WAIT", replicas, settings.GATEWAYZ_REDIS_WAIT_MS) if replicas else None
+        )
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
@@ -157,11 +237,11 @@ class RedisWire:
         # Checked a few times per timeout, so a stuck reply is noticed soon after it.
         self._watch_every = min(1.0, timeout / 4)
 
-    async def call(self, *args: Arg) -> Any:
+    async def call(self, *args: Arg, durable: bool = False) -> Any:
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             protocol = await self._connect()
-        return await _send(protocol, args)
+        return await _send(protocol, args, durable=durable)
 
     def call_now(self, *args: Arg) -> asyncio.Future[Any] | None:
         """A command written to the socket before this returns (see `evalsha_now`); None if
@@ -185,8 +265,9 @@ class RedisWire:
             return None
         sha = self._sha(source)
         if sha in protocol.scripts:
-            return _send(protocol, ("EVALSHA", sha, len(keys), *keys, *args), now=True)
-        future = _send(protocol, ("EVAL", source, len(keys), *keys, *args), now=True)
+            command: tuple[Arg, ...] = ("EVALSHA", sha, len(keys), *keys, *args)
+            return _send(protocol, command, now=True, durable=True)
+        future = _send(protocol, ("EVAL", source, len(keys), *keys, *args), now=True, durable=True)
         future.add_done_callback(lambda done: _loaded(done, protocol, sha))
         return future
 
@@ -195,12 +276,12 @@ class RedisWire:
         (a fresh or restarted Redis)."""
         sha = self._sha(source)
         try:
-            reply = await self.call("EVALSHA", sha, len(keys), *keys, *args)
+            reply = await self.call("EVALSHA", sha, len(keys), *keys, *args, durable=True)
         except hiredis.ReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
             await self.call("SCRIPT", "LOAD", source)
-            reply = await self.call("EVALSHA", sha, len(keys), *keys, *args)
+            reply = await self.call("EVALSHA", sha, len(keys), *keys, *args, durable=True)
         if self._protocol is not None:
             self._protocol.scripts.add(sha)
         return reply
@@ -238,18 +319,18 @@ class RedisWire:
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         ep = self.endpoint
+        found = sentinels()
         protocol: _Protocol | None = None
         try:
             # The whole set-up is bounded: a server that accepts but never answers AUTH
             # must not hold every request forever.
             async with asyncio.timeout(self.timeout):
-                if ep.unix_path:
+                host, port = await master_address(found) if found else (ep.host, ep.port)
+                if ep.unix_path and not found:
                     _, protocol = await loop.create_unix_connection(_Protocol, ep.unix_path)
                 else:
                     context = ssl.create_default_context() if ep.tls else None
-                    _, protocol = await loop.create_connection(
-                        _Protocol, ep.host, ep.port, ssl=context
-                    )
+                    _, protocol = await loop.create_connection(_Protocol, host, port, ssl=context)
                 # Set up before anyone else may write on it: their commands must run in the
                 # right database.
                 if ep.password is not None:
@@ -257,12 +338,19 @@ class RedisWire:
                     await _send(protocol, ("AUTH", *auth))
                 if ep.db:
                     await _send(protocol, ("SELECT", ep.db))
+                if found:
+                    # The Sentinels may name a master that has just been demoted (they
+                    # learn of a failover a moment apart): only a master will do.
+                    role = await _send(protocol, ("ROLE",))
+                    if role[0] != b"master":
+                        raise NoMaster(f"{host}:{port} is a {role[0].decode()}, not the master")
         except BaseException as exc:
             if protocol is not None and protocol.transport is not None:
                 protocol.transport.close()
-            if isinstance(exc, (OSError, TimeoutError)):
+            if isinstance(exc, (OSError, TimeoutError)):  # NoMaster is a ConnectionError
                 raise RedisWireError(f"cannot connect to Redis: {exc}") from exc
             raise
+        protocol.wait = self._wait
         self._protocol = protocol
         if self._watchdog is None:
             self._watchdog = loop.call_later(self._watch_every, self._watch)

@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
@@ -30,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from billing.redis_credit import USAGE_STREAM
 from core.redis_sync import sync_client
+from core.redis_topology import broker_client
 from gateway.guards.breaker_staff import breaker_view, breakers_list
 from gateway.usage_consumer import GROUP
 from monitoring.models import HealthSample, Incident
@@ -119,10 +119,8 @@ def _broker(client: Any) -> Any:
     url = settings.CELERY_BROKER_URL
     if url == settings.REDIS_URL:
         return client
-    if not url.startswith(("redis://", "rediss://")):
-        return None
     if url not in _brokers:
-        _brokers[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        _brokers[url] = broker_client(url, socket_timeout=2, socket_connect_timeout=2)
     return _brokers[url]
 
 

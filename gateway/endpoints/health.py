@@ -19,12 +19,12 @@ import time
 from collections.abc import Awaitable
 
 import orjson
-import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import connection
 
 from core.asyncdb import db_call
 from core.redis_link import redis_link
+from core.redis_topology import async_redis
 from gateway.http import JSON_HEADERS, Send, send_bytes
 from providers.catalog import catalog_holder
 
@@ -46,7 +46,7 @@ def _broker() -> None:
 
 
 async def _redis() -> None:
-    client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=CHECK_TIMEOUT_SECONDS)
+    client = async_redis(settings.REDIS_URL, socket_timeout=CHECK_TIMEOUT_SECONDS)
     try:
         await client.ping()  # type: ignore[misc]  # redis-py types it for both clients
     finally:

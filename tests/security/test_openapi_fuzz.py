@@ -124,6 +124,9 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
+# Every operation runs inside this one test (as subtests): ~80 of them take about two
+# minutes here, past the suite's per-test hang guard of 120 s on a loaded machine.
+@pytest.mark.timeout(600)
 @settings(
     max_examples=EXAMPLES_PER_OPERATION,
     deadline=None,
