@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test test-main test-embedded lint migrate-check bench bench-choices bench-instructions bench-monitoring chaos clean
+.PHONY: install run test test-main test-embedded lint migrate-check bench bench-choices bench-instructions bench-monitoring bench-capacity chaos clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -76,6 +76,11 @@ bench-instructions: $(INSTALLED)
 # The monitoring, usage and discovery endpoints over a million logged requests (bench/README.md).
 bench-monitoring: $(INSTALLED)
 	$(PY) -m bench.monitoring $(BENCH_ARGS)
+
+# What one request costs Redis and Postgres: the figures of docs/scaling.md.
+bench-capacity: $(INSTALLED)
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	$(PY) -m bench.capacity $(BENCH_ARGS)
 
 # The chaos soak (docs/chaos.md): the production processes on a Postgres cluster and a Redis
 # of its own, a seeded load, seeded faults, then the money invariants. Non-zero on a failure.

@@ -5,15 +5,34 @@ balance change then records what Redis missed instead, billing.services)."""
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import redis
 from django.conf import settings
+from redis.connection import DefaultParser
 
 from core.redis_topology import sync_redis
 
 CONNECT_TIMEOUT_SECONDS = 1.0
 REPLY_TIMEOUT_SECONDS = 2.0
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+
+
+class RedisUnavailable(redis.ConnectionError):
+    """Redis answered that it cannot serve now: a master without the replicas in sync its
+    min-replicas-to-write asks for (NOREPLICAS), a replica without its master (MASTERDOWN),
+    a script running too long (BUSY). As good as unreachable: the caller falls back."""
+
+
+class _Parser(DefaultParser):  # type: ignore[valid-type,misc]  # a class chosen at import
+    EXCEPTION_CLASSES: dict[str, Any] = {
+        **DefaultParser.EXCEPTION_CLASSES,
+        "NOREPLICAS": RedisUnavailable,
+        "MASTERDOWN": RedisUnavailable,
+        "BUSY": RedisUnavailable,
+    }
+
+
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)  # RedisUnavailable included
 
 
 @cache
@@ -22,6 +41,7 @@ def sync_client() -> redis.Redis:
         settings.REDIS_URL,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=REPLY_TIMEOUT_SECONDS,
+        parser_class=_Parser,
     )
 
 

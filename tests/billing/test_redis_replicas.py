@@ -18,6 +18,7 @@ import pytest
 import redis
 from django.test import override_settings
 
+from core.redis_sync import UNREACHABLE, RedisUnavailable, sync_client
 from core.redis_wire import REPLICA_WAITS_SHORT, RedisWire
 from tests.support.servers import free_port
 
@@ -139,3 +140,18 @@ def test_a_wait_short_of_replicas_is_counted_and_the_script_answered(pair):
     with override_settings(GATEWAYZ_REDIS_WAIT_REPLICAS=1, GATEWAYZ_REDIS_WAIT_MS=50):
         assert sorted(_many_scripts(master, 3)) == [1, 2, 3]
     assert REPLICA_WAITS_SHORT._value.get() >= before + 1
+
+
+def test_a_master_short_of_replicas_is_unavailable_to_sync_code_too(pair):
+    """NOREPLICAS (min-replicas-to-write unmet) is Redis being away, not a bug: sync callers
+    fall back on it as on a lost connection (core.redis_sync.UNREACHABLE)."""
+    master, _ = pair
+    redis.Redis(port=master).config_set("min-replicas-to-write", 2)  # it has one
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{master}/0"):
+        sync_client.cache_clear()
+        try:
+            with pytest.raises(UNREACHABLE) as refused:
+                sync_client().set("x", 1)
+            assert isinstance(refused.value, RedisUnavailable)
+        finally:
+            sync_client.cache_clear()

@@ -78,7 +78,7 @@ class SentinelSet:
         for _ in range(2):
             self._server(free_port(), "--replicaof", "127.0.0.1", str(master))
         _until(
-            lambda: redis.Redis(port=master).info("replication")["connected_slaves"] == 2,
+            lambda: redis.Redis(port=master).info("replication").get("min_slaves_good_slaves") == 2,
             "two replicas in sync",
         )
         for _ in range(3):
