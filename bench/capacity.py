@@ -51,11 +51,12 @@ from bench.run import (
 PG_URL = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
 
 
-def _redis_stats(client: redis.Redis) -> dict[str, int]:
-    """command → calls since Redis started (INFO commandstats)."""
+def _redis_stats(client: redis.Redis) -> dict[str, tuple[int, int]]:
+    """command → (calls, microseconds Redis spent in it) since Redis started (INFO
+    commandstats; a script's time includes the commands it runs, which are also listed)."""
     stats: dict[str, Any] = client.info("commandstats")  # type: ignore[assignment]
     return {
-        name.removeprefix("cmdstat_"): int(figures["calls"])
+        name.removeprefix("cmdstat_"): (int(figures["calls"]), int(figures["usec"]))
         for name, figures in stats.items()
         if isinstance(figures, dict) and "calls" in figures
     }
@@ -141,10 +142,11 @@ def main() -> None:
 
     per = max(requests, 1)
     commands = {
-        name: round((calls - redis0.get(name, 0)) / per, 3)
-        for name, calls in redis1.items()
-        if calls - redis0.get(name, 0) > 0 and name != "info"
+        name: round((calls - redis0.get(name, (0, 0))[0]) / per, 3)
+        for name, (calls, _) in redis1.items()
+        if calls - redis0.get(name, (0, 0))[0] > 0 and name != "info"
     }
+    scripts_us = (redis1.get("evalsha", (0, 0))[1] - redis0.get("evalsha", (0, 0))[1]) / per
     figures: dict[str, Any] = {
         "requests": requests,
         "failed": int(result["errors"] + result["non2xx"]),
@@ -152,6 +154,7 @@ def main() -> None:
         "rps_one_core": round(requests / (result["duration_us"] / 1e6)),
         "server_cpu_us": round((cpu1 - cpu0) / per * 1e6, 1),
         "redis_cpu_us": round(procstat.cpu_delta(redis_cpu0, redis_cpu1) / per * 1e6, 1),
+        "redis_scripts_us": round(scripts_us, 1),
         "redis_commands": dict(sorted(commands.items(), key=lambda kv: -kv[1])),
         "redis_commands_total": round(sum(commands.values()), 2),
         "pg_cpu_us": round(procstat.cpu_delta(pg_cpu0, pg_cpu1) / per * 1e6, 1),
@@ -174,7 +177,8 @@ def main() -> None:
         f"| requests (failed; logged) | {requests} ({figures['failed']}; {logged}) |",
         f"| server requests/s on one core | {figures['rps_one_core']} |",
         f"| server CPU | {figures['server_cpu_us']} µs |",
-        f"| Redis CPU | {figures['redis_cpu_us']} µs |",
+        f"| Redis CPU | {figures['redis_cpu_us']} µs, of which running the scripts "
+        f"{figures['redis_scripts_us']} µs (the rest: reading, parsing, replying) |",
         f"| Redis commands | {figures['redis_commands_total']} "
         f"({', '.join(f'{k} {v}' for k, v in figures['redis_commands'].items())}) |",
         f"| Postgres CPU | {figures['pg_cpu_us']} µs |",
