@@ -14,7 +14,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import ApiKey, AuditEntry, Plan, User
-from accounts.services import api_key_revoke, user_email_verified
+from accounts.services import api_key_revoke
+from accounts.verification import user_email_verified
 from core.amounts import dollars_text
 from core.readonly_admin import ReadOnlyAdmin
 

@@ -13,6 +13,7 @@ from accounts.restrictions import (
     referrers_clean,
     scopes_clean,
 )
+from accounts.verification import user_email_verified
 
 
 class UserManager(BaseUserManager["User"]):
@@ -31,8 +32,6 @@ class UserManager(BaseUserManager["User"]):
         extra.setdefault("is_superuser", True)
         extra.setdefault("role", User.Role.ADMIN)
         user = self.create_user(email, password, **extra)
-        from accounts.services import user_email_verified  # services import this module
-
         user_email_verified(user)
         return user
 

@@ -19,17 +19,6 @@ def user_create(*, email: str, password: str | None = None, role: str = User.Rol
     return User.objects.create_user(email=email, password=password, role=role)
 
 
-def user_email_verified(user: User) -> None:
-    """Marks the user's address verified, as for accounts an operator creates (the admin,
-    `createsuperuser`, `create_api_user`): the web login asks no one else to prove it. Web
-    sign-ups prove theirs by the link allauth mails."""
-    from allauth.account.models import EmailAddress  # web side only (not on inference)
-
-    EmailAddress.objects.update_or_create(
-        user=user, email=user.email, defaults={"verified": True, "primary": True}
-    )
-
-
 @transaction.atomic
 def user_anonymise(*, user: User) -> None:
     """Deletes what identifies the customer and keeps what the books need: the ledger,

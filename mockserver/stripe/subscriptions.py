@@ -11,13 +11,23 @@ a subscription's items carry `price` beside localstripe's `plan`."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mockserver.stripe.checkout import StripeError, session_public
 from mockserver.stripe.events import stripe_id
 
-if TYPE_CHECKING:
-    from mockserver.stripe.server import StripeDouble
+
+class StripeDouble(Protocol):
+    """What the subscriptions need of the double (mockserver.stripe.server.StripeDouble)."""
+
+    subscriptions: dict[str, dict[str, Any]]
+
+    async def card(self, number: str) -> dict[str, Any]: ...
+
+    async def stripe(self, method: str, path: str, form: dict[str, str] | None = None) -> Any: ...
+
+    async def emit(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]: ...
+
 
 MONTH = 30 * 86400
 

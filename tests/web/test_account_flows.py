@@ -11,7 +11,8 @@ from django.test import Client
 from playwright.sync_api import Page, expect
 
 from accounts.models import User
-from accounts.services import user_create, user_email_verified
+from accounts.services import user_create
+from accounts.verification import user_email_verified
 from tests.web.conftest import Site, axe_violations, screenshot
 from tests.web.test_journey import PASSWORD, _log_in
 

@@ -15,7 +15,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from accounts.models import User
-from accounts.services import user_create, user_email_verified
+from accounts.services import user_create
+from accounts.verification import user_email_verified
 from tests.support.request_logs import rolled_up
 from tests.web.conftest import Site, axe_violations, screenshot
 

@@ -10,7 +10,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from accounts.services import api_key_create, user_create, user_email_verified
+from accounts.services import api_key_create, user_create
+from accounts.verification import user_email_verified
 from billing.models import RequestLog
 from tests.support.request_logs import rolled_up
 

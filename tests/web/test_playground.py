@@ -11,7 +11,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from accounts.models import ApiKey
-from accounts.services import user_create, user_email_verified
+from accounts.services import user_create
+from accounts.verification import user_email_verified
 from billing.services import credit_grant
 from chats.models import ChatMessage, ChatSession
 from tests.web.conftest import Site, axe_violations, screenshot

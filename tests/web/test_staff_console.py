@@ -12,7 +12,8 @@ from django.test import Client
 from playwright.sync_api import Page, expect
 
 from accounts.models import User
-from accounts.services import user_create, user_email_verified
+from accounts.services import user_create
+from accounts.verification import user_email_verified
 from tests.support.request_logs import log_emptied, request_logged, rolled_up
 from tests.web.conftest import Site, screenshot
 from tests.web.test_journey import PASSWORD, _log_in

@@ -14,7 +14,8 @@ import uuid
 import pytest
 from playwright.sync_api import Page, expect
 
-from accounts.services import user_create, user_email_verified
+from accounts.services import user_create
+from accounts.verification import user_email_verified
 from tests.web.conftest import Site, axe_violations, screenshot
 from tests.web.test_journey import PASSWORD, _log_in
 

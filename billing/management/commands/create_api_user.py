@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from accounts.models import User
-from accounts.services import api_key_create, user_create, user_email_verified
+from accounts.services import api_key_create, user_create
+from accounts.verification import user_email_verified
 from billing.selectors import credit_account_of
 from billing.services import credit_grant
 
