@@ -28,7 +28,12 @@ PY = sys.executable
 DB = "gatewayz_chaos"
 UPSTREAM_KEY = "sk-chaos-upstream"
 HOLD_TTL_SECONDS = 60  # the least the settings allow: the drain waits this long at most
-TEMPLATES = ROOT / "var" / "chaos"
+# Migrated clusters, by the migrations' contents: outside the checkout, so that a fresh
+# clone on the same machine (CI's) starts from one too. A miss only costs the ~90 s.
+TEMPLATES = Path(
+    os.environ.get("GATEWAYZ_PG_TEMPLATES")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gatewayz" / "pg"
+)
 
 
 @dataclass(frozen=True)
