@@ -83,13 +83,12 @@ class Deployment:
         service: dict = self.config["services"][name]
         return service
 
-    def localised(self, arg: str) -> str:
-        """A container's address or path, as it is on this machine."""
+    def localised(self, arg: str, service: str = "") -> str:
+        """A container's path, or its own port 8000 (a healthcheck's), as on this machine."""
         arg = arg.replace("/app/var", str(self.root / "var"))
-        arg = re.sub(r"http://127\.0\.0\.1:8000", lambda _: self._own_url, arg)
+        if service in self.ports:
+            arg = arg.replace("127.0.0.1:8000", f"127.0.0.1:{self.ports[service]}")
         return arg
-
-    _own_url = ""
 
     def command(self, name: str) -> list[str]:
         args = [self.localised(a) for a in self.service(name)["command"]]
@@ -362,8 +361,7 @@ def test_the_compose_healthchecks_pass(deployment):
     for name in ("inference", "web", "beat", "worker"):
         check = deployment.service(name)["healthcheck"]["test"]
         kind, args = check[0], check[1:]
-        deployment._own_url = f"http://127.0.0.1:{deployment.ports.get(name, 0)}"
-        args = [deployment.localised(a) for a in args]
+        args = [deployment.localised(a, name) for a in args]
         if kind == "CMD-SHELL":
             script = args[0].replace("celery ", f"{shlex.quote(sys.executable)} -m celery ")
             args = ["sh", "-c", script.replace("$$", "$")]
