@@ -8,7 +8,10 @@ of them."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -19,9 +22,11 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import redis
 
 from billing.models import CreditAccount, RequestLog
 from billing.redis_credit import avail_key, from_pico
+from tests.support.production import ROOT
 from tests.support.redis_ha import MASTER, SentinelSet
 
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
@@ -174,3 +179,36 @@ def test_a_master_killed_mid_load_keeps_the_money(sentinel_set, own_gateway, mak
                 break
             assert time.monotonic() < deadline, (which, live, row.balance)
             time.sleep(0.5)
+
+
+def test_the_cache_and_celerys_broker_find_the_master_too(sentinel_set):
+    """The settings derive both from REDIS_SENTINELS: django-redis' Sentinel client and
+    kombu's `sentinel://` transport. Each writes on the master and reads back."""
+    script = (
+        "import django; django.setup()\n"
+        "from django.core.cache import cache\n"
+        "cache.set('sentinel-probe', 'cached', 30); print(cache.get('sentinel-probe'))\n"
+        "from config.celery import app\n"
+        "with app.connection_for_write() as conn:\n"
+        "    conn.ensure_connection(max_retries=2)\n"
+        "    queue = conn.SimpleQueue('sentinel-probe')\n"
+        "    queue.put('queued'); print(queue.get(timeout=10).payload); queue.close()\n"
+        "from django.conf import settings; print(settings.CELERY_BROKER_URL.split(';')[0][:11])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings_test",
+            "REDIS_URL": f"redis://{MASTER}/3",
+            "REDIS_SENTINELS": sentinel_set.addresses,
+            "CELERY_BROKER_URL": "",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["cached", "queued", "sentinel://"]
+    assert redis.Redis(port=sentinel_set.master_port(), db=3).keys("*sentinel-probe*")
