@@ -13,6 +13,8 @@ from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
 
+from core.redis_groups import group_budget, group_tag
+
 # A key's priority class (ApiKey.priority): the order in which waiting requests get one of
 # a process's upstream slots (gateway.guards.priority).
 PRIORITIES = {"critical": 0, "high": 1, "default": 2, "low": 3}
@@ -122,10 +124,15 @@ def plan_for(
 ) -> LimitPlan:
     """`seeds`: the lifetime counters' counts so far (kind -> count)."""
     owners = {"key": key_id, "user": user_id, "system": 0}
+    # The customer's key group (core.redis_groups): its counters share the slot of its
+    # credit, so the admission script stays on one shard; a system-wide cap is shared out.
+    tag = group_tag(user_id)
     planned = []
     for limit in limits:
         unit, window = KINDS[limit.kind]
-        base = f"{PREFIX}{limit.scope}:{owners[limit.scope]}:{limit.kind}"
+        if limit.scope == "system":
+            limit = Limit(limit.scope, limit.kind, group_budget(limit.cap))
+        base = f"{PREFIX}{tag}{limit.scope}:{owners[limit.scope]}:{limit.kind}"
         seed = (seeds or {}).get(limit.kind, 0) if window == FOREVER else 0
         planned.append(PlannedLimit(limit, base, window, unit, _ttl(window), seed))
     groups = []

@@ -31,14 +31,18 @@ import itertools
 import logging
 import os
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import cast
 
+import orjson
 from django.db import DataError, IntegrityError
 
 from billing.redis_credit import (
     PREFIX,
     hold_key,
+    settled_key,
+    user_prefix,
 )
 from billing.usage_spool import SUFFIX as SPOOL_SUFFIX
 from billing.usage_spool import UsageSpool
@@ -164,14 +168,30 @@ def _unsettled(data: bytes) -> dict[str, tuple[bytes, bytes | None]]:
     return open_
 
 
-def _where(request_ids: list[str]) -> list[tuple[bool, bool]]:
-    """(hold still in Redis, settled by Redis) per request, read at one instant."""
-    pipe = sync_client().pipeline(transaction=True)
-    for request_id in request_ids:
-        pipe.exists(hold_key(request_id))
-        pipe.exists(f"{PREFIX}settled:{request_id}")
-    found = cast(list[int], pipe.execute())
-    return [(bool(found[i]), bool(found[i + 1])) for i in range(0, len(found), 2)]
+def _where(requests: list[tuple[str, str]]) -> list[tuple[bool, bool]]:
+    """(hold still in Redis, settled by Redis) per (request id, its group's prefix), each
+    group's read at one instant (one transaction: a Cluster's cannot span slots)."""
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for at, (_, prefix) in enumerate(requests):
+        by_group[prefix].append(at)
+    found: list[tuple[bool, bool]] = [(False, False)] * len(requests)
+    for prefix, places in by_group.items():
+        pipe = sync_client().pipeline(transaction=True)
+        for at in places:
+            pipe.exists(hold_key(requests[at][0], prefix))
+            pipe.exists(settled_key(requests[at][0], prefix))
+        flags = cast(list[int], pipe.execute())
+        for n, at in enumerate(places):
+            found[at] = (bool(flags[2 * n]), bool(flags[2 * n + 1]))
+    return found
+
+
+def _prefix_of(admission: bytes) -> str:
+    """The credit prefix of the request's customer, read from its admission entry."""
+    try:
+        return user_prefix(int(orjson.loads(admission)[0]))
+    except (ValueError, TypeError, IndexError):
+        return PREFIX  # unreadable: dropped below, whatever Redis says
 
 
 def _apply(events: list[bytes]) -> int:
@@ -195,7 +215,8 @@ def _settle_file(path: Path, fd: int) -> int:
     open_ = _unsettled(data)
     ids = list(open_)
     held, events = [], []
-    for request_id, (held_in_redis, settled) in zip(ids, _where(ids) if ids else [], strict=True):
+    where = _where([(r, _prefix_of(open_[r][0])) for r in ids]) if ids else []
+    for request_id, (held_in_redis, settled) in zip(ids, where, strict=True):
         if held_in_redis:
             held.append(request_id)
         elif not settled:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 def _lost_in_redis(now: float) -> int:
     lost = []
-    for request_id, journal in journals_due(now=now):
+    for prefix, request_id, journal in journals_due(now=now):
         if b"a" not in journal:
             continue
         try:
@@ -42,7 +42,7 @@ def _lost_in_redis(now: float) -> int:
         except (ValueError, TypeError, ArithmeticError):
             log.exception("the journal of %s cannot be read; its hold is only released", request_id)
             continue
-        lost.append((request_id, to_pico(outcome.cost), outcome.dated_event()))
+        lost.append((prefix, request_id, to_pico(outcome.cost), outcome.dated_event()))
     return requests_lost_settle_redis(now=now, lost=lost) if lost else 0
 
 

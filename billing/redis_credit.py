@@ -27,11 +27,13 @@ from functools import cache
 from typing import Any
 
 from billing.redis_scripts import ADMIT, APPLY_PENDING, RELEASE_EXPIRED, SETTLE
+from core.redis_groups import group_tag, group_tags
 from core.redis_sync import replicated, sync_client
 from core.redis_wire import RedisWire
 
 PICO = Decimal(10) ** 12
 PREFIX = "gwz:credit:"
+# With one key group (core.redis_groups), the names of the one holds index and stream.
 HOLDS = PREFIX + "holds"
 USAGE_STREAM = PREFIX + "usage"
 
@@ -44,18 +46,42 @@ def from_pico(value: int | str | bytes) -> Decimal:
     return Decimal(int(value)) / PICO
 
 
+def user_prefix(user_id: int) -> str:
+    """The prefix of the customer's credit keys: its group's (core.redis_groups)."""
+    return PREFIX + group_tag(user_id)
+
+
+def credit_prefixes() -> list[str]:
+    """Every group's prefix: what the jobs that go over all holds or streams walk."""
+    return [PREFIX + tag for tag in group_tags()]
+
+
 def avail_key(user_id: int) -> str:
-    return f"{PREFIX}avail:{user_id}"
+    return f"{user_prefix(user_id)}avail:{user_id}"
 
 
-def hold_key(request_id: str) -> str:
-    return f"{PREFIX}hold:{request_id}"
+def hold_key(request_id: str, prefix: str = PREFIX) -> str:
+    return f"{prefix}hold:{request_id}"
 
 
-def journal_key(request_id: str) -> str:
+def journal_key(request_id: str, prefix: str = PREFIX) -> str:
     """The request's journal (billing.lost_requests), a hash kept as long as its hold: `a`, what
     admission knew; `d`, what had been delivered at the last record."""
-    return hold_key(request_id) + ":journal"
+    return hold_key(request_id, prefix) + ":journal"
+
+
+def settled_key(request_id: str, prefix: str = PREFIX) -> str:
+    return f"{prefix}settled:{request_id}"
+
+
+def holds_key(prefix: str = PREFIX) -> str:
+    """A group's holds, by expiry."""
+    return prefix + "holds"
+
+
+def usage_stream_key(prefix: str = PREFIX) -> str:
+    """A group's usage stream, which the usage consumer drains."""
+    return prefix + "usage"
 
 
 # Replies of a Redis that is there but cannot serve: loading its data after a restart, a
@@ -92,14 +118,19 @@ def credit_avail_seed(*, user_id: int, balance: Decimal) -> bool:
 def credit_pending_mirror(*, user_id: int, changes: Sequence[tuple[int, Decimal, str]]) -> int:
     """Applies (id, amount, request id or '') changes to the user's `avail` (call under the
     account row's lock); see APPLY_PENDING."""
-    args: list[str | int] = [PREFIX]
+    prefix = user_prefix(user_id)
+    args: list[str | int] = [prefix]
     for change_id, amount, request_id in changes:
         args += (change_id, to_pico(amount), request_id)
-    return int(sync_script(APPLY_PENDING)(keys=[avail_key(user_id), HOLDS], args=args))
+    keys = [avail_key(user_id), holds_key(prefix)]
+    return int(sync_script(APPLY_PENDING)(keys=keys, args=args))
 
 
 def credit_holds_release_expired_redis(*, now: float) -> int:
-    return int(sync_script(RELEASE_EXPIRED)(keys=[HOLDS], args=[now, PREFIX]))
+    release = sync_script(RELEASE_EXPIRED)
+    return sum(
+        int(release(keys=[holds_key(prefix)], args=[now, prefix])) for prefix in credit_prefixes()
+    )
 
 
 class RedisCredit:
@@ -135,9 +166,9 @@ class RedisCredit:
         ]
         if journal:
             args.append(journal)
-        result = await self.wire.evalsha(
-            ADMIT, [avail_key(user_id), hold_key(request_id), HOLDS, *counters], args
-        )
+        prefix = user_prefix(user_id)
+        keys = [avail_key(user_id), hold_key(request_id, prefix), holds_key(prefix), *counters]
+        result = await self.wire.evalsha(ADMIT, keys, args)
         return [int(x) for x in result]
 
     async def settle(
@@ -178,19 +209,20 @@ def _settle_args(
     event: bytes,
     token_corrections: Sequence[tuple[str, int]],
 ) -> tuple[list[str], list[str | bytes | int]]:
+    prefix = user_prefix(user_id)
     keys = [
         avail_key(user_id),
-        hold_key(request_id),
-        HOLDS,
-        USAGE_STREAM,
-        f"{PREFIX}settled:{request_id}",
+        hold_key(request_id, prefix),
+        holds_key(prefix),
+        usage_stream_key(prefix),
+        settled_key(request_id, prefix),
         *(counter for counter, _ in token_corrections),
     ]
     args: list[str | bytes | int] = [
         to_pico(cost),
         request_id,
         event,
-        PREFIX,
+        prefix,
         *(delta for _, delta in token_corrections),
     ]
     return keys, args

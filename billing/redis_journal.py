@@ -12,15 +12,18 @@ usage stream), once per request id, whoever comes first.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import cast
 
 from billing.redis_credit import (
-    HOLDS,
-    PREFIX,
-    USAGE_STREAM,
+    credit_prefixes,
     hold_key,
+    holds_key,
+    journal_key,
     sync_script,
+    usage_stream_key,
+    user_prefix,
 )
 from billing.redis_scripts import RELEASE, SETTLED_TTL_SECONDS
 from core.redis_sync import sync_client
@@ -69,29 +72,41 @@ return settled
 
 
 async def record_delivery(
-    wire: RedisWire, *, request_id: str, entry: bytes, expires_at: float
+    wire: RedisWire, *, user_id: int, request_id: str, entry: bytes, expires_at: float
 ) -> None:
-    keys = [hold_key(request_id), HOLDS]
+    prefix = user_prefix(user_id)
+    keys = [hold_key(request_id, prefix), holds_key(prefix)]
     await wire.evalsha(RECORD_DELIVERY, keys, [entry, expires_at, request_id])
 
 
-def journals_due(*, now: float, limit: int = 1000) -> list[tuple[str, dict[bytes, bytes]]]:
-    """The requests whose hold is due, each with its journal (empty if it kept none)."""
+def journals_due(*, now: float, limit: int = 1000) -> list[tuple[str, str, dict[bytes, bytes]]]:
+    """The requests whose hold is due, each as (its group's prefix, its id, its journal:
+    empty if it kept none), group by group."""
     client = sync_client()
-    due = cast(list[bytes], client.zrangebyscore(HOLDS, "-inf", now, start=0, num=limit))
-    ids = [i.decode() for i in due]
-    if not ids:
-        return []
-    pipe = client.pipeline(transaction=False)
-    for request_id in ids:
-        pipe.hgetall(hold_key(request_id) + ":journal")
-    return list(zip(ids, pipe.execute(), strict=True))
+    found: list[tuple[str, str, dict[bytes, bytes]]] = []
+    for prefix in credit_prefixes():
+        due = cast(
+            list[bytes], client.zrangebyscore(holds_key(prefix), "-inf", now, start=0, num=limit)
+        )
+        ids = [i.decode() for i in due]
+        if not ids:
+            continue
+        pipe = client.pipeline(transaction=False)
+        for request_id in ids:
+            pipe.hgetall(journal_key(request_id, prefix))
+        found += [(prefix, i, j) for i, j in zip(ids, pipe.execute(), strict=True)]
+    return found
 
 
-def requests_lost_settle_redis(*, now: float, lost: Sequence[tuple[str, int, bytes]]) -> int:
-    """Settles (request id, cost in pico-credits, usage event) for requests whose process
-    died; returns how many were settled here (not by their process after all)."""
-    args: list[str | bytes | int | float] = [now, PREFIX]
-    for request_id, cost, event in lost:
-        args += (request_id, cost, event)
-    return int(sync_script(LOST)(keys=[HOLDS, USAGE_STREAM], args=args))
+def requests_lost_settle_redis(*, now: float, lost: Sequence[tuple[str, str, int, bytes]]) -> int:
+    """Settles (group prefix, request id, cost in pico-credits, usage event) for requests
+    whose process died, one script per group; returns how many were settled here (not by
+    their process after all)."""
+    by_group: dict[str, list[str | bytes | int | float]] = defaultdict(list)
+    for prefix, request_id, cost, event in lost:
+        by_group[prefix] += (request_id, cost, event)
+    settle = sync_script(LOST)
+    return sum(
+        int(settle(keys=[holds_key(p), usage_stream_key(p)], args=[now, p, *entries]))
+        for p, entries in by_group.items()
+    )

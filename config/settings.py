@@ -167,6 +167,10 @@ GATEWAYZ_REDIS_WAIT_REPLICAS = env_int(
     "GATEWAYZ_REDIS_WAIT_REPLICAS", 1 if REDIS_SENTINELS else 0, minimum=0
 )
 GATEWAYZ_REDIS_WAIT_MS = env_int("GATEWAYZ_REDIS_WAIT_MS", 100, minimum=1)
+# Groups of credit and limit keys, each under one hash tag (core/redis_groups.py): what a
+# Redis Cluster shards by. 1: plain key names. Set once, the same for every process: a
+# change moves every balance, and needs every process stopped and the spool folder empty.
+GATEWAYZ_REDIS_CREDIT_GROUPS = env_int("GATEWAYZ_REDIS_CREDIT_GROUPS", 1, minimum=1)
 if REDIS_SENTINELS and not REDIS_URL:
     raise ImproperlyConfigured(
         "REDIS_SENTINELS needs REDIS_URL for the database and password (redis://:pw@mymaster/0)"

@@ -26,6 +26,7 @@ import logging
 import os
 import socket
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import hiredis
@@ -33,7 +34,7 @@ from django.conf import settings
 from django.db import DataError, IntegrityError
 
 from billing.journal_file import journal_files_settle
-from billing.redis_credit import PREFIX, USAGE_STREAM
+from billing.redis_credit import PREFIX, credit_prefixes, usage_stream_key
 from billing.services import credit_pending_apply
 from billing.usage_spool import UsageSpool
 from billing.usage_writer import usage_batch_apply
@@ -49,13 +50,26 @@ BATCH = 500
 CLAIM_IDLE_MS = 5_000
 LINGER_SECONDS = 0.1
 BLOCK_MS = 1000
-DEAD_LETTERS = USAGE_STREAM + ":malformed"
-EPOCH = PREFIX + "epoch"
+MALFORMED = ":malformed"  # after a stream's name: entries set aside
 REPLAY_SECONDS = 1.0  # how often the spool is looked at (and the database tried)
 REPLAY_BACKOFF_MAX = 5.0
 
 Fields = dict[bytes, bytes]
 Entry = tuple[bytes, Fields]
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One group's usage stream and Redis epoch (core.redis_groups; one group: the plain
+    names). A spooled record's epoch token is the group's tag and its epoch."""
+
+    tag: str
+    stream: str
+    epoch: str
+
+    @classmethod
+    def of(cls, prefix: str) -> _Group:
+        return cls(prefix[len(PREFIX) :], usage_stream_key(prefix), prefix + "epoch")
 
 
 def _entries(raw: list | None) -> list[Entry]:
@@ -77,22 +91,29 @@ class UsageConsumer:
         self.spooling = False  # the database write failed: batches go to the spool
         self._spool_lock = asyncio.Lock()  # an append and a seal never overlap
         self._unmirrored = False  # replayed charges wait to be mirrored into Redis
+        self.groups = [_Group.of(prefix) for prefix in credit_prefixes()]
+        self._by_stream = {group.stream.encode(): group for group in self.groups}
+        self._by_tag = {group.tag: group for group in self.groups}
 
     async def _ensure_group(self) -> None:
-        try:
-            await self.wire.call("XGROUP", "CREATE", USAGE_STREAM, GROUP, "0", "MKSTREAM")
-        except hiredis.ReplyError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for group in self.groups:
+            try:
+                await self.wire.call("XGROUP", "CREATE", group.stream, GROUP, "0", "MKSTREAM")
+            except hiredis.ReplyError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
-    async def _set_aside(self, entry_id: bytes, fields: Fields, why: str) -> None:
+    async def _set_aside(self, group: _Group, entry_id: bytes, fields: Fields, why: str) -> None:
         # An entry that cannot be written would fail every batch it is in, for ever, and
         # hold back everyone's billing: it is set aside, whole, for a person to look at.
-        log.error("usage entry %r %s; moved to %s", entry_id, why, DEAD_LETTERS)
+        dead_letters = group.stream + MALFORMED
+        log.error("usage entry %r %s; moved to %s", entry_id, why, dead_letters)
         flat = [part for pair in fields.items() for part in pair]
-        await self.wire.call("XADD", DEAD_LETTERS, "*", b"id", entry_id, *flat)
+        await self.wire.call("XADD", dead_letters, "*", b"id", entry_id, *flat)
 
-    async def _apply(self, batch: list[tuple[bytes, Fields, bytes]], mirror: bool = False) -> None:
+    async def _apply(
+        self, group: _Group, batch: list[tuple[bytes, Fields, bytes]], mirror: bool = False
+    ) -> None:
         """Writes the batch's events. Should the database refuse one (not an event, bad data,
         a user since deleted; not a lost connection, which is retried whole), halving the
         batch finds it: the rest is written and it alone is set aside."""
@@ -101,28 +122,30 @@ class UsageConsumer:
         except (DataError, IntegrityError) as exc:
             if len(batch) == 1:
                 entry_id, fields, _ = batch[0]
-                await self._set_aside(entry_id, fields, f"was refused by the database ({exc})")
+                why = f"was refused by the database ({exc})"
+                await self._set_aside(group, entry_id, fields, why)
                 return
             half = len(batch) // 2
-            await self._apply(batch[:half], mirror)
-            await self._apply(batch[half:], mirror)
+            await self._apply(group, batch[:half], mirror)
+            await self._apply(group, batch[half:], mirror)
 
-    async def _write(self, entries: list[Entry], epoch: str = "") -> None:
+    async def _write(self, group: _Group, entries: list[Entry], epoch: str = "") -> None:
         batch = []
         for entry_id, fields in entries:
             event = fields.get(b"e")
             if event is None:
-                await self._set_aside(entry_id, fields, "holds no event")
+                await self._set_aside(group, entry_id, fields, "holds no event")
             else:
                 batch.append((entry_id, fields, event))
         if batch and self.spooling:
             if not epoch:
                 return  # read before spooling began: read again, with the epoch
+            token = group.tag + epoch
             async with self._spool_lock:
-                await asyncio.to_thread(self.spool.append, epoch, [e for _, _, e in batch])
+                await asyncio.to_thread(self.spool.append, token, [e for _, _, e in batch])
         elif batch:
             try:
-                await self._apply(batch)
+                await self._apply(group, batch)
             except (RedisWireError, hiredis.ReplyError):
                 raise
             except Exception:
@@ -134,39 +157,69 @@ class UsageConsumer:
         ids = [entry_id for entry_id, _ in entries]
         # Sent together, in one write.
         await asyncio.gather(
-            self.wire.call("XACK", USAGE_STREAM, GROUP, *ids),
-            self.wire.call("XDEL", USAGE_STREAM, *ids),
+            self.wire.call("XACK", group.stream, GROUP, *ids),
+            self.wire.call("XDEL", group.stream, *ids),
         )
 
-    async def _call(self, *command: str | int) -> tuple[Any, str]:
-        """The command's reply and, while spooling, the Redis epoch it was read under: both
-        sent in one write, so answered by the same Redis (a restart drops the connection)."""
+    async def _call(self, groups: list[_Group], *command: str | int) -> tuple[Any, list[str]]:
+        """The command's reply and, while spooling, the Redis epoch of each group it read,
+        all sent in one write, so answered by the same Redis (a restart drops the
+        connection)."""
         if not self.spooling:
-            return await self.wire.call(*command), ""
-        _, epoch, reply = await asyncio.gather(
-            self.wire.call("SET", EPOCH, os.urandom(8).hex(), "NX"),
-            self.wire.call("GET", EPOCH),
-            self.wire.call(*command),
-        )
-        return reply, epoch.decode()
+            return await self.wire.call(*command), [""] * len(groups)
+        epochs = [
+            call
+            for group in groups
+            for call in (
+                self.wire.call("SET", group.epoch, os.urandom(8).hex(), "NX"),
+                self.wire.call("GET", group.epoch),
+            )
+        ]
+        *answers, reply = await asyncio.gather(*epochs, self.wire.call(*command))
+        return reply, [epoch.decode() for epoch in answers[1::2]]
 
-    async def _read(self, start: str, *block: str | int) -> tuple[list[Entry], str]:
+    async def _read(
+        self, groups: list[_Group], start: str, *block: str | int
+    ) -> list[tuple[_Group, list[Entry], str]]:
+        """One XREADGROUP over the groups' streams: what each had, with its epoch."""
         reader = ("GROUP", GROUP, self.name, "COUNT", BATCH, *block)
-        reply, epoch = await self._call("XREADGROUP", *reader, "STREAMS", USAGE_STREAM, start)
-        return (_entries(reply[0][1]) if reply else []), epoch
-
-    async def _next_batch(self) -> tuple[list[Entry], str]:
-        # Our own unacknowledged entries first (a failed write), then a dead consumer's,
-        # then new ones.
-        mine, epoch = await self._read("0")
-        if mine:
-            return mine, epoch
-        claimed, epoch = await self._call(
-            "XAUTOCLAIM", USAGE_STREAM, GROUP, self.name, CLAIM_IDLE_MS, "0-0", "COUNT", BATCH
+        streams = [g.stream for g in groups]
+        reply, epochs = await self._call(
+            groups, "XREADGROUP", *reader, "STREAMS", *streams, *([start] * len(groups))
         )
-        if claimed[1]:
-            return _entries(claimed[1]), epoch
-        return await self._read(">", "BLOCK", BLOCK_MS)
+        epoch_of = dict(zip(streams, epochs, strict=True))
+        found = []
+        for stream, raw in reply or ():
+            group = self._by_stream[stream]
+            entries = _entries(raw)
+            if entries:
+                found.append((group, entries, epoch_of[group.stream]))
+        return found
+
+    async def _next_batches(self) -> list[tuple[_Group, list[Entry], str]]:
+        # Our own unacknowledged entries first (a failed write), then a dead consumer's,
+        # then new ones: with one blocking read over every group's stream.
+        mine = await self._read(self.groups, "0")
+        if mine:
+            return mine
+        claimed = []
+        for group in self.groups:
+            reply, [epoch] = await self._call(
+                [group],
+                "XAUTOCLAIM",
+                group.stream,
+                GROUP,
+                self.name,
+                CLAIM_IDLE_MS,
+                "0-0",
+                "COUNT",
+                BATCH,
+            )
+            if reply[1]:
+                claimed.append((group, _entries(reply[1]), epoch))
+        if claimed:
+            return claimed
+        return await self._read(self.groups, ">", "BLOCK", BLOCK_MS)
 
     async def _replay(self) -> None:
         """Writes what the spool holds (this process's and any dead one's) to the database,
@@ -190,23 +243,37 @@ class UsageConsumer:
             self.spooling = False
             log.warning("writing usage to the database works again; the spool is replayed")
 
-    async def _replay_records(self, records: list[tuple[str, bytes]]) -> bool:
-        """Writes spooled (epoch, event) records; True if some were mirrored into Redis."""
+    async def _current_epoch(self, group: _Group) -> str:
         _, current = await asyncio.gather(
-            self.wire.call("SET", EPOCH, os.urandom(8).hex(), "NX"),
-            self.wire.call("GET", EPOCH),
+            self.wire.call("SET", group.epoch, os.urandom(8).hex(), "NX"),
+            self.wire.call("GET", group.epoch),
         )
-        by_epoch: dict[str, list[bytes]] = defaultdict(list)
-        for epoch, event in records:
-            by_epoch[epoch].append(event)
-        for epoch, events in by_epoch.items():
+        return str(current.decode())
+
+    def _token_group(self, token: str) -> tuple[_Group, str]:
+        """A spooled record's group and epoch, from its token (`{g7}:` + epoch)."""
+        tag, _, epoch = token.rpartition("}:")
+        tag = tag + "}:" if tag else ""
+        group = self._by_tag.get(tag, self.groups[0])
+        return group, epoch
+
+    async def _replay_records(self, records: list[tuple[str, bytes]]) -> bool:
+        """Writes spooled (epoch token, event) records; True if some were mirrored into
+        Redis."""
+        by_token: dict[str, list[bytes]] = defaultdict(list)
+        for token, event in records:
+            by_token[token].append(event)
+        mirrored = False
+        for token, events in by_token.items():
+            group, epoch = self._token_group(token)
             # Read from a Redis that has lost its data since: the `avail` Redis has now
             # never took their charges.
-            mirror = epoch != current.decode()
+            mirror = epoch != await self._current_epoch(group)
+            mirrored |= mirror
             for at in range(0, len(events), BATCH):
                 chunk = [(b"spool", {b"e": e}, e) for e in events[at : at + BATCH]]
-                await self._apply(chunk, mirror)
-        return any(epoch != current.decode() for epoch in by_epoch)
+                await self._apply(group, chunk, mirror)
+        return mirrored
 
     async def _replay_loop(self) -> None:
         wait = REPLAY_SECONDS
@@ -250,10 +317,10 @@ class UsageConsumer:
             try:
                 await self._ensure_group()
                 while True:
-                    entries, epoch = await self._next_batch()
-                    if entries:
-                        await self._write(entries, epoch)
-                    if len(entries) < BATCH and not self.spooling:
+                    batches = await self._next_batches()
+                    for group, entries, epoch in batches:
+                        await self._write(group, entries, epoch)
+                    if max((len(b[1]) for b in batches), default=0) < BATCH and not self.spooling:
                         # Let a small batch grow: fewer, larger transactions cost far less
                         # per request, and the ledger trails the traffic by a moment only.
                         # (Not while spooling: what Redis holds unread is what its loss

@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from billing.redis_credit import USAGE_STREAM
+from billing.redis_credit import credit_prefixes, usage_stream_key
 from core.redis_sync import sync_client
 from core.redis_topology import broker_client
 from gateway.guards.breaker_staff import breaker_view, breakers_list
@@ -92,14 +92,16 @@ def _queues() -> list[Metric]:
         queue = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
         depth.add_metric((queue,), float(broker.llen(queue)))
         found.append(depth)
-    length = float(client.xlen(USAGE_STREAM))
+    streams = [usage_stream_key(prefix) for prefix in credit_prefixes()]
+    length = float(sum(client.xlen(stream) for stream in streams))
     found.append(
         GaugeMetricFamily(
             "gatewayz_usage_stream_length", "Settled requests in the usage stream", value=length
         )
     )
-    lag = _stream_lag(client)
-    if lag is not None:
+    lags = [lag for stream in streams if (lag := _stream_lag(client, stream)) is not None]
+    if lags:
+        lag = sum(lags)
         found.append(
             GaugeMetricFamily(
                 "gatewayz_usage_stream_lag",
@@ -124,8 +126,8 @@ def _broker(client: Any) -> Any:
     return _brokers[url]
 
 
-def _stream_lag(client: Any) -> float | None:
-    for group in client.xinfo_groups(USAGE_STREAM):
+def _stream_lag(client: Any, stream: str) -> float | None:
+    for group in client.xinfo_groups(stream):
         name = group.get("name")
         if name in (GROUP, GROUP.encode()):
             lag = group.get("lag")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import psycopg
 import redis
 
+# The soak runs with one key group (core.redis_groups): the plain names.
 USAGE_STREAM = "gwz:credit:usage"  # billing.redis_credit.USAGE_STREAM
 HOLDS = "gwz:credit:holds"  # billing.redis_credit.HOLDS
 

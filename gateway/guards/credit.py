@@ -121,7 +121,9 @@ class RedisCreditGate:
             journal=journal,
         )
 
-    def record_delivery(self, request_id: str, entry: bytes, admission: Admission) -> None:
+    def record_delivery(
+        self, request_id: str, entry: bytes, admission: Admission, user_id: int
+    ) -> None:
         """Records what a stream has delivered in its journal, where it was admitted; no
         wait for the reply, and nothing if Redis is away (the record before stands)."""
         if admission.local:
@@ -132,6 +134,7 @@ class RedisCreditGate:
                 in_background(
                     record_delivery(
                         self.redis.wire,
+                        user_id=user_id,
                         request_id=request_id,
                         entry=entry,
                         expires_at=hold_expiry(),

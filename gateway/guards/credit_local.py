@@ -87,7 +87,9 @@ class DatabaseCredit:
         settler.submit(outcome)
         return settlement_done()
 
-    def record_delivery(self, request_id: str, entry: bytes, admission: Admission) -> None:
+    def record_delivery(
+        self, request_id: str, entry: bytes, admission: Admission, user_id: int = 0
+    ) -> None:
         delivered = entry.decode()
         in_background(db_call(credit_hold_delivered, request_id=request_id, delivered=delivered))
 

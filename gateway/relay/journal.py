@@ -91,7 +91,7 @@ class DeliveryJournal:
             cost,
             time.time(),
         )
-        credit_gate().record_delivery(outcome.request_id, entry, self.admission)
+        credit_gate().record_delivery(outcome.request_id, entry, self.admission, outcome.user_id)
 
 
 def delivery_watch(

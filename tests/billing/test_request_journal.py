@@ -60,10 +60,14 @@ def test_a_record_keeps_a_stream_alive_and_settlement_takes_the_journal_away():
         entry = journal_delivery(
             held_outcome(user.pk, alive), "mock", 10, 20, delivered, time.time()
         )
-        await record_delivery(credit.wire, request_id=alive, entry=entry, expires_at=soon + 600)
+        await record_delivery(
+            credit.wire, user_id=user.pk, request_id=alive, entry=entry, expires_at=soon + 600
+        )
         await credit.settle(user_id=user.pk, request_id=done, cost=Decimal("0.1"), event=b"{}")
         # The settled stream's last record, landing late, brings nothing back.
-        await record_delivery(credit.wire, request_id=done, entry=entry, expires_at=soon + 600)
+        await record_delivery(
+            credit.wire, user_id=user.pk, request_id=done, entry=entry, expires_at=soon + 600
+        )
         await credit.close()
 
     asyncio.run(run())
@@ -73,18 +77,18 @@ def test_a_record_keeps_a_stream_alive_and_settlement_takes_the_journal_away():
     assert redis.zscore(HOLDS, alive) > time.time() + 600  # its expiry moved on
 
     # Past its first expiry, not past the record's: alive, so not lost.
-    due = dict(journals_due(now=time.time() + 120))
+    due = {rid: journal for _, rid, journal in journals_due(now=time.time() + 120)}
     assert alive not in due and done not in due
     # Past the record's too: settled from its journal, charged what was delivered.
     later = time.time() + 700
-    journal = dict(journals_due(now=later))[alive]
+    journal = {rid: j for _, rid, j in journals_due(now=later)}[alive]
     outcome = lost_outcome(alive, journal[b"a"], journal[b"d"])
     assert (outcome.error_type, outcome.provider, outcome.cost) == (
         "worker_lost",
         "mock",
         delivered,
     )
-    lost = [(alive, to_pico(outcome.cost), outcome.dated_event())]
+    lost = [(PREFIX, alive, to_pico(outcome.cost), outcome.dated_event())]
     assert requests_lost_settle_redis(now=later, lost=lost) == 1
     assert requests_lost_settle_redis(now=later, lost=lost) == 0  # once
     assert not redis.exists(hold_key(alive), journal_key(alive))
@@ -119,11 +123,11 @@ def test_a_request_its_process_settles_after_the_job_read_it_is_settled_once():
         await credit.close()
 
     asyncio.run(admit())
-    journal = dict(journals_due(now=time.time()))[request_id]
+    journal = {rid: j for _, rid, j in journals_due(now=time.time())}[request_id]
     outcome = lost_outcome(request_id, journal[b"a"], None)  # nothing delivered: no charge
     assert outcome.cost == 0 and outcome.provider == ""
     asyncio.run(settle())  # the process was slow, not dead
-    lost = [(request_id, 0, outcome.dated_event())]
+    lost = [(PREFIX, request_id, 0, outcome.dated_event())]
     assert requests_lost_settle_redis(now=time.time(), lost=lost) == 0
     assert _avail(user.pk) == Decimal("0.8")  # charged once, by its own settlement
     assert not sync_client().exists(f"{PREFIX}hold:{request_id}")

@@ -15,11 +15,15 @@ from django.db import connections
 
 from accounts.services import user_create
 from billing.models import CreditAccount, RequestLog
+from billing.redis_credit import USAGE_STREAM
 from billing.services import credit_grant
 from core.asyncdb import db_call
 from core.redis_sync import sync_client
-from gateway.usage_consumer import DEAD_LETTERS, UsageConsumer
+from gateway.usage_consumer import MALFORMED, UsageConsumer
 from tests.billing.test_usage_writer import _event
+
+# With one key group (the default), the one stream's.
+DEAD_LETTERS = USAGE_STREAM + MALFORMED
 
 
 def _consume(entries: list) -> None:
@@ -29,7 +33,7 @@ def _consume(entries: list) -> None:
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(1))
         consumer = UsageConsumer(settings.REDIS_URL)
         try:
-            await consumer._write(entries)
+            await consumer._write(consumer.groups[0], entries)
         finally:
             await consumer.close()
             await db_call(connections.close_all)

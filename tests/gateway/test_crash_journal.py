@@ -22,10 +22,19 @@ import redis
 from django.conf import settings
 from django.db import connections
 from django.db.models import Sum
+from django.test import override_settings
 
 from billing.lost_requests import holds_release_expired
 from billing.models import CreditAccount, CreditHold, LedgerEntry, RequestLog
-from billing.redis_credit import HOLDS, PREFIX, avail_key, from_pico, hold_key, journal_key
+from billing.redis_credit import (
+    PREFIX,
+    avail_key,
+    credit_prefixes,
+    from_pico,
+    hold_key,
+    holds_key,
+    journal_key,
+)
 from tests.conftest import UPSTREAM_KEY
 from tests.support.outages import PrivateRedis
 from tests.support.waits import settled
@@ -147,43 +156,56 @@ def _billed_by_the_journal(cut: Cut, accounts: list[Any]) -> None:
 
 @pytest.mark.parametrize(
     "credit_store",
-    ["redis", pytest.param("database", marks=pytest.mark.smoke)],
+    ["redis", "redis in 4 key groups", pytest.param("database", marks=pytest.mark.smoke)],
 )
 def test_streams_cut_by_a_killed_gateway_are_logged_and_billed(
-    own_gateway, kill_gateway, make_account, credit_store
+    own_gateway, kill_gateway, make_account, credit_store, tmp_path: Path
 ):
-    if credit_store == "redis" and not settings.REDIS_URL:
+    if credit_store != "database" and not settings.REDIS_URL:
         pytest.skip("needs Redis")
     env = {"GATEWAYZ_JOURNAL_SECONDS": "0.2"}
     if credit_store == "database":
         env["REDIS_URL"] = ""  # the embedded default: holds (and journals) in the database
+    groups = 4 if "groups" in credit_store else 1  # the layout a Cluster shards by
+    env["GATEWAYZ_REDIS_CREDIT_GROUPS"] = str(groups)
+    if groups > 1:
+        # A host's processes share one layout; the session's other gateways (one group)
+        # would read these journal files as their own and find nothing under their names.
+        env["GATEWAYZ_USAGE_SPOOL_DIR"] = str(tmp_path / "spool")
     gateway = own_gateway(**env)
     accounts = [make_account(credit=Decimal("5")) for _ in range(2)]
     cut = _streams_cut(gateway, accounts, kill_gateway)
     ids = cut.ids
 
     assert not RequestLog.objects.filter(request_id__in=ids).exists()  # nothing settled them
-    # The hold-release job (Celery beat), once their holds are due: before, it leaves them.
-    assert holds_release_expired(now=time.time())[0] == 0
-    lost, _ = holds_release_expired(now=time.time() + settings.GATEWAYZ_HOLD_TTL_SECONDS + 1)
-    assert lost >= STREAMS
-    if credit_store == "redis":
-        own_gateway()  # a worker started in the dead one's place drains the usage stream
+    with override_settings(GATEWAYZ_REDIS_CREDIT_GROUPS=groups):
+        # The hold-release job (Celery beat), once their holds are due: before, it leaves
+        # them.
+        assert holds_release_expired(now=time.time())[0] == 0
+        later = time.time() + settings.GATEWAYZ_HOLD_TTL_SECONDS + 1
+        lost, _ = holds_release_expired(now=later)
+        assert lost >= STREAMS
+        if credit_store != "database":
+            own_gateway(**env)  # a worker in the dead one's place drains the usage stream
 
-    _billed_by_the_journal(cut, accounts)
-    if settings.REDIS_URL:
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        for request_id in ids:
-            assert client.zscore(HOLDS, request_id) is None
-            assert not client.exists(hold_key(request_id), journal_key(request_id))
-        if credit_store == "redis":
-            for account in accounts:  # Redis' `avail` took the same charges
-                balance = CreditAccount.objects.get(user=account.user).balance
-                assert from_pico(client.get(avail_key(account.user.pk))) == balance
+        _billed_by_the_journal(cut, accounts)
+        if settings.REDIS_URL:
+            client = redis.Redis.from_url(settings.REDIS_URL)
+            for request_id in ids:
+                for prefix in credit_prefixes():
+                    assert client.zscore(holds_key(prefix), request_id) is None
+                    assert not client.exists(
+                        hold_key(request_id, prefix), journal_key(request_id, prefix)
+                    )
+            if credit_store != "database":
+                for account in accounts:  # Redis' `avail` took the same charges
+                    balance = CreditAccount.objects.get(user=account.user).balance
+                    assert from_pico(client.get(avail_key(account.user.pk))) == balance
 
 
+@pytest.mark.parametrize("groups", [1, 4])
 def test_requests_cut_by_a_crash_are_billed_though_redis_then_restarts_empty(
-    own_gateway, kill_gateway, make_account, tmp_path: Path
+    own_gateway, kill_gateway, make_account, tmp_path: Path, groups: int
 ):
     """The journal lives with the hold, in Redis: a Redis that restarts empty before the
     dead process's holds fall due would take every record of its requests in flight along
@@ -199,6 +221,8 @@ def test_requests_cut_by_a_crash_are_billed_though_redis_then_restarts_empty(
         "CELERY_BROKER_URL": own_redis.url,
         "GATEWAYZ_USAGE_SPOOL_DIR": str(spool),
         "GATEWAYZ_JOURNAL_SECONDS": "0.2",
+        # 4: the successor finds each request's group from its journal entry.
+        "GATEWAYZ_REDIS_CREDIT_GROUPS": str(groups),
     }
     try:
         gateway = own_gateway(**env)
@@ -242,7 +266,8 @@ def test_requests_cut_by_a_crash_are_billed_though_redis_then_restarts_empty(
             assert response.status_code == 200
             settled(response.headers["x-request-id"])
             balance = CreditAccount.objects.get(user=account.user).balance
-            avail = own_redis.client().get(avail_key(account.user.pk))
+            with override_settings(GATEWAYZ_REDIS_CREDIT_GROUPS=groups):
+                avail = own_redis.client().get(avail_key(account.user.pk))
             assert from_pico(avail) == balance
     finally:
         own_redis.kill()

@@ -16,9 +16,16 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.db.models import Sum
+from django.test import override_settings
 
 from billing.models import CreditAccount, CreditHold, LedgerEntry, PendingAvailChange, RequestLog
-from billing.redis_credit import USAGE_STREAM, avail_key, from_pico
+from billing.redis_credit import (
+    USAGE_STREAM,
+    avail_key,
+    credit_prefixes,
+    from_pico,
+    usage_stream_key,
+)
 from tests.support.outages import PrivateRedis
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waits import settled
@@ -80,9 +87,14 @@ def _wait_for(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def
     return True
 
 
+@pytest.mark.parametrize("groups", [1, 4])
 def test_usage_served_while_postgres_is_away_survives_redis_restarting_empty(
-    own_gateway, make_account, tmp_path: Path
+    own_gateway, make_account, tmp_path: Path, groups: int
 ):
+    """With 4 key groups too: each group's stream spooled with its group's epoch, and each
+    replayed record compared with that group's epoch in the new Redis."""
+    with override_settings(GATEWAYZ_REDIS_CREDIT_GROUPS=groups):
+        streams = [usage_stream_key(prefix) for prefix in credit_prefixes()]
     db = connection.settings_dict
     proxy = TcpProxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432))
     proxy.start()
@@ -96,6 +108,7 @@ def test_usage_served_while_postgres_is_away_survives_redis_restarting_empty(
             CELERY_BROKER_URL=own_redis.url,
             GATEWAYZ_REDIS_TIMEOUT_SECONDS="0.5",
             GATEWAYZ_USAGE_SPOOL_DIR=str(spool),
+            GATEWAYZ_REDIS_CREDIT_GROUPS=str(groups),
         )
         accounts = [make_account(credit=Decimal("5")) for _ in range(2)]
         told: dict[str, tuple[int, Decimal]] = {}  # request id -> (account, cost told)
@@ -113,12 +126,12 @@ def test_usage_served_while_postgres_is_away_survives_redis_restarting_empty(
             answered_in_outage = list(told)[2:]
             # The consumer cannot write them: on disk, and out of Redis, in a moment.
             redis_client = own_redis.client()
-            _wait_for(lambda: redis_client.xlen(USAGE_STREAM) == 0, timeout=10)
+            _wait_for(lambda: sum(redis_client.xlen(x) for x in streams) == 0, timeout=10)
             assert not RequestLog.objects.filter(request_id__in=answered_in_outage).exists()
 
             own_redis.kill()  # and it comes back with nothing
             own_redis.start()
-            assert redis_client.xlen(USAGE_STREAM) == 0
+            assert sum(redis_client.xlen(x) for x in streams) == 0
             proxy.restore()
 
             # Served again once the gateway has found both back (a request may meet Redis
@@ -172,11 +185,10 @@ def test_usage_served_while_postgres_is_away_survives_redis_restarting_empty(
             assert balance == Decimal("5") - sum(costs)
             # The new Redis' `avail` (seeded from the balance when the first request came
             # back, whatever the spool had written by then) took every charge once.
+            with override_settings(GATEWAYZ_REDIS_CREDIT_GROUPS=groups):
+                key = avail_key(account.user.pk)
             assert _wait_for(
-                lambda a=account, b=balance: (
-                    from_pico(own_redis.client().get(avail_key(a.user.pk)) or 0) == b
-                ),
-                10,
+                lambda k=key, b=balance: from_pico(own_redis.client().get(k) or 0) == b, 10
             )
         assert not CreditHold.objects.filter(user_id__in=users).exists()
         assert not list(spool.glob("*.spool"))  # replayed, and gone

@@ -49,6 +49,8 @@ def sentinel_set() -> Iterator[SentinelSet]:
 def _gateway(own_gateway, redis_set: SentinelSet) -> str:
     return own_gateway(
         app=INFERENCE_APP,
+        # Its own: the session's other gateways' journal files name another Redis.
+        GATEWAYZ_USAGE_SPOOL_DIR=str(redis_set.root / "spool"),
         # The host is the master's name: its address is asked of the Sentinels.
         REDIS_URL=f"redis://{MASTER}/0",
         REDIS_SENTINELS=redis_set.addresses,
