@@ -59,15 +59,15 @@ def _gateway(own_gateway, redis_set: SentinelSet) -> str:
     )
 
 
-def _ask(url: str, key: str) -> httpx.Response:
-    return httpx.post(
+# A request of $0.00001, its hold kept small by max_tokens.
+CHAT = {"model": "test/echo", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _ask(url: str, key: str, http: httpx.Client | None = None) -> httpx.Response:
+    return (http or httpx).post(  # type: ignore[attr-defined]
         f"{url}/v1/chat/completions",
         headers={"authorization": f"Bearer {key}"},
-        json={
-            "model": "test/echo",
-            "max_tokens": 20,
-            "messages": [{"role": "user", "content": "hi"}],
-        },
+        json=CHAT,
         timeout=30,
     )
 
@@ -124,15 +124,7 @@ def test_a_master_killed_mid_load_keeps_the_money(sentinel_set, own_gateway, mak
     def load(which: int) -> None:
         with httpx.Client(timeout=30) as http:
             while not stop.is_set():
-                answer = http.post(
-                    f"{url}/v1/chat/completions",
-                    headers={"authorization": f"Bearer {accounts[which].key}"},
-                    json={
-                        "model": "test/echo",
-                        "max_tokens": 20,
-                        "messages": [{"role": "user", "content": "hi"}],
-                    },
-                )
+                answer = _ask(url, accounts[which].key, http)
                 with lock:
                     if answer.status_code == 200:
                         cost = Decimal(answer.headers["x-gatewayz-cost"])
