@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test test-main test-embedded lint migrate-check bench bench-choices bench-instructions bench-monitoring bench-capacity chaos clean
+.PHONY: install run test test-main test-embedded lint migrate-check bench bench-choices bench-instructions bench-monitoring bench-capacity bench-cluster chaos clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -76,6 +76,10 @@ bench-instructions: $(INSTALLED)
 # The monitoring, usage and discovery endpoints over a million logged requests (bench/README.md).
 bench-monitoring: $(INSTALLED)
 	$(PY) -m bench.monitoring $(BENCH_ARGS)
+
+# What the Redis Cluster wire costs per script call, against one server's.
+bench-cluster: $(INSTALLED)
+	$(PY) -m bench.cluster_wire $(BENCH_ARGS)
 
 # What one request costs Redis and Postgres: the figures of docs/scaling.md.
 bench-capacity: $(INSTALLED)

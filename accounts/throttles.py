@@ -7,7 +7,6 @@ login or let every guess through."""
 
 from __future__ import annotations
 
-import redis
 from django.conf import settings
 from django.core.cache import caches
 from rest_framework.request import Request
@@ -15,6 +14,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from accounts.restrictions import client_address
+from core.redis_sync import UNREACHABLE
 
 
 class AddressThrottle(SimpleRateThrottle):
@@ -26,7 +26,7 @@ class AddressThrottle(SimpleRateThrottle):
     def allow_request(self, request: Request, view: APIView) -> bool:
         try:
             return super().allow_request(request, view)
-        except (redis.ConnectionError, redis.TimeoutError):
+        except UNREACHABLE:
             self.cache = caches["local"]
             return super().allow_request(request, view)
 

@@ -27,9 +27,9 @@ from functools import cache
 from typing import Any
 
 from billing.redis_scripts import ADMIT, APPLY_PENDING, RELEASE_EXPIRED, SETTLE
+from core.redis_cluster import hot_wire
 from core.redis_groups import group_tag, group_tags
 from core.redis_sync import replicated, sync_client
-from core.redis_wire import RedisWire
 
 PICO = Decimal(10) ** 12
 PREFIX = "gwz:credit:"
@@ -138,7 +138,7 @@ class RedisCredit:
     multiplexed connection (core.redis_wire)."""
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        self.wire = RedisWire(url, timeout=timeout)
+        self.wire = hot_wire(url, timeout=timeout)
 
     async def ping(self) -> None:
         await self.wire.call("PING")

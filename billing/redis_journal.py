@@ -27,7 +27,7 @@ from billing.redis_credit import (
 )
 from billing.redis_scripts import RELEASE, SETTLED_TTL_SECONDS
 from core.redis_sync import sync_client
-from core.redis_wire import RedisWire
+from core.redis_wire import Wire
 
 # KEYS: hold, holds   ARGV: delivery entry, new expiry, request id   -> 1 recorded, 0 settled
 RECORD_DELIVERY = """
@@ -72,7 +72,7 @@ return settled
 
 
 async def record_delivery(
-    wire: RedisWire, *, user_id: int, request_id: str, entry: bytes, expires_at: float
+    wire: Wire, *, user_id: int, request_id: str, entry: bytes, expires_at: float
 ) -> None:
     prefix = user_prefix(user_id)
     keys = [hold_key(request_id, prefix), holds_key(prefix)]

@@ -13,7 +13,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.databases import databases
 from core.env import env_bool, env_decimal, env_float, env_int, env_list, env_str
-from core.redis_topology import Sentinels, redis_url_at, sentinel_broker_url
+from core.redis_topology import (
+    Sentinels,
+    parse_addresses,
+    redis_url_at,
+    sentinel_broker_url,
+    url_database,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("GATEWAYZ_VAR_DIR", str(BASE_DIR / "var")))
@@ -158,13 +164,16 @@ try:
         env_str("REDIS_SENTINEL_MASTER", "mymaster"),
         env_str("REDIS_SENTINEL_PASSWORD"),
     )
+    # Or a Redis Cluster (core/redis_cluster.py): some of its nodes, from which every client
+    # learns the rest and which master serves which key.
+    REDIS_CLUSTER_NODES = parse_addresses(env_list("REDIS_CLUSTER_NODES"), "REDIS_CLUSTER_NODES")
 except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from exc
 # Money scripts (credit holds, settlements, journals) are answered only once this many
 # replicas hold them too (Redis' WAIT, once per batch): a failover then loses none of them
 # (core/redis_wire.py, docs/deployment.md). On by default behind Sentinels.
 GATEWAYZ_REDIS_WAIT_REPLICAS = env_int(
-    "GATEWAYZ_REDIS_WAIT_REPLICAS", 1 if REDIS_SENTINELS else 0, minimum=0
+    "GATEWAYZ_REDIS_WAIT_REPLICAS", 1 if REDIS_SENTINELS or REDIS_CLUSTER_NODES else 0, minimum=0
 )
 GATEWAYZ_REDIS_WAIT_MS = env_int("GATEWAYZ_REDIS_WAIT_MS", 100, minimum=1)
 # Groups of credit and limit keys, each under one hash tag (core/redis_groups.py): what a
@@ -175,6 +184,26 @@ if REDIS_SENTINELS and not REDIS_URL:
     raise ImproperlyConfigured(
         "REDIS_SENTINELS needs REDIS_URL for the database and password (redis://:pw@mymaster/0)"
     )
+if REDIS_CLUSTER_NODES:
+    if REDIS_SENTINELS:
+        raise ImproperlyConfigured("REDIS_CLUSTER_NODES and REDIS_SENTINELS: one or the other")
+    if not REDIS_URL or url_database(REDIS_URL):
+        raise ImproperlyConfigured(
+            "REDIS_CLUSTER_NODES needs REDIS_URL (its password) naming database 0, "
+            "a Cluster's only one"
+        )
+    if GATEWAYZ_REDIS_CREDIT_GROUPS < 2:
+        # With one group the keys of one money script are in different slots, which a
+        # Cluster refuses (CROSSSLOT).
+        raise ImproperlyConfigured(
+            "REDIS_CLUSTER_NODES needs GATEWAYZ_REDIS_CREDIT_GROUPS of 2 or more "
+            "(a few per master: docs/deployment.md, Cluster)"
+        )
+    if not env_str("CELERY_BROKER_URL"):
+        raise ImproperlyConfigured(
+            "Celery's broker cannot be a Redis Cluster: set CELERY_BROKER_URL "
+            "(a Redis of its own, a Sentinel set or RabbitMQ)"
+        )
 CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
     CACHES = {
@@ -198,6 +227,8 @@ if REDIS_URL:
             }
         )
         CACHES["default"]["LOCATION"] = redis_url_at(REDIS_URL, REDIS_SENTINELS.master)
+    if REDIS_CLUSTER_NODES:
+        DJANGO_REDIS_CONNECTION_FACTORY = "core.redis_cache.ClusterConnectionFactory"
 else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

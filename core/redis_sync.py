@@ -32,7 +32,14 @@ class _Parser(DefaultParser):  # type: ignore[valid-type,misc]  # a class chosen
     }
 
 
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)  # RedisUnavailable included
+# RedisUnavailable included; on a Cluster, also a slot without a master (CLUSTERDOWN, as
+# during a failover; core.redis_topology makes "no node reachable" a ConnectionError).
+UNREACHABLE = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.SlotNotCoveredError,
+)
 
 
 @cache

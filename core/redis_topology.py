@@ -8,19 +8,24 @@ master demoted by a failover answers writes with READONLY) is dropped, so the ne
 asks again. Every client of the project is made here, so all of them follow a failover:
 the hot path's own (core.redis_wire, which calls `master_address`), redis-py's sync and
 asyncio clients, the cache and Celery's broker (config/settings.py).
+
+Over a Redis Cluster (REDIS_CLUSTER_NODES, its seeds), redis-py's Cluster clients are
+made here too, and the hot path has a wire of its own (core.redis_cluster).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import hiredis
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.sentinel
+import redis.cluster
 import redis.sentinel
 from django.conf import settings
 from redis.connection import parse_url
@@ -38,13 +43,17 @@ class Sentinels:
     def parse(cls, addresses: list[str], master: str, password: str) -> Sentinels | None:
         if not addresses:
             return None
-        pairs = []
-        for address in addresses:
-            host, _, port = address.rpartition(":")
-            if not host or not port.isdigit():
-                raise ValueError(f"REDIS_SENTINELS: {address!r} is not host:port")
-            pairs.append((host.strip("[]"), int(port)))
-        return cls(tuple(pairs), master, password or None)
+        return cls(parse_addresses(addresses, "REDIS_SENTINELS"), master, password or None)
+
+
+def parse_addresses(addresses: list[str], setting: str) -> tuple[tuple[str, int], ...]:
+    pairs = []
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{setting}: {address!r} is not host:port")
+        pairs.append((host.strip("[]"), int(port)))
+    return tuple(pairs)
 
 
 def sentinels() -> Sentinels | None:
@@ -61,8 +70,55 @@ def _credentials(url: str) -> dict[str, Any]:
     }
 
 
+def cluster_seeds() -> tuple[tuple[str, int], ...]:
+    seeds: tuple[tuple[str, int], ...] = settings.REDIS_CLUSTER_NODES
+    return seeds
+
+
+def _cluster_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    credentials = _credentials(url)
+    del credentials["db"]  # a Cluster has database 0 only (checked in settings)
+    parser = options.pop("parser_class", None)
+    if parser is not None:
+        # redis-py's Cluster takes no parser, but takes the class of its connections.
+        options["connection_class"] = type(
+            "ParsedConnection",
+            (redis.connection.Connection,),
+            {"__init__": _parsed_init(parser)},
+        )
+    return {**credentials, **options}
+
+
+def _parsed_init(parser: Any) -> Any:
+    def __init__(self: redis.connection.Connection, **kwargs: Any) -> None:
+        redis.connection.Connection.__init__(self, parser_class=parser, **kwargs)
+
+    return __init__
+
+
+def url_database(url: str) -> int:
+    database: int = _credentials(url)["db"]
+    return database
+
+
 def sync_redis(url: str, **options: Any) -> redis.Redis:
-    """redis-py's client for `url`, through the Sentinels when there are some."""
+    """redis-py's client for `url`, through the Sentinels when there are some, or over the
+    Cluster (typed as one server's: the project uses the commands both have)."""
+    seeds = cluster_seeds()
+    if seeds:
+        # Given as a URL (of the first seed): only then does redis-py build its nodes'
+        # connections from a pool, which takes a connection class.
+        host, port = seeds[0]
+        try:
+            cluster = redis.cluster.RedisCluster(
+                url=redis_url_at(url, f"{host}:{port}").rsplit("/", 1)[0],
+                startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in seeds[1:]],
+                **_cluster_options(url, options),
+            )
+        except redis.exceptions.RedisClusterException as exc:
+            # It asks for the slot map as it is made: no node answered.
+            raise redis.ConnectionError(str(exc)) from exc
+        return cast(redis.Redis, cluster)
     found = sentinels()
     if found is None:
         return redis.Redis.from_url(url, **options)
@@ -75,7 +131,15 @@ def sync_redis(url: str, **options: Any) -> redis.Redis:
 
 
 def async_redis(url: str, **options: Any) -> redis.asyncio.Redis:
-    """redis-py's asyncio client for `url`, through the Sentinels when there are some."""
+    """redis-py's asyncio client for `url`, through the Sentinels when there are some, or
+    over the Cluster."""
+    seeds = cluster_seeds()
+    if seeds:
+        nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in seeds]
+        cluster = redis.asyncio.cluster.RedisCluster(
+            startup_nodes=nodes, **_cluster_options(url, options)
+        )
+        return cast(redis.asyncio.Redis, cluster)
     found = sentinels()
     if found is None:
         return redis.asyncio.Redis.from_url(url, **options)

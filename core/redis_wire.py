@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import hiredis
 from django.conf import settings
@@ -74,6 +74,23 @@ class Endpoint:
             tls,
             unix_path,
         )
+
+
+class Wire(Protocol):
+    """What the hot path asks of its Redis connection: one server's (RedisWire) or a
+    Cluster's (core.redis_cluster.ClusterWire)."""
+
+    async def call(self, *args: Arg, durable: bool = False) -> Any: ...
+
+    def call_now(self, *args: Arg) -> asyncio.Future[Any] | None: ...
+
+    async def evalsha(self, source: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any: ...
+
+    def evalsha_now(
+        self, source: str, keys: Sequence[Arg], args: Sequence[Arg]
+    ) -> asyncio.Future[Any] | None: ...
+
+    async def close(self) -> None: ...
 
 
 class _Protocol(asyncio.Protocol):
@@ -199,6 +216,13 @@ def _after_wait(
     return answered
 
 
+def _retrieved(done: asyncio.Future[Any]) -> None:
+    """A reply nobody awaits (ASKING's): its error, if any, is read so it is not reported
+    as lost; the command after it fails on its own."""
+    if not done.cancelled():
+        done.exception()
+
+
 def _loaded(done: asyncio.Future[Any], protocol: _Protocol, sha: str) -> None:
     """After an EVAL: its script is held by Redis, unless the command failed for good."""
     if done.cancelled():
@@ -223,9 +247,14 @@ class RedisWire:
     each connection (core.redis_topology) and a connection that meets READONLY is dropped.
     """
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 5.0, address: tuple[str, int] | None = None
+    ) -> None:
         self.endpoint = Endpoint.from_url(url)
         self.timeout = timeout
+        # A Cluster's node (core.redis_cluster): this address, not REDIS_URL's or the
+        # Sentinels' master.
+        self.address = address
         replicas = settings.GATEWAYZ_REDIS_WAIT_REPLICAS
         self._wait: tuple[Arg, ...] | None = (
             ("WAIT", replicas, settings.GATEWAYZ_REDIS_WAIT_MS) if replicas else None
@@ -237,10 +266,18 @@ class RedisWire:
         # Checked a few times per timeout, so a stuck reply is noticed soon after it.
         self._watch_every = min(1.0, timeout / 4)
 
-    async def call(self, *args: Arg, durable: bool = False) -> Any:
+    @property
+    def connected(self) -> bool:
+        return self._protocol is not None and self._protocol.lost is None
+
+    async def call(self, *args: Arg, durable: bool = False, asking: bool = False) -> Any:
+        """`asking`: ASKING goes just before the command, adjacent on the connection (a
+        Cluster's slot being migrated, core.redis_cluster)."""
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             protocol = await self._connect()
+        if asking:
+            _send(protocol, ("ASKING",)).add_done_callback(_retrieved)
         return await _send(protocol, args, durable=durable)
 
     def call_now(self, *args: Arg) -> asyncio.Future[Any] | None:
@@ -271,17 +308,20 @@ class RedisWire:
         future.add_done_callback(lambda done: _loaded(done, protocol, sha))
         return future
 
-    async def evalsha(self, source: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+    async def evalsha(
+        self, source: str, keys: Sequence[Arg], args: Sequence[Arg], *, asking: bool = False
+    ) -> Any:
         """Runs a Lua script by its digest, loading it once if Redis does not know it
         (a fresh or restarted Redis)."""
         sha = self._sha(source)
+        command = ("EVALSHA", sha, len(keys), *keys, *args)
         try:
-            reply = await self.call("EVALSHA", sha, len(keys), *keys, *args, durable=True)
+            reply = await self.call(*command, durable=True, asking=asking)
         except hiredis.ReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
             await self.call("SCRIPT", "LOAD", source)
-            reply = await self.call("EVALSHA", sha, len(keys), *keys, *args, durable=True)
+            reply = await self.call(*command, durable=True, asking=asking)
         if self._protocol is not None:
             self._protocol.scripts.add(sha)
         return reply
@@ -293,6 +333,10 @@ class RedisWire:
         return sha
 
     async def close(self) -> None:
+        self.drop()
+
+    def drop(self) -> None:
+        """Closes the connection, without waiting on anything."""
         if self._connecting is not None:
             self._connecting.cancel()
             self._connecting = None
@@ -325,8 +369,13 @@ class RedisWire:
             # The whole set-up is bounded: a server that accepts but never answers AUTH
             # must not hold every request forever.
             async with asyncio.timeout(self.timeout):
-                host, port = await master_address(found) if found else (ep.host, ep.port)
-                if ep.unix_path and not found:
+                if self.address is not None:
+                    host, port = self.address
+                elif found:
+                    host, port = await master_address(found)
+                else:
+                    host, port = ep.host, ep.port
+                if ep.unix_path and not found and self.address is None:
                     _, protocol = await loop.create_unix_connection(_Protocol, ep.unix_path)
                 else:
                     context = ssl.create_default_context() if ep.tls else None
@@ -338,7 +387,7 @@ class RedisWire:
                     await _send(protocol, ("AUTH", *auth))
                 if ep.db:
                     await _send(protocol, ("SELECT", ep.db))
-                if found:
+                if found and self.address is None:
                     # The Sentinels may name a master that has just been demoted (they
                     # learn of a failover a moment apart): only a master will do.
                     role = await _send(protocol, ("ROLE",))

@@ -26,8 +26,9 @@ from typing import Any
 import hiredis
 from django.conf import settings
 
+from core.redis_cluster import hot_wire
 from core.redis_sync import UNREACHABLE, sync_client
-from core.redis_wire import RedisWire, RedisWireError
+from core.redis_wire import RedisWireError
 
 log = logging.getLogger(__name__)
 PREFIX = "gwz:key:"
@@ -42,7 +43,7 @@ class SharedKeyCache:
     by the poller, never per request)."""
 
     def __init__(self, url: str, ttl: int) -> None:
-        self.wire = RedisWire(url, timeout=settings.GATEWAYZ_REDIS_TIMEOUT_SECONDS)
+        self.wire = hot_wire(url, timeout=settings.GATEWAYZ_REDIS_TIMEOUT_SECONDS)
         self.ttl = ttl
 
     async def get(self, digest: str) -> bytes | None:
@@ -63,7 +64,8 @@ class SharedKeyCache:
     async def forget(self, digests: Iterable[str]) -> None:
         names = [_name(digest) for digest in digests]
         if names:
-            await self._all([self.wire.call("DEL", *names)])
+            # One DEL each: on a Cluster the names are in different slots.
+            await self._all(self.wire.call("DEL", name) for name in names)
 
     async def _all(self, calls: Iterable[Awaitable[Any]]) -> None:
         """Best effort: a copy not written is a key not served from Redis during an outage;

@@ -39,7 +39,9 @@ from billing.services import credit_pending_apply
 from billing.usage_spool import UsageSpool
 from billing.usage_writer import usage_batch_apply
 from core.asyncdb import db_call
-from core.redis_wire import RedisWire, RedisWireError
+from core.redis_cluster import ClusterWire
+from core.redis_topology import cluster_seeds
+from core.redis_wire import RedisWire, RedisWireError, Wire
 
 log = logging.getLogger(__name__)
 GROUP = "usage-writers"
@@ -83,9 +85,6 @@ def _entries(raw: list | None) -> list[Entry]:
 
 class UsageConsumer:
     def __init__(self, url: str) -> None:
-        # Its own connection: a blocking read must not hold up the hot path's commands, and
-        # may take BLOCK_MS, so the timeout (a stuck Redis) is longer than that.
-        self.wire = RedisWire(url, timeout=BLOCK_MS / 1000 + 5)
         self.name = f"{socket.gethostname()}-{os.getpid()}"
         self.spool = UsageSpool(settings.GATEWAYZ_USAGE_SPOOL_DIR, socket.gethostname())
         self.spooling = False  # the database write failed: batches go to the spool
@@ -94,11 +93,31 @@ class UsageConsumer:
         self.groups = [_Group.of(prefix) for prefix in credit_prefixes()]
         self._by_stream = {group.stream.encode(): group for group in self.groups}
         self._by_tag = {group.tag: group for group in self.groups}
+        # Its own connections: a blocking read must not hold up the hot path's commands, and
+        # may take BLOCK_MS, so the timeout (a stuck Redis) is longer than that. One server
+        # takes one read over every group's stream; a Cluster cannot (the streams are in
+        # different slots), so there each group is read on its own, on a connection of its
+        # own (a blocking read holds up the commands behind it on its connection).
+        timeout = BLOCK_MS / 1000 + 5
+        seeds = cluster_seeds()
+        self.lanes: list[list[_Group]]
+        self._wires: dict[str, Wire]
+        if seeds:
+            self.lanes = [[group] for group in self.groups]
+            self._wires = {g.tag: ClusterWire(url, seeds, timeout=timeout) for g in self.groups}
+        else:
+            self.lanes = [self.groups]
+            wire = RedisWire(url, timeout=timeout)
+            self._wires = {group.tag: wire for group in self.groups}
 
-    async def _ensure_group(self) -> None:
-        for group in self.groups:
+    def _wire(self, group: _Group) -> Wire:
+        return self._wires[group.tag]
+
+    async def _ensure_group(self, lane: list[_Group]) -> None:
+        for group in lane:
+            create = ("XGROUP", "CREATE", group.stream, GROUP, "0", "MKSTREAM")
             try:
-                await self.wire.call("XGROUP", "CREATE", group.stream, GROUP, "0", "MKSTREAM")
+                await self._wire(group).call(*create)
             except hiredis.ReplyError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -109,7 +128,7 @@ class UsageConsumer:
         dead_letters = group.stream + MALFORMED
         log.error("usage entry %r %s; moved to %s", entry_id, why, dead_letters)
         flat = [part for pair in fields.items() for part in pair]
-        await self.wire.call("XADD", dead_letters, "*", b"id", entry_id, *flat)
+        await self._wire(group).call("XADD", dead_letters, "*", b"id", entry_id, *flat)
 
     async def _apply(
         self, group: _Group, batch: list[tuple[bytes, Fields, bytes]], mirror: bool = False
@@ -156,26 +175,27 @@ class UsageConsumer:
                 return
         ids = [entry_id for entry_id, _ in entries]
         # Sent together, in one write.
+        wire = self._wire(group)
         await asyncio.gather(
-            self.wire.call("XACK", group.stream, GROUP, *ids),
-            self.wire.call("XDEL", group.stream, *ids),
+            wire.call("XACK", group.stream, GROUP, *ids), wire.call("XDEL", group.stream, *ids)
         )
 
     async def _call(self, groups: list[_Group], *command: str | int) -> tuple[Any, list[str]]:
         """The command's reply and, while spooling, the Redis epoch of each group it read,
         all sent in one write, so answered by the same Redis (a restart drops the
         connection)."""
+        wire = self._wire(groups[0])  # a lane's groups share it
         if not self.spooling:
-            return await self.wire.call(*command), [""] * len(groups)
+            return await wire.call(*command), [""] * len(groups)
         epochs = [
             call
             for group in groups
             for call in (
-                self.wire.call("SET", group.epoch, os.urandom(8).hex(), "NX"),
-                self.wire.call("GET", group.epoch),
+                wire.call("SET", group.epoch, os.urandom(8).hex(), "NX"),
+                wire.call("GET", group.epoch),
             )
         ]
-        *answers, reply = await asyncio.gather(*epochs, self.wire.call(*command))
+        *answers, reply = await asyncio.gather(*epochs, wire.call(*command))
         return reply, [epoch.decode() for epoch in answers[1::2]]
 
     async def _read(
@@ -196,14 +216,14 @@ class UsageConsumer:
                 found.append((group, entries, epoch_of[group.stream]))
         return found
 
-    async def _next_batches(self) -> list[tuple[_Group, list[Entry], str]]:
+    async def _next_batches(self, lane: list[_Group]) -> list[tuple[_Group, list[Entry], str]]:
         # Our own unacknowledged entries first (a failed write), then a dead consumer's,
-        # then new ones: with one blocking read over every group's stream.
-        mine = await self._read(self.groups, "0")
+        # then new ones: with one blocking read over every stream of the lane.
+        mine = await self._read(lane, "0")
         if mine:
             return mine
         claimed = []
-        for group in self.groups:
+        for group in lane:
             reply, [epoch] = await self._call(
                 [group],
                 "XAUTOCLAIM",
@@ -219,7 +239,7 @@ class UsageConsumer:
                 claimed.append((group, _entries(reply[1]), epoch))
         if claimed:
             return claimed
-        return await self._read(self.groups, ">", "BLOCK", BLOCK_MS)
+        return await self._read(lane, ">", "BLOCK", BLOCK_MS)
 
     async def _replay(self) -> None:
         """Writes what the spool holds (this process's and any dead one's) to the database,
@@ -244,9 +264,9 @@ class UsageConsumer:
             log.warning("writing usage to the database works again; the spool is replayed")
 
     async def _current_epoch(self, group: _Group) -> str:
+        wire = self._wire(group)
         _, current = await asyncio.gather(
-            self.wire.call("SET", group.epoch, os.urandom(8).hex(), "NX"),
-            self.wire.call("GET", group.epoch),
+            wire.call("SET", group.epoch, os.urandom(8).hex(), "NX"), wire.call("GET", group.epoch)
         )
         return str(current.decode())
 
@@ -311,13 +331,16 @@ class UsageConsumer:
                 self.spool.seal()
 
     async def _consume(self) -> None:
+        await asyncio.gather(*(self._consume_lane(lane) for lane in self.lanes))
+
+    async def _consume_lane(self, lane: list[_Group]) -> None:
         backoff = 0.1
         failing = False
         while True:
             try:
-                await self._ensure_group()
+                await self._ensure_group(lane)
                 while True:
-                    batches = await self._next_batches()
+                    batches = await self._next_batches(lane)
                     for group, entries, epoch in batches:
                         await self._write(group, entries, epoch)
                     if max((len(b[1]) for b in batches), default=0) < BATCH and not self.spooling:
@@ -342,4 +365,5 @@ class UsageConsumer:
                 backoff = min(backoff * 2, REPLAY_BACKOFF_MAX if self.spooling else 30.0)
 
     async def close(self) -> None:
-        await self.wire.close()
+        for wire in dict.fromkeys(self._wires.values()):
+            await wire.close()

@@ -29,7 +29,8 @@ from django.conf import settings
 from billing.stored_responses import stored_chain, stored_delete
 from core.asyncdb import db_call
 from core.errors import GatewayError
-from core.redis_wire import RedisWire, RedisWireError
+from core.redis_cluster import hot_wire
+from core.redis_wire import RedisWireError, Wire
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -58,12 +59,12 @@ class RecentAnswers:
 
     def __init__(self) -> None:
         self.here: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self.wire: RedisWire | None = None
+        self.wire: Wire | None = None
 
-    def _wire(self) -> RedisWire | None:
+    def _wire(self) -> Wire | None:
         if self.wire is None and settings.REDIS_URL:
             timeout = settings.GATEWAYZ_REDIS_TIMEOUT_SECONDS
-            self.wire = RedisWire(settings.REDIS_URL, timeout=timeout)
+            self.wire = hot_wire(settings.REDIS_URL, timeout=timeout)
         return self.wire
 
     def keep(self, response_id: str, record: bytes) -> Awaitable[Any] | None:

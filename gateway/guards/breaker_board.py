@@ -23,8 +23,9 @@ from dataclasses import asdict
 import orjson
 from django.conf import settings
 
+from core.redis_cluster import hot_wire
 from core.redis_link import redis_link
-from core.redis_wire import RedisWire, RedisWireError
+from core.redis_wire import RedisWireError
 from gateway.guards.breaker_rules import (
     CLOSED,
     Breaker,
@@ -67,7 +68,7 @@ class Board:
 
     def __init__(self, redis_url: str = "") -> None:
         timeout = settings.GATEWAYZ_REDIS_TIMEOUT_SECONDS
-        self.wire = RedisWire(redis_url, timeout=timeout) if redis_url else None
+        self.wire = hot_wire(redis_url, timeout=timeout) if redis_url else None
         self.raw: dict[str, bytes] = {}  # troubled deployments only
         self.breakers: dict[str, Breaker] = {}
         self.pending_successes: dict[str, int] = {}

@@ -12,22 +12,19 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 import redis
 
-from billing.models import CreditAccount, RequestLog
-from billing.redis_credit import avail_key, from_pico
+from billing.redis_credit import avail_key
+from tests.support.money_load import Load, ask, assert_money_kept
 from tests.support.production import ROOT
-from tests.support.redis_ha import MASTER, SentinelSet
+from tests.support.redis_ha import MASTER, SentinelSet, running
 
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
 
@@ -36,14 +33,8 @@ INFERENCE_APP = "config.asgi_inference:application"
 
 @pytest.fixture
 def sentinel_set() -> Iterator[SentinelSet]:
-    root = Path(tempfile.mkdtemp(prefix="gatewayz-sentinel-"))
-    redis_set = SentinelSet(root)
-    try:
-        redis_set.up()
-        yield redis_set
-    finally:
-        redis_set.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with running(SentinelSet, "gatewayz-sentinel-") as servers:
+        yield servers
 
 
 def _gateway(own_gateway, redis_set: SentinelSet) -> str:
@@ -56,19 +47,6 @@ def _gateway(own_gateway, redis_set: SentinelSet) -> str:
         REDIS_SENTINELS=redis_set.addresses,
         CELERY_BROKER_URL="memory://",
         GATEWAYZ_REDIS_TIMEOUT_SECONDS="1",
-    )
-
-
-# A request of $0.00001, its hold kept small by max_tokens.
-CHAT = {"model": "test/echo", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
-
-
-def _ask(url: str, key: str, http: httpx.Client | None = None) -> httpx.Response:
-    return (http or httpx).post(  # type: ignore[attr-defined]
-        f"{url}/v1/chat/completions",
-        headers={"authorization": f"Bearer {key}"},
-        json=CHAT,
-        timeout=30,
     )
 
 
@@ -88,7 +66,7 @@ def test_the_gateway_finds_the_master_and_follows_a_failover(
     # the new master.
     deadline = time.monotonic() + 30
     while True:
-        answer = _ask(url, account.key)
+        answer = ask(url, account.key)
         assert answer.status_code == 200, answer.text
         ready = httpx.get(f"{url}/health/readiness", timeout=10).json()
         checks = ready["checks"]
@@ -96,18 +74,9 @@ def test_the_gateway_finds_the_master_and_follows_a_failover(
             break  # the master answers, and credit and limits are back in Redis
         assert time.monotonic() < deadline, ready
         time.sleep(0.3)
-    _ask(url, account.key)
+    ask(url, account.key)
     assert sentinel_set.master().exists(avail_key(account.user.pk))
     assert new != old
-
-
-def _settled(request_ids: set[str], timeout: float = 60) -> dict[str, RequestLog]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = {r.request_id: r for r in RequestLog.objects.filter(request_id__in=request_ids)}
-        if len(found) == len(request_ids) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
 
 
 def test_a_master_killed_mid_load_keeps_the_money(sentinel_set, own_gateway, make_account):
@@ -116,63 +85,16 @@ def test_a_master_killed_mid_load_keeps_the_money(sentinel_set, own_gateway, mak
     # out around the kill, during the failover and after it; the last never does.
     credits = [Decimal("0.003"), Decimal("0.005"), Decimal("0.008"), Decimal("1")]
     accounts = [make_account(credit=credit) for credit in credits]
-    answered: list[tuple[int, str, Decimal]] = []  # (account, request id, cost told)
-    refused: list[int] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def load(which: int) -> None:
-        with httpx.Client(timeout=30) as http:
-            while not stop.is_set():
-                answer = _ask(url, accounts[which].key, http)
-                with lock:
-                    if answer.status_code == 200:
-                        cost = Decimal(answer.headers["x-gatewayz-cost"])
-                        answered.append((which, answer.headers["x-request-id"], cost))
-                    else:
-                        assert answer.status_code in {402, 429, 503}, answer.text
-                        refused.append(answer.status_code)
-
-    threads = [threading.Thread(target=load, args=(i % 4,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    try:
+    with Load(url, accounts, clients=[i % 4 for i in range(8)]) as load:
         time.sleep(2)
-        before = len(answered)
+        before = len(load.answered)
         old = sentinel_set.kill_master()
         sentinel_set.wait_failover(old)
         time.sleep(4)  # load on the new master
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(60)
-    assert before > 20 and len(answered) > before + 20, (before, len(answered))
-
-    # Every answered request is recorded once, at the cost the client was told.
-    told = {request_id: cost for _, request_id, cost in answered}
-    assert len(told) == len(answered)
-    logged = _settled(set(told))
-    missing = set(told) - set(logged)
-    assert not missing, f"{len(missing)} answered requests never recorded"
-    for request_id, row in logged.items():
-        assert row.status == 200 and row.cost == told[request_id], request_id
+    assert before > 20 and len(load.answered) > before + 20, (before, len(load.answered))
 
     master = sentinel_set.master()
-    for which, account in enumerate(accounts):
-        spent = sum((cost for w, _, cost in answered if w == which), Decimal(0))
-        row = CreditAccount.objects.get(user=account.user)
-        # The database's balance is the credit less what was recorded, and never below 0.
-        assert row.balance == credits[which] - spent
-        assert row.balance >= 0, f"account {which} overspent by {-row.balance}"
-        # The new master's balance agrees once the changes made meanwhile are mirrored
-        # (the gateway does it as it finds Redis again).
-        deadline = time.monotonic() + 30
-        while True:
-            live = master.get(avail_key(account.user.pk))
-            if live is not None and from_pico(live) == row.balance:
-                break
-            assert time.monotonic() < deadline, (which, live, row.balance)
-            time.sleep(0.5)
+    assert_money_kept(load, credits, lambda user_id: master.get(avail_key(user_id)))
 
 
 def test_the_cache_and_celerys_broker_find_the_master_too(sentinel_set):

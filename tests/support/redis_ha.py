@@ -6,11 +6,15 @@ replica in sync)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import redis
 
@@ -32,6 +36,55 @@ def _until(check: Callable[[], object], what: str, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+class _Servers(Protocol):
+    def __init__(self, root: Path) -> None: ...
+    def up(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+Servers = TypeVar("Servers", bound=_Servers)
+
+
+@contextmanager
+def running(kind: type[Servers], prefix: str) -> Iterator[Servers]:
+    """A set of servers (SentinelSet, ClusterSet) up in a folder of its own, for a test;
+    stopped and the folder removed after it."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    servers = kind(root)
+    try:
+        servers.up()
+        yield servers
+    finally:
+        servers.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def redis_server_args(port: int, folder: Path, *extra: str) -> list[str]:
+    """A `redis-server` on loopback as production runs it: AOF fsynced every second, no
+    eviction; its files and log in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(folder),
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--maxmemory-policy",
+        "noeviction",
+        "--logfile",
+        str(folder / "redis.log"),
+        *extra,
+    ]
+
+
 class SentinelSet:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -41,34 +94,10 @@ class SentinelSet:
     # --- servers -------------------------------------------------------------------------
     def _server(self, port: int, *extra: str) -> None:
         folder = self.root / f"redis-{port}"
-        folder.mkdir(parents=True, exist_ok=True)
-        args = [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(folder),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--maxmemory-policy",
-            "noeviction",
-            # A master cut off from its replicas stops taking writes within 10 s, so a
-            # partitioned old master cannot take money the new one never hears of.
-            "--min-replicas-to-write",
-            "1",
-            "--min-replicas-max-lag",
-            "10",
-            "--logfile",
-            str(folder / "redis.log"),
-            *extra,
-        ]
-        self.servers[port] = subprocess.Popen(args)
+        # A master cut off from its replicas stops taking writes within 10 s, so a
+        # partitioned old master cannot take money the new one never hears of.
+        fencing = ("--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
+        self.servers[port] = subprocess.Popen(redis_server_args(port, folder, *fencing, *extra))
         client = redis.Redis(port=port, socket_timeout=2)
         _until(lambda: client.ping(), f"redis on {port}")
 
