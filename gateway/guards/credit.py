@@ -207,24 +207,36 @@ class RedisCreditGate:
 
     async def _recover(self) -> None:
         """While Redis is unreachable: tries it every second; once it answers, mirrors the
-        balance changes made meanwhile, and only then goes back to it."""
-        while not redis_link.up:
-            await asyncio.sleep(RECOVERY_PROBE_SECONDS)
-            try:
-                await self.redis.ping()
-                mirrored = await db_call(credit_pending_apply)
-            except Exception as exc:
-                log.debug("Redis still unreachable: %s", exc)
+        balance changes made meanwhile, and only then goes back to it. Runs until Redis
+        holds every change: lost again meanwhile (a master answering NOREPLICAS while its
+        replicas resync after a failover), it goes back to trying, so a process whose
+        traffic has stopped does not stay on the database with changes unmirrored."""
+        while True:
+            while not redis_link.up:
+                await asyncio.sleep(RECOVERY_PROBE_SECONDS)
+                try:
+                    await self.redis.ping()
+                    mirrored = await db_call(credit_pending_apply)
+                except Exception as exc:
+                    log.debug("Redis still unreachable: %s", exc)
+                    continue
+                log.info("mirrored %d balance changes into Redis", mirrored)
+                redis_link.restored()
+            # Settlements already on their way to the database when Redis came back record
+            # their changes a moment later: mirror those too (beat also does, every minute).
+            await asyncio.sleep(RECOVERY_PROBE_SECONDS * 5)
+            if not redis_link.up:
                 continue
-            log.info("mirrored %d balance changes into Redis", mirrored)
-            redis_link.restored()
-        # Settlements already on their way to the database when Redis came back record
-        # their changes a moment later: mirror those too (beat also does, every minute).
-        await asyncio.sleep(RECOVERY_PROBE_SECONDS * 5)
-        try:
-            await db_call(credit_pending_apply)
-        except Exception:
-            log.exception("mirroring balance changes into Redis failed; beat will retry")
+            try:
+                await db_call(credit_pending_apply)
+            except UNREACHABLE as exc:
+                # Redis' `avail` lacks charges the database has: serving on it could let a
+                # customer spend them again. Back to the database until they are in.
+                redis_link.lost(exc)
+                continue
+            except Exception:
+                log.exception("mirroring balance changes into Redis failed; beat will retry")
+            return
 
     async def close(self) -> None:
         if self._recovery is not None:

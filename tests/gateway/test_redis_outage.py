@@ -171,3 +171,41 @@ def test_redis_fails_under_traffic_and_comes_back(own_gateway, make_account, own
     assert not CreditHold.objects.filter(user=account.user).exists()
     assert client.zcard(HOLDS) == 0
     assert from_pico(client.get(avail_key(account.user.pk))) == balance
+
+
+def test_redis_lost_again_as_it_comes_back_is_found_again_without_traffic(
+    own_gateway, make_account, own_redis
+):
+    """Lost again in the moments after the gateway went back to it (a new master answering
+    NOREPLICAS while its replicas resync, say), then no more requests: the gateway still
+    finds Redis by itself and mirrors what it charged meanwhile, rather than waiting on the
+    database for the next request to start looking."""
+    gateway = own_gateway(
+        REDIS_URL=own_redis.url,
+        CELERY_BROKER_URL=own_redis.url,
+        GATEWAYZ_REDIS_TIMEOUT_SECONDS="0.5",
+    )
+    account = make_account(credit=Decimal("1"))
+
+    def on_redis() -> bool:
+        return bool(_ready(gateway)["checks"]["limits"]["status"] == "ok")
+
+    with httpx.Client(timeout=30) as client:
+        assert _ask(client, gateway, account.key, 1).status_code == 200
+        own_redis.kill()
+        assert _ask(client, gateway, account.key, 2).status_code == 200  # on the database
+        own_redis.start()
+        _wait_for(on_redis, "back on Redis")
+        own_redis.kill()
+        assert _ask(client, gateway, account.key, 4).status_code == 200  # sees it gone
+        assert not on_redis()
+        own_redis.start()
+    _wait_for(on_redis, "back on Redis with no request to start it")
+    balance = CreditAccount.objects.get(user=account.user).balance
+    assert balance < Decimal("1")
+
+    def agrees() -> bool:
+        live = own_redis.client().get(avail_key(account.user.pk))
+        return live is not None and from_pico(live) == balance
+
+    _wait_for(agrees, "Redis' balance equal to the database's")
