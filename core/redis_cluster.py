@@ -209,20 +209,30 @@ class ClusterWire:
     def _followed(
         self, sent: asyncio.Future[Any], key: Arg | None, send: Send
     ) -> asyncio.Future[Any]:
-        """`sent`'s reply, or, if Redis redirected it, the redirected command's."""
+        """`sent`'s reply, or, if Redis redirected it, the redirected command's. Callbacks,
+        not a task: a task per call would cost every settlement; one is made only to
+        follow a redirection."""
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
-        async def reply() -> Any:
-            try:
-                return await sent
-            except hiredis.ReplyError as exc:
-                if not _rerouted(exc):
-                    raise
-                return await self._routed(key, send, first=exc)
-            except RedisWireError:
-                self._slots = None
-                raise
+        def replied(done: asyncio.Future[Any]) -> None:
+            if answer.done():
+                return
+            if done.cancelled():
+                answer.cancel()
+                return
+            error = done.exception()
+            if error is None:
+                answer.set_result(done.result())
+            elif isinstance(error, hiredis.ReplyError) and _rerouted(error):
+                again = asyncio.ensure_future(self._routed(key, send, first=error))
+                again.add_done_callback(lambda followed: _pass_on(followed, answer))
+            else:
+                if isinstance(error, RedisWireError):
+                    self._slots = None
+                answer.set_exception(error)
 
-        return asyncio.ensure_future(reply())
+        sent.add_done_callback(replied)
+        return answer
 
     def _connected_node(self, key: Arg | None) -> RedisWire | None:
         """The key's master if the map is known and its connection is open (the `_now`
@@ -292,6 +302,18 @@ class ClusterWire:
                 return slots
             errors.append(f"{address[0]}:{address[1]}: not every slot has a master")
         raise RedisWireError("Redis Cluster: no node gave the slot map (" + "; ".join(errors) + ")")
+
+
+def _pass_on(done: asyncio.Future[Any], answer: asyncio.Future[Any]) -> None:
+    if answer.done():
+        if not done.cancelled():
+            done.exception()  # retrieved: nobody waits for it any more
+    elif done.cancelled():
+        answer.cancel()
+    elif (error := done.exception()) is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(done.result())
 
 
 def _slot_map(reply: list[Any], asked: Address) -> list[Address] | None:
