@@ -21,7 +21,6 @@ again on the next call, which finds the replica promoted in the master's place.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -30,8 +29,6 @@ from redis.crc import key_slot
 
 from core.redis_topology import cluster_seeds
 from core.redis_wire import Arg, Endpoint, RedisWire, RedisWireError, Wire
-
-log = logging.getLogger(__name__)
 
 SLOTS = 16384
 REDIRECTS = 5  # MOVED/ASK followed at most this many times for one command
