@@ -168,6 +168,32 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def redis_server_args(port: int, folder: Path, *extra: str) -> list[str]:
+    """A `redis-server` on loopback as production runs it: AOF fsynced every second, no
+    eviction; its files and log (`redis.log`) in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(folder),
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--maxmemory-policy",
+        "noeviction",
+        "--logfile",
+        str(folder / "redis.log"),
+        *extra,
+    ]
+
+
 class OwnRedis:
     """A redis-server with an append-only file (as docker-compose runs it: `appendonly yes`,
     fsync every second) in `root`. `kill()` is SIGKILL; `up()` restarts it from its AOF;
@@ -185,25 +211,7 @@ class OwnRedis:
     def up(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--maxmemory-policy",
-                "noeviction",
-                "--dir",
-                str(self.root),
-                "--logfile",
-                str(self.log),
-            ],
+            redis_server_args(self.port, self.root),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

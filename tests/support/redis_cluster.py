@@ -14,7 +14,8 @@ from pathlib import Path
 
 import redis
 
-from tests.support.redis_ha import _until, redis_server_args
+from bench.chaos.services import redis_server_args
+from tests.support.redis_ha import _until
 
 # Short, so a killed master's replica takes over in seconds; not shorter, or a node slowed
 # by a busy machine is taken for dead.

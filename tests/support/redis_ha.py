@@ -18,6 +18,7 @@ from typing import Protocol, TypeVar
 
 import redis
 
+from bench.chaos.services import redis_server_args
 from tests.support.servers import free_port
 
 MASTER = "mymaster"
@@ -57,32 +58,6 @@ def running(kind: type[Servers], prefix: str) -> Iterator[Servers]:
     finally:
         servers.stop()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def redis_server_args(port: int, folder: Path, *extra: str) -> list[str]:
-    """A `redis-server` on loopback as production runs it: AOF fsynced every second, no
-    eviction; its files and log in `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    return [
-        "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(folder),
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--maxmemory-policy",
-        "noeviction",
-        "--logfile",
-        str(folder / "redis.log"),
-        *extra,
-    ]
 
 
 class SentinelSet:
