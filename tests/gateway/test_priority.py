@@ -66,9 +66,13 @@ def test_waiting_requests_are_served_by_priority_not_arrival(one_slot_gateway, m
         )
     ]
     time.sleep(0.3)  # the slot is taken; now low queues, then high
-    threads.append(_in_thread(results, "low", lambda: _post(one_slot_gateway, low.key)))
+    # Each takes 0.2 s once served, so the order they are served in is the order their
+    # clients hear back, by a margin no thread scheduling can turn over (an instant answer
+    # each had them heard a millisecond apart, either way round).
+    queued = '!mock {"delay": 0.2}'
+    threads.append(_in_thread(results, "low", lambda: _post(one_slot_gateway, low.key, queued)))
     time.sleep(0.2)
-    threads.append(_in_thread(results, "high", lambda: _post(one_slot_gateway, high.key)))
+    threads.append(_in_thread(results, "high", lambda: _post(one_slot_gateway, high.key, queued)))
     for thread in threads:
         thread.join()
 
