@@ -105,15 +105,12 @@ class ClusterWire:
         )
 
     def call_now(self, *args: Arg) -> asyncio.Future[Any] | None:
-        node = self._connected_node(command_key(args))
+        key = command_key(args)
+        node = self._connected_node(key)
         sent = node.call_now(*args) if node is not None else None
         if sent is None:
             return None
-        return self._followed(
-            sent,
-            command_key(args),
-            lambda node, asking: node.call(*args, asking=asking),
-        )
+        return self._followed(sent, key, lambda node, asking: node.call(*args, asking=asking))
 
     async def evalsha(self, source: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         return await self._routed(

@@ -39,9 +39,9 @@ from billing.services import credit_pending_apply
 from billing.usage_spool import UsageSpool
 from billing.usage_writer import usage_batch_apply
 from core.asyncdb import db_call
-from core.redis_cluster import ClusterWire
+from core.redis_cluster import hot_wire
 from core.redis_topology import cluster_seeds
-from core.redis_wire import RedisWire, RedisWireError, Wire
+from core.redis_wire import RedisWireError, Wire
 
 log = logging.getLogger(__name__)
 GROUP = "usage-writers"
@@ -99,16 +99,11 @@ class UsageConsumer:
         # different slots), so there each group is read on its own, on a connection of its
         # own (a blocking read holds up the commands behind it on its connection).
         timeout = BLOCK_MS / 1000 + 5
-        seeds = cluster_seeds()
-        self.lanes: list[list[_Group]]
-        self._wires: dict[str, Wire]
-        if seeds:
-            self.lanes = [[group] for group in self.groups]
-            self._wires = {g.tag: ClusterWire(url, seeds, timeout=timeout) for g in self.groups}
-        else:
-            self.lanes = [self.groups]
-            wire = RedisWire(url, timeout=timeout)
-            self._wires = {group.tag: wire for group in self.groups}
+        self.lanes = [[group] for group in self.groups] if cluster_seeds() else [self.groups]
+        self._wires: dict[str, Wire] = {}
+        for lane in self.lanes:
+            wire = hot_wire(url, timeout=timeout)
+            self._wires.update((group.tag, wire) for group in lane)
 
     def _wire(self, group: _Group) -> Wire:
         return self._wires[group.tag]
